@@ -1,0 +1,117 @@
+//! The one narrow I/O interface of the engine.
+//!
+//! Every file and directory operation keeper performs on its data goes through [`Storage`], so
+//! crash and fault tests can swap the real file system ([`OsStorage`]) for a simulated one that
+//! keeps separate *live* and *durable* images and injects faults.
+//!
+//! Contract (the media assumptions of DESIGN.md):
+//! - bytes written are durable only after [`WritableFile::sync_data`] returns `Ok`;
+//! - a created, renamed or removed directory entry is durable only after [`Storage::sync_dir`]
+//!   on its parent returns `Ok`;
+//! - an error from `sync_data` or `sync_dir` is final: the caller must not retry and trust the
+//!   result (Linux may have dropped the dirty pages already).
+
+mod os;
+
+use std::io;
+use std::ops::Deref;
+use std::path::Path;
+use std::sync::Arc;
+
+pub use os::OsStorage;
+
+use crate::error::Result;
+
+/// File and directory operations, as the engine needs them.
+pub trait Storage: Send + Sync + std::fmt::Debug {
+    /// Creates (or truncates) `path` for writing.
+    fn create(&self, path: &Path) -> Result<Box<dyn WritableFile>>;
+    /// Opens `path` for appending, creating it if missing.
+    fn open_append(&self, path: &Path) -> Result<Box<dyn WritableFile>>;
+    /// The whole content of `path` as one read-only view (memory-mapped where possible).
+    fn read_all(&self, path: &Path) -> Result<FileView>;
+    /// A streaming reader over `path`.
+    fn open_read(&self, path: &Path) -> Result<Box<dyn io::Read + Send>>;
+    /// Length of `path` in bytes, `None` if it does not exist.
+    fn len(&self, path: &Path) -> Result<Option<u64>>;
+    /// Atomically renames `from` to `to`, replacing `to`.
+    fn rename(&self, from: &Path, to: &Path) -> Result<()>;
+    /// Removes the file `path`.
+    fn remove(&self, path: &Path) -> Result<()>;
+    /// Truncates `path` to `len` bytes.
+    fn truncate(&self, path: &Path, len: u64) -> Result<()>;
+    /// Creates `dir` and its parents.
+    fn create_dir_all(&self, dir: &Path) -> Result<()>;
+    /// Makes the directory entries of `dir` durable.
+    fn sync_dir(&self, dir: &Path) -> Result<()>;
+    /// Names of the entries of `dir`, sorted.
+    fn list(&self, dir: &Path) -> Result<Vec<String>>;
+    /// Free bytes available to this process on the file system holding `dir`.
+    fn available_space(&self, dir: &Path) -> Result<u64>;
+}
+
+/// A file open for writing.
+pub trait WritableFile: Send {
+    /// Writes all of `buf` at the end of what was written so far.
+    fn write_all(&mut self, buf: &[u8]) -> Result<()>;
+    /// Makes every byte written so far durable (`fdatasync`).
+    fn sync_data(&mut self) -> Result<()>;
+    /// Bytes in the file (as the process sees it).
+    fn len(&self) -> u64;
+}
+
+/// Read-only bytes of a whole file: a memory map, or owned bytes.
+#[derive(Debug, Clone)]
+pub struct FileView(ViewInner);
+
+#[derive(Debug, Clone)]
+enum ViewInner {
+    Mapped(Arc<memmap2::Mmap>),
+    Owned(Arc<[u8]>),
+}
+
+impl FileView {
+    /// A view over owned bytes.
+    pub fn from_vec(bytes: Vec<u8>) -> Self {
+        FileView(ViewInner::Owned(bytes.into()))
+    }
+}
+
+impl Deref for FileView {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match &self.0 {
+            ViewInner::Mapped(map) => map,
+            ViewInner::Owned(bytes) => bytes,
+        }
+    }
+}
+
+/// Publishes `path` atomically: writes a temp file beside it with `fill`, syncs it, renames it
+/// over `path` and syncs the directory. A crash at any step leaves either the old file or the
+/// new one, never a mix; on error the temp file is removed and `path` is untouched.
+pub fn publish_atomically(
+    storage: &dyn Storage,
+    path: &Path,
+    fill: impl FnOnce(&mut dyn WritableFile) -> Result<()>,
+) -> Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    let temp = dir.join(format!("temp-{}-{}", std::process::id(), name));
+    let result = (|| {
+        let mut file = storage.create(&temp)?;
+        fill(file.as_mut())?;
+        file.sync_data()?;
+        drop(file);
+        storage.rename(&temp, path)?;
+        storage.sync_dir(dir)
+    })();
+    if result.is_err() {
+        // Best effort: the temp file is garbage either way, and the original error matters.
+        let _ = storage.remove(&temp);
+    }
+    result
+}
