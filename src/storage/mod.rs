@@ -99,7 +99,10 @@ pub fn publish_atomically(
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
     let temp = dir.join(format!("temp-{}-{}", std::process::id(), name));
     let result = (|| {
         let mut file = storage.create(&temp)?;

@@ -159,7 +159,10 @@ mod tests {
         let err = publish_atomically(&storage, &path, |_| Err(Error::corrupt(0, "boom")));
         assert!(err.is_err());
         assert_eq!(&*storage.read_all(&path).unwrap(), b"two");
-        assert_eq!(storage.list(dir.path()).unwrap(), vec!["dump.rdb".to_string()]);
+        assert_eq!(
+            storage.list(dir.path()).unwrap(),
+            vec!["dump.rdb".to_string()]
+        );
     }
 
     #[test]

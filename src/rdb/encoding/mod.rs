@@ -77,7 +77,9 @@ pub fn parse_canonical_i64(bytes: &[u8]) -> Option<i64> {
         if !b.is_ascii_digit() {
             return None;
         }
-        magnitude = magnitude.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
+        magnitude = magnitude
+            .checked_mul(10)?
+            .checked_add(u64::from(b - b'0'))?;
     }
     if negative {
         if magnitude > i64::MAX as u64 + 1 {

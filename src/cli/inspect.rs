@@ -1,0 +1,87 @@
+//! `keeper inspect [--format json|resp|summary] FILE`.
+
+use std::io::{self, BufWriter, Write};
+use std::path::Path;
+
+use keeper::aof::rewrite::entry_commands;
+use keeper::rdb::{Event, Reader};
+use keeper::resp::write_command;
+use keeper::{Error, OsStorage, Result, Storage};
+
+use super::progress::Progress;
+use super::{Format, json};
+
+pub fn run(path: &Path, format: Format) -> Result<()> {
+    let view = OsStorage.read_all(path)?;
+    let progress = Progress::new(view.len() as u64);
+    let mut reader = Reader::from_slice(view).map_err(|e| e.with_file(path))?;
+    let stdout = io::stdout();
+    let mut out = BufWriter::with_capacity(1 << 20, stdout.lock());
+    let mut resp = Vec::new();
+    let mut selected_db = None;
+    let mut n = 0u64;
+    let write_err = |e: io::Error| Error::Io {
+        path: None,
+        op: "write to stdout",
+        source: e,
+    };
+    while let Some(event) = reader.next_event().map_err(|e| e.with_file(path))? {
+        n += 1;
+        if n % 4096 == 0 {
+            progress.set(reader.position());
+        }
+        match (format, event) {
+            (Format::Json, Event::Function(code)) => {
+                writeln!(
+                    out,
+                    "{}",
+                    serde_json::json!({ "function": json::bytes(&code) })
+                )
+                .map_err(write_err)?;
+            }
+            (Format::Json, Event::Entry(entry)) => {
+                writeln!(out, "{}", json::entry(&entry)).map_err(write_err)?;
+            }
+            (Format::Resp, Event::Function(code)) => {
+                resp.clear();
+                write_command(&mut resp, &[&b"FUNCTION"[..], b"LOAD", &code]);
+                out.write_all(&resp).map_err(write_err)?;
+            }
+            (Format::Resp, Event::Entry(entry)) => {
+                resp.clear();
+                if selected_db != Some(entry.db) {
+                    write_command(
+                        &mut resp,
+                        &[b"SELECT".to_vec(), entry.db.to_string().into_bytes()],
+                    );
+                    selected_db = Some(entry.db);
+                }
+                let result = entry_commands(&entry, &mut |cmd| write_command(&mut resp, &cmd));
+                if let Err(why) = result {
+                    eprintln!(
+                        "skipping key {:?}: {why}",
+                        String::from_utf8_lossy(&entry.key)
+                    );
+                }
+                out.write_all(&resp).map_err(write_err)?;
+            }
+            (Format::Summary, Event::Entry(entry)) => {
+                writeln!(
+                    out,
+                    "db={} key={:?} type={} len={} expire_at_ms={}",
+                    entry.db,
+                    String::from_utf8_lossy(&entry.key),
+                    entry.value.type_name(),
+                    entry.value.len(),
+                    entry
+                        .expire_at_ms
+                        .map_or("none".to_string(), |t| t.to_string()),
+                )
+                .map_err(write_err)?;
+            }
+            _ => {}
+        }
+    }
+    progress.finish();
+    out.flush().map_err(write_err)
+}

@@ -1,0 +1,1163 @@
+//! The streaming RDB reader.
+//!
+//! [`Reader::next_event`] yields one [`Event`] at a time (AUX fields, database switches, function
+//! libraries, module AUX data, entries), holding only the entry being decoded in memory. It reads
+//! every `REDIS`-magic version 1–12 and Valkey's `VALKEY080`/`VALKEY081`, every opcode and every
+//! value encoding of `shared/redis-formats.md` §1.
+//!
+//! Hostile input: every length is checked against the bytes that remain (when known) before
+//! anything is allocated for it, element counts only bound capacity hints, blobs are validated
+//! before use (see [`super::encoding`]), and every error names the byte offset where the damage
+//! was found.
+
+use std::collections::HashSet;
+
+use bytes::Bytes;
+
+use super::encoding::{BlobError, Elem, intset, listpack, lzf, ziplist, zipmap};
+use super::source::{SliceSource, Source, StreamSource};
+use super::writer::{write_len, write_raw_string};
+use super::{Family, MAX_REDIS_VERSION, opcode, rdb_type};
+use crate::error::{Error, Result};
+use crate::model::{
+    Consumer, ConsumerGroup, Entry, HashField, ModuleValue, PendingEntry, Stream, StreamEntry,
+    StreamId, Value, module_type_name,
+};
+
+/// One thing read from an RDB file, in file order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// An AUX field (`redis-ver`, `ctime`, `repl-id`, …). Unknown keys are passed on, not errors.
+    Aux { key: Bytes, value: Bytes },
+    /// The following entries belong to database `0`.
+    SelectDb(u32),
+    /// Size hints of the current database.
+    ResizeDb { db_size: u64, expires_size: u64 },
+    /// Redis 7.4+ cluster slot size hints.
+    SlotInfo {
+        slot: u64,
+        size: u64,
+        expires_size: u64,
+    },
+    /// A function library's source code (`#!lua name=…`).
+    Function(Bytes),
+    /// Module AUX data, kept opaque. `when` is 1 (before keys) or 2 (after keys).
+    ModuleAux {
+        module_id: u64,
+        when: u64,
+        body: Bytes,
+    },
+    /// A key with its value.
+    Entry(Entry),
+}
+
+/// What the trailer said about the file's integrity, known once the EOF opcode was read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Checksum {
+    /// The stored CRC-64 matched the content.
+    Verified(u64),
+    /// The writer stored 0: saved with `rdbchecksum no`, nothing to verify.
+    NotStored,
+    /// RDB versions before 5 have no checksum.
+    NotInVersion,
+}
+
+/// Streaming RDB reader over a [`Source`].
+pub struct Reader<S> {
+    src: S,
+    version: u32,
+    family: Family,
+    db: u32,
+    /// Decompressed blobs live here while they are decoded.
+    scratch: Vec<u8>,
+    /// Prefixes of the next key (expiry, LRU, LFU) seen before its type byte.
+    expire_at_ms: Option<i64>,
+    lru_idle_secs: Option<u64>,
+    lfu_freq: Option<u8>,
+    checksum: Option<Checksum>,
+    empty_keys_skipped: u64,
+}
+
+impl<B: std::ops::Deref<Target = [u8]>> Reader<SliceSource<B>> {
+    /// A reader over bytes in memory (a memory-mapped file, a `Vec`, a slice).
+    pub fn from_slice(data: B) -> Result<Self> {
+        Reader::new(SliceSource::new(data))
+    }
+}
+
+impl<R: std::io::Read> Reader<StreamSource<R>> {
+    /// A reader over a byte stream (a socket, a decompressor, a pipe).
+    pub fn from_reader(stream: R) -> Result<Self> {
+        Reader::new(StreamSource::new(stream))
+    }
+}
+
+impl<S: Source> Reader<S> {
+    /// Reads and checks the magic and version.
+    pub fn new(mut src: S) -> Result<Self> {
+        let header = src
+            .take(9)
+            .map_err(|_| Error::corrupt(0, "not an RDB file: shorter than the 9-byte header"))?;
+        let (family, digits) = if &header[..5] == b"REDIS" {
+            (Family::Redis, &header[5..9])
+        } else if &header[..6] == b"VALKEY" {
+            (Family::Valkey, &header[6..9])
+        } else {
+            return Err(Error::corrupt(
+                0,
+                format!(
+                    "wrong signature: not an RDB file (starts with {:?})",
+                    String::from_utf8_lossy(&header[..5])
+                ),
+            ));
+        };
+        let version = std::str::from_utf8(digits)
+            .ok()
+            .filter(|d| d.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|d| d.parse::<u32>().ok())
+            .ok_or_else(|| Error::corrupt(5, "RDB version is not a number"))?;
+        let supported = match family {
+            Family::Redis => (1..=MAX_REDIS_VERSION).contains(&version),
+            Family::Valkey => (80..=81).contains(&version),
+        };
+        if !supported {
+            return Err(Error::Unsupported {
+                file: None,
+                offset: Some(5),
+                what: format!(
+                    "RDB version {version} ({}); keeper reads REDIS versions 1-{MAX_REDIS_VERSION} and VALKEY 80-81",
+                    match family {
+                        Family::Redis => "REDIS magic",
+                        Family::Valkey => "VALKEY magic",
+                    }
+                ),
+            });
+        }
+        Ok(Reader {
+            src,
+            version,
+            family,
+            db: 0,
+            scratch: Vec::new(),
+            expire_at_ms: None,
+            lru_idle_secs: None,
+            lfu_freq: None,
+            checksum: None,
+            empty_keys_skipped: 0,
+        })
+    }
+
+    /// The RDB version number from the header.
+    pub fn version(&self) -> u32 {
+        self.version
+    }
+
+    /// Whether the file follows Redis's or Valkey's numbering.
+    pub fn family(&self) -> Family {
+        self.family
+    }
+
+    /// Bytes consumed so far.
+    pub fn position(&self) -> u64 {
+        self.src.position()
+    }
+
+    /// The trailer's verdict, once the end was reached.
+    pub fn checksum(&self) -> Option<Checksum> {
+        self.checksum
+    }
+
+    /// Keys skipped because their collection was empty (Redis skips them on load too).
+    pub fn empty_keys_skipped(&self) -> u64 {
+        self.empty_keys_skipped
+    }
+
+    /// The source, e.g. to read what follows the RDB in an AOF preamble file.
+    pub fn into_source(self) -> S {
+        self.src
+    }
+
+    /// The next event, or `None` after the EOF opcode and a valid checksum.
+    pub fn next_event(&mut self) -> Result<Option<Event>> {
+        if self.checksum.is_some() {
+            return Ok(None);
+        }
+        loop {
+            let at = self.src.position();
+            let code = self.u8()?;
+            match code {
+                opcode::EXPIRETIME_MS => {
+                    let raw = self.u64_le()?;
+                    self.expire_at_ms = Some(raw as i64);
+                }
+                opcode::EXPIRETIME => {
+                    let secs = i32::from_le_bytes(self.array::<4>()?);
+                    self.expire_at_ms = Some(i64::from(secs) * 1000);
+                }
+                opcode::IDLE => self.lru_idle_secs = Some(self.len()?),
+                opcode::FREQ => self.lfu_freq = Some(self.u8()?),
+                opcode::SELECTDB => {
+                    let db = self.len()?;
+                    self.db = u32::try_from(db).map_err(|_| {
+                        Error::corrupt(at, format!("database index {db} out of range"))
+                    })?;
+                    return Ok(Some(Event::SelectDb(self.db)));
+                }
+                opcode::RESIZEDB => {
+                    let db_size = self.len()?;
+                    let expires_size = self.len()?;
+                    return Ok(Some(Event::ResizeDb {
+                        db_size,
+                        expires_size,
+                    }));
+                }
+                opcode::AUX => {
+                    let key = self.string()?;
+                    let value = self.string()?;
+                    return Ok(Some(Event::Aux { key, value }));
+                }
+                opcode::MODULE_AUX => {
+                    let module_id = self.len()?;
+                    let when_opcode = self.len()?;
+                    if when_opcode != 2 {
+                        return Err(Error::corrupt(
+                            at,
+                            format!(
+                                "module AUX of '{}': 'when' has opcode {when_opcode}, expected 2",
+                                module_type_name(module_id)
+                            ),
+                        ));
+                    }
+                    let when = self.len()?;
+                    let body = self.module_body()?;
+                    return Ok(Some(Event::ModuleAux {
+                        module_id,
+                        when,
+                        body,
+                    }));
+                }
+                opcode::FUNCTION2 => return Ok(Some(Event::Function(self.string()?))),
+                opcode::FUNCTION_PRE_GA => {
+                    return Err(Error::Unsupported {
+                        file: None,
+                        offset: Some(at),
+                        what: "pre-release function format (Redis 7.0 release candidates)".into(),
+                    });
+                }
+                opcode::SLOT_INFO if self.family == Family::Redis && self.version >= 12 => {
+                    let slot = self.len()?;
+                    let size = self.len()?;
+                    let expires_size = self.len()?;
+                    return Ok(Some(Event::SlotInfo {
+                        slot,
+                        size,
+                        expires_size,
+                    }));
+                }
+                opcode::EOF => {
+                    self.finish()?;
+                    return Ok(None);
+                }
+                code => {
+                    let key = self.string()?;
+                    let value = self.value(code, at)?;
+                    let expire_at_ms = self.expire_at_ms.take();
+                    let lru_idle_secs = self.lru_idle_secs.take();
+                    let lfu_freq = self.lfu_freq.take();
+                    match value {
+                        Some(value) => {
+                            return Ok(Some(Event::Entry(Entry {
+                                db: self.db,
+                                key,
+                                value,
+                                expire_at_ms,
+                                lru_idle_secs,
+                                lfu_freq,
+                            })));
+                        }
+                        None => self.empty_keys_skipped += 1,
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reads the checksum trailer after the EOF opcode.
+    fn finish(&mut self) -> Result<()> {
+        if self.version < 5 && self.family == Family::Redis {
+            self.checksum = Some(Checksum::NotInVersion);
+            return Ok(());
+        }
+        let actual = self.src.crc_so_far();
+        let at = self.src.position();
+        let expected = self.u64_le()?;
+        self.checksum = Some(if expected == 0 {
+            Checksum::NotStored
+        } else if expected == actual {
+            Checksum::Verified(actual)
+        } else {
+            return Err(Error::ChecksumMismatch {
+                file: None,
+                offset: at,
+                expected,
+                actual,
+            });
+        });
+        Ok(())
+    }
+
+    // ---- primitives -------------------------------------------------------------------------
+
+    fn u8(&mut self) -> Result<u8> {
+        Ok(self.src.take(1)?[0])
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N]> {
+        let mut out = [0u8; N];
+        out.copy_from_slice(self.src.take(N)?);
+        Ok(out)
+    }
+
+    fn u64_le(&mut self) -> Result<u64> {
+        Ok(u64::from_le_bytes(self.array::<8>()?))
+    }
+
+    /// A length, or the special-encoding marker of a string (§1.4): `(value, is_encoding)`.
+    fn len_or_encoding(&mut self) -> Result<(u64, bool)> {
+        let at = self.src.position();
+        let first = self.u8()?;
+        Ok(match first >> 6 {
+            0 => (u64::from(first & 0x3f), false),
+            1 => {
+                let second = self.u8()?;
+                ((u64::from(first & 0x3f) << 8) | u64::from(second), false)
+            }
+            3 => (u64::from(first & 0x3f), true),
+            _ => match first {
+                0x80 => (u64::from(u32::from_be_bytes(self.array::<4>()?)), false),
+                0x81 => (u64::from_be_bytes(self.array::<8>()?), false),
+                _ => {
+                    return Err(Error::corrupt(
+                        at,
+                        format!("unknown length encoding {first:#04x}"),
+                    ));
+                }
+            },
+        })
+    }
+
+    /// A plain length (§1.4).
+    fn len(&mut self) -> Result<u64> {
+        let at = self.src.position();
+        match self.len_or_encoding()? {
+            (len, false) => Ok(len),
+            (enc, true) => Err(Error::corrupt(
+                at,
+                format!("expected a length, found string encoding {enc}"),
+            )),
+        }
+    }
+
+    /// A count of items that each take at least `min_bytes` bytes: rejected at once when the
+    /// bytes left cannot hold them. Returns a safe capacity hint.
+    fn count(&mut self, what: &str, min_bytes: u64) -> Result<(u64, usize)> {
+        let at = self.src.position();
+        let n = self.len()?;
+        self.check_fits(at, n, min_bytes, what)?;
+        Ok((n, capacity_hint(n)))
+    }
+
+    fn check_fits(&self, at: u64, n: u64, min_bytes: u64, what: &str) -> Result<()> {
+        if let Some(left) = self.src.remaining()
+            && n.saturating_mul(min_bytes) > left
+        {
+            return Err(Error::corrupt(
+                at,
+                format!("{what} count {n} cannot fit in the {left} bytes left"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// A string (§1.5) as owned bytes.
+    fn string(&mut self) -> Result<Bytes> {
+        let at = self.src.position();
+        let (len, encoded) = self.len_or_encoding()?;
+        if !encoded {
+            let len = self.byte_len(at, len)?;
+            return Ok(Bytes::copy_from_slice(self.src.take(len)?));
+        }
+        match len {
+            0 => Ok(Bytes::from((self.u8()? as i8).to_string())),
+            1 => Ok(Bytes::from(
+                i16::from_le_bytes(self.array::<2>()?).to_string(),
+            )),
+            2 => Ok(Bytes::from(
+                i32::from_le_bytes(self.array::<4>()?).to_string(),
+            )),
+            3 => {
+                let mut out = Vec::new();
+                self.lzf_into(at, &mut out)?;
+                Ok(Bytes::from(out))
+            }
+            enc => Err(Error::corrupt(at, format!("unknown string encoding {enc}"))),
+        }
+    }
+
+    fn byte_len(&self, at: u64, len: u64) -> Result<usize> {
+        self.check_fits(at, len, 1, "string byte")?;
+        usize::try_from(len)
+            .map_err(|_| Error::corrupt(at, format!("string length {len} too large")))
+    }
+
+    /// Decompresses an LZF string (after its 0xC3 marker) and appends it to `out`.
+    fn lzf_into(&mut self, at: u64, out: &mut Vec<u8>) -> Result<()> {
+        let clen = self.len()?;
+        let ulen = self.len()?;
+        let clen = self.byte_len(at, clen)?;
+        let ulen = usize::try_from(ulen)
+            .map_err(|_| Error::corrupt(at, format!("LZF length {ulen} too large")))?;
+        let data_at = self.src.position();
+        let compressed = self.src.take(clen)?;
+        lzf::decompress_into(compressed, ulen, out).map_err(|e| blob_error(data_at, "LZF data", e))
+    }
+
+    /// A string holding an encoded blob (listpack, ziplist, intset, zipmap), borrowed from the
+    /// source or decompressed into the scratch buffer. Returns the blob and its file offset.
+    fn blob(&mut self) -> Result<(&[u8], u64)> {
+        let at = self.src.position();
+        let (len, encoded) = self.len_or_encoding()?;
+        if !encoded {
+            let len = self.byte_len(at, len)?;
+            let data_at = self.src.position();
+            return Ok((self.src.take(len)?, data_at));
+        }
+        if len != 3 {
+            return Err(Error::corrupt(
+                at,
+                "expected an encoded blob, found an integer-encoded string",
+            ));
+        }
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.clear();
+        let result = self.lzf_into(at, &mut scratch);
+        self.scratch = scratch;
+        result?;
+        Ok((&self.scratch, at))
+    }
+
+    // ---- values -----------------------------------------------------------------------------
+
+    /// Decodes a value of type `code`. `None` for an empty collection, which Redis skips.
+    fn value(&mut self, code: u8, at: u64) -> Result<Option<Value>> {
+        use rdb_type::*;
+        let valkey = self.family == Family::Valkey;
+        let value = match code {
+            STRING => Value::String(self.string()?),
+            LIST => {
+                let (n, cap) = self.count("list element", 1)?;
+                let mut items = Vec::with_capacity(cap);
+                for _ in 0..n {
+                    items.push(self.string()?);
+                }
+                Value::List(items)
+            }
+            SET => {
+                let (n, cap) = self.count("set member", 1)?;
+                let mut items = Vec::with_capacity(cap);
+                for _ in 0..n {
+                    items.push(self.string()?);
+                }
+                ensure_unique(items.iter().map(|m| &m[..]), items.len(), at, "set member")?;
+                Value::Set(items)
+            }
+            ZSET | ZSET_2 => {
+                let (n, cap) = self.count("sorted set member", 2)?;
+                let mut items = Vec::with_capacity(cap);
+                for _ in 0..n {
+                    let member = self.string()?;
+                    let score_at = self.src.position();
+                    let score = if code == ZSET_2 {
+                        f64::from_le_bytes(self.array::<8>()?)
+                    } else {
+                        self.legacy_double()?
+                    };
+                    if score.is_nan() {
+                        return Err(Error::corrupt(score_at, "sorted set score is NaN"));
+                    }
+                    items.push((member, score));
+                }
+                ensure_unique(
+                    items.iter().map(|m| &m.0[..]),
+                    items.len(),
+                    at,
+                    "sorted set member",
+                )?;
+                Value::SortedSet(items)
+            }
+            HASH => {
+                let (n, cap) = self.count("hash field", 2)?;
+                let mut fields = Vec::with_capacity(cap);
+                for _ in 0..n {
+                    let field = self.string()?;
+                    let value = self.string()?;
+                    fields.push(HashField::new(field, value));
+                }
+                Value::Hash(fields)
+            }
+            MODULE_PRE_GA => {
+                let id = self.len()?;
+                return Err(Error::Unsupported {
+                    file: None,
+                    offset: Some(at),
+                    what: format!(
+                        "module type '{}' in the pre-release module format (RDB type 6)",
+                        module_type_name(id)
+                    ),
+                });
+            }
+            MODULE_2 => {
+                let id = self.len()?;
+                let body = self.module_body()?;
+                return Ok(Some(Value::Module(Box::new(ModuleValue { id, body }))));
+            }
+            HASH_ZIPMAP => {
+                let (blob, blob_at) = self.blob()?;
+                let mut fields = Vec::new();
+                for pair in zipmap::iter(blob).map_err(|e| blob_error(blob_at, "zipmap", e))? {
+                    let (field, value) = pair.map_err(|e| blob_error(blob_at, "zipmap", e))?;
+                    fields.push(HashField::new(
+                        Bytes::copy_from_slice(field),
+                        Bytes::copy_from_slice(value),
+                    ));
+                }
+                Value::Hash(fields)
+            }
+            LIST_ZIPLIST => {
+                let mut items = Vec::new();
+                let (blob, blob_at) = self.blob()?;
+                for_each_ziplist(blob, blob_at, |e| {
+                    items.push(e.to_bytes());
+                    Ok(())
+                })?;
+                Value::List(items)
+            }
+            SET_INTSET => {
+                let (blob, blob_at) = self.blob()?;
+                let members = intset::iter(blob).map_err(|e| blob_error(blob_at, "intset", e))?;
+                Value::Set(members.map(|v| Bytes::from(v.to_string())).collect())
+            }
+            ZSET_ZIPLIST | ZSET_LISTPACK => {
+                let (blob, blob_at) = self.blob()?;
+                let elems = collect_elems(blob, blob_at, code == ZSET_LISTPACK)?;
+                Value::SortedSet(zset_pairs(&elems, blob_at)?)
+            }
+            HASH_ZIPLIST | HASH_LISTPACK => {
+                let (blob, blob_at) = self.blob()?;
+                let elems = collect_elems(blob, blob_at, code == HASH_LISTPACK)?;
+                Value::Hash(hash_pairs(&elems, blob_at)?)
+            }
+            LIST_QUICKLIST | LIST_QUICKLIST_2 => Value::List(self.quicklist(code)?),
+            SET_LISTPACK => {
+                let (blob, blob_at) = self.blob()?;
+                let members: Vec<Bytes> = collect_elems(blob, blob_at, true)?
+                    .into_iter()
+                    .map(Elem::to_bytes)
+                    .collect();
+                ensure_unique(
+                    members.iter().map(|m| &m[..]),
+                    members.len(),
+                    blob_at,
+                    "set member",
+                )?;
+                Value::Set(members)
+            }
+            STREAM_LISTPACKS | STREAM_LISTPACKS_2 | STREAM_LISTPACKS_3 => {
+                Value::Stream(Box::new(self.stream(code)?))
+            }
+            VALKEY_HASH_2 if valkey => {
+                let (n, cap) = self.count("hash field", 10)?;
+                let mut fields = Vec::with_capacity(cap);
+                for _ in 0..n {
+                    let field = self.string()?;
+                    let value = self.string()?;
+                    let raw = self.u64_le()? as i64;
+                    fields.push(HashField {
+                        field,
+                        value,
+                        expire_at_ms: (raw != -1).then_some(raw),
+                    });
+                }
+                Value::Hash(fields)
+            }
+            HASH_METADATA_PRE_GA | HASH_METADATA if !valkey => {
+                let min_expire = if code == HASH_METADATA {
+                    self.u64_le()? as i64
+                } else {
+                    0
+                };
+                let (n, cap) = self.count("hash field", 3)?;
+                let mut fields = Vec::with_capacity(cap);
+                for _ in 0..n {
+                    let ttl = self.len()?;
+                    let field = self.string()?;
+                    let value = self.string()?;
+                    let expire_at_ms = match (ttl, code) {
+                        (0, _) => None,
+                        (t, HASH_METADATA) => Some(min_expire.wrapping_add(t as i64 - 1)),
+                        (t, _) => Some(t as i64),
+                    };
+                    fields.push(HashField {
+                        field,
+                        value,
+                        expire_at_ms,
+                    });
+                }
+                Value::Hash(fields)
+            }
+            HASH_LISTPACK_EX_PRE_GA | HASH_LISTPACK_EX if !valkey => {
+                if code == HASH_LISTPACK_EX {
+                    self.u64_le()?; // minExpire: derived from the triples, not needed to load
+                }
+                let (blob, blob_at) = self.blob()?;
+                let elems = collect_elems(blob, blob_at, true)?;
+                if elems.len() % 3 != 0 {
+                    return Err(Error::corrupt(
+                        blob_at,
+                        format!(
+                            "hash listpack with TTLs has {} elements, not triples",
+                            elems.len()
+                        ),
+                    ));
+                }
+                let mut fields = Vec::with_capacity(elems.len() / 3);
+                for triple in elems.chunks_exact(3) {
+                    let expire = triple[2].as_int().ok_or_else(|| {
+                        Error::corrupt(blob_at, "hash field TTL is not an integer")
+                    })?;
+                    fields.push(HashField {
+                        field: triple[0].to_bytes(),
+                        value: triple[1].to_bytes(),
+                        expire_at_ms: (expire != 0).then_some(expire),
+                    });
+                }
+                Value::Hash(fields)
+            }
+            other => {
+                return Err(Error::corrupt(
+                    at,
+                    format!(
+                        "unknown value type or opcode {other} in RDB version {} ({:?} numbering)",
+                        self.version, self.family
+                    ),
+                ));
+            }
+        };
+        if let Value::Hash(fields) = &value {
+            ensure_unique(
+                fields.iter().map(|f| &f.field[..]),
+                fields.len(),
+                at,
+                "hash field",
+            )?;
+        }
+        Ok((!value.is_empty()).then_some(value))
+    }
+
+    /// A legacy text double (§1.6): a length byte, with 253/254/255 for NaN/+inf/−inf.
+    fn legacy_double(&mut self) -> Result<f64> {
+        let at = self.src.position();
+        match self.u8()? {
+            253 => Ok(f64::NAN),
+            254 => Ok(f64::INFINITY),
+            255 => Ok(f64::NEG_INFINITY),
+            len => {
+                let text = self.src.take(usize::from(len))?;
+                parse_double(text).ok_or_else(|| {
+                    Error::corrupt(
+                        at,
+                        format!("invalid double {:?}", String::from_utf8_lossy(text)),
+                    )
+                })
+            }
+        }
+    }
+
+    /// Quicklist nodes (§1.9): type 14 holds ziplists; type 18 tags each node PLAIN or PACKED.
+    fn quicklist(&mut self, code: u8) -> Result<Vec<Bytes>> {
+        let (nodes, _) = self.count("quicklist node", 2)?;
+        let mut items = Vec::new();
+        for _ in 0..nodes {
+            let container = if code == rdb_type::LIST_QUICKLIST_2 {
+                let at = self.src.position();
+                match self.len()? {
+                    1 => Container::Plain,
+                    2 => Container::Packed,
+                    other => {
+                        return Err(Error::corrupt(
+                            at,
+                            format!(
+                                "quicklist node container {other} is neither 1 (plain) nor 2 (packed)"
+                            ),
+                        ));
+                    }
+                }
+            } else {
+                Container::Ziplist
+            };
+            let (blob, blob_at) = self.blob()?;
+            if blob.is_empty() {
+                return Err(Error::corrupt(blob_at, "empty quicklist node"));
+            }
+            match container {
+                Container::Plain => items.push(Bytes::copy_from_slice(blob)),
+                Container::Packed => {
+                    for elem in
+                        listpack::iter(blob).map_err(|e| blob_error(blob_at, "listpack", e))?
+                    {
+                        items.push(
+                            elem.map_err(|e| blob_error(blob_at, "listpack", e))?
+                                .to_bytes(),
+                        );
+                    }
+                }
+                Container::Ziplist => for_each_ziplist(blob, blob_at, |e| {
+                    items.push(e.to_bytes());
+                    Ok(())
+                })?,
+            }
+        }
+        Ok(items)
+    }
+
+    /// A module value's opcode-tagged items (§1.12), re-encoded canonically so the value can
+    /// be written back without the module.
+    fn module_body(&mut self) -> Result<Bytes> {
+        let mut body = Vec::new();
+        loop {
+            let at = self.src.position();
+            let op = self.len()?;
+            write_len(&mut body, op);
+            match op {
+                0 => return Ok(Bytes::from(body)),
+                1 | 2 => {
+                    let v = self.len()?;
+                    write_len(&mut body, v);
+                }
+                3 => body.extend_from_slice(self.src.take(4)?),
+                4 => body.extend_from_slice(self.src.take(8)?),
+                5 => {
+                    let s = self.string()?;
+                    write_raw_string(&mut body, &s);
+                }
+                other => {
+                    return Err(Error::corrupt(
+                        at,
+                        format!("unknown module data opcode {other}"),
+                    ));
+                }
+            }
+        }
+    }
+
+    fn stream_id(&mut self) -> Result<StreamId> {
+        Ok(StreamId::new(self.len()?, self.len()?))
+    }
+
+    /// A stream (§1.11), versions 1 (type 15), 2 (19) and 3 (21).
+    fn stream(&mut self, code: u8) -> Result<Stream> {
+        let (nodes, _) = self.count("stream node", 18)?;
+        let mut entries: Vec<StreamEntry> = Vec::new();
+        for _ in 0..nodes {
+            let (key, key_at) = self.blob()?;
+            let master: [u8; 16] = key.try_into().map_err(|_| {
+                Error::corrupt(
+                    key_at,
+                    format!("stream node key has {} bytes, not 16", key.len()),
+                )
+            })?;
+            let master = StreamId::from_be_bytes(master);
+            let (lp, lp_at) = self.blob()?;
+            parse_stream_node(lp, master, &mut entries)
+                .map_err(|e| blob_error(lp_at, "stream node", e))?;
+        }
+        let at = self.src.position();
+        let length = self.len()?;
+        let last_id = self.stream_id()?;
+        if length != entries.len() as u64 {
+            return Err(Error::corrupt(
+                at,
+                format!(
+                    "stream length is {length} but its nodes hold {} live entries",
+                    entries.len()
+                ),
+            ));
+        }
+        let mut stream = Stream {
+            last_id,
+            ..Stream::default()
+        };
+        if code >= rdb_type::STREAM_LISTPACKS_2 {
+            stream.first_id = self.stream_id()?;
+            stream.max_deleted_id = self.stream_id()?;
+            stream.entries_added = self.len()?;
+        } else {
+            stream.first_id = entries.first().map(|e| e.id).unwrap_or_default();
+            stream.entries_added = length;
+        }
+        stream.entries = entries;
+
+        let (groups, cap) = self.count("consumer group", 4)?;
+        stream.groups.reserve(cap);
+        for _ in 0..groups {
+            let name = self.string()?;
+            let last_id = self.stream_id()?;
+            let entries_read = if code >= rdb_type::STREAM_LISTPACKS_2 {
+                // −1 ("unknown") is stored as the 64-bit length 0xFFFF_FFFF_FFFF_FFFF.
+                Some(self.len()?).filter(|&v| v != u64::MAX)
+            } else {
+                estimate_entries_read(&stream, last_id)
+            };
+            let (pel_size, cap) = self.count("pending entry", 25)?;
+            let mut pending = Vec::with_capacity(cap);
+            for _ in 0..pel_size {
+                let id = StreamId::from_be_bytes(self.array::<16>()?);
+                let delivery_time_ms = self.u64_le()? as i64;
+                let delivery_count = self.len()?;
+                pending.push(PendingEntry {
+                    id,
+                    delivery_time_ms,
+                    delivery_count,
+                });
+            }
+            let pel_ids: HashSet<StreamId> = pending.iter().map(|p| p.id).collect();
+            let (consumer_count, cap) = self.count("consumer", 10)?;
+            let mut consumers = Vec::with_capacity(cap);
+            let mut owned: HashSet<StreamId> = HashSet::new();
+            for _ in 0..consumer_count {
+                let name = self.string()?;
+                let seen_time_ms = self.u64_le()? as i64;
+                let active_time_ms = if code >= rdb_type::STREAM_LISTPACKS_3 {
+                    self.u64_le()? as i64
+                } else {
+                    seen_time_ms
+                };
+                let (n, cap) = self.count("consumer pending entry", 16)?;
+                let mut ids = Vec::with_capacity(cap);
+                for _ in 0..n {
+                    let at = self.src.position();
+                    let id = StreamId::from_be_bytes(self.array::<16>()?);
+                    if !pel_ids.contains(&id) {
+                        return Err(Error::corrupt(
+                            at,
+                            format!("consumer pending entry {id} is not in the group's PEL"),
+                        ));
+                    }
+                    if !owned.insert(id) {
+                        return Err(Error::corrupt(
+                            at,
+                            format!("pending entry {id} owned by two consumers"),
+                        ));
+                    }
+                    ids.push(id);
+                }
+                consumers.push(Consumer {
+                    name,
+                    seen_time_ms,
+                    active_time_ms,
+                    pending: ids,
+                });
+            }
+            stream.groups.push(ConsumerGroup {
+                name,
+                last_id,
+                entries_read,
+                pending,
+                consumers,
+            });
+        }
+        Ok(stream)
+    }
+}
+
+enum Container {
+    Plain,
+    Packed,
+    Ziplist,
+}
+
+/// Capacity to reserve for `n` items: the count itself is untrusted, so reserve at most a
+/// modest amount and let the vector grow with the items actually decoded.
+fn capacity_hint(n: u64) -> usize {
+    n.min(4096) as usize
+}
+
+fn blob_error(blob_at: u64, what: &str, e: BlobError) -> Error {
+    Error::corrupt(blob_at + e.offset as u64, format!("{what}: {}", e.reason))
+}
+
+fn for_each_ziplist(
+    blob: &[u8],
+    blob_at: u64,
+    mut f: impl FnMut(Elem<'_>) -> Result<()>,
+) -> Result<()> {
+    for elem in ziplist::iter(blob).map_err(|e| blob_error(blob_at, "ziplist", e))? {
+        f(elem.map_err(|e| blob_error(blob_at, "ziplist", e))?)?;
+    }
+    Ok(())
+}
+
+/// All elements of a listpack (`is_listpack`) or ziplist blob.
+fn collect_elems(blob: &[u8], blob_at: u64, is_listpack: bool) -> Result<Vec<Elem<'_>>> {
+    if is_listpack {
+        listpack::iter(blob)
+            .map_err(|e| blob_error(blob_at, "listpack", e))?
+            .map(|r| r.map_err(|e| blob_error(blob_at, "listpack", e)))
+            .collect()
+    } else {
+        ziplist::iter(blob)
+            .map_err(|e| blob_error(blob_at, "ziplist", e))?
+            .map(|r| r.map_err(|e| blob_error(blob_at, "ziplist", e)))
+            .collect()
+    }
+}
+
+fn zset_pairs(elems: &[Elem<'_>], blob_at: u64) -> Result<Vec<(Bytes, f64)>> {
+    if elems.len() % 2 != 0 {
+        return Err(Error::corrupt(
+            blob_at,
+            "sorted set blob has an odd number of elements",
+        ));
+    }
+    let mut items = Vec::with_capacity(elems.len() / 2);
+    for pair in elems.chunks_exact(2) {
+        let score = match pair[1] {
+            Elem::Int(v) => v as f64,
+            Elem::Str(text) => parse_double(text).ok_or_else(|| {
+                Error::corrupt(
+                    blob_at,
+                    format!("invalid score {:?}", String::from_utf8_lossy(text)),
+                )
+            })?,
+        };
+        if score.is_nan() {
+            return Err(Error::corrupt(blob_at, "sorted set score is NaN"));
+        }
+        items.push((pair[0].to_bytes(), score));
+    }
+    ensure_unique(
+        items.iter().map(|m| &m.0[..]),
+        items.len(),
+        blob_at,
+        "sorted set member",
+    )?;
+    Ok(items)
+}
+
+fn hash_pairs(elems: &[Elem<'_>], blob_at: u64) -> Result<Vec<HashField>> {
+    if elems.len() % 2 != 0 {
+        return Err(Error::corrupt(
+            blob_at,
+            "hash blob has an odd number of elements",
+        ));
+    }
+    Ok(elems
+        .chunks_exact(2)
+        .map(|pair| HashField::new(pair[0].to_bytes(), pair[1].to_bytes()))
+        .collect())
+}
+
+/// Parses a score as `strtod` would for the texts Redis writes (`1.5`, `-inf`, `1e+20`).
+fn parse_double(text: &[u8]) -> Option<f64> {
+    let text = std::str::from_utf8(text).ok()?;
+    match text {
+        "inf" | "+inf" | "infinity" => Some(f64::INFINITY),
+        "-inf" | "-infinity" => Some(f64::NEG_INFINITY),
+        _ => text.parse::<f64>().ok(),
+    }
+}
+
+fn ensure_unique<'a>(
+    items: impl Iterator<Item = &'a [u8]>,
+    n: usize,
+    at: u64,
+    what: &str,
+) -> Result<()> {
+    if n < 2 {
+        return Ok(());
+    }
+    let mut seen = HashSet::with_capacity(n);
+    for item in items {
+        if !seen.insert(item) {
+            return Err(Error::corrupt(
+                at,
+                format!("duplicate {what} {:?}", String::from_utf8_lossy(item)),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Entry flags in a stream node listpack.
+const STREAM_ITEM_FLAG_DELETED: i64 = 1;
+const STREAM_ITEM_FLAG_SAMEFIELDS: i64 = 2;
+
+/// Decodes one stream node listpack (§1.11) and appends its live entries to `out`, checking
+/// the master entry, every entry's element count and that IDs strictly increase.
+fn parse_stream_node(
+    lp: &[u8],
+    master: StreamId,
+    out: &mut Vec<StreamEntry>,
+) -> std::result::Result<(), BlobError> {
+    let mut node = NodeElems {
+        it: listpack::iter(lp)?,
+        end: lp.len().saturating_sub(1),
+    };
+    let mut next = |what: &str| node.next(what);
+    fn int(e: Elem<'_>, what: &str) -> std::result::Result<i64, BlobError> {
+        e.as_int()
+            .ok_or_else(|| BlobError::new(0, format!("stream node {what} is not an integer")))
+    }
+    let count = int(next("the entry count")?, "entry count")?;
+    let deleted = int(next("the deleted count")?, "deleted count")?;
+    let num_fields = int(next("the field count")?, "master field count")?;
+    if count < 0 || deleted < 0 || num_fields < 0 || count.saturating_add(deleted) == 0 {
+        return Err(BlobError::new(
+            0,
+            format!(
+                "bad stream node header: count {count}, deleted {deleted}, fields {num_fields}"
+            ),
+        ));
+    }
+    let num_fields = num_fields as usize;
+    if num_fields > lp.len() {
+        return Err(BlobError::new(
+            0,
+            format!("stream master entry claims {num_fields} fields"),
+        ));
+    }
+    let mut master_fields = Vec::with_capacity(num_fields);
+    for _ in 0..num_fields {
+        master_fields.push(next("a master field")?.to_bytes());
+    }
+    if int(next("the master terminator")?, "master terminator")? != 0 {
+        return Err(BlobError::new(0, "stream master entry terminator is not 0"));
+    }
+    let mut live = 0i64;
+    for _ in 0..(count + deleted) {
+        let flags = int(next("entry flags")?, "entry flags")?;
+        let ms_diff = int(next("an entry ID")?, "entry ID")?;
+        let seq_diff = int(next("an entry ID")?, "entry ID")?;
+        let id = StreamId::new(
+            master.ms.wrapping_add(ms_diff as u64),
+            master.seq.wrapping_add(seq_diff as u64),
+        );
+        let (fields_in_entry, fields) = if flags & STREAM_ITEM_FLAG_SAMEFIELDS != 0 {
+            let mut fields = Vec::with_capacity(num_fields);
+            for name in &master_fields {
+                fields.push((name.clone(), next("a field value")?.to_bytes()));
+            }
+            (num_fields, fields)
+        } else {
+            let n = int(next("an entry field count")?, "entry field count")?;
+            if n < 0 || n as usize > lp.len() {
+                return Err(BlobError::new(
+                    0,
+                    format!("stream entry {id} claims {n} fields"),
+                ));
+            }
+            let mut fields = Vec::with_capacity(n as usize);
+            for _ in 0..n {
+                let field = next("a field")?.to_bytes();
+                let value = next("a field value")?.to_bytes();
+                fields.push((field, value));
+            }
+            (n as usize, fields)
+        };
+        let lp_count = int(next("an entry's element count")?, "entry element count")?;
+        let expected = if flags & STREAM_ITEM_FLAG_SAMEFIELDS != 0 {
+            fields_in_entry + 3
+        } else {
+            fields_in_entry * 2 + 4
+        };
+        if lp_count != expected as i64 {
+            return Err(BlobError::new(
+                0,
+                format!("stream entry {id}: element count {lp_count}, expected {expected}"),
+            ));
+        }
+        if let Some(prev) = out.last()
+            && id <= prev.id
+            && flags & STREAM_ITEM_FLAG_DELETED == 0
+        {
+            return Err(BlobError::new(
+                0,
+                format!("stream entry {id} does not follow {}", prev.id),
+            ));
+        }
+        if flags & STREAM_ITEM_FLAG_DELETED == 0 {
+            live += 1;
+            out.push(StreamEntry { id, fields });
+        }
+    }
+    if node.it.next().is_some() {
+        return Err(BlobError::new(
+            0,
+            "stream node has data after its last entry",
+        ));
+    }
+    if live != count {
+        return Err(BlobError::new(
+            0,
+            format!("stream node says {count} live entries, holds {live}"),
+        ));
+    }
+    Ok(())
+}
+
+/// The elements of a stream node listpack, with "ended early" as an error.
+struct NodeElems<'a> {
+    it: listpack::ListpackIter<'a>,
+    end: usize,
+}
+
+impl<'a> NodeElems<'a> {
+    fn next(&mut self, what: &str) -> std::result::Result<Elem<'a>, BlobError> {
+        match self.it.next() {
+            Some(result) => result,
+            None => Err(BlobError::new(
+                self.end,
+                format!("stream node ends before {what}"),
+            )),
+        }
+    }
+}
+
+/// Redis's estimate of a group's `entries_read` for streams saved before RDB 10 (which did
+/// not store it): `streamEstimateDistanceFromFirstEverEntry` in t_stream.c.
+fn estimate_entries_read(stream: &Stream, id: StreamId) -> Option<u64> {
+    if stream.entries_added == 0 {
+        return Some(0);
+    }
+    let length = stream.entries.len() as u64;
+    if length == 0 && id <= stream.last_id {
+        return Some(stream.entries_added);
+    }
+    if id == stream.last_id {
+        return Some(stream.entries_added);
+    }
+    if id > stream.last_id {
+        return None;
+    }
+    let no_fragmentation =
+        stream.max_deleted_id == StreamId::default() || stream.max_deleted_id < stream.first_id;
+    if no_fragmentation {
+        if id < stream.first_id {
+            return Some(stream.entries_added - length);
+        }
+        if id == stream.first_id {
+            return Some(stream.entries_added - length + 1);
+        }
+    }
+    None
+}
