@@ -34,7 +34,9 @@ fn read_with<S: keeper::rdb::Source>(reader: keeper::Result<Reader<S>>) -> Resul
 
 /// A file with every value type keeper writes, each in its small and large encoding.
 fn every_type_file() -> Vec<u8> {
-    let big: Vec<_> = (0..600).map(|i| keeper::Bytes::from(format!("member-{i}"))).collect();
+    let big: Vec<_> = (0..600)
+        .map(|i| keeper::Bytes::from(format!("member-{i}")))
+        .collect();
     let stream = Stream {
         entries: (1..150)
             .map(|i| StreamEntry {
@@ -72,7 +74,11 @@ fn every_type_file() -> Vec<u8> {
 fn legacy_fixtures() -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
     let mut files = Vec::new();
-    for dir in ["legacy/rdb-tools-dumps", "legacy/redis-test-assets", "redis-7.0"] {
+    for dir in [
+        "legacy/rdb-tools-dumps",
+        "legacy/redis-test-assets",
+        "redis-7.0",
+    ] {
         if let Ok(entries) = std::fs::read_dir(root.join(dir)) {
             for e in entries.flatten() {
                 let path = e.path();
@@ -125,7 +131,10 @@ fn truncated_fixtures_are_errors() {
 struct Rng(u64);
 impl Rng {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         self.0 >> 33
     }
 }
@@ -164,7 +173,12 @@ fn wrong_checksum_reports_both_values() {
     let last = file.len() - 1;
     file[last] ^= 0xff;
     match read_all(&file) {
-        Err(Error::ChecksumMismatch { expected, actual, offset, .. }) => {
+        Err(Error::ChecksumMismatch {
+            expected,
+            actual,
+            offset,
+            ..
+        }) => {
             assert_ne!(expected, actual);
             assert_eq!(offset, file.len() as u64 - 8);
         }
@@ -183,23 +197,52 @@ fn crafted(body: &[u8]) -> Vec<u8> {
 fn hostile_lengths_are_rejected_without_allocating() {
     let huge64 = [0x81, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xf0];
     let cases: Vec<(&str, Vec<u8>)> = vec![
-        ("string length 2^64", crafted(&[&[0x00, 0x01, b'k'][..], &huge64].concat())),
+        (
+            "string length 2^64",
+            crafted(&[&[0x00, 0x01, b'k'][..], &huge64].concat()),
+        ),
         ("key length 2^64", crafted(&[&[0x00][..], &huge64].concat())),
-        ("list count 2^64", crafted(&[&[0x01, 0x01, b'k'][..], &huge64].concat())),
-        ("set count 2^64", crafted(&[&[0x02, 0x01, b'k'][..], &huge64].concat())),
-        ("hash count 2^64", crafted(&[&[0x04, 0x01, b'k'][..], &huge64].concat())),
-        ("zset count 2^64", crafted(&[&[0x05, 0x01, b'k'][..], &huge64].concat())),
-        ("quicklist nodes 2^64", crafted(&[&[0x12, 0x01, b'k'][..], &huge64].concat())),
-        ("stream nodes 2^64", crafted(&[&[0x13, 0x01, b'k'][..], &huge64].concat())),
+        (
+            "list count 2^64",
+            crafted(&[&[0x01, 0x01, b'k'][..], &huge64].concat()),
+        ),
+        (
+            "set count 2^64",
+            crafted(&[&[0x02, 0x01, b'k'][..], &huge64].concat()),
+        ),
+        (
+            "hash count 2^64",
+            crafted(&[&[0x04, 0x01, b'k'][..], &huge64].concat()),
+        ),
+        (
+            "zset count 2^64",
+            crafted(&[&[0x05, 0x01, b'k'][..], &huge64].concat()),
+        ),
+        (
+            "quicklist nodes 2^64",
+            crafted(&[&[0x12, 0x01, b'k'][..], &huge64].concat()),
+        ),
+        (
+            "stream nodes 2^64",
+            crafted(&[&[0x13, 0x01, b'k'][..], &huge64].concat()),
+        ),
         // LZF string claiming 4 GiB of output from 3 bytes of input.
         (
             "LZF output 4 GiB",
-            crafted(&[0x00, 0x01, b'k', 0xC3, 0x03, 0x80, 0xff, 0xff, 0xff, 0xff, 0x00, b'a', b'b']),
+            crafted(&[
+                0x00, 0x01, b'k', 0xC3, 0x03, 0x80, 0xff, 0xff, 0xff, 0xff, 0x00, b'a', b'b',
+            ]),
         ),
         ("unknown type 99", crafted(&[99, 0x01, b'k'])),
         ("bad length prefix", crafted(&[0x00, 0x82])),
-        ("unknown string encoding", crafted(&[0x00, 0x01, b'k', 0xC7])),
-        ("quicklist container 7", crafted(&[0x12, 0x01, b'k', 0x01, 0x07, 0x00])),
+        (
+            "unknown string encoding",
+            crafted(&[0x00, 0x01, b'k', 0xC7]),
+        ),
+        (
+            "quicklist container 7",
+            crafted(&[0x12, 0x01, b'k', 0x01, 0x07, 0x00]),
+        ),
     ];
     for (name, data) in cases {
         let err = read_all(&data).expect_err(name);
@@ -241,7 +284,9 @@ fn valkey_magic_with_hash_field_ttls_reads() {
             entry = Some(e);
         }
     }
-    let Value::Hash(fields) = entry.unwrap().value else { panic!("not a hash") };
+    let Value::Hash(fields) = entry.unwrap().value else {
+        panic!("not a hash")
+    };
     assert_eq!(fields[0].expire_at_ms, Some(1_700_000_000_000));
     assert_eq!(fields[1].expire_at_ms, None);
 }

@@ -226,6 +226,30 @@ mod tests {
         assert_eq!(e.offset, 10);
     }
 
+    #[test]
+    fn fixtures() {
+        // intset_16/32/64.rdb from redis-rdb-tools `tests/dumps` (Redis 2.x).
+        for (blob, want) in [
+            ("0200000003000000fc7ffd7ffe7f", [0x7ffc, 0x7ffd, 0x7ffe]),
+            (
+                "0400000003000000fcfffe7ffdfffe7ffefffe7f",
+                [0x7ffe_fffc, 0x7ffe_fffd, 0x7ffe_fffe],
+            ),
+            (
+                "0800000003000000fcfffefffefffe7ffdfffefffefffe7ffefffefffefffe7f",
+                [
+                    0x7ffe_fffe_fffe_fffc,
+                    0x7ffe_fffe_fffe_fffd,
+                    0x7ffe_fffe_fffe_fffe,
+                ],
+            ),
+        ] {
+            let blob = hex(blob);
+            assert_eq!(values(&blob).unwrap(), want);
+            assert_eq!(encode(&want), blob);
+        }
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(256))]
 

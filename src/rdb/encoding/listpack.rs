@@ -511,7 +511,7 @@ mod tests {
         assert_eq!(count(&lp).unwrap(), 1);
         // 200: two bytes, high group first.
         let mut w = ListpackWriter::new();
-        w.push_str(&vec![b'z'; 198]);
+        w.push_str(&[b'z'; 198]);
         let lp = w.finish();
         assert_eq!(&lp[lp.len() - 3..lp.len() - 1], &[0x01, 0xC8]);
     }

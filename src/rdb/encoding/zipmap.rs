@@ -100,13 +100,13 @@ impl<'a> ZipmapIter<'a> {
             }
         };
         let (klen, kstart) = self.len_at(at, "key")?;
-        let kend = kstart.checked_add(klen).unwrap_or(usize::MAX);
+        let kend = kstart.saturating_add(klen);
         past(kend, "key")?;
         let (vlen, p) = self.len_at(kend, "value")?;
         // `len_at` left room for the free byte (p <= last).
         let free = usize::from(blob[p]);
         let vstart = p + 1;
-        let vend = vstart.checked_add(vlen).unwrap_or(usize::MAX);
+        let vend = vstart.saturating_add(vlen);
         past(vend, "value")?;
         let next = vend + free;
         past(next, "padding")?;
@@ -286,6 +286,33 @@ mod tests {
         // A value length byte of 0xff is the 5-byte form, as in Redis.
         let zm = hex("01 01 61 ff 01000000 00 62 ff");
         assert_eq!(pairs(&zm).unwrap(), vec![(&b"a"[..], &b"b"[..])]);
+    }
+
+    // Blobs cut by hand out of RDB files written by Redis 2.x (redis-rdb-tools `tests/dumps`).
+
+    #[test]
+    fn fixture_zipmap_that_doesnt_compress() {
+        let zm = hex("02064d4b4431473601003205594e4e584b040046375449ff");
+        assert_eq!(
+            pairs(&zm).unwrap(),
+            vec![(&b"MKD1G6"[..], &b"2"[..]), (&b"YNNXK"[..], &b"F7TI"[..])]
+        );
+        assert_eq!(encode(&pairs(&zm).unwrap()), zm);
+    }
+
+    #[test]
+    fn fixture_zipmap_that_compresses_easily() {
+        // An LZF string, clen 32, ulen 39.
+        let c = hex("0a030161020061610261610420060261610520030261610e600be000000161ff");
+        let zm = crate::rdb::encoding::lzf::decompress(&c, 39).unwrap();
+        assert_eq!(
+            pairs(&zm).unwrap(),
+            vec![
+                (&b"a"[..], &b"aa"[..]),
+                (&b"aa"[..], &b"aaaa"[..]),
+                (&b"aaaaa"[..], &b"aaaaaaaaaaaaaa"[..]),
+            ]
+        );
     }
 
     proptest! {
