@@ -31,7 +31,10 @@ fn mixed(keys: usize) -> Vec<Entry> {
         .map(|i| {
             let key = Bytes::from(format!("key:{i}"));
             let value = match i % 10 {
-                0..=5 => Value::String(rng.text(16 + (rng.next() % 100) as usize)),
+                0..=5 => {
+                    let len = 16 + (rng.next() % 100) as usize;
+                    Value::String(rng.text(len))
+                }
                 6 => Value::List((0..20).map(|_| rng.text(12)).collect()),
                 7 => Value::Hash(
                     (0..10)

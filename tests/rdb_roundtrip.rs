@@ -80,7 +80,7 @@ fn stream_strategy(version: u32) -> impl Strategy<Value = Stream> {
                 let pending_ids: Vec<StreamId> = entries
                     .iter()
                     .map(|e| e.id)
-                    .filter(|i| (i.ms ^ seed ^ g as u64) % 3 == 0)
+                    .filter(|i| (i.ms ^ seed ^ g as u64).is_multiple_of(3))
                     .collect();
                 let pending = pending_ids
                     .iter()

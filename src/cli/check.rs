@@ -27,7 +27,7 @@ pub fn run(path: &Path) -> Result<()> {
     let (mut functions, mut module_aux, mut events) = (0u64, 0u64, 0u64);
     while let Some(event) = reader.next_event().map_err(|e| e.with_file(path))? {
         events += 1;
-        if events % 4096 == 0 {
+        if events.is_multiple_of(4096) {
             progress.set(reader.position());
         }
         match event {

@@ -79,7 +79,7 @@ pub fn run(input: &Path, output: &Path, version: u32) -> Result<()> {
         let mut n = 0u64;
         while let Some(event) = reader.next_event().map_err(|e| e.with_file(input))? {
             n += 1;
-            if n % 4096 == 0 {
+            if n.is_multiple_of(4096) {
                 progress.set(reader.position());
             }
             write(&mut writer, event)?;

@@ -27,7 +27,7 @@ pub fn run(path: &Path, format: Format) -> Result<()> {
     };
     while let Some(event) = reader.next_event().map_err(|e| e.with_file(path))? {
         n += 1;
-        if n % 4096 == 0 {
+        if n.is_multiple_of(4096) {
             progress.set(reader.position());
         }
         match (format, event) {

@@ -923,7 +923,7 @@ fn collect_elems(blob: &[u8], blob_at: u64, is_listpack: bool) -> Result<Vec<Ele
 }
 
 fn zset_pairs(elems: &[Elem<'_>], blob_at: u64) -> Result<Vec<(Bytes, f64)>> {
-    if elems.len() % 2 != 0 {
+    if !elems.len().is_multiple_of(2) {
         return Err(Error::corrupt(
             blob_at,
             "sorted set blob has an odd number of elements",
@@ -955,7 +955,7 @@ fn zset_pairs(elems: &[Elem<'_>], blob_at: u64) -> Result<Vec<(Bytes, f64)>> {
 }
 
 fn hash_pairs(elems: &[Elem<'_>], blob_at: u64) -> Result<Vec<HashField>> {
-    if elems.len() % 2 != 0 {
+    if !elems.len().is_multiple_of(2) {
         return Err(Error::corrupt(
             blob_at,
             "hash blob has an odd number of elements",

@@ -272,18 +272,18 @@ impl<W: Write> Writer<W> {
         let mut packed = ListpackWriter::new();
         for (i, item) in items.iter().enumerate() {
             if item.len() > LIST_NODE_MAX_BYTES {
-                if packed.len() > 0 {
+                if !packed.is_empty() {
                     nodes.push(Node::Packed(std::mem::take(&mut packed).finish()));
                 }
                 nodes.push(Node::Plain(i));
                 continue;
             }
-            if packed.len() > 0 && packed.byte_len() + item.len() + 11 > LIST_NODE_MAX_BYTES {
+            if !packed.is_empty() && packed.byte_len() + item.len() + 11 > LIST_NODE_MAX_BYTES {
                 nodes.push(Node::Packed(std::mem::take(&mut packed).finish()));
             }
             packed.push(item);
         }
-        if packed.len() > 0 {
+        if !packed.is_empty() {
             nodes.push(Node::Packed(packed.finish()));
         }
         write_len(&mut self.buf, nodes.len() as u64);

@@ -58,6 +58,10 @@ pub trait WritableFile: Send {
     fn sync_data(&mut self) -> Result<()>;
     /// Bytes in the file (as the process sees it).
     fn len(&self) -> u64;
+    /// True when nothing was written.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// Read-only bytes of a whole file: a memory map, or owned bytes.
