@@ -93,6 +93,13 @@ fn legacy_fixtures() -> Vec<PathBuf> {
     files
 }
 
+/// Length of the RDB proper: some fixtures carry bytes after it (e.g. a diskless-sync EOF mark).
+fn rdb_len(data: &[u8]) -> usize {
+    let mut reader = Reader::from_slice(data).unwrap();
+    while reader.next_event().unwrap().is_some() {}
+    reader.position() as usize
+}
+
 #[test]
 fn truncation_at_every_offset_is_an_error_with_that_offset_or_before() {
     let file = every_type_file();
@@ -117,7 +124,8 @@ fn truncated_fixtures_are_errors() {
     for path in files {
         let data = std::fs::read(&path).unwrap();
         read_all(&data).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        for cut in (0..data.len()).step_by(data.len() / 50 + 1) {
+        let len = rdb_len(&data);
+        for cut in (0..len).step_by(len / 50 + 1) {
             assert!(
                 read_all(&data[..cut]).is_err(),
                 "{} cut at {cut} read fine",
@@ -151,7 +159,8 @@ fn bit_flips_never_panic_and_checksummed_files_reject_them() {
     for path in legacy_fixtures() {
         inputs.push((path.display().to_string(), std::fs::read(&path).unwrap()));
     }
-    for (name, data) in inputs {
+    for (name, mut data) in inputs {
+        data.truncate(rdb_len(&data));
         let crc = u64::from_le_bytes(data[data.len() - 8..].try_into().unwrap());
         let version: u32 = std::str::from_utf8(&data[5..9]).unwrap().parse().unwrap();
         let checksummed = version >= 5 && crc != 0;
@@ -160,7 +169,8 @@ fn bit_flips_never_panic_and_checksummed_files_reject_them() {
             let at = rng.next() as usize % damaged.len();
             damaged[at] ^= 1 << (rng.next() % 8);
             let result = read_all(&damaged);
-            if checksummed {
+            // A flip in the version digits can make a valid pre-checksum version (REDIS0001).
+            if checksummed && at >= 9 {
                 assert!(result.is_err(), "{name}: flip at {at} went unnoticed");
             }
         }
