@@ -46,6 +46,6 @@ pub mod storage;
 pub use error::{Error, Result};
 pub use model::{
     Bytes, Consumer, ConsumerGroup, Entry, HashField, ModuleValue, PendingEntry, Stream,
-    StreamEntry, StreamId, Value,
+    StreamEntry, StreamId, Value, ValueType,
 };
 pub use storage::{FileView, OsStorage, Storage, WritableFile};

@@ -28,18 +28,61 @@ pub enum Value {
     Module(Box<ModuleValue>),
 }
 
+/// The kind of a value, as Redis's `TYPE` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ValueType {
+    String,
+    List,
+    Set,
+    SortedSet,
+    Hash,
+    Stream,
+    Module,
+}
+
+impl ValueType {
+    /// Every type, in declaration order (`ALL[t as usize] == t`).
+    pub const ALL: [ValueType; 7] = [
+        ValueType::String,
+        ValueType::List,
+        ValueType::Set,
+        ValueType::SortedSet,
+        ValueType::Hash,
+        ValueType::Stream,
+        ValueType::Module,
+    ];
+
+    /// The Redis `TYPE` name.
+    pub fn name(self) -> &'static str {
+        match self {
+            ValueType::String => "string",
+            ValueType::List => "list",
+            ValueType::Set => "set",
+            ValueType::SortedSet => "zset",
+            ValueType::Hash => "hash",
+            ValueType::Stream => "stream",
+            ValueType::Module => "module",
+        }
+    }
+}
+
 impl Value {
+    /// The kind of this value.
+    pub fn value_type(&self) -> ValueType {
+        match self {
+            Value::String(_) => ValueType::String,
+            Value::List(_) => ValueType::List,
+            Value::Set(_) => ValueType::Set,
+            Value::SortedSet(_) => ValueType::SortedSet,
+            Value::Hash(_) => ValueType::Hash,
+            Value::Stream(_) => ValueType::Stream,
+            Value::Module(_) => ValueType::Module,
+        }
+    }
+
     /// The Redis `TYPE` name of the value.
     pub fn type_name(&self) -> &'static str {
-        match self {
-            Value::String(_) => "string",
-            Value::List(_) => "list",
-            Value::Set(_) => "set",
-            Value::SortedSet(_) => "zset",
-            Value::Hash(_) => "hash",
-            Value::Stream(_) => "stream",
-            Value::Module(_) => "module",
-        }
+        self.value_type().name()
     }
 
     /// Number of elements (1 for strings and modules, live entries for streams).

@@ -7,18 +7,32 @@ use std::path::{Path, PathBuf};
 use keeper::rdb::{Event, Reader, WriteOptions, Writer};
 use keeper::{Entry, Error, HashField, Stream, StreamEntry, StreamId, Value};
 
-/// Reads everything; `Ok(keys)` or the first error. Both sources must agree on the verdict (the
-/// slice source knows how many bytes remain and may reject a length before the stream source
-/// runs out of data, so their offsets may differ).
+/// Reads everything; `Ok(keys)` or the first error. Both sources, and the decoding and the
+/// validate-only paths, must agree on the verdict (the slice source knows how many bytes remain
+/// and may reject a length before the stream source runs out of data, so offsets may differ).
 fn read_all(data: &[u8]) -> Result<usize, Error> {
     let slice = read_with(Reader::from_slice(data));
     let stream = read_with(Reader::from_reader(data));
-    match (&slice, &stream) {
-        (Ok(a), Ok(b)) => assert_eq!(a, b),
-        (Err(_), Err(_)) => {}
-        _ => panic!("sources disagree: {slice:?} vs {stream:?}"),
+    let checked = check_with(Reader::from_slice(data));
+    for other in [&stream, &checked] {
+        match (&slice, other) {
+            (Ok(a), Ok(b)) => assert_eq!(a, b),
+            (Err(_), Err(_)) => {}
+            _ => panic!("readers disagree: {slice:?} vs {other:?}"),
+        }
     }
     slice
+}
+
+fn check_with<S: keeper::rdb::Source>(reader: keeper::Result<Reader<S>>) -> Result<usize, Error> {
+    let mut reader = reader?;
+    let mut keys = 0;
+    while let Some(event) = reader.check_next()? {
+        if let keeper::rdb::Checked::Key(_) = event {
+            keys += 1;
+        }
+    }
+    Ok(keys)
 }
 
 fn read_with<S: keeper::rdb::Source>(reader: keeper::Result<Reader<S>>) -> Result<usize, Error> {

@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Instant;
 
-use keeper::rdb::{Checksum, Event, Reader};
-use keeper::{OsStorage, Result, Storage};
+use keeper::rdb::{Checked, Checksum, Event, Reader};
+use keeper::{OsStorage, Result, Storage, ValueType};
 
 use super::progress::Progress;
 
@@ -13,7 +13,8 @@ use super::progress::Progress;
 struct DbStats {
     keys: u64,
     expires: u64,
-    by_type: BTreeMap<&'static str, u64>,
+    /// Keys per type, indexed by `ValueType as usize`.
+    by_type: [u64; ValueType::ALL.len()],
 }
 
 pub fn run(path: &Path) -> Result<()> {
@@ -24,24 +25,37 @@ pub fn run(path: &Path) -> Result<()> {
     let mut reader = Reader::from_slice(view).map_err(|e| e.with_file(path))?;
     let mut aux = Vec::new();
     let mut dbs: BTreeMap<u32, DbStats> = BTreeMap::new();
+    let mut current: Option<(u32, DbStats)> = None;
     let (mut functions, mut module_aux, mut events) = (0u64, 0u64, 0u64);
-    while let Some(event) = reader.next_event().map_err(|e| e.with_file(path))? {
+    while let Some(event) = reader.check_next().map_err(|e| e.with_file(path))? {
         events += 1;
         if events.is_multiple_of(4096) {
             progress.set(reader.position());
         }
         match event {
-            Event::Aux { key, value } => aux.push((key, value)),
-            Event::Function(_) => functions += 1,
-            Event::ModuleAux { .. } => module_aux += 1,
-            Event::Entry(entry) => {
-                let stats = dbs.entry(entry.db).or_default();
+            Checked::Event(Event::Aux { key, value }) => aux.push((key, value)),
+            Checked::Event(Event::Function(_)) => functions += 1,
+            Checked::Event(Event::ModuleAux { .. }) => module_aux += 1,
+            Checked::Key(key) => {
+                // Keys of one database come together: look its stats up once per run.
+                let stats = match &mut current {
+                    Some((db, stats)) if *db == key.db => stats,
+                    _ => {
+                        if let Some((db, stats)) = current.take() {
+                            merge(dbs.entry(db).or_default(), stats);
+                        }
+                        &mut current.insert((key.db, DbStats::default())).1
+                    }
+                };
                 stats.keys += 1;
-                stats.expires += u64::from(entry.expire_at_ms.is_some());
-                *stats.by_type.entry(entry.value.type_name()).or_default() += 1;
+                stats.expires += u64::from(key.expire_at_ms.is_some());
+                stats.by_type[key.value_type as usize] += 1;
             }
-            Event::SelectDb(_) | Event::ResizeDb { .. } | Event::SlotInfo { .. } => {}
+            Checked::Event(_) => {}
         }
+    }
+    if let Some((db, stats)) = current.take() {
+        merge(dbs.entry(db).or_default(), stats);
     }
     progress.finish();
     let trailing = size - reader.position();
@@ -63,10 +77,10 @@ pub fn run(path: &Path) -> Result<()> {
     let total: u64 = dbs.values().map(|d| d.keys).sum();
     println!("keys: {total} in {} database(s)", dbs.len());
     for (db, stats) in &dbs {
-        let types: Vec<String> = stats
-            .by_type
+        let types: Vec<String> = ValueType::ALL
             .iter()
-            .map(|(t, n)| format!("{t} {n}"))
+            .filter(|t| stats.by_type[**t as usize] > 0)
+            .map(|t| format!("{} {}", t.name(), stats.by_type[*t as usize]))
             .collect();
         println!(
             "db {db}: {} keys, {} with expiry ({})",
@@ -96,4 +110,12 @@ pub fn run(path: &Path) -> Result<()> {
         println!("note: {trailing} bytes follow the end of the RDB (an AOF tail?)");
     }
     Ok(())
+}
+
+fn merge(into: &mut DbStats, from: DbStats) {
+    into.keys += from.keys;
+    into.expires += from.expires;
+    for (sum, n) in into.by_type.iter_mut().zip(from.by_type) {
+        *sum += n;
+    }
 }

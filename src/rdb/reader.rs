@@ -11,6 +11,7 @@
 //! was found.
 
 use std::collections::HashSet;
+use std::hash::{BuildHasher, Hash};
 
 use bytes::Bytes;
 
@@ -21,7 +22,7 @@ use super::{Family, MAX_REDIS_VERSION, opcode, rdb_type};
 use crate::error::{Error, Result};
 use crate::model::{
     Consumer, ConsumerGroup, Entry, HashField, ModuleValue, PendingEntry, Stream, StreamEntry,
-    StreamId, Value, module_type_name,
+    StreamId, Value, ValueType, module_type_name,
 };
 
 /// One thing read from an RDB file, in file order.
@@ -51,6 +52,28 @@ pub enum Event {
     Entry(Entry),
 }
 
+/// What [`Reader::check_next`] yields: every event but entries as is, keys as a summary.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Checked {
+    Event(Event),
+    Key(KeySummary),
+}
+
+/// A key that was fully validated but not decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeySummary {
+    pub db: u32,
+    pub value_type: ValueType,
+    /// Elements (1 for strings and modules, live entries for streams).
+    pub len: u64,
+    pub expire_at_ms: Option<i64>,
+}
+
+enum Step<K> {
+    Event(Event),
+    Key(K),
+}
+
 /// What the trailer said about the file's integrity, known once the EOF opcode was read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Checksum {
@@ -76,6 +99,9 @@ pub struct Reader<S> {
     lfu_freq: Option<u8>,
     checksum: Option<Checksum>,
     empty_keys_skipped: u64,
+    /// Members of a plain collection being checked for duplicates without owning them.
+    arena: Vec<u8>,
+    spans: Vec<(usize, usize)>,
 }
 
 impl<B: std::ops::Deref<Target = [u8]>> Reader<SliceSource<B>> {
@@ -144,6 +170,8 @@ impl<S: Source> Reader<S> {
             lfu_freq: None,
             checksum: None,
             empty_keys_skipped: 0,
+            arena: Vec::new(),
+            spans: Vec::new(),
         })
     }
 
@@ -179,6 +207,63 @@ impl<S: Source> Reader<S> {
 
     /// The next event, or `None` after the EOF opcode and a valid checksum.
     pub fn next_event(&mut self) -> Result<Option<Event>> {
+        Ok(match self.advance(Self::decode_entry)? {
+            None => None,
+            Some(Step::Event(event)) => Some(event),
+            Some(Step::Key(entry)) => Some(Event::Entry(entry)),
+        })
+    }
+
+    /// Like [`Reader::next_event`], but keys are validated exactly as strictly without being
+    /// decoded into owned values: what `keeper check-rdb` needs, at a fraction of the cost.
+    pub fn check_next(&mut self) -> Result<Option<Checked>> {
+        Ok(match self.advance(Self::check_entry)? {
+            None => None,
+            Some(Step::Event(event)) => Some(Checked::Event(event)),
+            Some(Step::Key(key)) => Some(Checked::Key(key)),
+        })
+    }
+
+    fn decode_entry(&mut self, code: u8, at: u64) -> Result<Option<Entry>> {
+        let key = self.string()?;
+        let value = self.value(code, at)?;
+        let (expire_at_ms, lru_idle_secs, lfu_freq) = self.take_prefixes();
+        Ok(value.map(|value| Entry {
+            db: self.db,
+            key,
+            value,
+            expire_at_ms,
+            lru_idle_secs,
+            lfu_freq,
+        }))
+    }
+
+    fn check_entry(&mut self, code: u8, at: u64) -> Result<Option<KeySummary>> {
+        self.skip_string()?;
+        let summary = self.skip_value(code, at)?;
+        let (expire_at_ms, _, _) = self.take_prefixes();
+        Ok(summary.map(|(value_type, len)| KeySummary {
+            db: self.db,
+            value_type,
+            len,
+            expire_at_ms,
+        }))
+    }
+
+    fn take_prefixes(&mut self) -> (Option<i64>, Option<u64>, Option<u8>) {
+        (
+            self.expire_at_ms.take(),
+            self.lru_idle_secs.take(),
+            self.lfu_freq.take(),
+        )
+    }
+
+    /// Reads up to the next event; a key is produced by `key` (`None`: an empty collection,
+    /// skipped as Redis skips it).
+    fn advance<K>(
+        &mut self,
+        key: impl Fn(&mut Self, u8, u64) -> Result<Option<K>>,
+    ) -> Result<Option<Step<K>>> {
         if self.checksum.is_some() {
             return Ok(None);
         }
@@ -201,20 +286,20 @@ impl<S: Source> Reader<S> {
                     self.db = u32::try_from(db).map_err(|_| {
                         Error::corrupt(at, format!("database index {db} out of range"))
                     })?;
-                    return Ok(Some(Event::SelectDb(self.db)));
+                    return Ok(Some(Step::Event(Event::SelectDb(self.db))));
                 }
                 opcode::RESIZEDB => {
                     let db_size = self.len()?;
                     let expires_size = self.len()?;
-                    return Ok(Some(Event::ResizeDb {
+                    return Ok(Some(Step::Event(Event::ResizeDb {
                         db_size,
                         expires_size,
-                    }));
+                    })));
                 }
                 opcode::AUX => {
                     let key = self.string()?;
                     let value = self.string()?;
-                    return Ok(Some(Event::Aux { key, value }));
+                    return Ok(Some(Step::Event(Event::Aux { key, value })));
                 }
                 opcode::MODULE_AUX => {
                     let module_id = self.len()?;
@@ -230,13 +315,13 @@ impl<S: Source> Reader<S> {
                     }
                     let when = self.len()?;
                     let body = self.module_body()?;
-                    return Ok(Some(Event::ModuleAux {
+                    return Ok(Some(Step::Event(Event::ModuleAux {
                         module_id,
                         when,
                         body,
-                    }));
+                    })));
                 }
-                opcode::FUNCTION2 => return Ok(Some(Event::Function(self.string()?))),
+                opcode::FUNCTION2 => return Ok(Some(Step::Event(Event::Function(self.string()?)))),
                 opcode::FUNCTION_PRE_GA => {
                     return Err(Error::Unsupported {
                         file: None,
@@ -248,36 +333,20 @@ impl<S: Source> Reader<S> {
                     let slot = self.len()?;
                     let size = self.len()?;
                     let expires_size = self.len()?;
-                    return Ok(Some(Event::SlotInfo {
+                    return Ok(Some(Step::Event(Event::SlotInfo {
                         slot,
                         size,
                         expires_size,
-                    }));
+                    })));
                 }
                 opcode::EOF => {
                     self.finish()?;
                     return Ok(None);
                 }
-                code => {
-                    let key = self.string()?;
-                    let value = self.value(code, at)?;
-                    let expire_at_ms = self.expire_at_ms.take();
-                    let lru_idle_secs = self.lru_idle_secs.take();
-                    let lfu_freq = self.lfu_freq.take();
-                    match value {
-                        Some(value) => {
-                            return Ok(Some(Event::Entry(Entry {
-                                db: self.db,
-                                key,
-                                value,
-                                expire_at_ms,
-                                lru_idle_secs,
-                                lfu_freq,
-                            })));
-                        }
-                        None => self.empty_keys_skipped += 1,
-                    }
-                }
+                code => match key(self, code, at)? {
+                    Some(k) => return Ok(Some(Step::Key(k))),
+                    None => self.empty_keys_skipped += 1,
+                },
             }
         }
     }
@@ -446,6 +515,233 @@ impl<S: Source> Reader<S> {
         Ok((&self.scratch, at))
     }
 
+    /// Appends a string's bytes to `out` (integers as decimal text, LZF decompressed).
+    fn string_into(&mut self, out: &mut Vec<u8>) -> Result<()> {
+        let at = self.src.position();
+        let (len, encoded) = self.len_or_encoding()?;
+        if !encoded {
+            let len = self.byte_len(at, len)?;
+            out.extend_from_slice(self.src.take(len)?);
+            return Ok(());
+        }
+        let value = match len {
+            0 => i64::from(self.u8()? as i8),
+            1 => i64::from(i16::from_le_bytes(self.array::<2>()?)),
+            2 => i64::from(i32::from_le_bytes(self.array::<4>()?)),
+            3 => return self.lzf_into(at, out),
+            enc => return Err(Error::corrupt(at, format!("unknown string encoding {enc}"))),
+        };
+        out.extend_from_slice(value.to_string().as_bytes());
+        Ok(())
+    }
+
+    /// Validates a string without keeping it (LZF data is still decompressed, to check it).
+    fn skip_string(&mut self) -> Result<()> {
+        let at = self.src.position();
+        let (len, encoded) = self.len_or_encoding()?;
+        match (len, encoded) {
+            (len, false) => {
+                let len = self.byte_len(at, len)?;
+                self.src.take(len)?;
+            }
+            (0, true) => drop(self.u8()?),
+            (1, true) => drop(self.array::<2>()?),
+            (2, true) => drop(self.array::<4>()?),
+            (3, true) => {
+                let mut scratch = std::mem::take(&mut self.scratch);
+                scratch.clear();
+                let result = self.lzf_into(at, &mut scratch);
+                self.scratch = scratch;
+                result?;
+            }
+            (enc, true) => {
+                return Err(Error::corrupt(at, format!("unknown string encoding {enc}")));
+            }
+        }
+        Ok(())
+    }
+
+    /// `n` strings of a plain collection, checked for duplicates; after each, `rest` reads what
+    /// follows the member (a score, a hash value). Members are gathered in a reused arena.
+    fn skip_unique_strings(
+        &mut self,
+        n: u64,
+        at: u64,
+        what: &str,
+        rest: impl Fn(&mut Self) -> Result<()>,
+    ) -> Result<()> {
+        let mut arena = std::mem::take(&mut self.arena);
+        let mut spans = std::mem::take(&mut self.spans);
+        arena.clear();
+        spans.clear();
+        for _ in 0..n {
+            let start = arena.len();
+            self.string_into(&mut arena)?;
+            spans.push((start, arena.len()));
+            rest(self)?;
+        }
+        let result = ensure_unique(&spans, |&(s, e)| &arena[s..e], at, what);
+        self.arena = arena;
+        self.spans = spans;
+        result
+    }
+
+    /// Validates a value as strictly as [`Reader::value`] does, without building it. Returns
+    /// its type name and length, `None` for an empty collection.
+    fn skip_value(&mut self, code: u8, at: u64) -> Result<Option<(ValueType, u64)>> {
+        use rdb_type::*;
+        let (name, len) = match code {
+            STRING => {
+                self.skip_string()?;
+                (ValueType::String, 1)
+            }
+            LIST => {
+                let (n, _) = self.count("list element", 1)?;
+                for _ in 0..n {
+                    self.skip_string()?;
+                }
+                (ValueType::List, n)
+            }
+            SET => {
+                let (n, _) = self.count("set member", 1)?;
+                self.skip_unique_strings(n, at, "set member", |_| Ok(()))?;
+                (ValueType::Set, n)
+            }
+            ZSET | ZSET_2 => {
+                let (n, _) = self.count("sorted set member", 2)?;
+                self.skip_unique_strings(n, at, "sorted set member", |r| {
+                    let score_at = r.src.position();
+                    let score = if code == ZSET_2 {
+                        f64::from_le_bytes(r.array::<8>()?)
+                    } else {
+                        r.legacy_double()?
+                    };
+                    if score.is_nan() {
+                        return Err(Error::corrupt(score_at, "sorted set score is NaN"));
+                    }
+                    Ok(())
+                })?;
+                (ValueType::SortedSet, n)
+            }
+            HASH => {
+                let (n, _) = self.count("hash field", 2)?;
+                self.skip_unique_strings(n, at, "hash field", Self::skip_string)?;
+                (ValueType::Hash, n)
+            }
+            HASH_ZIPMAP => {
+                let (blob, blob_at) = self.blob()?;
+                let mut fields = Vec::new();
+                for pair in zipmap::iter(blob).map_err(|e| blob_error(blob_at, "zipmap", e))? {
+                    fields.push(pair.map_err(|e| blob_error(blob_at, "zipmap", e))?.0);
+                }
+                ensure_unique(&fields, |f| *f, blob_at, "hash field")?;
+                (ValueType::Hash, fields.len() as u64)
+            }
+            LIST_ZIPLIST => {
+                let (blob, blob_at) = self.blob()?;
+                let mut n = 0;
+                for_each_ziplist(blob, blob_at, |_| {
+                    n += 1;
+                    Ok(())
+                })?;
+                (ValueType::List, n)
+            }
+            SET_INTSET => {
+                let (blob, blob_at) = self.blob()?;
+                let members = intset::iter(blob).map_err(|e| blob_error(blob_at, "intset", e))?;
+                (ValueType::Set, members.len() as u64)
+            }
+            ZSET_ZIPLIST | ZSET_LISTPACK => {
+                let (blob, blob_at) = self.blob()?;
+                let elems = collect_elems(blob, blob_at, code == ZSET_LISTPACK)?;
+                for pair in elems.chunks(2) {
+                    let [_, score] = pair else {
+                        return Err(Error::corrupt(
+                            blob_at,
+                            "sorted set blob has an odd number of elements",
+                        ));
+                    };
+                    blob_score(*score, blob_at)?;
+                }
+                let members: Vec<Elem<'_>> = elems.iter().step_by(2).copied().collect();
+                ensure_unique(&members, |m| *m, blob_at, "sorted set member")?;
+                (ValueType::SortedSet, members.len() as u64)
+            }
+            HASH_ZIPLIST | HASH_LISTPACK => {
+                let (blob, blob_at) = self.blob()?;
+                let elems = collect_elems(blob, blob_at, code == HASH_LISTPACK)?;
+                if !elems.len().is_multiple_of(2) {
+                    return Err(Error::corrupt(
+                        blob_at,
+                        "hash blob has an odd number of elements",
+                    ));
+                }
+                let fields: Vec<Elem<'_>> = elems.iter().step_by(2).copied().collect();
+                ensure_unique(&fields, |f| *f, blob_at, "hash field")?;
+                (ValueType::Hash, fields.len() as u64)
+            }
+            SET_LISTPACK => {
+                let (blob, blob_at) = self.blob()?;
+                let members = collect_elems(blob, blob_at, true)?;
+                ensure_unique(&members, |m| *m, blob_at, "set member")?;
+                (ValueType::Set, members.len() as u64)
+            }
+            LIST_QUICKLIST | LIST_QUICKLIST_2 => (ValueType::List, self.skip_quicklist(code)?),
+            // Streams, modules and hashes with field TTLs are rare: decode them in full.
+            // (An empty stream is a real value: it keeps its groups and last ID.)
+            _ => {
+                return Ok(self
+                    .value(code, at)?
+                    .map(|value| (value.value_type(), value.len() as u64)));
+            }
+        };
+        Ok((len > 0).then_some((name, len)))
+    }
+
+    fn skip_quicklist(&mut self, code: u8) -> Result<u64> {
+        let (nodes, _) = self.count("quicklist node", 2)?;
+        let mut n = 0;
+        for _ in 0..nodes {
+            let container = self.quicklist_container(code)?;
+            let (blob, blob_at) = self.blob()?;
+            if blob.is_empty() {
+                return Err(Error::corrupt(blob_at, "empty quicklist node"));
+            }
+            match container {
+                Container::Plain => n += 1,
+                Container::Packed => {
+                    for elem in
+                        listpack::iter(blob).map_err(|e| blob_error(blob_at, "listpack", e))?
+                    {
+                        elem.map_err(|e| blob_error(blob_at, "listpack", e))?;
+                        n += 1;
+                    }
+                }
+                Container::Ziplist => for_each_ziplist(blob, blob_at, |_| {
+                    n += 1;
+                    Ok(())
+                })?,
+            }
+        }
+        Ok(n)
+    }
+
+    /// A quicklist node's container: tagged in type 18, always a ziplist in type 14.
+    fn quicklist_container(&mut self, code: u8) -> Result<Container> {
+        if code != rdb_type::LIST_QUICKLIST_2 {
+            return Ok(Container::Ziplist);
+        }
+        let at = self.src.position();
+        match self.len()? {
+            1 => Ok(Container::Plain),
+            2 => Ok(Container::Packed),
+            other => Err(Error::corrupt(
+                at,
+                format!("quicklist node container {other} is neither 1 (plain) nor 2 (packed)"),
+            )),
+        }
+    }
+
     // ---- values -----------------------------------------------------------------------------
 
     /// Decodes a value of type `code`. `None` for an empty collection, which Redis skips.
@@ -468,7 +764,7 @@ impl<S: Source> Reader<S> {
                 for _ in 0..n {
                     items.push(self.string()?);
                 }
-                ensure_unique(items.iter().map(|m| &m[..]), items.len(), at, "set member")?;
+                ensure_unique(&items, |m| &m[..], at, "set member")?;
                 Value::Set(items)
             }
             ZSET | ZSET_2 => {
@@ -487,12 +783,7 @@ impl<S: Source> Reader<S> {
                     }
                     items.push((member, score));
                 }
-                ensure_unique(
-                    items.iter().map(|m| &m.0[..]),
-                    items.len(),
-                    at,
-                    "sorted set member",
-                )?;
+                ensure_unique(&items, |m| &m.0[..], at, "sorted set member")?;
                 Value::SortedSet(items)
             }
             HASH => {
@@ -564,12 +855,7 @@ impl<S: Source> Reader<S> {
                     .into_iter()
                     .map(Elem::to_bytes)
                     .collect();
-                ensure_unique(
-                    members.iter().map(|m| &m[..]),
-                    members.len(),
-                    blob_at,
-                    "set member",
-                )?;
+                ensure_unique(&members, |m| &m[..], blob_at, "set member")?;
                 Value::Set(members)
             }
             STREAM_LISTPACKS | STREAM_LISTPACKS_2 | STREAM_LISTPACKS_3 => {
@@ -654,12 +940,7 @@ impl<S: Source> Reader<S> {
             }
         };
         if let Value::Hash(fields) = &value {
-            ensure_unique(
-                fields.iter().map(|f| &f.field[..]),
-                fields.len(),
-                at,
-                "hash field",
-            )?;
+            ensure_unique(fields, |f| &f.field[..], at, "hash field")?;
         }
         Ok((!value.is_empty()).then_some(value))
     }
@@ -688,23 +969,7 @@ impl<S: Source> Reader<S> {
         let (nodes, _) = self.count("quicklist node", 2)?;
         let mut items = Vec::new();
         for _ in 0..nodes {
-            let container = if code == rdb_type::LIST_QUICKLIST_2 {
-                let at = self.src.position();
-                match self.len()? {
-                    1 => Container::Plain,
-                    2 => Container::Packed,
-                    other => {
-                        return Err(Error::corrupt(
-                            at,
-                            format!(
-                                "quicklist node container {other} is neither 1 (plain) nor 2 (packed)"
-                            ),
-                        ));
-                    }
-                }
-            } else {
-                Container::Ziplist
-            };
+            let container = self.quicklist_container(code)?;
             let (blob, blob_at) = self.blob()?;
             if blob.is_empty() {
                 return Err(Error::corrupt(blob_at, "empty quicklist node"));
@@ -945,13 +1210,25 @@ fn zset_pairs(elems: &[Elem<'_>], blob_at: u64) -> Result<Vec<(Bytes, f64)>> {
         }
         items.push((pair[0].to_bytes(), score));
     }
-    ensure_unique(
-        items.iter().map(|m| &m.0[..]),
-        items.len(),
-        blob_at,
-        "sorted set member",
-    )?;
+    ensure_unique(&items, |m| &m.0[..], blob_at, "sorted set member")?;
     Ok(items)
+}
+
+/// A score stored in a listpack or ziplist: an integer element or `strtod` text, never NaN.
+fn blob_score(elem: Elem<'_>, blob_at: u64) -> Result<f64> {
+    let score = match elem {
+        Elem::Int(v) => v as f64,
+        Elem::Str(text) => parse_double(text).ok_or_else(|| {
+            Error::corrupt(
+                blob_at,
+                format!("invalid score {:?}", String::from_utf8_lossy(text)),
+            )
+        })?,
+    };
+    if score.is_nan() {
+        return Err(Error::corrupt(blob_at, "sorted set score is NaN"));
+    }
+    Ok(score)
 }
 
 fn hash_pairs(elems: &[Elem<'_>], blob_at: u64) -> Result<Vec<HashField>> {
@@ -977,22 +1254,44 @@ fn parse_double(text: &[u8]) -> Option<f64> {
     }
 }
 
-fn ensure_unique<'a>(
-    items: impl Iterator<Item = &'a [u8]>,
-    n: usize,
+/// Collections up to this size are checked for duplicates pairwise on 64-bit hashes kept on the
+/// stack (bytes are compared only when two hashes match): no allocation, and cheaper than a hash
+/// set for the small listpack-encoded collections that dominate real files.
+const PAIRWISE_UNIQUE_MAX: usize = 32;
+
+/// Fails if two items have the same key (Redis refuses duplicate members and fields).
+fn ensure_unique<'a, T, K: Hash + Eq>(
+    items: &'a [T],
+    key: impl Fn(&'a T) -> K,
     at: u64,
     what: &str,
 ) -> Result<()> {
-    if n < 2 {
+    let duplicate = |i: usize| {
+        Err(Error::corrupt(
+            at,
+            format!("duplicate {what} (element {i} repeats an earlier one)"),
+        ))
+    };
+    if items.len() <= PAIRWISE_UNIQUE_MAX {
+        // A fixed seed is fine here: a crafted collision only costs a byte comparison.
+        let hasher = foldhash::fast::FixedState::with_seed(0x6b65_6570_6572);
+        let mut hashes = [0u64; PAIRWISE_UNIQUE_MAX];
+        for (i, item) in items.iter().enumerate() {
+            let h = hasher.hash_one(key(item));
+            for j in 0..i {
+                if hashes[j] == h && key(&items[j]) == key(item) {
+                    return duplicate(i);
+                }
+            }
+            hashes[i] = h;
+        }
         return Ok(());
     }
-    let mut seen = HashSet::with_capacity(n);
-    for item in items {
-        if !seen.insert(item) {
-            return Err(Error::corrupt(
-                at,
-                format!("duplicate {what} {:?}", String::from_utf8_lossy(item)),
-            ));
+    let mut seen =
+        HashSet::with_capacity_and_hasher(items.len(), foldhash::fast::RandomState::default());
+    for (i, item) in items.iter().enumerate() {
+        if !seen.insert(key(item)) {
+            return duplicate(i);
         }
     }
     Ok(())

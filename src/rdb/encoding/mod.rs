@@ -15,7 +15,7 @@ pub mod zipmap;
 use bytes::Bytes;
 
 /// One element of a listpack or ziplist: an integer or a byte string.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Elem<'a> {
     Int(i64),
     Str(&'a [u8]),
