@@ -7,14 +7,17 @@ use std::path::{Path, PathBuf};
 use keeper::rdb::{Event, Reader, WriteOptions, Writer};
 use keeper::{Entry, Error, HashField, Stream, StreamEntry, StreamId, Value};
 
-/// Reads everything; `Ok(keys)` or the first error. Both sources, and the decoding and the
-/// validate-only paths, must agree on the verdict (the slice source knows how many bytes remain
+/// Reads everything; `Ok(keys)` or the first error. Both sources, the decoding and the
+/// validate-only paths, and the two-thread checker must agree on the verdict (the slice source knows how many bytes remain
 /// and may reject a length before the stream source runs out of data, so offsets may differ).
 fn read_all(data: &[u8]) -> Result<usize, Error> {
     let slice = read_with(Reader::from_slice(data));
     let stream = read_with(Reader::from_reader(data));
     let checked = check_with(Reader::from_slice(data));
-    for other in [&stream, &checked] {
+    let parallel =
+        keeper::rdb::check::check(keeper::FileView::from_vec(data.to_vec()), &mut |_| {})
+            .map(|report| report.databases.values().map(|db| db.keys as usize).sum());
+    for other in [&stream, &checked, &parallel] {
         match (&slice, other) {
             (Ok(a), Ok(b)) => assert_eq!(a, b),
             (Err(_), Err(_)) => {}

@@ -21,6 +21,7 @@
 //! # Ok::<(), keeper::Error>(())
 //! ```
 
+pub mod check;
 mod crc;
 pub mod encoding;
 mod reader;

@@ -55,7 +55,8 @@ pub enum Event {
 /// What [`Reader::check_next`] yields: every event but entries as is, keys as a summary.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Checked {
-    Event(Event),
+    /// Boxed: events other than keys are rare, and a small `Checked` keeps the per-key path cheap.
+    Event(Box<Event>),
     Key(KeySummary),
 }
 
@@ -102,7 +103,33 @@ pub struct Reader<S> {
     /// Members of a plain collection being checked for duplicates without owning them.
     arena: Vec<u8>,
     spans: Vec<(usize, usize)>,
+    /// In deferred mode ([`Reader::defer_blobs`]) blobs and LZF strings met by `check_next` are
+    /// located and queued here instead of being validated, and the checksum is not computed.
+    deferring: bool,
+    deferred: Vec<DeferredBlob>,
+    /// `(offset, stored value)` of the checksum trailer, once read.
+    trailer: Option<(u64, u64)>,
 }
+
+/// A blob (or LZF string) whose validation was deferred: where its bytes are in the source.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DeferredBlob {
+    /// The value type code, or [`LZF_STRING`] for a compressed string.
+    pub code: u8,
+    /// Database of the key, and whether it has an expiry (to correct counts for empty blobs).
+    pub db: u32,
+    pub has_expire: bool,
+    /// Offset of the string (its length prefix), for errors.
+    pub at: u64,
+    /// Offset and length of the bytes as stored (compressed for LZF).
+    pub data_at: u64,
+    pub len: usize,
+    /// Decompressed length when the bytes are LZF-compressed.
+    pub lzf_len: Option<usize>,
+}
+
+/// Pseudo type code of a deferred LZF-compressed string.
+pub(crate) const LZF_STRING: u8 = 0xff;
 
 impl<B: std::ops::Deref<Target = [u8]>> Reader<SliceSource<B>> {
     /// A reader over bytes in memory (a memory-mapped file, a `Vec`, a slice).
@@ -172,6 +199,9 @@ impl<S: Source> Reader<S> {
             empty_keys_skipped: 0,
             arena: Vec::new(),
             spans: Vec::new(),
+            deferring: false,
+            deferred: Vec::new(),
+            trailer: None,
         })
     }
 
@@ -219,7 +249,7 @@ impl<S: Source> Reader<S> {
     pub fn check_next(&mut self) -> Result<Option<Checked>> {
         Ok(match self.advance(Self::check_entry)? {
             None => None,
-            Some(Step::Event(event)) => Some(Checked::Event(event)),
+            Some(Step::Event(event)) => Some(Checked::Event(Box::new(event))),
             Some(Step::Key(key)) => Some(Checked::Key(key)),
         })
     }
@@ -357,30 +387,53 @@ impl<S: Source> Reader<S> {
             self.checksum = Some(Checksum::NotInVersion);
             return Ok(());
         }
-        let actual = self.src.crc_so_far();
         let at = self.src.position();
-        let expected = self.u64_le()?;
-        self.checksum = Some(if expected == 0 {
-            Checksum::NotStored
-        } else if expected == actual {
-            Checksum::Verified(actual)
+        let actual = if self.deferring {
+            None
         } else {
-            return Err(Error::ChecksumMismatch {
-                file: None,
-                offset: at,
-                expected,
-                actual,
-            });
+            Some(self.src.crc_so_far())
+        };
+        let expected = self.u64_le()?;
+        self.trailer = Some((at, expected));
+        self.checksum = Some(match actual {
+            _ if expected == 0 => Checksum::NotStored,
+            Some(actual) => checksum_verdict(at, expected, actual)?,
+            // Deferred: the caller verifies with `trailer()`; report what the file claims.
+            None => Checksum::Verified(expected),
         });
         Ok(())
     }
 
+    /// Deferred mode, for a parallel check over an in-memory file: `check_next` locates blobs
+    /// and LZF strings without validating them (see [`Reader::drain_deferred`]) and does not
+    /// compute the checksum (see [`Reader::trailer`]); the caller validates both elsewhere.
+    pub(crate) fn defer_blobs(&mut self) {
+        self.deferring = true;
+    }
+
+    /// The blobs queued since the last call.
+    pub(crate) fn drain_deferred(&mut self) -> Vec<DeferredBlob> {
+        std::mem::take(&mut self.deferred)
+    }
+
+    pub(crate) fn deferred_len(&self) -> usize {
+        self.deferred.len()
+    }
+
+    /// `(offset, stored checksum)` of the trailer once the end was read; the checksum covers
+    /// every byte before `offset`.
+    pub(crate) fn trailer(&self) -> Option<(u64, u64)> {
+        self.trailer
+    }
+
     // ---- primitives -------------------------------------------------------------------------
 
+    #[inline]
     fn u8(&mut self) -> Result<u8> {
         Ok(self.src.take(1)?[0])
     }
 
+    #[inline]
     fn array<const N: usize>(&mut self) -> Result<[u8; N]> {
         let mut out = [0u8; N];
         out.copy_from_slice(self.src.take(N)?);
@@ -392,9 +445,22 @@ impl<S: Source> Reader<S> {
     }
 
     /// A length, or the special-encoding marker of a string (§1.4): `(value, is_encoding)`.
+    #[inline]
     fn len_or_encoding(&mut self) -> Result<(u64, bool)> {
-        let at = self.src.position();
         let first = self.u8()?;
+        // Most lengths and most string markers are one byte.
+        if first < 0x40 {
+            return Ok((u64::from(first), false));
+        }
+        if first >= 0xC0 {
+            return Ok((u64::from(first & 0x3f), true));
+        }
+        self.long_len(first)
+    }
+
+    /// The 2-, 5- and 9-byte length forms, after their first byte.
+    fn long_len(&mut self, first: u8) -> Result<(u64, bool)> {
+        let at = self.src.position() - 1;
         Ok(match first >> 6 {
             0 => (u64::from(first & 0x3f), false),
             1 => {
@@ -416,6 +482,7 @@ impl<S: Source> Reader<S> {
     }
 
     /// A plain length (§1.4).
+    #[inline]
     fn len(&mut self) -> Result<u64> {
         let at = self.src.position();
         match self.len_or_encoding()? {
@@ -491,6 +558,52 @@ impl<S: Source> Reader<S> {
         lzf::decompress_into(compressed, ulen, out).map_err(|e| blob_error(data_at, "LZF data", e))
     }
 
+    /// Locates the compressed bytes of an LZF string (after its 0xC3 marker) and skips them.
+    fn lzf_location(&mut self, at: u64, code: u8) -> Result<DeferredBlob> {
+        let clen = self.len()?;
+        let ulen = self.len()?;
+        let len = self.byte_len(at, clen)?;
+        let lzf_len = usize::try_from(ulen)
+            .map_err(|_| Error::corrupt(at, format!("LZF length {ulen} too large")))?;
+        let data_at = self.src.position();
+        self.src.take(len)?;
+        Ok(DeferredBlob {
+            code,
+            db: self.db,
+            has_expire: self.expire_at_ms.is_some(),
+            at,
+            data_at,
+            len,
+            lzf_len: Some(lzf_len),
+        })
+    }
+
+    /// Locates a blob string and skips it, for deferred validation of a value of type `code`.
+    fn blob_location(&mut self, code: u8) -> Result<DeferredBlob> {
+        let at = self.src.position();
+        match self.len_or_encoding()? {
+            (len, false) => {
+                let len = self.byte_len(at, len)?;
+                let data_at = self.src.position();
+                self.src.take(len)?;
+                Ok(DeferredBlob {
+                    code,
+                    db: self.db,
+                    has_expire: self.expire_at_ms.is_some(),
+                    at,
+                    data_at,
+                    len,
+                    lzf_len: None,
+                })
+            }
+            (3, true) => self.lzf_location(at, code),
+            _ => Err(Error::corrupt(
+                at,
+                "expected an encoded blob, found an integer-encoded string",
+            )),
+        }
+    }
+
     /// A string holding an encoded blob (listpack, ziplist, intset, zipmap), borrowed from the
     /// source or decompressed into the scratch buffer. Returns the blob and its file offset.
     fn blob(&mut self) -> Result<(&[u8], u64)> {
@@ -547,6 +660,10 @@ impl<S: Source> Reader<S> {
             (0, true) => drop(self.u8()?),
             (1, true) => drop(self.array::<2>()?),
             (2, true) => drop(self.array::<4>()?),
+            (3, true) if self.deferring => {
+                let job = self.lzf_location(at, LZF_STRING)?;
+                self.deferred.push(job);
+            }
             (3, true) => {
                 let mut scratch = std::mem::take(&mut self.scratch);
                 scratch.clear();
@@ -628,63 +745,17 @@ impl<S: Source> Reader<S> {
                 self.skip_unique_strings(n, at, "hash field", Self::skip_string)?;
                 (ValueType::Hash, n)
             }
-            HASH_ZIPMAP => {
-                let (blob, blob_at) = self.blob()?;
-                let mut fields = Vec::new();
-                for pair in zipmap::iter(blob).map_err(|e| blob_error(blob_at, "zipmap", e))? {
-                    fields.push(pair.map_err(|e| blob_error(blob_at, "zipmap", e))?.0);
-                }
-                ensure_unique(&fields, |f| *f, blob_at, "hash field")?;
-                (ValueType::Hash, fields.len() as u64)
-            }
-            LIST_ZIPLIST => {
-                let (blob, blob_at) = self.blob()?;
-                let mut n = 0;
-                for_each_ziplist(blob, blob_at, |_| {
-                    n += 1;
-                    Ok(())
-                })?;
-                (ValueType::List, n)
-            }
-            SET_INTSET => {
-                let (blob, blob_at) = self.blob()?;
-                let members = intset::iter(blob).map_err(|e| blob_error(blob_at, "intset", e))?;
-                (ValueType::Set, members.len() as u64)
-            }
-            ZSET_ZIPLIST | ZSET_LISTPACK => {
-                let (blob, blob_at) = self.blob()?;
-                let elems = collect_elems(blob, blob_at, code == ZSET_LISTPACK)?;
-                for pair in elems.chunks(2) {
-                    let [_, score] = pair else {
-                        return Err(Error::corrupt(
-                            blob_at,
-                            "sorted set blob has an odd number of elements",
-                        ));
-                    };
-                    blob_score(*score, blob_at)?;
-                }
-                let members: Vec<Elem<'_>> = elems.iter().step_by(2).copied().collect();
-                ensure_unique(&members, |m| *m, blob_at, "sorted set member")?;
-                (ValueType::SortedSet, members.len() as u64)
-            }
-            HASH_ZIPLIST | HASH_LISTPACK => {
-                let (blob, blob_at) = self.blob()?;
-                let elems = collect_elems(blob, blob_at, code == HASH_LISTPACK)?;
-                if !elems.len().is_multiple_of(2) {
-                    return Err(Error::corrupt(
-                        blob_at,
-                        "hash blob has an odd number of elements",
-                    ));
-                }
-                let fields: Vec<Elem<'_>> = elems.iter().step_by(2).copied().collect();
-                ensure_unique(&fields, |f| *f, blob_at, "hash field")?;
-                (ValueType::Hash, fields.len() as u64)
-            }
-            SET_LISTPACK => {
-                let (blob, blob_at) = self.blob()?;
-                let members = collect_elems(blob, blob_at, true)?;
-                ensure_unique(&members, |m| *m, blob_at, "set member")?;
-                (ValueType::Set, members.len() as u64)
+            HASH_ZIPMAP | LIST_ZIPLIST | SET_INTSET | ZSET_ZIPLIST | ZSET_LISTPACK
+            | HASH_ZIPLIST | HASH_LISTPACK | SET_LISTPACK => {
+                let len = if self.deferring {
+                    let job = self.blob_location(code)?;
+                    self.deferred.push(job);
+                    1 // not known yet; the validator reports empty blobs
+                } else {
+                    let (blob, blob_at) = self.blob()?;
+                    validate_blob(code, blob, blob_at)?
+                };
+                (blob_value_type(code), len)
             }
             LIST_QUICKLIST | LIST_QUICKLIST_2 => (ValueType::List, self.skip_quicklist(code)?),
             // Streams, modules and hashes with field TTLs are rare: decode them in full.
@@ -1214,6 +1285,223 @@ fn zset_pairs(elems: &[Elem<'_>], blob_at: u64) -> Result<Vec<(Bytes, f64)>> {
     Ok(items)
 }
 
+/// The type a blob-encoded value of type `code` decodes to.
+pub(crate) fn blob_value_type(code: u8) -> ValueType {
+    use rdb_type::*;
+    match code {
+        LIST_ZIPLIST => ValueType::List,
+        SET_INTSET | SET_LISTPACK => ValueType::Set,
+        ZSET_ZIPLIST | ZSET_LISTPACK => ValueType::SortedSet,
+        _ => ValueType::Hash,
+    }
+}
+
+/// Validates a blob-encoded value of type `code` as strictly as decoding it would, without
+/// building it; returns its element count (0: an empty collection, which Redis skips).
+fn validate_blob(code: u8, blob: &[u8], blob_at: u64) -> Result<u64> {
+    use rdb_type::*;
+    Ok(match code {
+        HASH_ZIPMAP => {
+            let mut fields = Vec::new();
+            for pair in zipmap::iter(blob).map_err(|e| blob_error(blob_at, "zipmap", e))? {
+                fields.push(pair.map_err(|e| blob_error(blob_at, "zipmap", e))?.0);
+            }
+            ensure_unique(&fields, |f| *f, blob_at, "hash field")?;
+            fields.len() as u64
+        }
+        LIST_ZIPLIST => {
+            let mut n = 0;
+            for_each_ziplist(blob, blob_at, |_| {
+                n += 1;
+                Ok(())
+            })?;
+            n
+        }
+        SET_INTSET => {
+            let members = intset::iter(blob).map_err(|e| blob_error(blob_at, "intset", e))?;
+            members.len() as u64
+        }
+        ZSET_ZIPLIST | HASH_ZIPLIST => {
+            let elems = ziplist::iter(blob).map_err(|e| blob_error(blob_at, "ziplist", e))?;
+            validate_elems(elems, Shape::of(code), blob_at, "ziplist")?
+        }
+        ZSET_LISTPACK | HASH_LISTPACK | SET_LISTPACK => {
+            let elems = listpack::iter(blob).map_err(|e| blob_error(blob_at, "listpack", e))?;
+            validate_elems(elems, Shape::of(code), blob_at, "listpack")?
+        }
+        _ => unreachable_blob_code(code, blob_at)?,
+    })
+}
+
+/// How the elements of a listpack or ziplist collection are laid out.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    /// Members.
+    Set,
+    /// Field, value pairs.
+    Hash,
+    /// Member, score pairs.
+    SortedSet,
+}
+
+impl Shape {
+    fn of(code: u8) -> Shape {
+        match blob_value_type(code) {
+            ValueType::Set => Shape::Set,
+            ValueType::SortedSet => Shape::SortedSet,
+            _ => Shape::Hash,
+        }
+    }
+
+    fn what(self) -> &'static str {
+        match self {
+            Shape::Set => "set member",
+            Shape::Hash => "hash field",
+            Shape::SortedSet => "sorted set member",
+        }
+    }
+}
+
+/// Validates a collection's elements in one pass: pairs complete, scores valid, members or
+/// fields unique. Returns the number of members or fields.
+fn validate_elems<'a>(
+    elems: impl Iterator<Item = std::result::Result<Elem<'a>, BlobError>>,
+    shape: Shape,
+    blob_at: u64,
+    encoding: &str,
+) -> Result<u64> {
+    let mut unique = Unique::new();
+    let mut count = 0u64;
+    let mut total = 0usize;
+    for (i, elem) in elems.enumerate() {
+        let elem = elem.map_err(|e| blob_error(blob_at, encoding, e))?;
+        total = i + 1;
+        if shape == Shape::Set || i % 2 == 0 {
+            if !unique.insert(elem) {
+                return Err(Error::corrupt(
+                    blob_at,
+                    format!(
+                        "duplicate {} (element {i} repeats an earlier one)",
+                        shape.what()
+                    ),
+                ));
+            }
+            count += 1;
+        } else if shape == Shape::SortedSet {
+            blob_score(elem, blob_at)?;
+        }
+    }
+    if shape != Shape::Set && !total.is_multiple_of(2) {
+        return Err(Error::corrupt(
+            blob_at,
+            format!(
+                "{encoding} of {} pairs has an odd number of elements ({total})",
+                shape.what()
+            ),
+        ));
+    }
+    Ok(count)
+}
+
+/// Duplicate detection for a stream of elements: pairwise on stack-kept hashes while small,
+/// a hash set beyond [`PAIRWISE_UNIQUE_MAX`].
+struct Unique<'a> {
+    hashes: [u64; PAIRWISE_UNIQUE_MAX],
+    keys: [Elem<'a>; PAIRWISE_UNIQUE_MAX],
+    len: usize,
+    set: Option<HashSet<Elem<'a>, foldhash::fast::RandomState>>,
+}
+
+impl<'a> Unique<'a> {
+    fn new() -> Self {
+        Unique {
+            hashes: [0; PAIRWISE_UNIQUE_MAX],
+            keys: [Elem::Int(0); PAIRWISE_UNIQUE_MAX],
+            len: 0,
+            set: None,
+        }
+    }
+
+    /// False when `key` was seen before.
+    fn insert(&mut self, key: Elem<'a>) -> bool {
+        if let Some(set) = &mut self.set {
+            return set.insert(key);
+        }
+        let h = PAIRWISE_HASHER.hash_one(key);
+        for j in 0..self.len {
+            if self.hashes[j] == h && self.keys[j] == key {
+                return false;
+            }
+        }
+        if self.len == PAIRWISE_UNIQUE_MAX {
+            let mut set = HashSet::with_capacity_and_hasher(
+                4 * PAIRWISE_UNIQUE_MAX,
+                foldhash::fast::RandomState::default(),
+            );
+            set.extend(self.keys.iter().copied());
+            set.insert(key);
+            self.set = Some(set);
+            return true;
+        }
+        self.hashes[self.len] = h;
+        self.keys[self.len] = key;
+        self.len += 1;
+        true
+    }
+}
+
+/// A fixed seed is fine for pairwise checks: a crafted collision only costs a comparison.
+const PAIRWISE_HASHER: foldhash::fast::FixedState =
+    foldhash::fast::FixedState::with_seed(0x6b65_6570);
+
+fn unreachable_blob_code(code: u8, at: u64) -> Result<u64> {
+    Err(Error::corrupt(
+        at,
+        format!("type {code} is not a blob encoding"),
+    ))
+}
+
+/// Validates a deferred blob or LZF string of `data` (the whole source); returns its element
+/// count. `scratch` holds decompressed bytes between calls.
+pub(crate) fn validate_deferred(
+    data: &[u8],
+    job: &DeferredBlob,
+    scratch: &mut Vec<u8>,
+) -> Result<u64> {
+    let start = usize::try_from(job.data_at).unwrap_or(usize::MAX);
+    let stored = start
+        .checked_add(job.len)
+        .and_then(|end| data.get(start..end))
+        .ok_or_else(|| Error::corrupt(job.at, "deferred blob outside the data"))?;
+    let (blob, blob_at) = match job.lzf_len {
+        Some(ulen) => {
+            scratch.clear();
+            lzf::decompress_into(stored, ulen, scratch)
+                .map_err(|e| blob_error(job.data_at, "LZF data", e))?;
+            (&scratch[..], job.at)
+        }
+        None => (stored, job.data_at),
+    };
+    if job.code == LZF_STRING {
+        return Ok(1);
+    }
+    validate_blob(job.code, blob, blob_at)
+}
+
+/// The verdict on a stored checksum `expected` against the content's `actual` checksum.
+pub(crate) fn checksum_verdict(at: u64, expected: u64, actual: u64) -> Result<Checksum> {
+    if expected == actual {
+        Ok(Checksum::Verified(actual))
+    } else {
+        Err(Error::ChecksumMismatch {
+            file: None,
+            offset: at,
+            expected,
+            actual,
+        })
+    }
+}
+
 /// A score stored in a listpack or ziplist: an integer element or `strtod` text, never NaN.
 fn blob_score(elem: Elem<'_>, blob_at: u64) -> Result<f64> {
     let score = match elem {
@@ -1273,8 +1561,7 @@ fn ensure_unique<'a, T, K: Hash + Eq>(
         ))
     };
     if items.len() <= PAIRWISE_UNIQUE_MAX {
-        // A fixed seed is fine here: a crafted collision only costs a byte comparison.
-        let hasher = foldhash::fast::FixedState::with_seed(0x6b65_6570_6572);
+        let hasher = PAIRWISE_HASHER;
         let mut hashes = [0u64; PAIRWISE_UNIQUE_MAX];
         for (i, item) in items.iter().enumerate() {
             let h = hasher.hash_one(key(item));

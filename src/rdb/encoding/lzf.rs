@@ -52,34 +52,46 @@ pub fn decompress_into(input: &[u8], out_len: usize, out: &mut Vec<u8>) -> Resul
         ));
     }
     let base = out.len();
-    out.reserve(out_len);
-    let result = decode(input, out_len, base, out);
+    out.resize(base + out_len, 0);
+    let result = decode(input, &mut out[base..]);
     if result.is_err() {
         out.truncate(base);
     }
     result
 }
 
-fn decode(input: &[u8], out_len: usize, base: usize, out: &mut Vec<u8>) -> Result<(), BlobError> {
-    let end = base + out_len;
+/// Bytes copied at once on the fast paths: short literal runs and back-references are copied
+/// as one fixed-size block (the excess is overwritten by what follows), which beats a `memcpy`
+/// call per token.
+const BLOCK: usize = 16;
+
+/// Decodes `input` into exactly `out` (whose length is the stated decompressed size).
+fn decode(input: &[u8], out: &mut [u8]) -> Result<(), BlobError> {
+    let out_len = out.len();
     let mut ip = 0;
+    let mut op = 0;
     while ip < input.len() {
         let at = ip;
         let ctrl = usize::from(input[ip]);
         ip += 1;
         if ctrl < 32 {
             let run = ctrl + 1;
-            let Some(literal) = input.get(ip..ip + run) else {
+            if ip + run > input.len() {
                 return Err(BlobError::new(
                     at,
                     format!("LZF: literal run of {run} bytes runs past the end of the input"),
                 ));
-            };
-            if out.len() + run > end {
+            }
+            if op + run > out_len {
                 return Err(overflow(at, out_len));
             }
-            out.extend_from_slice(literal);
+            if run <= BLOCK && ip + BLOCK <= input.len() && op + BLOCK <= out_len {
+                out[op..op + BLOCK].copy_from_slice(&input[ip..ip + BLOCK]);
+            } else {
+                out[op..op + run].copy_from_slice(&input[ip..ip + run]);
+            }
             ip += run;
+            op += run;
         } else {
             let mut len = ctrl >> 5;
             if len == 7 {
@@ -95,44 +107,37 @@ fn decode(input: &[u8], out_len: usize, base: usize, out: &mut Vec<u8>) -> Resul
             ip += 1;
             let off = ((ctrl & 0x1F) << 8) + usize::from(low) + 1;
             let len = len + 2;
-            let produced = out.len() - base;
-            if off > produced {
+            if off > op {
                 return Err(BlobError::new(
                     at,
                     format!(
-                        "LZF: back-reference {off} bytes back, but only {produced} bytes were \
-                         decoded so far"
+                        "LZF: back-reference {off} bytes back, but only {op} bytes were decoded \
+                         so far"
                     ),
                 ));
             }
-            if out.len() + len > end {
+            if op + len > out_len {
                 return Err(overflow(at, out_len));
             }
-            let src = out.len() - off;
-            if off >= len {
-                out.extend_from_within(src..src + len);
-            } else if off == 1 {
-                let byte = out[src];
-                out.resize(out.len() + len, byte);
+            let src = op - off;
+            if off >= BLOCK && len <= BLOCK && op + BLOCK <= out_len {
+                // The block ends at or before `op`, so it never reads what it writes.
+                out.copy_within(src..src + BLOCK, op);
+            } else if off >= len {
+                out.copy_within(src..src + len, op);
             } else {
-                // Overlapping copy: the source is periodic with period `off`, so copying it in
-                // chunks of `off` bytes gives the same result as liblzf's byte-by-byte loop.
-                let mut copied = 0;
-                while copied < len {
-                    let take = off.min(len - copied);
-                    out.extend_from_within(src + copied..src + copied + take);
-                    copied += take;
+                // Overlapping: liblzf copies byte by byte, repeating the last `off` bytes.
+                for i in 0..len {
+                    out[op + i] = out[src + i];
                 }
             }
+            op += len;
         }
     }
-    if out.len() != end {
+    if op != out_len {
         return Err(BlobError::new(
             input.len(),
-            format!(
-                "LZF: decoded {} bytes, expected {out_len}",
-                out.len() - base
-            ),
+            format!("LZF: decoded {op} bytes, expected {out_len}"),
         ));
     }
     Ok(())

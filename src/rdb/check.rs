@@ -1,0 +1,257 @@
+//! Whole-file verification on two cores: what `keeper check-rdb` runs, and what a restore runs
+//! before it trusts a file.
+//!
+//! The calling thread walks the file's framing (opcodes, lengths, keys, plain collections)
+//! with [`Reader::check_next`] in deferred mode; a worker thread validates every blob-encoded
+//! value and LZF string it is handed (listpack, ziplist, intset, zipmap: structure, counts,
+//! duplicates, scores) and computes the CRC-64 as the walk advances. Both sides are exactly as
+//! strict as decoding, and the error reported is the first one in file order.
+
+use std::collections::BTreeMap;
+use std::sync::mpsc;
+
+use bytes::Bytes;
+
+use super::crc::Crc64;
+use super::reader::{DeferredBlob, blob_value_type, checksum_verdict, validate_deferred};
+use super::{Checked, Checksum, Event, Family, Reader};
+use crate::error::{Error, Result};
+use crate::model::ValueType;
+use crate::storage::FileView;
+
+/// What a complete check found in a valid file.
+#[derive(Debug, Clone)]
+pub struct CheckReport {
+    pub version: u32,
+    pub family: Family,
+    /// AUX fields in file order.
+    pub aux: Vec<(Bytes, Bytes)>,
+    /// Key counts of each non-empty database.
+    pub databases: BTreeMap<u32, DbCounts>,
+    /// Function libraries.
+    pub functions: u64,
+    /// Module AUX sections.
+    pub module_aux: u64,
+    /// Keys whose collection was stored empty (skipped, as Redis skips them).
+    pub empty_keys_skipped: u64,
+    pub checksum: Checksum,
+    /// Length of the RDB proper; bytes after it (an AOF tail, a sync EOF mark) are not RDB.
+    pub rdb_len: u64,
+}
+
+impl CheckReport {
+    fn empty<S: super::Source>(reader: &Reader<S>) -> Self {
+        CheckReport {
+            version: reader.version(),
+            family: reader.family(),
+            aux: Vec::new(),
+            databases: BTreeMap::new(),
+            functions: 0,
+            module_aux: 0,
+            empty_keys_skipped: 0,
+            checksum: Checksum::NotInVersion,
+            rdb_len: 0,
+        }
+    }
+}
+
+/// Key counts of one database.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DbCounts {
+    pub keys: u64,
+    pub expires: u64,
+    /// Keys per type, indexed by `ValueType as usize`.
+    pub by_type: [u64; ValueType::ALL.len()],
+}
+
+impl DbCounts {
+    /// Keys of type `t`.
+    pub fn of(&self, t: ValueType) -> u64 {
+        self.by_type[t as usize]
+    }
+
+    fn add(&mut self, other: &DbCounts) {
+        self.keys += other.keys;
+        self.expires += other.expires;
+        for (sum, n) in self.by_type.iter_mut().zip(other.by_type) {
+            *sum += n;
+        }
+    }
+}
+
+/// Deferred blobs handed to the worker at a time.
+const BATCH: usize = 2048;
+
+/// What a validating thread found: the first error of the batches it took, and the
+/// blob-encoded values that turned out empty (to take out of the counts).
+#[derive(Default)]
+struct Validated {
+    error: Option<Error>,
+    empty: Vec<DeferredBlob>,
+}
+
+impl Validated {
+    /// Validates `jobs` in order, stopping at the first error. False once an error was found.
+    fn run(&mut self, data: &[u8], jobs: &[DeferredBlob], scratch: &mut Vec<u8>) -> bool {
+        for job in jobs {
+            match validate_deferred(data, job, scratch) {
+                Ok(0) => self.empty.push(*job),
+                Ok(_) => {}
+                Err(e) => {
+                    self.error = Some(e);
+                    return false;
+                }
+            }
+        }
+        true
+    }
+}
+
+/// Verifies the whole RDB in `data`: every value decoded as strictly as [`Reader`] does, and
+/// the checksum. `progress` is called now and then with the offset reached.
+pub fn check(data: FileView, progress: &mut dyn FnMut(u64)) -> Result<CheckReport> {
+    let mut reader = Reader::from_slice(data.clone())?;
+    reader.defer_blobs();
+    let (tx, rx) = mpsc::sync_channel::<Vec<DeferredBlob>>(4);
+    std::thread::scope(|scope| {
+        let worker = scope.spawn(|| {
+            let mut validated = Validated::default();
+            let mut scratch = Vec::new();
+            for jobs in rx {
+                if !validated.run(&data, &jobs, &mut scratch) {
+                    break; // dropping `rx` tells the walk to stop
+                }
+            }
+            validated
+        });
+        let mut local = Validated::default();
+        let walked = walk(&mut reader, &data, &tx, &mut local, progress);
+        let rest = reader.drain_deferred();
+        if local.error.is_none() && !rest.is_empty() {
+            local.run(&data, &rest, &mut Vec::new());
+        }
+        drop(tx);
+        let worker = worker.join().unwrap_or_else(|_| Validated {
+            error: Some(Error::corrupt(0, "the validation thread panicked")),
+            ..Validated::default()
+        });
+        finish(&reader, walked, [local, worker])
+    })
+}
+
+/// Walks the framing, counting keys and handing deferred blobs to the worker.
+///
+/// Load balancing: a batch goes to the worker when its queue has room; when it is full, this
+/// thread validates the batch itself. The checksum is computed here as the walk advances.
+fn walk<B: std::ops::Deref<Target = [u8]>>(
+    reader: &mut Reader<super::SliceSource<B>>,
+    data: &[u8],
+    tx: &mpsc::SyncSender<Vec<DeferredBlob>>,
+    local: &mut Validated,
+    progress: &mut dyn FnMut(u64),
+) -> Result<CheckReport> {
+    let mut crc = Crc64::new();
+    let mut crc_at = 0usize;
+    let mut scratch = Vec::new();
+    let mut report = CheckReport::empty(reader);
+    // Keys of one database come together: count into `current` and merge on a switch.
+    let mut current: Option<(u32, DbCounts)> = None;
+    let mut keys = 0u64;
+    while let Some(event) = reader.check_next()? {
+        match event {
+            Checked::Key(key) => {
+                let counts = match &mut current {
+                    Some((db, counts)) if *db == key.db => counts,
+                    _ => {
+                        if let Some((db, counts)) = current.take() {
+                            report.databases.entry(db).or_default().add(&counts);
+                        }
+                        &mut current.insert((key.db, DbCounts::default())).1
+                    }
+                };
+                counts.keys += 1;
+                counts.expires += u64::from(key.expire_at_ms.is_some());
+                counts.by_type[key.value_type as usize] += 1;
+                keys += 1;
+                if keys.is_multiple_of(4096) {
+                    progress(reader.position());
+                }
+            }
+            Checked::Event(event) => match *event {
+                Event::Aux { key, value } => report.aux.push((key, value)),
+                Event::Function(_) => report.functions += 1,
+                Event::ModuleAux { .. } => report.module_aux += 1,
+                _ => {}
+            },
+        }
+        if reader.deferred_len() >= BATCH {
+            let position = reader.position() as usize;
+            crc.update(&data[crc_at..position]);
+            crc_at = position;
+            match tx.try_send(reader.drain_deferred()) {
+                Ok(()) => {}
+                Err(mpsc::TrySendError::Full(jobs)) => {
+                    if !local.run(data, &jobs, &mut scratch) {
+                        break;
+                    }
+                }
+                // The worker stopped at an error, earlier in the file than anything here.
+                Err(mpsc::TrySendError::Disconnected(_)) => break,
+            }
+        }
+    }
+    if let Some((at, _)) = reader.trailer() {
+        crc.update(&data[crc_at..at as usize]);
+        report.checksum = Checksum::Verified(crc.value());
+    }
+    if let Some((db, counts)) = current.take() {
+        report.databases.entry(db).or_default().add(&counts);
+    }
+    progress(reader.position());
+    Ok(report)
+}
+
+fn finish<S: super::Source>(
+    reader: &Reader<S>,
+    walked: Result<CheckReport>,
+    validated: [Validated; 2],
+) -> Result<CheckReport> {
+    // The first error in file order wins.
+    let mut errors: Vec<Error> = Vec::new();
+    let mut empty = Vec::new();
+    for v in validated {
+        errors.extend(v.error);
+        empty.extend(v.empty);
+    }
+    let mut report = match walked {
+        Ok(report) => report,
+        Err(e) => {
+            errors.push(e);
+            CheckReport::empty(reader)
+        }
+    };
+    if let Some(first) = errors
+        .into_iter()
+        .min_by_key(|e| e.offset().unwrap_or(u64::MAX))
+    {
+        return Err(first);
+    }
+    for job in &empty {
+        let counts = report.databases.entry(job.db).or_default();
+        counts.keys -= 1;
+        counts.expires -= u64::from(job.has_expire);
+        counts.by_type[blob_value_type(job.code) as usize] -= 1;
+        report.empty_keys_skipped += 1;
+    }
+    report.databases.retain(|_, counts| counts.keys > 0);
+    report.empty_keys_skipped += reader.empty_keys_skipped();
+    // `walk` left the computed checksum in `report.checksum`.
+    report.checksum = match (reader.trailer(), report.checksum) {
+        (None, _) => Checksum::NotInVersion,
+        (Some((_, 0)), _) => Checksum::NotStored,
+        (Some((at, stored)), Checksum::Verified(actual)) => checksum_verdict(at, stored, actual)?,
+        (Some((at, _)), _) => return Err(Error::corrupt(at, "checksum was not computed")),
+    };
+    report.rdb_len = reader.position();
+    Ok(report)
+}
