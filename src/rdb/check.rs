@@ -13,7 +13,9 @@ use std::sync::mpsc;
 use bytes::Bytes;
 
 use super::crc::Crc64;
-use super::reader::{DeferredBlob, blob_value_type, checksum_verdict, validate_deferred};
+use super::reader::{
+    BlobScratch, DeferredBlob, blob_value_type, checksum_verdict, validate_deferred,
+};
 use super::{Checked, Checksum, Event, Family, Reader};
 use crate::error::{Error, Result};
 use crate::model::ValueType;
@@ -92,7 +94,7 @@ struct Validated {
 
 impl Validated {
     /// Validates `jobs` in order, stopping at the first error. False once an error was found.
-    fn run(&mut self, data: &[u8], jobs: &[DeferredBlob], scratch: &mut Vec<u8>) -> bool {
+    fn run(&mut self, data: &[u8], jobs: &[DeferredBlob], scratch: &mut BlobScratch) -> bool {
         for job in jobs {
             match validate_deferred(data, job, scratch) {
                 Ok(0) => self.empty.push(*job),
@@ -116,7 +118,7 @@ pub fn check(data: FileView, progress: &mut dyn FnMut(u64)) -> Result<CheckRepor
     std::thread::scope(|scope| {
         let worker = scope.spawn(|| {
             let mut validated = Validated::default();
-            let mut scratch = Vec::new();
+            let mut scratch = BlobScratch::default();
             for jobs in rx {
                 if !validated.run(&data, &jobs, &mut scratch) {
                     break; // dropping `rx` tells the walk to stop
@@ -128,7 +130,7 @@ pub fn check(data: FileView, progress: &mut dyn FnMut(u64)) -> Result<CheckRepor
         let walked = walk(&mut reader, &data, &tx, &mut local, progress);
         let rest = reader.drain_deferred();
         if local.error.is_none() && !rest.is_empty() {
-            local.run(&data, &rest, &mut Vec::new());
+            local.run(&data, &rest, &mut BlobScratch::default());
         }
         drop(tx);
         let worker = worker.join().unwrap_or_else(|_| Validated {
@@ -152,7 +154,7 @@ fn walk<B: std::ops::Deref<Target = [u8]>>(
 ) -> Result<CheckReport> {
     let mut crc = Crc64::new();
     let mut crc_at = 0usize;
-    let mut scratch = Vec::new();
+    let mut scratch = BlobScratch::default();
     let mut report = CheckReport::empty(reader);
     // Keys of one database come together: count into `current` and merge on a switch.
     let mut current: Option<(u32, DbCounts)> = None;

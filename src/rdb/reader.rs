@@ -103,6 +103,7 @@ pub struct Reader<S> {
     /// Members of a plain collection being checked for duplicates without owning them.
     arena: Vec<u8>,
     spans: Vec<(usize, usize)>,
+    unique: UniqueKeys,
     /// In deferred mode ([`Reader::defer_blobs`]) blobs and LZF strings met by `check_next` are
     /// located and queued here instead of being validated, and the checksum is not computed.
     deferring: bool,
@@ -199,6 +200,7 @@ impl<S: Source> Reader<S> {
             empty_keys_skipped: 0,
             arena: Vec::new(),
             spans: Vec::new(),
+            unique: UniqueKeys::default(),
             deferring: false,
             deferred: Vec::new(),
             trailer: None,
@@ -548,23 +550,25 @@ impl<S: Source> Reader<S> {
 
     /// Decompresses an LZF string (after its 0xC3 marker) and appends it to `out`.
     fn lzf_into(&mut self, at: u64, out: &mut Vec<u8>) -> Result<()> {
-        let clen = self.len()?;
-        let ulen = self.len()?;
-        let clen = self.byte_len(at, clen)?;
-        let ulen = usize::try_from(ulen)
-            .map_err(|_| Error::corrupt(at, format!("LZF length {ulen} too large")))?;
+        let (clen, ulen) = self.lzf_header(at)?;
         let data_at = self.src.position();
         let compressed = self.src.take(clen)?;
         lzf::decompress_into(compressed, ulen, out).map_err(|e| blob_error(data_at, "LZF data", e))
     }
 
-    /// Locates the compressed bytes of an LZF string (after its 0xC3 marker) and skips them.
-    fn lzf_location(&mut self, at: u64, code: u8) -> Result<DeferredBlob> {
+    /// The compressed and decompressed lengths of an LZF string (after its 0xC3 marker).
+    fn lzf_header(&mut self, at: u64) -> Result<(usize, usize)> {
         let clen = self.len()?;
         let ulen = self.len()?;
-        let len = self.byte_len(at, clen)?;
-        let lzf_len = usize::try_from(ulen)
+        let clen = self.byte_len(at, clen)?;
+        let ulen = usize::try_from(ulen)
             .map_err(|_| Error::corrupt(at, format!("LZF length {ulen} too large")))?;
+        Ok((clen, ulen))
+    }
+
+    /// Locates the compressed bytes of an LZF string (after its 0xC3 marker) and skips them.
+    fn lzf_location(&mut self, at: u64, code: u8) -> Result<DeferredBlob> {
+        let (len, lzf_len) = self.lzf_header(at)?;
         let data_at = self.src.position();
         self.src.take(len)?;
         Ok(DeferredBlob {
@@ -665,11 +669,11 @@ impl<S: Source> Reader<S> {
                 self.deferred.push(job);
             }
             (3, true) => {
-                let mut scratch = std::mem::take(&mut self.scratch);
-                scratch.clear();
-                let result = self.lzf_into(at, &mut scratch);
-                self.scratch = scratch;
-                result?;
+                // The content is not needed: proving it decodes is enough.
+                let (clen, ulen) = self.lzf_header(at)?;
+                let data_at = self.src.position();
+                lzf::validate(self.src.take(clen)?, ulen)
+                    .map_err(|e| blob_error(data_at, "LZF data", e))?;
             }
             (enc, true) => {
                 return Err(Error::corrupt(at, format!("unknown string encoding {enc}")));
@@ -752,8 +756,12 @@ impl<S: Source> Reader<S> {
                     self.deferred.push(job);
                     1 // not known yet; the validator reports empty blobs
                 } else {
-                    let (blob, blob_at) = self.blob()?;
-                    validate_blob(code, blob, blob_at)?
+                    let mut unique = std::mem::take(&mut self.unique);
+                    let result = self.blob().and_then(|(blob, blob_at)| {
+                        validate_blob(code, blob, blob_at, &mut unique)
+                    });
+                    self.unique = unique;
+                    result?
                 };
                 (blob_value_type(code), len)
             }
@@ -1267,19 +1275,7 @@ fn zset_pairs(elems: &[Elem<'_>], blob_at: u64) -> Result<Vec<(Bytes, f64)>> {
     }
     let mut items = Vec::with_capacity(elems.len() / 2);
     for pair in elems.chunks_exact(2) {
-        let score = match pair[1] {
-            Elem::Int(v) => v as f64,
-            Elem::Str(text) => parse_double(text).ok_or_else(|| {
-                Error::corrupt(
-                    blob_at,
-                    format!("invalid score {:?}", String::from_utf8_lossy(text)),
-                )
-            })?,
-        };
-        if score.is_nan() {
-            return Err(Error::corrupt(blob_at, "sorted set score is NaN"));
-        }
-        items.push((pair[0].to_bytes(), score));
+        items.push((pair[0].to_bytes(), blob_score(pair[1], blob_at)?));
     }
     ensure_unique(&items, |m| &m.0[..], blob_at, "sorted set member")?;
     Ok(items)
@@ -1298,16 +1294,20 @@ pub(crate) fn blob_value_type(code: u8) -> ValueType {
 
 /// Validates a blob-encoded value of type `code` as strictly as decoding it would, without
 /// building it; returns its element count (0: an empty collection, which Redis skips).
-fn validate_blob(code: u8, blob: &[u8], blob_at: u64) -> Result<u64> {
+fn validate_blob(code: u8, blob: &[u8], blob_at: u64, scratch: &mut UniqueKeys) -> Result<u64> {
     use rdb_type::*;
     Ok(match code {
         HASH_ZIPMAP => {
-            let mut fields = Vec::new();
+            scratch.keys.clear();
             for pair in zipmap::iter(blob).map_err(|e| blob_error(blob_at, "zipmap", e))? {
-                fields.push(pair.map_err(|e| blob_error(blob_at, "zipmap", e))?.0);
+                let field = Elem::Str(pair.map_err(|e| blob_error(blob_at, "zipmap", e))?.0);
+                let hash = scratch.hasher.hash_one(field);
+                scratch.keys.push((hash, KeyRef::of(blob, field)));
             }
-            ensure_unique(&fields, |f| *f, blob_at, "hash field")?;
-            fields.len() as u64
+            if scratch.has_duplicate(blob) {
+                return Err(Error::corrupt(blob_at, "duplicate hash field"));
+            }
+            scratch.keys.len() as u64
         }
         LIST_ZIPLIST => {
             let mut n = 0;
@@ -1323,11 +1323,11 @@ fn validate_blob(code: u8, blob: &[u8], blob_at: u64) -> Result<u64> {
         }
         ZSET_ZIPLIST | HASH_ZIPLIST => {
             let elems = ziplist::iter(blob).map_err(|e| blob_error(blob_at, "ziplist", e))?;
-            validate_elems(elems, Shape::of(code), blob_at, "ziplist")?
+            validate_elems(elems, blob, Shape::of(code), blob_at, "ziplist", scratch)?
         }
         ZSET_LISTPACK | HASH_LISTPACK | SET_LISTPACK => {
             let elems = listpack::iter(blob).map_err(|e| blob_error(blob_at, "listpack", e))?;
-            validate_elems(elems, Shape::of(code), blob_at, "listpack")?
+            validate_elems(elems, blob, Shape::of(code), blob_at, "listpack", scratch)?
         }
         _ => unreachable_blob_code(code, blob_at)?,
     })
@@ -1366,29 +1366,31 @@ impl Shape {
 /// fields unique. Returns the number of members or fields.
 fn validate_elems<'a>(
     elems: impl Iterator<Item = std::result::Result<Elem<'a>, BlobError>>,
+    blob: &'a [u8],
     shape: Shape,
     blob_at: u64,
     encoding: &str,
+    scratch: &mut UniqueKeys,
 ) -> Result<u64> {
-    let mut unique = Unique::new();
-    let mut count = 0u64;
+    scratch.keys.clear();
     let mut total = 0usize;
     for (i, elem) in elems.enumerate() {
         let elem = elem.map_err(|e| blob_error(blob_at, encoding, e))?;
         total = i + 1;
         if shape == Shape::Set || i % 2 == 0 {
-            if !unique.insert(elem) {
+            let hash = scratch.hasher.hash_one(elem);
+            scratch.keys.push((hash, KeyRef::of(blob, elem)));
+        } else if shape == Shape::SortedSet {
+            let valid = match elem {
+                Elem::Int(_) => true,
+                Elem::Str(text) => score_text_ok(text),
+            };
+            if !valid {
                 return Err(Error::corrupt(
                     blob_at,
-                    format!(
-                        "duplicate {} (element {i} repeats an earlier one)",
-                        shape.what()
-                    ),
+                    "sorted set score is not a number (or is NaN)",
                 ));
             }
-            count += 1;
-        } else if shape == Shape::SortedSet {
-            blob_score(elem, blob_at)?;
         }
     }
     if shape != Shape::Set && !total.is_multiple_of(2) {
@@ -1400,57 +1402,158 @@ fn validate_elems<'a>(
             ),
         ));
     }
-    Ok(count)
+    if scratch.has_duplicate(blob) {
+        return Err(Error::corrupt(
+            blob_at,
+            format!("duplicate {}", shape.what()),
+        ));
+    }
+    Ok(scratch.keys.len() as u64)
 }
 
-/// Duplicate detection for a stream of elements: pairwise on stack-kept hashes while small,
-/// a hash set beyond [`PAIRWISE_UNIQUE_MAX`].
-struct Unique<'a> {
-    hashes: [u64; PAIRWISE_UNIQUE_MAX],
-    keys: [Elem<'a>; PAIRWISE_UNIQUE_MAX],
-    len: usize,
-    set: Option<HashSet<Elem<'a>, foldhash::fast::RandomState>>,
-}
+#[cfg(test)]
+mod score_tests {
+    use super::*;
+    use proptest::prelude::*;
 
-impl<'a> Unique<'a> {
-    fn new() -> Self {
-        Unique {
-            hashes: [0; PAIRWISE_UNIQUE_MAX],
-            keys: [Elem::Int(0); PAIRWISE_UNIQUE_MAX],
-            len: 0,
-            set: None,
+    proptest! {
+        /// The validate-only score check accepts exactly the scores decoding accepts.
+        #[test]
+        fn score_text_ok_matches_parse_double(text in "[-+0-9.eEinfatyINFATY ]{0,12}") {
+            let parsed = parse_double(text.as_bytes()).is_some_and(|v| !v.is_nan());
+            prop_assert_eq!(score_text_ok(text.as_bytes()), parsed, "{:?}", text);
         }
     }
 
-    /// False when `key` was seen before.
-    fn insert(&mut self, key: Elem<'a>) -> bool {
-        if let Some(set) = &mut self.set {
-            return set.insert(key);
+    #[test]
+    fn score_examples() {
+        for ok in [
+            "1",
+            "-1.5",
+            "0.10000000000000001",
+            "1e300",
+            "1E+5",
+            ".5",
+            "5.",
+            "inf",
+            "-Infinity",
+            "+inf",
+        ] {
+            assert!(score_text_ok(ok.as_bytes()), "{ok}");
         }
-        let h = PAIRWISE_HASHER.hash_one(key);
-        for j in 0..self.len {
-            if self.hashes[j] == h && self.keys[j] == key {
-                return false;
+        for bad in [
+            "", ".", "e5", "1e", "nan", "-nan", "1.2.3", " 1", "0x10", "in", "infinit",
+        ] {
+            assert!(!score_text_ok(bad.as_bytes()), "{bad}");
+        }
+    }
+}
+
+/// True when `text` is a score [`parse_double`] accepts and is not NaN, without computing the
+/// value: `[+-]` then `inf`/`infinity` (any case), or digits with an optional fraction and
+/// exponent (Rust's float grammar, which `parse_double` applies).
+fn score_text_ok(text: &[u8]) -> bool {
+    let body = match text.first() {
+        Some(b'+' | b'-') => &text[1..],
+        _ => text,
+    };
+    if body.eq_ignore_ascii_case(b"inf") || body.eq_ignore_ascii_case(b"infinity") {
+        return true;
+    }
+    let digits = |i: &mut usize| {
+        let start = *i;
+        while *i < body.len() && body[*i].is_ascii_digit() {
+            *i += 1;
+        }
+        *i - start
+    };
+    let mut i = 0;
+    let mut mantissa = digits(&mut i);
+    if i < body.len() && body[i] == b'.' {
+        i += 1;
+        mantissa += digits(&mut i);
+    }
+    if mantissa == 0 {
+        return false;
+    }
+    if i < body.len() && (body[i] | 0x20) == b'e' {
+        i += 1;
+        if i < body.len() && matches!(body[i], b'+' | b'-') {
+            i += 1;
+        }
+        if digits(&mut i) == 0 {
+            return false;
+        }
+    }
+    i == body.len()
+}
+
+/// Reusable buffers for validating blobs without allocating per blob.
+#[derive(Default)]
+pub(crate) struct BlobScratch {
+    /// Decompressed bytes of an LZF-compressed blob.
+    bytes: Vec<u8>,
+    keys: UniqueKeys,
+}
+
+/// The `(hash, key)` list of a duplicate check, reused from blob to blob.
+#[derive(Default)]
+pub(crate) struct UniqueKeys {
+    keys: Vec<(u64, KeyRef)>,
+    /// Seeded per process: crafted collisions cannot force the slow path.
+    hasher: foldhash::fast::RandomState,
+}
+
+/// A member or field of a blob, by value (integers) or by position in the blob (strings), so
+/// the list of keys outlives each blob and its buffer is reused.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum KeyRef {
+    Int(i64),
+    Span(usize, usize),
+}
+
+impl KeyRef {
+    fn of(blob: &[u8], elem: Elem<'_>) -> KeyRef {
+        match elem {
+            Elem::Int(v) => KeyRef::Int(v),
+            // `s` lies inside `blob`: its start is its distance from the blob's start.
+            Elem::Str(s) => KeyRef::Span(s.as_ptr() as usize - blob.as_ptr() as usize, s.len()),
+        }
+    }
+
+    fn elem(self, blob: &[u8]) -> Elem<'_> {
+        match self {
+            KeyRef::Int(v) => Elem::Int(v),
+            KeyRef::Span(start, len) => Elem::Str(&blob[start..start + len]),
+        }
+    }
+}
+
+impl UniqueKeys {
+    /// True when some key appears twice: keys sorted by hash, equal neighbours compared.
+    fn has_duplicate(&mut self, blob: &[u8]) -> bool {
+        let keys = &mut self.keys;
+        keys.sort_unstable_by_key(|k| k.0);
+        let mut i = 0;
+        while i < keys.len() {
+            let mut j = i + 1;
+            while j < keys.len() && keys[j].0 == keys[i].0 {
+                j += 1;
             }
+            // keys[i..j] share a hash; compare them for real (a group is almost always 1).
+            for a in i..j {
+                for b in a + 1..j {
+                    if keys[a].1.elem(blob) == keys[b].1.elem(blob) {
+                        return true;
+                    }
+                }
+            }
+            i = j;
         }
-        if self.len == PAIRWISE_UNIQUE_MAX {
-            let mut set = HashSet::with_capacity_and_hasher(
-                4 * PAIRWISE_UNIQUE_MAX,
-                foldhash::fast::RandomState::default(),
-            );
-            set.extend(self.keys.iter().copied());
-            set.insert(key);
-            self.set = Some(set);
-            return true;
-        }
-        self.hashes[self.len] = h;
-        self.keys[self.len] = key;
-        self.len += 1;
-        true
+        false
     }
 }
 
-/// A fixed seed is fine for pairwise checks: a crafted collision only costs a comparison.
 const PAIRWISE_HASHER: foldhash::fast::FixedState =
     foldhash::fast::FixedState::with_seed(0x6b65_6570);
 
@@ -1466,26 +1569,32 @@ fn unreachable_blob_code(code: u8, at: u64) -> Result<u64> {
 pub(crate) fn validate_deferred(
     data: &[u8],
     job: &DeferredBlob,
-    scratch: &mut Vec<u8>,
+    scratch: &mut BlobScratch,
 ) -> Result<u64> {
+    let BlobScratch { bytes, keys } = scratch;
     let start = usize::try_from(job.data_at).unwrap_or(usize::MAX);
     let stored = start
         .checked_add(job.len)
         .and_then(|end| data.get(start..end))
         .ok_or_else(|| Error::corrupt(job.at, "deferred blob outside the data"))?;
     let (blob, blob_at) = match job.lzf_len {
+        // A compressed string's content is not needed: proving it decodes is enough.
+        Some(ulen) if job.code == LZF_STRING => {
+            lzf::validate(stored, ulen).map_err(|e| blob_error(job.data_at, "LZF data", e))?;
+            return Ok(1);
+        }
         Some(ulen) => {
-            scratch.clear();
-            lzf::decompress_into(stored, ulen, scratch)
+            bytes.clear();
+            lzf::decompress_into(stored, ulen, bytes)
                 .map_err(|e| blob_error(job.data_at, "LZF data", e))?;
-            (&scratch[..], job.at)
+            (&bytes[..], job.at)
         }
         None => (stored, job.data_at),
     };
     if job.code == LZF_STRING {
         return Ok(1);
     }
-    validate_blob(job.code, blob, blob_at)
+    validate_blob(job.code, blob, blob_at, keys)
 }
 
 /// The verdict on a stored checksum `expected` against the content's `actual` checksum.

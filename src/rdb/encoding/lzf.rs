@@ -60,6 +60,74 @@ pub fn decompress_into(input: &[u8], out_len: usize, out: &mut Vec<u8>) -> Resul
     result
 }
 
+/// Checks that `input` decodes to exactly `out_len` bytes, as [`decompress`] would, without
+/// producing them: every back-reference must point into what was decoded so far, and nothing
+/// may overrun. For a string whose content is not needed (a check), this skips all copying.
+pub fn validate(input: &[u8], out_len: usize) -> Result<(), BlobError> {
+    if out_len > input.len().saturating_mul(MAX_EXPANSION) {
+        return Err(BlobError::new(
+            0,
+            format!(
+                "LZF: {} compressed bytes cannot expand to the stated {out_len} bytes",
+                input.len()
+            ),
+        ));
+    }
+    let mut ip = 0;
+    let mut op = 0;
+    while ip < input.len() {
+        let at = ip;
+        let ctrl = usize::from(input[ip]);
+        ip += 1;
+        let produced = if ctrl < 32 {
+            let run = ctrl + 1;
+            if ip + run > input.len() {
+                return Err(BlobError::new(
+                    at,
+                    format!("LZF: literal run of {run} bytes runs past the end of the input"),
+                ));
+            }
+            ip += run;
+            run
+        } else {
+            let mut len = ctrl >> 5;
+            if len == 7 {
+                let Some(&extra) = input.get(ip) else {
+                    return Err(truncated_ref(at));
+                };
+                len += usize::from(extra);
+                ip += 1;
+            }
+            let Some(&low) = input.get(ip) else {
+                return Err(truncated_ref(at));
+            };
+            ip += 1;
+            let off = ((ctrl & 0x1F) << 8) + usize::from(low) + 1;
+            if off > op {
+                return Err(BlobError::new(
+                    at,
+                    format!(
+                        "LZF: back-reference {off} bytes back, but only {op} bytes were decoded \
+                         so far"
+                    ),
+                ));
+            }
+            len + 2
+        };
+        if op + produced > out_len {
+            return Err(overflow(at, out_len));
+        }
+        op += produced;
+    }
+    if op != out_len {
+        return Err(BlobError::new(
+            input.len(),
+            format!("LZF: decoded {op} bytes, expected {out_len}"),
+        ));
+    }
+    Ok(())
+}
+
 /// Bytes copied at once on the fast paths: short literal runs and back-references are copied
 /// as one fixed-size block (the excess is overwritten by what follows), which beats a `memcpy`
 /// call per token.
@@ -262,6 +330,35 @@ fn flush_literals(run: &[u8], out: &mut Vec<u8>, base: usize, limit: usize) -> b
     out.push((run.len() - 1) as u8);
     out.extend_from_slice(run);
     true
+}
+
+#[cfg(test)]
+mod validate_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// `validate` accepts exactly what `decompress` accepts, at the same offset.
+        #[test]
+        fn validate_agrees_with_decompress(
+            data in proptest::collection::vec(any::<u8>(), 0..600),
+            flip in any::<(usize, u8)>(),
+            delta in -3i64..3,
+        ) {
+            let compressed = compress(&data).unwrap_or_else(|| data.clone());
+            let mut damaged = compressed.clone();
+            if !damaged.is_empty() {
+                let i = flip.0 % damaged.len();
+                damaged[i] ^= flip.1;
+            }
+            let out_len = (data.len() as i64 + delta).max(0) as usize;
+            for input in [&compressed, &damaged] {
+                let full = decompress(input, out_len).map(|_| ()).map_err(|e| e.offset);
+                let check = validate(input, out_len).map_err(|e| e.offset);
+                prop_assert_eq!(full, check);
+            }
+        }
+    }
 }
 
 #[cfg(test)]
