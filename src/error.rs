@@ -67,6 +67,7 @@ pub enum Error {
 
 impl Error {
     /// A corruption error at `offset` in an anonymous stream.
+    #[cold]
     pub fn corrupt(offset: u64, reason: impl Into<String>) -> Self {
         Error::Corrupt {
             file: None,

@@ -432,6 +432,10 @@ impl<S: Source> Reader<S> {
 
     #[inline]
     fn u8(&mut self) -> Result<u8> {
+        if let Some(&b) = self.src.peek().first() {
+            self.src.advance(1);
+            return Ok(b);
+        }
         Ok(self.src.take(1)?[0])
     }
 
@@ -654,6 +658,14 @@ impl<S: Source> Reader<S> {
 
     /// Validates a string without keeping it (LZF data is still decompressed, to check it).
     fn skip_string(&mut self) -> Result<()> {
+        // Fast path: a raw string under 64 bytes that is all there.
+        if let Some(&first) = self.src.peek().first()
+            && first < 0x40
+            && usize::from(first) < self.src.peek().len()
+        {
+            self.src.advance(1 + usize::from(first));
+            return Ok(());
+        }
         let at = self.src.position();
         let (len, encoded) = self.len_or_encoding()?;
         match (len, encoded) {

@@ -21,8 +21,13 @@ pub trait Source {
     fn remaining(&self) -> Option<u64>;
     /// CRC-64/REDIS of every byte consumed so far.
     fn crc_so_far(&mut self) -> u64;
+    /// Bytes available right now without reading (possibly none): a fast path for small reads.
+    fn peek(&self) -> &[u8];
+    /// Consumes `n` bytes, `n <= self.peek().len()`.
+    fn advance(&mut self, n: usize);
 }
 
+#[cold]
 fn truncated(position: u64, wanted: usize, available: u64) -> Error {
     Error::corrupt(
         position,
@@ -71,6 +76,17 @@ impl<B: Deref<Target = [u8]>> Source for SliceSource<B> {
 
     fn crc_so_far(&mut self) -> u64 {
         crc64(&self.data[..self.pos])
+    }
+
+    #[inline]
+    fn peek(&self) -> &[u8] {
+        &self.data[self.pos..]
+    }
+
+    #[inline]
+    fn advance(&mut self, n: usize) {
+        debug_assert!(n <= self.data.len() - self.pos);
+        self.pos += n;
     }
 }
 
@@ -159,6 +175,18 @@ impl<R: Read> Source for StreamSource<R> {
 
     fn crc_so_far(&mut self) -> u64 {
         self.crc.value()
+    }
+
+    fn peek(&self) -> &[u8] {
+        &self.buf[self.start..]
+    }
+
+    fn advance(&mut self, n: usize) {
+        debug_assert!(n <= self.buf.len() - self.start);
+        let start = self.start;
+        self.start += n;
+        self.consumed += n as u64;
+        self.crc.update(&self.buf[start..start + n]);
     }
 }
 

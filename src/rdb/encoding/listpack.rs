@@ -218,6 +218,28 @@ impl<'a> Iterator for ListpackIter<'a> {
             }
             return None;
         }
+        // Fast path for most entries: a 7-bit integer or a string under 64 bytes, whose
+        // backlen is the single byte `size` (sizes under 128 need one backlen byte). Anything
+        // else, or anything that fails a check here, takes the general path below.
+        let b = self.blob[at];
+        if b < 0xC0 {
+            let size = if b < 0x80 {
+                1
+            } else {
+                1 + usize::from(b & 0x3F)
+            };
+            let back_at = at + size;
+            if back_at < terminator && self.blob[back_at] == size as u8 {
+                let elem = if b < 0x80 {
+                    Elem::Int(i64::from(b))
+                } else {
+                    Elem::Str(&self.blob[at + 1..back_at])
+                };
+                self.pos = back_at + 1;
+                self.seen += 1;
+                return Some(Ok(elem));
+            }
+        }
         let (elem, size) = match self.decode() {
             Ok(decoded) => decoded,
             Err(e) => {

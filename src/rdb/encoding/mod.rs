@@ -47,6 +47,7 @@ pub struct BlobError {
 }
 
 impl BlobError {
+    #[cold]
     pub fn new(offset: usize, reason: impl Into<String>) -> Self {
         BlobError {
             offset,
