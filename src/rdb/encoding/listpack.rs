@@ -161,6 +161,16 @@ impl<'a> ListpackIter<'a> {
     }
 }
 
+/// The little-endian two's-complement integer in `bytes` (1 to 8 of them), sign-extended.
+#[inline]
+fn sign_extend_le(bytes: &[u8]) -> i64 {
+    let mut buf = [0u8; 8];
+    let n = bytes.len().min(8);
+    buf[..n].copy_from_slice(&bytes[..n]);
+    let shift = 64 - 8 * n as u32;
+    (i64::from_le_bytes(buf) << shift) >> shift
+}
+
 /// Size of the backlen field for an entry of `len` bytes (encoding+data); Redis's
 /// `lpEncodeBacklen` thresholds, strict `<` from 2 bytes on.
 fn backlen_size(len: usize) -> usize {
@@ -200,6 +210,7 @@ fn decode_backlen(blob: &[u8], last: usize) -> Option<u64> {
 impl<'a> Iterator for ListpackIter<'a> {
     type Item = Result<Elem<'a>, BlobError>;
 
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
         if self.done {
             return None;
@@ -207,39 +218,70 @@ impl<'a> Iterator for ListpackIter<'a> {
         let at = self.pos;
         let terminator = self.blob.len() - 1;
         if at == terminator {
-            self.done = true;
-            if let Some(want) = self.header_count()
-                && want != self.seen
-            {
-                return self.fail(
-                    4,
-                    format!("listpack: header says {want} elements, found {}", self.seen),
-                );
-            }
-            return None;
+            return self.end();
         }
-        // Fast path for most entries: a 7-bit integer or a string under 64 bytes, whose
-        // backlen is the single byte `size` (sizes under 128 need one backlen byte). Anything
-        // else, or anything that fails a check here, takes the general path below.
-        let b = self.blob[at];
-        if b < 0xC0 {
-            let size = if b < 0x80 {
-                1
-            } else {
-                1 + usize::from(b & 0x3F)
-            };
+        // Fast path for most entries: whole entries (encoding + data) under 128 bytes, whose
+        // backlen is the single byte `size`. Anything else, or anything that fails a check
+        // here, takes the general path with its detailed errors.
+        let blob = self.blob;
+        let b = blob[at];
+        let size = match b {
+            0x00..=0x7F => 1,
+            0x80..=0xBF => 1 + usize::from(b & 0x3F),
+            0xC0..=0xDF => 2,
+            0xE0..=0xEF if at + 1 < terminator => {
+                2 + ((usize::from(b & 0x0F) << 8) | usize::from(blob[at + 1]))
+            }
+            0xF1 => 3,
+            0xF2 => 4,
+            0xF3 => 5,
+            0xF4 => 9,
+            _ => usize::MAX,
+        };
+        if size < 128 {
             let back_at = at + size;
-            if back_at < terminator && self.blob[back_at] == size as u8 {
-                let elem = if b < 0x80 {
-                    Elem::Int(i64::from(b))
-                } else {
-                    Elem::Str(&self.blob[at + 1..back_at])
+            if back_at < terminator && blob[back_at] == size as u8 {
+                let data = &blob[at + 1..back_at];
+                let elem = match b {
+                    0x00..=0x7F => Elem::Int(i64::from(b)),
+                    0x80..=0xBF => Elem::Str(data),
+                    0xC0..=0xDF => {
+                        let u = (i64::from(b & 0x1F) << 8) | i64::from(data[0]);
+                        Elem::Int(if u >= 1 << 12 { u - (1 << 13) } else { u })
+                    }
+                    0xE0..=0xEF => Elem::Str(&data[1..]),
+                    _ => Elem::Int(sign_extend_le(data)),
                 };
                 self.pos = back_at + 1;
                 self.seen += 1;
                 return Some(Ok(elem));
             }
         }
+        self.next_general(at, terminator)
+    }
+}
+
+impl<'a> ListpackIter<'a> {
+    /// At the terminator: the count of elements seen must match the header's.
+    #[inline(never)]
+    fn end(&mut self) -> Option<Result<Elem<'a>, BlobError>> {
+        self.done = true;
+        match self.header_count() {
+            Some(want) if want != self.seen => self.fail(
+                4,
+                format!("listpack: header says {want} elements, found {}", self.seen),
+            ),
+            _ => None,
+        }
+    }
+
+    /// Every entry the fast path of `next` does not take, with all checks.
+    #[inline(never)]
+    fn next_general(
+        &mut self,
+        at: usize,
+        terminator: usize,
+    ) -> Option<Result<Elem<'a>, BlobError>> {
         let (elem, size) = match self.decode() {
             Ok(decoded) => decoded,
             Err(e) => {
