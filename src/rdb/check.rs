@@ -12,7 +12,7 @@ use std::sync::mpsc;
 
 use bytes::Bytes;
 
-use super::crc::Crc64;
+use super::crc::{crc64, crc64_combine};
 use super::reader::{
     BlobScratch, DeferredBlob, blob_value_type, checksum_verdict, validate_deferred,
 };
@@ -84,18 +84,35 @@ impl DbCounts {
 /// Deferred blobs handed to the worker at a time.
 const BATCH: usize = 2048;
 
-/// What a validating thread found: the first error of the batches it took, and the
-/// blob-encoded values that turned out empty (to take out of the counts).
+/// Bytes of file per checksum range; a batch is cut at this distance even without deferred
+/// blobs, so the checksum of a file of plain strings is shared between the threads too.
+const BATCH_BYTES: usize = 4 << 20;
+
+/// A unit of work for either thread: blobs to validate and a byte range to checksum.
+struct Batch {
+    jobs: Vec<DeferredBlob>,
+    crc_from: usize,
+    crc_to: usize,
+}
+
+/// What a validating thread found: the first error of the batches it took, the blob-encoded
+/// values that turned out empty (to take out of the counts), and the checksums of the ranges
+/// it hashed as `(start, crc, length)`, combined in file order at the end.
 #[derive(Default)]
 struct Validated {
     error: Option<Error>,
     empty: Vec<DeferredBlob>,
+    crcs: Vec<(usize, u64, usize)>,
 }
 
 impl Validated {
-    /// Validates `jobs` in order, stopping at the first error. False once an error was found.
-    fn run(&mut self, data: &[u8], jobs: &[DeferredBlob], scratch: &mut BlobScratch) -> bool {
-        for job in jobs {
+    /// Does a batch, stopping at the first error. False once an error was found.
+    fn run(&mut self, data: &[u8], batch: &Batch, scratch: &mut BlobScratch) -> bool {
+        let range = &data[batch.crc_from..batch.crc_to];
+        if !range.is_empty() {
+            self.crcs.push((batch.crc_from, crc64(range), range.len()));
+        }
+        for job in &batch.jobs {
             match validate_deferred(data, job, scratch) {
                 Ok(0) => self.empty.push(*job),
                 Ok(_) => {}
@@ -114,22 +131,27 @@ impl Validated {
 pub fn check(data: FileView, progress: &mut dyn FnMut(u64)) -> Result<CheckReport> {
     let mut reader = Reader::from_slice(data.clone())?;
     reader.defer_blobs();
-    let (tx, rx) = mpsc::sync_channel::<Vec<DeferredBlob>>(4);
+    let (tx, rx) = mpsc::sync_channel::<Batch>(4);
     std::thread::scope(|scope| {
         let worker = scope.spawn(|| {
             let mut validated = Validated::default();
             let mut scratch = BlobScratch::default();
-            for jobs in rx {
-                if !validated.run(&data, &jobs, &mut scratch) {
+            for batch in rx {
+                if !validated.run(&data, &batch, &mut scratch) {
                     break; // dropping `rx` tells the walk to stop
                 }
             }
             validated
         });
         let mut local = Validated::default();
-        let walked = walk(&mut reader, &data, &tx, &mut local, progress);
-        let rest = reader.drain_deferred();
-        if local.error.is_none() && !rest.is_empty() {
+        let (walked, crc_at) = walk(&mut reader, &data, &tx, &mut local, progress);
+        // The rest: blobs still queued, and the checksum up to the trailer.
+        let rest = Batch {
+            jobs: reader.drain_deferred(),
+            crc_from: crc_at,
+            crc_to: reader.trailer().map_or(crc_at, |(at, _)| at as usize),
+        };
+        if local.error.is_none() {
             local.run(&data, &rest, &mut BlobScratch::default());
         }
         drop(tx);
@@ -144,16 +166,28 @@ pub fn check(data: FileView, progress: &mut dyn FnMut(u64)) -> Result<CheckRepor
 /// Walks the framing, counting keys and handing deferred blobs to the worker.
 ///
 /// Load balancing: a batch goes to the worker when its queue has room; when it is full, this
-/// thread validates the batch itself. The checksum is computed here as the walk advances.
+/// thread does the batch itself. Returns the report and the offset the batches' checksum
+/// ranges reached.
 fn walk<B: std::ops::Deref<Target = [u8]>>(
     reader: &mut Reader<super::SliceSource<B>>,
     data: &[u8],
-    tx: &mpsc::SyncSender<Vec<DeferredBlob>>,
+    tx: &mpsc::SyncSender<Batch>,
     local: &mut Validated,
     progress: &mut dyn FnMut(u64),
-) -> Result<CheckReport> {
-    let mut crc = Crc64::new();
+) -> (Result<CheckReport>, usize) {
     let mut crc_at = 0usize;
+    let report = walk_counting(reader, data, tx, local, progress, &mut crc_at);
+    (report, crc_at)
+}
+
+fn walk_counting<B: std::ops::Deref<Target = [u8]>>(
+    reader: &mut Reader<super::SliceSource<B>>,
+    data: &[u8],
+    tx: &mpsc::SyncSender<Batch>,
+    local: &mut Validated,
+    progress: &mut dyn FnMut(u64),
+    crc_at: &mut usize,
+) -> Result<CheckReport> {
     let mut scratch = BlobScratch::default();
     let mut report = CheckReport::empty(reader);
     // Keys of one database come together: count into `current` and merge on a switch.
@@ -186,14 +220,22 @@ fn walk<B: std::ops::Deref<Target = [u8]>>(
                 _ => {}
             },
         }
-        if reader.deferred_len() >= BATCH {
-            let position = reader.position() as usize;
-            crc.update(&data[crc_at..position]);
-            crc_at = position;
-            match tx.try_send(reader.drain_deferred()) {
+        let position = reader.position() as usize;
+        // Checksum ranges are cut only every `BATCH_BYTES`: combining two checksums costs
+        // about as much as hashing a few tens of kilobytes.
+        let crc_due = position - *crc_at >= BATCH_BYTES;
+        if reader.deferred_len() >= BATCH || crc_due {
+            let crc_to = if crc_due { position } else { *crc_at };
+            let batch = Batch {
+                jobs: reader.drain_deferred(),
+                crc_from: *crc_at,
+                crc_to,
+            };
+            *crc_at = crc_to;
+            match tx.try_send(batch) {
                 Ok(()) => {}
-                Err(mpsc::TrySendError::Full(jobs)) => {
-                    if !local.run(data, &jobs, &mut scratch) {
+                Err(mpsc::TrySendError::Full(batch)) => {
+                    if !local.run(data, &batch, &mut scratch) {
                         break;
                     }
                 }
@@ -202,10 +244,7 @@ fn walk<B: std::ops::Deref<Target = [u8]>>(
             }
         }
     }
-    if let Some((at, _)) = reader.trailer() {
-        crc.update(&data[crc_at..at as usize]);
-        report.checksum = Checksum::Verified(crc.value());
-    }
+
     if let Some((db, counts)) = current.take() {
         report.databases.entry(db).or_default().add(&counts);
     }
@@ -221,9 +260,11 @@ fn finish<S: super::Source>(
     // The first error in file order wins.
     let mut errors: Vec<Error> = Vec::new();
     let mut empty = Vec::new();
+    let mut crcs = Vec::new();
     for v in validated {
         errors.extend(v.error);
         empty.extend(v.empty);
+        crcs.extend(v.crcs);
     }
     let mut report = match walked {
         Ok(report) => report,
@@ -247,12 +288,26 @@ fn finish<S: super::Source>(
     }
     report.databases.retain(|_, counts| counts.keys > 0);
     report.empty_keys_skipped += reader.empty_keys_skipped();
-    // `walk` left the computed checksum in `report.checksum`.
-    report.checksum = match (reader.trailer(), report.checksum) {
-        (None, _) => Checksum::NotInVersion,
-        (Some((_, 0)), _) => Checksum::NotStored,
-        (Some((at, stored)), Checksum::Verified(actual)) => checksum_verdict(at, stored, actual)?,
-        (Some((at, _)), _) => return Err(Error::corrupt(at, "checksum was not computed")),
+    report.checksum = match reader.trailer() {
+        None => Checksum::NotInVersion,
+        Some((_, 0)) => Checksum::NotStored,
+        Some((at, stored)) => {
+            // The ranges tile [0, at): combine their checksums in file order.
+            crcs.sort_unstable_by_key(|&(start, ..)| start);
+            let mut covered = 0;
+            let mut actual = 0;
+            for (start, crc, len) in crcs {
+                if start != covered {
+                    return Err(Error::corrupt(at, "checksum ranges do not cover the file"));
+                }
+                actual = crc64_combine(actual, crc, len as u64);
+                covered += len;
+            }
+            if covered as u64 != at {
+                return Err(Error::corrupt(at, "checksum ranges do not cover the file"));
+            }
+            checksum_verdict(at, stored, actual)?
+        }
     };
     report.rdb_len = reader.position();
     Ok(report)

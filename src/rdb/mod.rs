@@ -30,7 +30,7 @@ mod writer;
 
 use std::path::Path;
 
-pub use crc::{Crc64, crc64};
+pub use crc::{Crc64, crc64, crc64_combine};
 pub use reader::{Checked, Checksum, Event, KeySummary, Reader};
 pub use source::{SliceSource, Source, StreamSource};
 pub use writer::{AuxInfo, FileSink, ReplicationInfo, WriteOptions, Writer};

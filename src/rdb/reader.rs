@@ -1545,6 +1545,17 @@ impl UniqueKeys {
     /// True when some key appears twice: keys sorted by hash, equal neighbours compared.
     fn has_duplicate(&mut self, blob: &[u8]) -> bool {
         let keys = &mut self.keys;
+        // Small collections (most of them): compare every pair of hashes, no sort.
+        if keys.len() <= 12 {
+            for (i, a) in keys.iter().enumerate() {
+                for b in &keys[..i] {
+                    if a.0 == b.0 && a.1.elem(blob) == b.1.elem(blob) {
+                        return true;
+                    }
+                }
+            }
+            return false;
+        }
         keys.sort_unstable_by_key(|k| k.0);
         let mut i = 0;
         while i < keys.len() {
