@@ -249,10 +249,93 @@ impl<S: Source> Reader<S> {
     /// Like [`Reader::next_event`], but keys are validated exactly as strictly without being
     /// decoded into owned values: what `keeper check-rdb` needs, at a fraction of the cost.
     pub fn check_next(&mut self) -> Result<Option<Checked>> {
+        if let Some(key) = self.check_common_key() {
+            return Ok(Some(Checked::Key(key)));
+        }
         Ok(match self.advance(Self::check_entry)? {
             None => None,
             Some(Step::Event(event)) => Some(Checked::Event(Box::new(event))),
             Some(Step::Key(key)) => Some(Checked::Key(key)),
+        })
+    }
+
+    /// The shape of most records in real files, recognised straight from the bytes at hand:
+    /// `[EXPIRETIME_MS t] type key value` with a raw key under 16 KiB, and as value a raw or
+    /// integer-encoded string, or (in deferred mode) a raw blob of a blob-encoded type, queued.
+    /// `None` (nothing consumed) for anything else, which takes the general path and gets its
+    /// full checks and errors there; what this accepts, the general path accepts identically.
+    fn check_common_key(&mut self) -> Option<KeySummary> {
+        if self.expire_at_ms.is_some() || self.lru_idle_secs.is_some() || self.lfu_freq.is_some() {
+            return None;
+        }
+        let buf = self.src.peek();
+        let mut i = 0;
+        let mut expire_at_ms = None;
+        if *buf.first()? == opcode::EXPIRETIME_MS {
+            expire_at_ms = Some(i64::from_le_bytes(buf.get(1..9)?.try_into().ok()?));
+            i = 9;
+        }
+        let code = *buf.get(i)?;
+        let value_type = match code {
+            rdb_type::STRING => ValueType::String,
+            rdb_type::HASH_ZIPMAP
+            | rdb_type::LIST_ZIPLIST
+            | rdb_type::SET_INTSET
+            | rdb_type::ZSET_ZIPLIST
+            | rdb_type::HASH_ZIPLIST
+            | rdb_type::ZSET_LISTPACK
+            | rdb_type::HASH_LISTPACK
+            | rdb_type::SET_LISTPACK
+                if self.deferring =>
+            {
+                blob_value_type(code)
+            }
+            _ => return None,
+        };
+        i += 1;
+        // A raw length in its 1- or 2-byte form: (length, bytes it took).
+        let short_len = |at: usize| -> Option<(usize, usize)> {
+            let first = *buf.get(at)?;
+            match first >> 6 {
+                0 => Some((usize::from(first), 1)),
+                1 => Some((
+                    (usize::from(first & 0x3f) << 8) | usize::from(*buf.get(at + 1)?),
+                    2,
+                )),
+                _ => None,
+            }
+        };
+        let (key_len, n) = short_len(i)?;
+        i += n + key_len;
+        let value_at = i;
+        let (value_len, n) = match (code, *buf.get(i)?) {
+            (rdb_type::STRING, 0xC0) => (1, 1),
+            (rdb_type::STRING, 0xC1) => (2, 1),
+            (rdb_type::STRING, 0xC2) => (4, 1),
+            _ => short_len(i)?,
+        };
+        i += n + value_len;
+        if i > buf.len() {
+            return None;
+        }
+        let start = self.src.position();
+        self.src.advance(i);
+        if code != rdb_type::STRING {
+            self.deferred.push(DeferredBlob {
+                code,
+                db: self.db,
+                has_expire: expire_at_ms.is_some(),
+                at: start + value_at as u64,
+                data_at: start + (value_at + n) as u64,
+                len: value_len,
+                lzf_len: None,
+            });
+        }
+        Some(KeySummary {
+            db: self.db,
+            value_type,
+            len: 1,
+            expire_at_ms,
         })
     }
 
