@@ -261,7 +261,8 @@ impl<S: Source> Reader<S> {
 
     /// The shape of most records in real files, recognised straight from the bytes at hand:
     /// `[EXPIRETIME_MS t] type key value` with a raw key under 16 KiB, and as value a raw or
-    /// integer-encoded string, or (in deferred mode) a raw blob of a blob-encoded type, queued.
+    /// integer-encoded string, or (in deferred mode) an LZF string or a raw or LZF blob of a
+    /// blob-encoded type, queued.
     /// `None` (nothing consumed) for anything else, which takes the general path and gets its
     /// full checks and errors there; what this accepts, the general path accepts identically.
     fn check_common_key(&mut self) -> Option<KeySummary> {
@@ -308,11 +309,21 @@ impl<S: Source> Reader<S> {
         let (key_len, n) = short_len(i)?;
         i += n + key_len;
         let value_at = i;
-        let (value_len, n) = match (code, *buf.get(i)?) {
-            (rdb_type::STRING, 0xC0) => (1, 1),
-            (rdb_type::STRING, 0xC1) => (2, 1),
-            (rdb_type::STRING, 0xC2) => (4, 1),
-            _ => short_len(i)?,
+        // `lzf_len`: the decompressed length when the value is LZF-compressed (`0xC3 clen
+        // ulen data`, both lengths in their short forms), which only deferred mode queues.
+        let (value_len, n, lzf_len) = match (code, *buf.get(i)?) {
+            (rdb_type::STRING, 0xC0) => (1, 1, None),
+            (rdb_type::STRING, 0xC1) => (2, 1, None),
+            (rdb_type::STRING, 0xC2) => (4, 1, None),
+            (_, 0xC3) if self.deferring => {
+                let (clen, n1) = short_len(i + 1)?;
+                let (ulen, n2) = short_len(i + 1 + n1)?;
+                (clen, 1 + n1 + n2, Some(ulen))
+            }
+            _ => {
+                let (len, n) = short_len(i)?;
+                (len, n, None)
+            }
         };
         i += n + value_len;
         if i > buf.len() {
@@ -320,15 +331,19 @@ impl<S: Source> Reader<S> {
         }
         let start = self.src.position();
         self.src.advance(i);
-        if code != rdb_type::STRING {
+        if code != rdb_type::STRING || lzf_len.is_some() {
             self.deferred.push(DeferredBlob {
-                code,
+                code: if code == rdb_type::STRING {
+                    LZF_STRING
+                } else {
+                    code
+                },
                 db: self.db,
                 has_expire: expire_at_ms.is_some(),
                 at: start + value_at as u64,
                 data_at: start + (value_at + n) as u64,
                 len: value_len,
-                lzf_len: None,
+                lzf_len,
             });
         }
         Some(KeySummary {
