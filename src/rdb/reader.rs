@@ -1475,7 +1475,7 @@ impl Shape {
 /// Validates a collection's elements in one pass: pairs complete, scores valid, members or
 /// fields unique. Returns the number of members or fields.
 fn validate_elems<'a>(
-    elems: impl Iterator<Item = std::result::Result<Elem<'a>, BlobError>>,
+    mut elems: impl Iterator<Item = std::result::Result<Elem<'a>, BlobError>>,
     blob: &'a [u8],
     shape: Shape,
     blob_at: u64,
@@ -1483,34 +1483,41 @@ fn validate_elems<'a>(
     scratch: &mut UniqueKeys,
 ) -> Result<u64> {
     scratch.keys.clear();
-    let mut total = 0usize;
-    for (i, elem) in elems.enumerate() {
-        let elem = elem.map_err(|e| blob_error(blob_at, encoding, e))?;
-        total = i + 1;
-        if shape == Shape::Set || i % 2 == 0 {
-            let hash = scratch.hasher.hash_one(elem);
-            scratch.keys.push((hash, KeyRef::of(blob, elem)));
-        } else if shape == Shape::SortedSet {
-            let valid = match elem {
-                Elem::Int(_) => true,
-                Elem::Str(text) => score_text_ok(text),
-            };
-            if !valid {
-                return Err(Error::corrupt(
-                    blob_at,
-                    "sorted set score is not a number (or is NaN)",
-                ));
-            }
-        }
+    // Inlined: this is the per-element path of every listpack and ziplist collection.
+    #[inline(always)]
+    fn next<'a>(
+        elems: &mut impl Iterator<Item = std::result::Result<Elem<'a>, BlobError>>,
+        blob_at: u64,
+        encoding: &str,
+    ) -> Option<Result<Elem<'a>>> {
+        Some(elems.next()?.map_err(|e| blob_error(blob_at, encoding, e)))
     }
-    if shape != Shape::Set && !total.is_multiple_of(2) {
-        return Err(Error::corrupt(
-            blob_at,
-            format!(
-                "{encoding} of {} pairs has an odd number of elements ({total})",
-                shape.what()
-            ),
-        ));
+    // One member or field, then (but for sets) its value or score, in file order.
+    while let Some(key) = next(&mut elems, blob_at, encoding) {
+        let key = key?;
+        let hash = scratch.hasher.hash_one(key);
+        scratch.keys.push((hash, KeyRef::of(blob, key)));
+        if shape == Shape::Set {
+            continue;
+        }
+        let Some(value) = next(&mut elems, blob_at, encoding) else {
+            return Err(Error::corrupt(
+                blob_at,
+                format!(
+                    "{encoding} of {} pairs has an odd number of elements ({})",
+                    shape.what(),
+                    2 * scratch.keys.len() - 1
+                ),
+            ));
+        };
+        if let (Shape::SortedSet, Elem::Str(text)) = (shape, value?)
+            && !score_text_ok(text)
+        {
+            return Err(Error::corrupt(
+                blob_at,
+                "sorted set score is not a number (or is NaN)",
+            ));
+        }
     }
     if scratch.has_duplicate(blob) {
         return Err(Error::corrupt(

@@ -210,20 +210,30 @@ fn decode_backlen(blob: &[u8], last: usize) -> Option<u64> {
 impl<'a> Iterator for ListpackIter<'a> {
     type Item = Result<Elem<'a>, BlobError>;
 
-    #[inline]
+    // Inlined so that callers' loops keep the small-entry path in registers; everything else
+    // is out of line.
+    #[inline(always)]
     fn next(&mut self) -> Option<Self::Item> {
-        if self.done {
+        match self.next_small() {
+            Some(elem) => Some(Ok(elem)),
+            None => self.next_other(),
+        }
+    }
+}
+
+impl<'a> ListpackIter<'a> {
+    /// Fast path for most entries: whole entries (encoding + data) under 128 bytes, whose
+    /// backlen is the single byte `size`. `None` for anything else (the terminator, other
+    /// entries, anything failing a check here, or after the end), which [`Self::next_other`]
+    /// handles with its detailed errors.
+    #[inline(always)]
+    fn next_small(&mut self) -> Option<Elem<'a>> {
+        let blob = self.blob;
+        let at = self.pos;
+        let terminator = blob.len() - 1;
+        if self.done || at >= terminator {
             return None;
         }
-        let at = self.pos;
-        let terminator = self.blob.len() - 1;
-        if at == terminator {
-            return self.end();
-        }
-        // Fast path for most entries: whole entries (encoding + data) under 128 bytes, whose
-        // backlen is the single byte `size`. Anything else, or anything that fails a check
-        // here, takes the general path with its detailed errors.
-        let blob = self.blob;
         let b = blob[at];
         let size = match b {
             0x00..=0x7F => 1,
@@ -236,26 +246,38 @@ impl<'a> Iterator for ListpackIter<'a> {
             0xF2 => 4,
             0xF3 => 5,
             0xF4 => 9,
-            _ => usize::MAX,
+            _ => return None,
         };
-        if size < 128 {
-            let back_at = at + size;
-            if back_at < terminator && blob[back_at] == size as u8 {
-                let data = &blob[at + 1..back_at];
-                let elem = match b {
-                    0x00..=0x7F => Elem::Int(i64::from(b)),
-                    0x80..=0xBF => Elem::Str(data),
-                    0xC0..=0xDF => {
-                        let u = (i64::from(b & 0x1F) << 8) | i64::from(data[0]);
-                        Elem::Int(if u >= 1 << 12 { u - (1 << 13) } else { u })
-                    }
-                    0xE0..=0xEF => Elem::Str(&data[1..]),
-                    _ => Elem::Int(sign_extend_le(data)),
-                };
-                self.pos = back_at + 1;
-                self.seen += 1;
-                return Some(Ok(elem));
+        let back_at = at + size;
+        if size >= 128 || back_at >= terminator || blob[back_at] != size as u8 {
+            return None;
+        }
+        let data = &blob[at + 1..back_at];
+        let elem = match b {
+            0x00..=0x7F => Elem::Int(i64::from(b)),
+            0x80..=0xBF => Elem::Str(data),
+            0xC0..=0xDF => {
+                let u = (i64::from(b & 0x1F) << 8) | i64::from(data[0]);
+                Elem::Int(if u >= 1 << 12 { u - (1 << 13) } else { u })
             }
+            0xE0..=0xEF => Elem::Str(&data[1..]),
+            _ => Elem::Int(sign_extend_le(data)),
+        };
+        self.pos = back_at + 1;
+        self.seen += 1;
+        Some(elem)
+    }
+
+    /// Whatever the fast path does not take: the end, and entries with all checks.
+    #[inline(never)]
+    fn next_other(&mut self) -> Option<Result<Elem<'a>, BlobError>> {
+        if self.done {
+            return None;
+        }
+        let at = self.pos;
+        let terminator = self.blob.len() - 1;
+        if at == terminator {
+            return self.end();
         }
         self.next_general(at, terminator)
     }
@@ -263,7 +285,6 @@ impl<'a> Iterator for ListpackIter<'a> {
 
 impl<'a> ListpackIter<'a> {
     /// At the terminator: the count of elements seen must match the header's.
-    #[inline(never)]
     fn end(&mut self) -> Option<Result<Elem<'a>, BlobError>> {
         self.done = true;
         match self.header_count() {
@@ -276,7 +297,6 @@ impl<'a> ListpackIter<'a> {
     }
 
     /// Every entry the fast path of `next` does not take, with all checks.
-    #[inline(never)]
     fn next_general(
         &mut self,
         at: usize,
