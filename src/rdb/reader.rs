@@ -1529,6 +1529,66 @@ fn validate_elems<'a>(
 }
 
 #[cfg(test)]
+mod unique_tests {
+    use super::*;
+    use crate::rdb::encoding::listpack::ListpackWriter;
+    use proptest::prelude::*;
+
+    /// The check path's verdict on a listpack set, hash or sorted set of `members`.
+    fn check_verdict(code: u8, members: &[Vec<u8>], unique: &mut UniqueKeys) -> Result<u64> {
+        let mut w = ListpackWriter::new();
+        for m in members {
+            w.push(m);
+            if code != rdb_type::SET_LISTPACK {
+                w.push(b"1.5");
+            }
+        }
+        validate_blob(code, &w.finish(), 0, unique)
+    }
+
+    proptest! {
+        /// Duplicates are found exactly when there are some, whatever the collection's size,
+        /// with one `UniqueKeys` reused across checks as the validating threads do.
+        #[test]
+        fn duplicates_found_exactly(
+            members in prop::collection::vec(
+                prop_oneof![
+                    (0u32..40).prop_map(|v| v.to_string().into_bytes()),
+                    (0u32..40).prop_map(|v| format!("m{v}").into_bytes()),
+                ],
+                0..120,
+            ),
+        ) {
+            let mut unique = UniqueKeys::default();
+            let distinct = members.iter().collect::<HashSet<_>>().len();
+            for code in [rdb_type::SET_LISTPACK, rdb_type::HASH_LISTPACK, rdb_type::ZSET_LISTPACK] {
+                let verdict = check_verdict(code, &members, &mut unique);
+                if distinct == members.len() {
+                    prop_assert_eq!(verdict.ok(), Some(members.len() as u64));
+                } else {
+                    prop_assert!(verdict.is_err());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn equal_hashes_of_different_keys_are_not_duplicates() {
+        // The exact comparison behind equal hashes: forced here with hashes that collide.
+        let mut unique = UniqueKeys::default();
+        let blob = b"abcd";
+        unique.keys = vec![
+            (7, KeyRef::Span(0, 2)),
+            (7, KeyRef::Span(2, 2)),
+            (7, KeyRef::Int(1)),
+        ];
+        assert!(!unique.has_duplicate(blob));
+        unique.keys.push((7, KeyRef::Span(0, 2)));
+        assert!(unique.has_duplicate(blob));
+    }
+}
+
+#[cfg(test)]
 mod score_tests {
     use super::*;
     use proptest::prelude::*;
@@ -1613,13 +1673,17 @@ pub(crate) struct BlobScratch {
     keys: UniqueKeys,
 }
 
-/// The `(hash, key)` list of a duplicate check, reused from blob to blob.
+/// The `(hash, key)` list of a duplicate check and its hash table, reused from blob to blob.
 #[derive(Default)]
 pub(crate) struct UniqueKeys {
     keys: Vec<(u64, KeyRef)>,
+    /// Open addressing with linear probing: the hashes of `keys`, tagged.
+    slots: Vec<u64>,
     /// Seeded per process: crafted collisions cannot force the slow path.
     hasher: foldhash::fast::RandomState,
 }
+
+const FREE_SLOT: u64 = 0;
 
 /// A member or field of a blob, by value (integers) or by position in the blob (strings), so
 /// the list of keys outlives each blob and its buffer is reused.
@@ -1647,20 +1711,41 @@ impl KeyRef {
 }
 
 impl UniqueKeys {
-    /// True when some key appears twice: keys sorted by hash, equal neighbours compared.
+    /// True when some key appears twice. The hashes go into a table at least twice as large
+    /// as the key count, indexed by their top bits; only when two hashes are equal (a
+    /// duplicate, or with a per-process seed a rare collision) are keys compared for real.
     fn has_duplicate(&mut self, blob: &[u8]) -> bool {
-        let keys = &mut self.keys;
-        // Small collections (most of them): compare every pair of hashes, no sort.
-        if keys.len() <= 12 {
-            for (i, a) in keys.iter().enumerate() {
-                for b in &keys[..i] {
-                    if a.0 == b.0 && a.1.elem(blob) == b.1.elem(blob) {
-                        return true;
-                    }
-                }
-            }
+        if self.keys.len() < 2 {
             return false;
         }
+        let bits = (2 * self.keys.len()).next_power_of_two().trailing_zeros();
+        let mask = (1usize << bits) - 1;
+        let slots = &mut self.slots;
+        slots.clear();
+        slots.resize(mask + 1, FREE_SLOT);
+        for &(hash, _) in &self.keys {
+            // Bit 0 set: never FREE_SLOT. The slot comes from the top bits, unaffected.
+            let tagged = hash | 1;
+            let mut slot = (hash >> (64 - bits)) as usize;
+            loop {
+                match slots[slot] {
+                    FREE_SLOT => {
+                        slots[slot] = tagged;
+                        break;
+                    }
+                    other if other == tagged => return self.has_duplicate_exact(blob),
+                    _ => slot = (slot + 1) & mask,
+                }
+            }
+        }
+        false
+    }
+
+    /// The exact answer when two hashes may be equal: keys sorted by hash, keys with equal
+    /// hashes compared.
+    #[cold]
+    fn has_duplicate_exact(&mut self, blob: &[u8]) -> bool {
+        let keys = &mut self.keys;
         keys.sort_unstable_by_key(|k| k.0);
         let mut i = 0;
         while i < keys.len() {
