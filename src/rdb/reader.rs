@@ -736,6 +736,16 @@ impl<S: Source> Reader<S> {
 
     /// Appends a string's bytes to `out` (integers as decimal text, LZF decompressed).
     fn string_into(&mut self, out: &mut Vec<u8>) -> Result<()> {
+        // Fast path: a raw string under 64 bytes that is all there.
+        let rest = self.src.peek();
+        if let Some(&first) = rest.first()
+            && first < 0x40
+            && let Some(bytes) = rest.get(1..1 + usize::from(first))
+        {
+            out.extend_from_slice(bytes);
+            self.src.advance(1 + usize::from(first));
+            return Ok(());
+        }
         let at = self.src.position();
         let (len, encoded) = self.len_or_encoding()?;
         if !encoded {
