@@ -513,7 +513,10 @@ impl<S: Source> Reader<S> {
 
     /// The blobs queued since the last call.
     pub(crate) fn drain_deferred(&mut self) -> Vec<DeferredBlob> {
-        std::mem::take(&mut self.deferred)
+        // The next batch is likely as large as this one: reserve as much up front rather than
+        // growing (and copying) the queue again.
+        let capacity = self.deferred.capacity();
+        std::mem::replace(&mut self.deferred, Vec::with_capacity(capacity))
     }
 
     pub(crate) fn deferred_len(&self) -> usize {
