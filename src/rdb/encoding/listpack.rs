@@ -165,16 +165,6 @@ impl<'a> ListpackIter<'a> {
     }
 }
 
-/// The little-endian two's-complement integer in `bytes` (1 to 8 of them), sign-extended.
-#[inline]
-fn sign_extend_le(bytes: &[u8]) -> i64 {
-    let mut buf = [0u8; 8];
-    let n = bytes.len().min(8);
-    buf[..n].copy_from_slice(&bytes[..n]);
-    let shift = 64 - 8 * n as u32;
-    (i64::from_le_bytes(buf) << shift) >> shift
-}
-
 /// Size of the backlen field for an entry of `len` bytes (encoding+data); Redis's
 /// `lpEncodeBacklen` thresholds, strict `<` from 2 bytes on.
 fn backlen_size(len: usize) -> usize {
@@ -277,7 +267,15 @@ impl<'a> ListpackIter<'a> {
                 if back_at >= terminator {
                     return None;
                 }
-                (Elem::Int(sign_extend_le(&blob[at + 1..back_at])), back_at)
+                // Fixed-size reads: a copy of a variable length would call `memcpy`.
+                let d = &blob[at + 1..back_at];
+                let v = match b {
+                    0xF1 => i64::from(i16::from_le_bytes([d[0], d[1]])),
+                    0xF2 => i64::from(i32::from_le_bytes([0, d[0], d[1], d[2]]) >> 8),
+                    0xF3 => i64::from(i32::from_le_bytes([d[0], d[1], d[2], d[3]])),
+                    _ => i64::from_le_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]]),
+                };
+                (Elem::Int(v), back_at)
             }
             _ => return None,
         };
