@@ -261,7 +261,8 @@ impl<S: Source> Reader<S> {
 
     /// The shape of most records in real files, recognised straight from the bytes at hand:
     /// `[EXPIRETIME_MS t] type key value` with a raw key under 16 KiB, and as value a raw or
-    /// integer-encoded string, or (in deferred mode) a raw blob of a blob-encoded type, queued.
+    /// integer-encoded string, or (in deferred mode) an LZF string or a raw or LZF blob of a
+    /// blob-encoded type, queued.
     /// `None` (nothing consumed) for anything else, which takes the general path and gets its
     /// full checks and errors there; what this accepts, the general path accepts identically.
     fn check_common_key(&mut self) -> Option<KeySummary> {
@@ -308,11 +309,21 @@ impl<S: Source> Reader<S> {
         let (key_len, n) = short_len(i)?;
         i += n + key_len;
         let value_at = i;
-        let (value_len, n) = match (code, *buf.get(i)?) {
-            (rdb_type::STRING, 0xC0) => (1, 1),
-            (rdb_type::STRING, 0xC1) => (2, 1),
-            (rdb_type::STRING, 0xC2) => (4, 1),
-            _ => short_len(i)?,
+        // `lzf_len`: the decompressed length when the value is LZF-compressed (`0xC3 clen
+        // ulen data`, both lengths in their short forms), which only deferred mode queues.
+        let (value_len, n, lzf_len) = match (code, *buf.get(i)?) {
+            (rdb_type::STRING, 0xC0) => (1, 1, None),
+            (rdb_type::STRING, 0xC1) => (2, 1, None),
+            (rdb_type::STRING, 0xC2) => (4, 1, None),
+            (_, 0xC3) if self.deferring => {
+                let (clen, n1) = short_len(i + 1)?;
+                let (ulen, n2) = short_len(i + 1 + n1)?;
+                (clen, 1 + n1 + n2, Some(ulen))
+            }
+            _ => {
+                let (len, n) = short_len(i)?;
+                (len, n, None)
+            }
         };
         i += n + value_len;
         if i > buf.len() {
@@ -320,15 +331,19 @@ impl<S: Source> Reader<S> {
         }
         let start = self.src.position();
         self.src.advance(i);
-        if code != rdb_type::STRING {
+        if code != rdb_type::STRING || lzf_len.is_some() {
             self.deferred.push(DeferredBlob {
-                code,
+                code: if code == rdb_type::STRING {
+                    LZF_STRING
+                } else {
+                    code
+                },
                 db: self.db,
                 has_expire: expire_at_ms.is_some(),
                 at: start + value_at as u64,
                 data_at: start + (value_at + n) as u64,
                 len: value_len,
-                lzf_len: None,
+                lzf_len,
             });
         }
         Some(KeySummary {
@@ -498,7 +513,10 @@ impl<S: Source> Reader<S> {
 
     /// The blobs queued since the last call.
     pub(crate) fn drain_deferred(&mut self) -> Vec<DeferredBlob> {
-        std::mem::take(&mut self.deferred)
+        // The next batch is likely as large as this one: reserve as much up front rather than
+        // growing (and copying) the queue again.
+        let capacity = self.deferred.capacity();
+        std::mem::replace(&mut self.deferred, Vec::with_capacity(capacity))
     }
 
     pub(crate) fn deferred_len(&self) -> usize {
@@ -721,6 +739,16 @@ impl<S: Source> Reader<S> {
 
     /// Appends a string's bytes to `out` (integers as decimal text, LZF decompressed).
     fn string_into(&mut self, out: &mut Vec<u8>) -> Result<()> {
+        // Fast path: a raw string under 64 bytes that is all there.
+        let rest = self.src.peek();
+        if let Some(&first) = rest.first()
+            && first < 0x40
+            && let Some(bytes) = rest.get(1..1 + usize::from(first))
+        {
+            out.extend_from_slice(bytes);
+            self.src.advance(1 + usize::from(first));
+            return Ok(());
+        }
         let at = self.src.position();
         let (len, encoded) = self.len_or_encoding()?;
         if !encoded {
@@ -1460,7 +1488,7 @@ impl Shape {
 /// Validates a collection's elements in one pass: pairs complete, scores valid, members or
 /// fields unique. Returns the number of members or fields.
 fn validate_elems<'a>(
-    elems: impl Iterator<Item = std::result::Result<Elem<'a>, BlobError>>,
+    mut elems: impl Iterator<Item = std::result::Result<Elem<'a>, BlobError>>,
     blob: &'a [u8],
     shape: Shape,
     blob_at: u64,
@@ -1468,34 +1496,41 @@ fn validate_elems<'a>(
     scratch: &mut UniqueKeys,
 ) -> Result<u64> {
     scratch.keys.clear();
-    let mut total = 0usize;
-    for (i, elem) in elems.enumerate() {
-        let elem = elem.map_err(|e| blob_error(blob_at, encoding, e))?;
-        total = i + 1;
-        if shape == Shape::Set || i % 2 == 0 {
-            let hash = scratch.hasher.hash_one(elem);
-            scratch.keys.push((hash, KeyRef::of(blob, elem)));
-        } else if shape == Shape::SortedSet {
-            let valid = match elem {
-                Elem::Int(_) => true,
-                Elem::Str(text) => score_text_ok(text),
-            };
-            if !valid {
-                return Err(Error::corrupt(
-                    blob_at,
-                    "sorted set score is not a number (or is NaN)",
-                ));
-            }
-        }
+    // Inlined: this is the per-element path of every listpack and ziplist collection.
+    #[inline(always)]
+    fn next<'a>(
+        elems: &mut impl Iterator<Item = std::result::Result<Elem<'a>, BlobError>>,
+        blob_at: u64,
+        encoding: &str,
+    ) -> Option<Result<Elem<'a>>> {
+        Some(elems.next()?.map_err(|e| blob_error(blob_at, encoding, e)))
     }
-    if shape != Shape::Set && !total.is_multiple_of(2) {
-        return Err(Error::corrupt(
-            blob_at,
-            format!(
-                "{encoding} of {} pairs has an odd number of elements ({total})",
-                shape.what()
-            ),
-        ));
+    // One member or field, then (but for sets) its value or score, in file order.
+    while let Some(key) = next(&mut elems, blob_at, encoding) {
+        let key = key?;
+        let hash = scratch.hasher.hash_one(key);
+        scratch.keys.push((hash, KeyRef::of(blob, key)));
+        if shape == Shape::Set {
+            continue;
+        }
+        let Some(value) = next(&mut elems, blob_at, encoding) else {
+            return Err(Error::corrupt(
+                blob_at,
+                format!(
+                    "{encoding} of {} pairs has an odd number of elements ({})",
+                    shape.what(),
+                    2 * scratch.keys.len() - 1
+                ),
+            ));
+        };
+        if let (Shape::SortedSet, Elem::Str(text)) = (shape, value?)
+            && !score_text_ok(text)
+        {
+            return Err(Error::corrupt(
+                blob_at,
+                "sorted set score is not a number (or is NaN)",
+            ));
+        }
     }
     if scratch.has_duplicate(blob) {
         return Err(Error::corrupt(
@@ -1504,6 +1539,66 @@ fn validate_elems<'a>(
         ));
     }
     Ok(scratch.keys.len() as u64)
+}
+
+#[cfg(test)]
+mod unique_tests {
+    use super::*;
+    use crate::rdb::encoding::listpack::ListpackWriter;
+    use proptest::prelude::*;
+
+    /// The check path's verdict on a listpack set, hash or sorted set of `members`.
+    fn check_verdict(code: u8, members: &[Vec<u8>], unique: &mut UniqueKeys) -> Result<u64> {
+        let mut w = ListpackWriter::new();
+        for m in members {
+            w.push(m);
+            if code != rdb_type::SET_LISTPACK {
+                w.push(b"1.5");
+            }
+        }
+        validate_blob(code, &w.finish(), 0, unique)
+    }
+
+    proptest! {
+        /// Duplicates are found exactly when there are some, whatever the collection's size,
+        /// with one `UniqueKeys` reused across checks as the validating threads do.
+        #[test]
+        fn duplicates_found_exactly(
+            members in prop::collection::vec(
+                prop_oneof![
+                    (0u32..40).prop_map(|v| v.to_string().into_bytes()),
+                    (0u32..40).prop_map(|v| format!("m{v}").into_bytes()),
+                ],
+                0..120,
+            ),
+        ) {
+            let mut unique = UniqueKeys::default();
+            let distinct = members.iter().collect::<HashSet<_>>().len();
+            for code in [rdb_type::SET_LISTPACK, rdb_type::HASH_LISTPACK, rdb_type::ZSET_LISTPACK] {
+                let verdict = check_verdict(code, &members, &mut unique);
+                if distinct == members.len() {
+                    prop_assert_eq!(verdict.ok(), Some(members.len() as u64));
+                } else {
+                    prop_assert!(verdict.is_err());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn equal_hashes_of_different_keys_are_not_duplicates() {
+        // The exact comparison behind equal hashes: forced here with hashes that collide.
+        let mut unique = UniqueKeys::default();
+        let blob = b"abcd";
+        unique.keys = vec![
+            (7, KeyRef::Span(0, 2)),
+            (7, KeyRef::Span(2, 2)),
+            (7, KeyRef::Int(1)),
+        ];
+        assert!(!unique.has_duplicate(blob));
+        unique.keys.push((7, KeyRef::Span(0, 2)));
+        assert!(unique.has_duplicate(blob));
+    }
 }
 
 #[cfg(test)]
@@ -1591,13 +1686,17 @@ pub(crate) struct BlobScratch {
     keys: UniqueKeys,
 }
 
-/// The `(hash, key)` list of a duplicate check, reused from blob to blob.
+/// The `(hash, key)` list of a duplicate check and its hash table, reused from blob to blob.
 #[derive(Default)]
 pub(crate) struct UniqueKeys {
     keys: Vec<(u64, KeyRef)>,
+    /// Open addressing with linear probing: the hashes of `keys`, tagged.
+    slots: Vec<u64>,
     /// Seeded per process: crafted collisions cannot force the slow path.
     hasher: foldhash::fast::RandomState,
 }
+
+const FREE_SLOT: u64 = 0;
 
 /// A member or field of a blob, by value (integers) or by position in the blob (strings), so
 /// the list of keys outlives each blob and its buffer is reused.
@@ -1625,20 +1724,41 @@ impl KeyRef {
 }
 
 impl UniqueKeys {
-    /// True when some key appears twice: keys sorted by hash, equal neighbours compared.
+    /// True when some key appears twice. The hashes go into a table at least twice as large
+    /// as the key count, indexed by their top bits; only when two hashes are equal (a
+    /// duplicate, or with a per-process seed a rare collision) are keys compared for real.
     fn has_duplicate(&mut self, blob: &[u8]) -> bool {
-        let keys = &mut self.keys;
-        // Small collections (most of them): compare every pair of hashes, no sort.
-        if keys.len() <= 12 {
-            for (i, a) in keys.iter().enumerate() {
-                for b in &keys[..i] {
-                    if a.0 == b.0 && a.1.elem(blob) == b.1.elem(blob) {
-                        return true;
-                    }
-                }
-            }
+        if self.keys.len() < 2 {
             return false;
         }
+        let bits = (2 * self.keys.len()).next_power_of_two().trailing_zeros();
+        let mask = (1usize << bits) - 1;
+        let slots = &mut self.slots;
+        slots.clear();
+        slots.resize(mask + 1, FREE_SLOT);
+        for &(hash, _) in &self.keys {
+            // Bit 0 set: never FREE_SLOT. The slot comes from the top bits, unaffected.
+            let tagged = hash | 1;
+            let mut slot = (hash >> (64 - bits)) as usize;
+            loop {
+                match slots[slot] {
+                    FREE_SLOT => {
+                        slots[slot] = tagged;
+                        break;
+                    }
+                    other if other == tagged => return self.has_duplicate_exact(blob),
+                    _ => slot = (slot + 1) & mask,
+                }
+            }
+        }
+        false
+    }
+
+    /// The exact answer when two hashes may be equal: keys sorted by hash, keys with equal
+    /// hashes compared.
+    #[cold]
+    fn has_duplicate_exact(&mut self, blob: &[u8]) -> bool {
+        let keys = &mut self.keys;
         keys.sort_unstable_by_key(|k| k.0);
         let mut i = 0;
         while i < keys.len() {

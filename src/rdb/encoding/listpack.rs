@@ -55,7 +55,6 @@ pub fn iter(blob: &[u8]) -> Result<ListpackIter<'_>, BlobError> {
         pos: HEADER,
         seen: 0,
         header_count: u16::from_le_bytes([blob[4], blob[5]]),
-        done: false,
     })
 }
 
@@ -73,10 +72,10 @@ pub fn count(blob: &[u8]) -> Result<usize, BlobError> {
 #[derive(Debug, Clone)]
 pub struct ListpackIter<'a> {
     blob: &'a [u8],
+    /// Offset of the next entry; the terminator's at the end, `blob.len()` once done.
     pos: usize,
     seen: usize,
     header_count: u16,
-    done: bool,
 }
 
 impl<'a> ListpackIter<'a> {
@@ -85,8 +84,13 @@ impl<'a> ListpackIter<'a> {
         (self.header_count != COUNT_UNKNOWN).then_some(usize::from(self.header_count))
     }
 
+    /// Ends the iteration: every later `next` returns `None`.
+    fn stop(&mut self) {
+        self.pos = self.blob.len();
+    }
+
     fn fail(&mut self, offset: usize, reason: String) -> Option<Result<Elem<'a>, BlobError>> {
-        self.done = true;
+        self.stop();
         Some(Err(BlobError::new(offset, reason)))
     }
 
@@ -161,16 +165,6 @@ impl<'a> ListpackIter<'a> {
     }
 }
 
-/// The little-endian two's-complement integer in `bytes` (1 to 8 of them), sign-extended.
-#[inline]
-fn sign_extend_le(bytes: &[u8]) -> i64 {
-    let mut buf = [0u8; 8];
-    let n = bytes.len().min(8);
-    buf[..n].copy_from_slice(&bytes[..n]);
-    let shift = 64 - 8 * n as u32;
-    (i64::from_le_bytes(buf) << shift) >> shift
-}
-
 /// Size of the backlen field for an entry of `len` bytes (encoding+data); Redis's
 /// `lpEncodeBacklen` thresholds, strict `<` from 2 bytes on.
 fn backlen_size(len: usize) -> usize {
@@ -210,62 +204,106 @@ fn decode_backlen(blob: &[u8], last: usize) -> Option<u64> {
 impl<'a> Iterator for ListpackIter<'a> {
     type Item = Result<Elem<'a>, BlobError>;
 
-    #[inline]
+    // Inlined so that callers' loops keep the small-entry path in registers; everything else
+    // is out of line.
+    #[inline(always)]
     fn next(&mut self) -> Option<Self::Item> {
-        if self.done {
+        match self.next_small() {
+            Some(elem) => Some(Ok(elem)),
+            None => self.next_other(),
+        }
+    }
+}
+
+impl<'a> ListpackIter<'a> {
+    /// Fast path for most entries: whole entries (encoding + data) under 128 bytes, whose
+    /// backlen is the single byte `size`. `None` for anything else (the terminator, other
+    /// entries, anything failing a check here, or after the end), which [`Self::next_other`]
+    /// handles with its detailed errors.
+    #[inline(always)]
+    fn next_small(&mut self) -> Option<Elem<'a>> {
+        let blob = self.blob;
+        let at = self.pos;
+        let terminator = blob.len() - 1;
+        if at >= terminator {
             return None;
         }
+        let b = blob[at];
+        // `back_at`: where the entry's one-byte backlen must be. Arms that read data bytes
+        // check first that they lie before the terminator.
+        let (elem, back_at) = match b {
+            0x00..=0x7F => (Elem::Int(i64::from(b)), at + 1),
+            0x80..=0xBF => {
+                let back_at = at + 1 + usize::from(b & 0x3F);
+                if back_at >= terminator {
+                    return None;
+                }
+                (Elem::Str(&blob[at + 1..back_at]), back_at)
+            }
+            0xC0..=0xDF => {
+                let back_at = at + 2;
+                if back_at >= terminator {
+                    return None;
+                }
+                let u = (i64::from(b & 0x1F) << 8) | i64::from(blob[at + 1]);
+                (
+                    Elem::Int(if u >= 1 << 12 { u - (1 << 13) } else { u }),
+                    back_at,
+                )
+            }
+            0xE0..=0xEF => {
+                if at + 1 >= terminator {
+                    return None;
+                }
+                let len = (usize::from(b & 0x0F) << 8) | usize::from(blob[at + 1]);
+                let back_at = at + 2 + len;
+                if len > 125 || back_at >= terminator {
+                    return None;
+                }
+                (Elem::Str(&blob[at + 2..back_at]), back_at)
+            }
+            0xF1..=0xF4 => {
+                let back_at = at + 1 + if b == 0xF4 { 8 } else { usize::from(b - 0xEF) };
+                if back_at >= terminator {
+                    return None;
+                }
+                // Fixed-size reads: a copy of a variable length would call `memcpy`.
+                let d = &blob[at + 1..back_at];
+                let v = match b {
+                    0xF1 => i64::from(i16::from_le_bytes([d[0], d[1]])),
+                    0xF2 => i64::from(i32::from_le_bytes([0, d[0], d[1], d[2]]) >> 8),
+                    0xF3 => i64::from(i32::from_le_bytes([d[0], d[1], d[2], d[3]])),
+                    _ => i64::from_le_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]]),
+                };
+                (Elem::Int(v), back_at)
+            }
+            _ => return None,
+        };
+        if back_at >= terminator || blob[back_at] != (back_at - at) as u8 {
+            return None;
+        }
+        self.pos = back_at + 1;
+        self.seen += 1;
+        Some(elem)
+    }
+
+    /// Whatever the fast path does not take: the end, and entries with all checks.
+    #[inline(never)]
+    fn next_other(&mut self) -> Option<Result<Elem<'a>, BlobError>> {
         let at = self.pos;
         let terminator = self.blob.len() - 1;
-        if at == terminator {
-            return self.end();
+        match at.cmp(&terminator) {
+            std::cmp::Ordering::Less => self.next_general(at, terminator),
+            std::cmp::Ordering::Equal => self.end(),
+            std::cmp::Ordering::Greater => None,
         }
-        // Fast path for most entries: whole entries (encoding + data) under 128 bytes, whose
-        // backlen is the single byte `size`. Anything else, or anything that fails a check
-        // here, takes the general path with its detailed errors.
-        let blob = self.blob;
-        let b = blob[at];
-        let size = match b {
-            0x00..=0x7F => 1,
-            0x80..=0xBF => 1 + usize::from(b & 0x3F),
-            0xC0..=0xDF => 2,
-            0xE0..=0xEF if at + 1 < terminator => {
-                2 + ((usize::from(b & 0x0F) << 8) | usize::from(blob[at + 1]))
-            }
-            0xF1 => 3,
-            0xF2 => 4,
-            0xF3 => 5,
-            0xF4 => 9,
-            _ => usize::MAX,
-        };
-        if size < 128 {
-            let back_at = at + size;
-            if back_at < terminator && blob[back_at] == size as u8 {
-                let data = &blob[at + 1..back_at];
-                let elem = match b {
-                    0x00..=0x7F => Elem::Int(i64::from(b)),
-                    0x80..=0xBF => Elem::Str(data),
-                    0xC0..=0xDF => {
-                        let u = (i64::from(b & 0x1F) << 8) | i64::from(data[0]);
-                        Elem::Int(if u >= 1 << 12 { u - (1 << 13) } else { u })
-                    }
-                    0xE0..=0xEF => Elem::Str(&data[1..]),
-                    _ => Elem::Int(sign_extend_le(data)),
-                };
-                self.pos = back_at + 1;
-                self.seen += 1;
-                return Some(Ok(elem));
-            }
-        }
-        self.next_general(at, terminator)
     }
 }
 
 impl<'a> ListpackIter<'a> {
     /// At the terminator: the count of elements seen must match the header's.
-    #[inline(never)]
     fn end(&mut self) -> Option<Result<Elem<'a>, BlobError>> {
-        self.done = true;
+        self.stop();
         match self.header_count() {
             Some(want) if want != self.seen => self.fail(
                 4,
@@ -276,7 +314,6 @@ impl<'a> ListpackIter<'a> {
     }
 
     /// Every entry the fast path of `next` does not take, with all checks.
-    #[inline(never)]
     fn next_general(
         &mut self,
         at: usize,
@@ -285,7 +322,7 @@ impl<'a> ListpackIter<'a> {
         let (elem, size) = match self.decode() {
             Ok(decoded) => decoded,
             Err(e) => {
-                self.done = true;
+                self.stop();
                 return Some(Err(e));
             }
         };
@@ -679,6 +716,44 @@ mod tests {
         assert_eq!(count(&lp).unwrap(), 1);
     }
 
+    /// Every item through the general path alone, to hold the fast path to the same results.
+    fn collect_general(blob: &[u8]) -> Vec<Result<Elem<'_>, BlobError>> {
+        match iter(blob) {
+            Ok(mut it) => std::iter::from_fn(|| it.next_other()).collect(),
+            Err(e) => vec![Err(e)],
+        }
+    }
+
+    fn collect_all(blob: &[u8]) -> Vec<Result<Elem<'_>, BlobError>> {
+        match iter(blob) {
+            Ok(it) => it.collect(),
+            Err(e) => vec![Err(e)],
+        }
+    }
+
+    #[test]
+    fn fast_path_matches_general_path_on_every_small_entry() {
+        // Every encoding byte, with each possible data byte after it and each backlen value.
+        for b in 0..=0xFEu8 {
+            for next in [0u8, 1, 2, 0x7D, 0x7E, 0x7F, 0x80, 0xFF] {
+                for back in [0u8, 1, 2, 3, 4, 5, 9, 0x40, 0x7F, 0x80, 0x81] {
+                    let mut body = vec![b, next];
+                    body.resize(usize::from(back).max(2), 0);
+                    body.push(back);
+                    body.push(0x01);
+                    body.push(0x01);
+                    let mut lp = vec![0; HEADER];
+                    lp.extend_from_slice(&body);
+                    lp.push(EOF);
+                    let n = lp.len() as u32;
+                    lp[..4].copy_from_slice(&n.to_le_bytes());
+                    lp[4..6].copy_from_slice(&[0xFF, 0xFF]);
+                    assert_eq!(collect_all(&lp), collect_general(&lp), "{lp:02x?}");
+                }
+            }
+        }
+    }
+
     fn elem_strategy() -> impl Strategy<Value = Vec<u8>> {
         prop_oneof![
             any::<i64>().prop_map(|v| v.to_string().into_bytes()),
@@ -720,6 +795,7 @@ mod tests {
             if let Ok(it) = iter(&blob) {
                 prop_assert!(it.count() <= blob.len());
             }
+            prop_assert_eq!(collect_all(&blob), collect_general(&blob));
         }
 
         #[test]
@@ -736,6 +812,7 @@ mod tests {
             if let Ok(it) = iter(&lp) {
                 prop_assert!(it.count() <= lp.len());
             }
+            prop_assert_eq!(collect_all(&lp), collect_general(&lp));
         }
     }
 }
