@@ -1485,6 +1485,19 @@ impl Shape {
     }
 }
 
+/// The element as decoding sees it for equality: decoding turns every element into bytes, so
+/// the integer entry 5 and the string entry "5" are the same member. A string that is a
+/// canonical integer is compared as that integer (strings that are not cannot equal one).
+#[inline]
+fn same_as_decoded(elem: Elem<'_>) -> Elem<'_> {
+    match elem {
+        Elem::Str(text) if text.len() <= 20 && matches!(text.first(), Some(b'-' | b'0'..=b'9')) => {
+            super::encoding::parse_canonical_i64(text).map_or(elem, Elem::Int)
+        }
+        _ => elem,
+    }
+}
+
 /// Validates a collection's elements in one pass: pairs complete, scores valid, members or
 /// fields unique. Returns the number of members or fields.
 fn validate_elems<'a>(
@@ -1507,7 +1520,7 @@ fn validate_elems<'a>(
     }
     // One member or field, then (but for sets) its value or score, in file order.
     while let Some(key) = next(&mut elems, blob_at, encoding) {
-        let key = key?;
+        let key = same_as_decoded(key?);
         let hash = scratch.hasher.hash_one(key);
         scratch.keys.push((hash, KeyRef::of(blob, key)));
         if shape == Shape::Set {
@@ -1582,6 +1595,37 @@ mod unique_tests {
                     prop_assert!(verdict.is_err());
                 }
             }
+        }
+    }
+
+    /// The integer entry 5 and the string entry "5" are one member once decoded: the check
+    /// path must refuse the pair exactly as decoding does ("05" stays a different member).
+    #[test]
+    fn integer_and_string_spellings_of_a_member_are_duplicates() {
+        for (second, duplicate) in [(&b"5"[..], true), (b"05", false), (b"-5", false)] {
+            let mut w = ListpackWriter::new();
+            w.push_int(5);
+            w.push_str(second);
+            let blob = w.finish();
+            let checked =
+                validate_blob(rdb_type::SET_LISTPACK, &blob, 0, &mut UniqueKeys::default());
+            let mut file = b"REDIS0011\xfe\x00\x14\x01s".to_vec();
+            super::super::writer::write_raw_string(&mut file, &blob);
+            file.push(0xff);
+            file.extend_from_slice(&0u64.to_le_bytes());
+            let mut reader = Reader::from_slice(&file[..]).unwrap();
+            let decoded =
+                std::iter::from_fn(|| reader.next_event().transpose()).collect::<Result<Vec<_>>>();
+            assert_eq!(
+                checked.is_err(),
+                duplicate,
+                "check path, second member {second:?}"
+            );
+            assert_eq!(
+                decoded.is_err(),
+                duplicate,
+                "decoding, second member {second:?}"
+            );
         }
     }
 
