@@ -144,7 +144,8 @@ pub fn check(data: FileView, progress: &mut dyn FnMut(u64)) -> Result<CheckRepor
             validated
         });
         let mut local = Validated::default();
-        let (walked, crc_at) = walk(&mut reader, &data, &tx, &mut local, progress);
+        let mut crc_at = 0;
+        let walked = walk(&mut reader, &data, &tx, &mut local, progress, &mut crc_at);
         // The rest: blobs still queued, and the checksum up to the trailer.
         let rest = Batch {
             jobs: reader.drain_deferred(),
@@ -163,24 +164,12 @@ pub fn check(data: FileView, progress: &mut dyn FnMut(u64)) -> Result<CheckRepor
     })
 }
 
-/// Walks the framing, counting keys and handing deferred blobs to the worker.
+/// Walks the framing, counting keys and handing deferred blobs to the worker; `crc_at` ends
+/// where the batches' checksum ranges reached.
 ///
 /// Load balancing: a batch goes to the worker when its queue has room; when it is full, this
-/// thread does the batch itself. Returns the report and the offset the batches' checksum
-/// ranges reached.
+/// thread does the batch itself.
 fn walk<B: std::ops::Deref<Target = [u8]>>(
-    reader: &mut Reader<super::SliceSource<B>>,
-    data: &[u8],
-    tx: &mpsc::SyncSender<Batch>,
-    local: &mut Validated,
-    progress: &mut dyn FnMut(u64),
-) -> (Result<CheckReport>, usize) {
-    let mut crc_at = 0usize;
-    let report = walk_counting(reader, data, tx, local, progress, &mut crc_at);
-    (report, crc_at)
-}
-
-fn walk_counting<B: std::ops::Deref<Target = [u8]>>(
     reader: &mut Reader<super::SliceSource<B>>,
     data: &[u8],
     tx: &mpsc::SyncSender<Batch>,

@@ -661,6 +661,26 @@ impl<S: Source> Reader<S> {
         lzf::decompress_into(compressed, ulen, out).map_err(|e| blob_error(data_at, "LZF data", e))
     }
 
+    /// A deferred job for the key being read, whose stored bytes are `len` bytes at `data_at`.
+    fn deferred_blob(
+        &self,
+        code: u8,
+        at: u64,
+        data_at: u64,
+        len: usize,
+        lzf_len: Option<usize>,
+    ) -> DeferredBlob {
+        DeferredBlob {
+            code,
+            db: self.db,
+            has_expire: self.expire_at_ms.is_some(),
+            at,
+            data_at,
+            len,
+            lzf_len,
+        }
+    }
+
     /// The compressed and decompressed lengths of an LZF string (after its 0xC3 marker).
     fn lzf_header(&mut self, at: u64) -> Result<(usize, usize)> {
         let clen = self.len()?;
@@ -676,15 +696,7 @@ impl<S: Source> Reader<S> {
         let (len, lzf_len) = self.lzf_header(at)?;
         let data_at = self.src.position();
         self.src.take(len)?;
-        Ok(DeferredBlob {
-            code,
-            db: self.db,
-            has_expire: self.expire_at_ms.is_some(),
-            at,
-            data_at,
-            len,
-            lzf_len: Some(lzf_len),
-        })
+        Ok(self.deferred_blob(code, at, data_at, len, Some(lzf_len)))
     }
 
     /// Locates a blob string and skips it, for deferred validation of a value of type `code`.
@@ -695,15 +707,7 @@ impl<S: Source> Reader<S> {
                 let len = self.byte_len(at, len)?;
                 let data_at = self.src.position();
                 self.src.take(len)?;
-                Ok(DeferredBlob {
-                    code,
-                    db: self.db,
-                    has_expire: self.expire_at_ms.is_some(),
-                    at,
-                    data_at,
-                    len,
-                    lzf_len: None,
-                })
+                Ok(self.deferred_blob(code, at, data_at, len, None))
             }
             (3, true) => self.lzf_location(at, code),
             _ => Err(Error::corrupt(

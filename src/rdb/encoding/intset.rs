@@ -153,15 +153,8 @@ pub fn encode(sorted_unique: &[i64]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rdb::encoding::hex;
     use proptest::prelude::*;
-
-    fn hex(s: &str) -> Vec<u8> {
-        let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
 
     fn values(blob: &[u8]) -> Result<Vec<i64>, BlobError> {
         Ok(iter(blob)?.collect())

@@ -63,6 +63,10 @@ pub fn decompress_into(input: &[u8], out_len: usize, out: &mut Vec<u8>) -> Resul
 /// Checks that `input` decodes to exactly `out_len` bytes, as [`decompress`] would, without
 /// producing them: every back-reference must point into what was decoded so far, and nothing
 /// may overrun. For a string whose content is not needed (a check), this skips all copying.
+///
+/// Its token loop mirrors `decode`'s on purpose: one loop generic over "copy or not" measured
+/// 3% slower on `check-rdb`. The `validate_agrees_with_decompress` proptest holds the two to
+/// the same verdict and error offset on valid and damaged input.
 pub fn validate(input: &[u8], out_len: usize) -> Result<(), BlobError> {
     if out_len > input.len().saturating_mul(MAX_EXPANSION) {
         return Err(BlobError::new(

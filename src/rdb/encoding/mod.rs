@@ -93,6 +93,16 @@ pub fn parse_canonical_i64(bytes: &[u8]) -> Option<i64> {
     }
 }
 
+/// Bytes from hex text (spaces ignored), for tests that spell out blobs byte by byte.
+#[cfg(test)]
+pub(crate) fn hex(text: &str) -> Vec<u8> {
+    let digits: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+    (0..digits.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&digits[i..i + 2], 16).unwrap())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -359,15 +359,8 @@ impl ZiplistWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rdb::encoding::hex;
     use proptest::prelude::*;
-
-    fn hex(s: &str) -> Vec<u8> {
-        let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
 
     fn collect(blob: &[u8]) -> Result<Vec<Elem<'_>>, BlobError> {
         iter(blob)?.collect()

@@ -190,17 +190,10 @@ pub fn encode(pairs: &[(&[u8], &[u8])]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rdb::encoding::hex;
     use proptest::prelude::*;
 
     type Pairs<'a> = Vec<(&'a [u8], &'a [u8])>;
-
-    fn hex(s: &str) -> Vec<u8> {
-        let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
 
     fn pairs(blob: &[u8]) -> Result<Pairs<'_>, BlobError> {
         iter(blob)?.collect()
