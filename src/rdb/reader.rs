@@ -858,16 +858,7 @@ impl<S: Source> Reader<S> {
             ZSET | ZSET_2 => {
                 let (n, _) = self.count("sorted set member", 2)?;
                 self.skip_unique_strings(n, at, "sorted set member", |r| {
-                    let score_at = r.src.position();
-                    let score = if code == ZSET_2 {
-                        f64::from_le_bytes(r.array::<8>()?)
-                    } else {
-                        r.legacy_double()?
-                    };
-                    if score.is_nan() {
-                        return Err(Error::corrupt(score_at, "sorted set score is NaN"));
-                    }
-                    Ok(())
+                    r.zset_score(code).map(drop)
                 })?;
                 (ValueType::SortedSet, n)
             }
@@ -978,15 +969,7 @@ impl<S: Source> Reader<S> {
                 let mut items = Vec::with_capacity(cap);
                 for _ in 0..n {
                     let member = self.string()?;
-                    let score_at = self.src.position();
-                    let score = if code == ZSET_2 {
-                        f64::from_le_bytes(self.array::<8>()?)
-                    } else {
-                        self.legacy_double()?
-                    };
-                    if score.is_nan() {
-                        return Err(Error::corrupt(score_at, "sorted set score is NaN"));
-                    }
+                    let score = self.zset_score(code)?;
                     items.push((member, score));
                 }
                 ensure_unique(&items, |m| &m.0[..], at, "sorted set member")?;
@@ -1149,6 +1132,20 @@ impl<S: Source> Reader<S> {
             ensure_unique(fields, |f| &f.field[..], at, "hash field")?;
         }
         Ok((!value.is_empty()).then_some(value))
+    }
+
+    /// A score of a plain sorted set: binary (ZSET_2) or legacy text (ZSET), never NaN.
+    fn zset_score(&mut self, code: u8) -> Result<f64> {
+        let at = self.src.position();
+        let score = if code == rdb_type::ZSET_2 {
+            f64::from_le_bytes(self.array::<8>()?)
+        } else {
+            self.legacy_double()?
+        };
+        if score.is_nan() {
+            return Err(Error::corrupt(at, "sorted set score is NaN"));
+        }
+        Ok(score)
     }
 
     /// A legacy text double (§1.6): a length byte, with 253/254/255 for NaN/+inf/−inf.

@@ -22,25 +22,7 @@ const COUNT_UNKNOWN: u16 = 0xFFFF;
 /// Validates the header of `blob` and returns an iterator over its entries, which validates
 /// each entry as it goes and the count at the end.
 pub fn iter(blob: &[u8]) -> Result<ListpackIter<'_>, BlobError> {
-    if blob.len() < HEADER + 1 {
-        return Err(BlobError::new(
-            0,
-            format!(
-                "listpack: {} bytes is shorter than the 7-byte minimum",
-                blob.len()
-            ),
-        ));
-    }
-    let total = u32::from_le_bytes([blob[0], blob[1], blob[2], blob[3]]);
-    if usize::try_from(total).ok() != Some(blob.len()) {
-        return Err(BlobError::new(
-            0,
-            format!(
-                "listpack: header says {total} bytes, blob has {}",
-                blob.len()
-            ),
-        ));
-    }
+    super::check_total_len(blob, "listpack", HEADER + 1)?;
     if blob[blob.len() - 1] != EOF {
         return Err(BlobError::new(
             blob.len() - 1,

@@ -56,6 +56,28 @@ impl BlobError {
     }
 }
 
+/// Checks the start shared by listpacks and ziplists: at least `min` bytes, and a u32 LE total
+/// length that equals the blob's length.
+pub(crate) fn check_total_len(blob: &[u8], what: &str, min: usize) -> Result<(), BlobError> {
+    if blob.len() < min {
+        return Err(BlobError::new(
+            0,
+            format!(
+                "{what}: {} bytes is shorter than the {min}-byte minimum",
+                blob.len()
+            ),
+        ));
+    }
+    let total = u32::from_le_bytes([blob[0], blob[1], blob[2], blob[3]]);
+    if usize::try_from(total).ok() != Some(blob.len()) {
+        return Err(BlobError::new(
+            0,
+            format!("{what}: header says {total} bytes, blob has {}", blob.len()),
+        ));
+    }
+    Ok(())
+}
+
 /// Parses `bytes` as an int64 only if it is the canonical decimal form Redis's `string2ll`
 /// accepts: optional `-`, no `+`, no leading zeros, no spaces, `0` only as itself, at most 20
 /// characters, and in range. Writers use this to decide integer encodings exactly as Redis does.

@@ -28,25 +28,7 @@ const COUNT_UNKNOWN: u16 = 0xFFFF;
 /// Validates the header of `blob` and returns an iterator over its entries, which validates
 /// each entry as it goes and the tail offset and count at the end.
 pub fn iter(blob: &[u8]) -> Result<ZiplistIter<'_>, BlobError> {
-    if blob.len() < HEADER + 1 {
-        return Err(BlobError::new(
-            0,
-            format!(
-                "ziplist: {} bytes is shorter than the 11-byte minimum",
-                blob.len()
-            ),
-        ));
-    }
-    let zlbytes = u32::from_le_bytes([blob[0], blob[1], blob[2], blob[3]]);
-    if usize::try_from(zlbytes).ok() != Some(blob.len()) {
-        return Err(BlobError::new(
-            0,
-            format!(
-                "ziplist: header says {zlbytes} bytes, blob has {}",
-                blob.len()
-            ),
-        ));
-    }
+    super::check_total_len(blob, "ziplist", HEADER + 1)?;
     let last = blob.len() - 1;
     if blob[last] != END {
         return Err(BlobError::new(
