@@ -317,3 +317,21 @@ fn valkey_magic_with_hash_field_ttls_reads() {
     assert_eq!(fields[0].expire_at_ms, Some(1_700_000_000_000));
     assert_eq!(fields[1].expire_at_ms, None);
 }
+
+#[test]
+fn pre_release_module_values_are_unsupported_and_name_the_module() {
+    // Type 6 (Redis 4.0 release candidates) cannot be skipped without the module: the id
+    // encodes the module type name, which the error must show.
+    let charset = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut id: u64 = 0;
+    for c in b"ReJSON-RL" {
+        id = (id << 6) | charset.iter().position(|x| x == c).unwrap() as u64;
+    }
+    id = (id << 10) | 3;
+    let mut body = vec![0x06, 0x01, b'k', 0x81];
+    body.extend_from_slice(&id.to_be_bytes());
+    body.extend_from_slice(&[0x00, 0xff]);
+    let err = read_all(&crafted(&body)).unwrap_err();
+    assert!(matches!(err, Error::Unsupported { .. }), "{err:?}");
+    assert!(err.to_string().contains("ReJSON-RL"), "{err}");
+}
