@@ -12,6 +12,7 @@
 //!   result (Linux may have dropped the dirty pages already).
 
 mod os;
+mod sim;
 
 use std::io;
 use std::ops::Deref;
@@ -19,6 +20,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub use os::OsStorage;
+pub use sim::{CrashMode, FaultError, FaultPlan, OpKind, SimStorage};
 
 use crate::error::Result;
 
