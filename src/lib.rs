@@ -38,6 +38,7 @@
 
 pub mod aof;
 pub mod error;
+pub mod failpoints;
 pub mod model;
 pub mod rdb;
 pub mod resp;

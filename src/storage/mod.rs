@@ -23,6 +23,8 @@ pub use os::OsStorage;
 pub use sim::{CrashMode, FaultError, FaultPlan, OpKind, SimStorage};
 
 use crate::error::Result;
+#[cfg_attr(not(feature = "failpoints"), allow(unused_imports))]
+use crate::failpoints;
 
 /// File and directory operations, as the engine needs them.
 pub trait Storage: Send + Sync + std::fmt::Debug {
@@ -113,9 +115,18 @@ pub fn publish_atomically(
     let result = (|| {
         let mut file = storage.create(&temp)?;
         fill(file.as_mut())?;
+        fail::fail_point!(failpoints::PUBLISH_BEFORE_SYNC, |_| Err(
+            failpoints::injected(failpoints::PUBLISH_BEFORE_SYNC)
+        ));
         file.sync_data()?;
         drop(file);
+        fail::fail_point!(failpoints::PUBLISH_BEFORE_RENAME, |_| Err(
+            failpoints::injected(failpoints::PUBLISH_BEFORE_RENAME)
+        ));
         storage.rename(&temp, path)?;
+        fail::fail_point!(failpoints::PUBLISH_BEFORE_SYNC_DIR, |_| Err(
+            failpoints::injected(failpoints::PUBLISH_BEFORE_SYNC_DIR)
+        ));
         storage.sync_dir(dir)
     })();
     if result.is_err() {

@@ -1,0 +1,31 @@
+//! Every named fail point of keeper, with what a crash (or an error) there must leave behind.
+//!
+//! Fail points exist only with the `failpoints` cargo feature (the `fail` crate); without it
+//! they compile to nothing. `tests/failpoints.rs` drives each one.
+
+/// The temp file of an atomic publish is written, not yet synced. An error here: the temp file
+/// is removed, the published file is untouched. A power loss: the old file.
+pub const PUBLISH_BEFORE_SYNC: &str = "storage::publish::before_sync";
+/// The temp file is durable, not yet renamed. An error: temp removed, old file untouched. A
+/// power loss: the old file (the temp file may remain as garbage).
+pub const PUBLISH_BEFORE_RENAME: &str = "storage::publish::before_rename";
+/// Renamed, directory not yet synced. An error: the new file is visible but not promised; a
+/// power loss: either the old file or the complete new one, never a mix.
+pub const PUBLISH_BEFORE_SYNC_DIR: &str = "storage::publish::before_sync_dir";
+
+/// Every fail point, for tests that walk them all.
+pub const ALL: &[&str] = &[
+    PUBLISH_BEFORE_SYNC,
+    PUBLISH_BEFORE_RENAME,
+    PUBLISH_BEFORE_SYNC_DIR,
+];
+
+/// The error a fail point configured with `return` injects.
+#[cfg(feature = "failpoints")]
+pub(crate) fn injected(name: &str) -> crate::Error {
+    crate::Error::Io {
+        path: None,
+        op: "fail point",
+        source: std::io::Error::other(format!("injected failure at {name}")),
+    }
+}
