@@ -896,8 +896,22 @@ impl<S: Source> Reader<S> {
     }
 
     fn skip_quicklist(&mut self, code: u8) -> Result<u64> {
-        let (nodes, _) = self.count("quicklist node", 2)?;
         let mut n = 0;
+        self.for_each_quicklist_elem(code, |_| {
+            n += 1;
+            Ok(())
+        })?;
+        Ok(n)
+    }
+
+    /// Calls `f` with every element of a quicklist (§1.9), node by node: type 14 nodes are
+    /// ziplists; type 18 tags each node PLAIN (one raw element) or PACKED (a listpack).
+    fn for_each_quicklist_elem(
+        &mut self,
+        code: u8,
+        mut f: impl FnMut(Elem<'_>) -> Result<()>,
+    ) -> Result<()> {
+        let (nodes, _) = self.count("quicklist node", 2)?;
         for _ in 0..nodes {
             let container = self.quicklist_container(code)?;
             let (blob, blob_at) = self.blob()?;
@@ -905,22 +919,18 @@ impl<S: Source> Reader<S> {
                 return Err(Error::corrupt(blob_at, "empty quicklist node"));
             }
             match container {
-                Container::Plain => n += 1,
+                Container::Plain => f(Elem::Str(blob))?,
                 Container::Packed => {
                     for elem in
                         listpack::iter(blob).map_err(|e| blob_error(blob_at, "listpack", e))?
                     {
-                        elem.map_err(|e| blob_error(blob_at, "listpack", e))?;
-                        n += 1;
+                        f(elem.map_err(|e| blob_error(blob_at, "listpack", e))?)?;
                     }
                 }
-                Container::Ziplist => for_each_ziplist(blob, blob_at, |_| {
-                    n += 1;
-                    Ok(())
-                })?,
+                Container::Ziplist => for_each_ziplist(blob, blob_at, &mut f)?,
             }
         }
-        Ok(n)
+        Ok(())
     }
 
     /// A quicklist node's container: tagged in type 18, always a ziplist in type 14.
@@ -1167,34 +1177,13 @@ impl<S: Source> Reader<S> {
         }
     }
 
-    /// Quicklist nodes (§1.9): type 14 holds ziplists; type 18 tags each node PLAIN or PACKED.
+    /// A quicklist's elements, as owned bytes.
     fn quicklist(&mut self, code: u8) -> Result<Vec<Bytes>> {
-        let (nodes, _) = self.count("quicklist node", 2)?;
         let mut items = Vec::new();
-        for _ in 0..nodes {
-            let container = self.quicklist_container(code)?;
-            let (blob, blob_at) = self.blob()?;
-            if blob.is_empty() {
-                return Err(Error::corrupt(blob_at, "empty quicklist node"));
-            }
-            match container {
-                Container::Plain => items.push(Bytes::copy_from_slice(blob)),
-                Container::Packed => {
-                    for elem in
-                        listpack::iter(blob).map_err(|e| blob_error(blob_at, "listpack", e))?
-                    {
-                        items.push(
-                            elem.map_err(|e| blob_error(blob_at, "listpack", e))?
-                                .to_bytes(),
-                        );
-                    }
-                }
-                Container::Ziplist => for_each_ziplist(blob, blob_at, |e| {
-                    items.push(e.to_bytes());
-                    Ok(())
-                })?,
-            }
-        }
+        self.for_each_quicklist_elem(code, |e| {
+            items.push(e.to_bytes());
+            Ok(())
+        })?;
         Ok(items)
     }
 
