@@ -37,12 +37,15 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod aof;
+pub mod command;
+pub mod dataset;
 pub mod error;
 pub mod failpoints;
 pub mod model;
 pub mod rdb;
 pub mod resp;
 pub mod storage;
+pub mod store;
 
 pub use error::{Error, Result};
 pub use model::{

@@ -1,6 +1,10 @@
 //! RESP, the Redis serialisation protocol: how commands travel in AOF records, the replication
 //! stream and client connections.
 
+mod reply;
+
+pub use reply::{Reply, format_double};
+
 /// Appends one command as a RESP2 multibulk (`*<argc>\r\n` then `$<len>\r\n<arg>\r\n` per
 /// argument), the exact form of AOF records and of the replication stream.
 pub fn write_command<A: AsRef<[u8]>>(out: &mut Vec<u8>, args: &[A]) {

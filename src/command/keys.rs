@@ -1,0 +1,5 @@
+//! Keys commands.
+
+use super::CommandSpec;
+
+pub(super) const COMMANDS: &[CommandSpec] = &[];

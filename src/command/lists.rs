@@ -1,0 +1,5 @@
+//! Lists commands.
+
+use super::CommandSpec;
+
+pub(super) const COMMANDS: &[CommandSpec] = &[];

@@ -1,0 +1,271 @@
+//! Data commands: applying a command to a [`Store`] and deciding what to propagate.
+//!
+//! [`execute`] runs one command against one database and returns an [`Effect`]: the reply,
+//! and what must travel the propagation road (AOF, replicas). Commands that are not
+//! deterministic are rewritten as Redis rewrites them (redis-formats.md §2.1): `EXPIRE` →
+//! `PEXPIREAT`, `SET … EX` → `SET … PXAT`, `INCRBYFLOAT` → `SET … KEEPTTL`, `SPOP` → `SREM`, …,
+//! so replaying the propagated stream on another store gives the same data.
+//!
+//! Connection-level and server commands (`SELECT`, `MULTI`, `AUTH`, `INFO`, `SAVE`, pub/sub, …)
+//! belong to the server (`crate::server`), which also answers `COMMAND` from [`specs`].
+//!
+//! Each family of commands lives in its own file with a `COMMANDS` table; [`lookup`] finds a
+//! command by name in any case.
+
+mod args;
+mod hashes;
+mod keys;
+mod lists;
+mod random;
+mod sets;
+mod streams;
+mod strings;
+mod zsets;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+use bytes::Bytes;
+
+pub use args::{parse_f64, parse_i64};
+pub use random::Rng;
+
+use crate::resp::Reply;
+use crate::store::Store;
+
+/// The error texts clients match on, exactly as Redis words them.
+pub mod errors {
+    pub const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
+    pub const NOT_INTEGER: &str = "ERR value is not an integer or out of range";
+    pub const NOT_FLOAT: &str = "ERR value is not a valid float";
+    pub const SYNTAX: &str = "ERR syntax error";
+    pub const NO_SUCH_KEY: &str = "ERR no such key";
+    pub const OVERFLOW: &str = "ERR increment or decrement would overflow";
+    pub const INDEX_OUT_OF_RANGE: &str = "ERR index out of range";
+    pub const INVALID_EXPIRE: &str = "ERR invalid expire time in '{}' command";
+    pub const DB_INDEX_OUT_OF_RANGE: &str = "ERR DB index is out of range";
+}
+
+/// Command flags (Redis's names, for `COMMAND` and for the server's checks).
+pub mod flags {
+    pub const WRITE: u32 = 1 << 0;
+    pub const READONLY: u32 = 1 << 1;
+    /// May grow memory (refused under `stop-writes-on-bgsave-error` and the disk budget).
+    pub const DENYOOM: u32 = 1 << 2;
+    pub const FAST: u32 = 1 << 3;
+    pub const ADMIN: u32 = 1 << 4;
+    pub const PUBSUB: u32 = 1 << 5;
+    pub const NOSCRIPT: u32 = 1 << 6;
+    pub const LOADING: u32 = 1 << 7;
+    pub const STALE: u32 = 1 << 8;
+    /// Allowed before `AUTH`.
+    pub const NO_AUTH: u32 = 1 << 9;
+
+    /// The names `COMMAND` reports, in Redis's order.
+    pub const NAMES: &[(u32, &str)] = &[
+        (WRITE, "write"),
+        (READONLY, "readonly"),
+        (DENYOOM, "denyoom"),
+        (ADMIN, "admin"),
+        (PUBSUB, "pubsub"),
+        (NOSCRIPT, "noscript"),
+        (LOADING, "loading"),
+        (STALE, "stale"),
+        (FAST, "fast"),
+        (NO_AUTH, "no_auth"),
+    ];
+}
+
+/// What a command handler receives besides its arguments.
+pub struct Ctx<'a> {
+    pub store: &'a mut Store,
+    /// The selected database.
+    pub db: usize,
+    /// The time the command runs at, unix milliseconds (one value per command, so a command
+    /// and what it propagates agree).
+    pub now_ms: i64,
+    pub rng: &'a mut Rng,
+    dirty: u64,
+    propagate: Option<Propagate>,
+}
+
+impl Ctx<'_> {
+    /// Counts `n` changes to the keyspace (Redis's `dirty` counter: save points and
+    /// `rdb_changes_since_last_save` read it). A write command that changed nothing must not
+    /// call this, and then propagates nothing.
+    pub fn changed(&mut self, n: u64) {
+        self.dirty += n;
+    }
+
+    /// Propagates `commands` (in this database) instead of the command as received.
+    pub fn rewrite(&mut self, commands: Vec<Vec<Bytes>>) {
+        self.propagate = Some(if commands.is_empty() {
+            Propagate::Nothing
+        } else {
+            Propagate::Commands(commands)
+        });
+    }
+}
+
+/// What must be propagated after a command.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Propagate {
+    Nothing,
+    /// The command exactly as received.
+    Verbatim,
+    /// These commands instead, in order.
+    Commands(Vec<Vec<Bytes>>),
+}
+
+/// The outcome of one command.
+#[derive(Debug)]
+pub struct Effect {
+    pub reply: Reply,
+    pub propagate: Propagate,
+    /// Changes made (see [`Ctx::changed`]).
+    pub dirty: u64,
+}
+
+/// A handler: runs with the whole argv (`argv[0]` is the command name).
+pub type Handler = fn(&mut Ctx<'_>, &[Bytes]) -> Reply;
+
+/// One command's description.
+pub struct CommandSpec {
+    /// Lowercase name.
+    pub name: &'static str,
+    /// Redis's arity: N means exactly N arguments including the name, -N means at least N.
+    pub arity: i32,
+    pub flags: u32,
+    /// Key positions for `COMMAND`: first, last (-1 = last argument), step.
+    pub first_key: i32,
+    pub last_key: i32,
+    pub step: i32,
+    pub run: Handler,
+}
+
+impl CommandSpec {
+    /// True when `argc` arguments (including the name) satisfy the arity.
+    pub fn arity_ok(&self, argc: usize) -> bool {
+        let argc = argc as i32;
+        if self.arity >= 0 {
+            argc == self.arity
+        } else {
+            argc >= -self.arity
+        }
+    }
+
+    /// True for a command that may change the keyspace.
+    pub fn is_write(&self) -> bool {
+        self.flags & flags::WRITE != 0
+    }
+}
+
+/// Every data command, family by family.
+pub fn specs() -> impl Iterator<Item = &'static CommandSpec> {
+    [
+        strings::COMMANDS,
+        keys::COMMANDS,
+        lists::COMMANDS,
+        hashes::COMMANDS,
+        sets::COMMANDS,
+        zsets::COMMANDS,
+        streams::COMMANDS,
+    ]
+    .into_iter()
+    .flatten()
+}
+
+static BY_NAME: LazyLock<HashMap<&'static str, &'static CommandSpec>> =
+    LazyLock::new(|| specs().map(|spec| (spec.name, spec)).collect());
+
+/// The data command named `name` (any case).
+pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
+    let mut lower = [0u8; 32];
+    if name.len() > lower.len() {
+        return None;
+    }
+    let lower = &mut lower[..name.len()];
+    lower.copy_from_slice(name);
+    lower.make_ascii_lowercase();
+    BY_NAME.get(std::str::from_utf8(lower).ok()?).copied()
+}
+
+/// The error for an unknown command, as Redis words it (arguments quoted, at most 128 bytes
+/// of them).
+pub fn unknown_command(argv: &[Bytes]) -> Reply {
+    let name = argv
+        .first()
+        .map(|a| String::from_utf8_lossy(a))
+        .unwrap_or_default();
+    let mut args = String::new();
+    for arg in argv.iter().skip(1) {
+        if args.len() >= 128 {
+            break;
+        }
+        args.push('\'');
+        args.push_str(&String::from_utf8_lossy(arg));
+        args.push_str("', ");
+    }
+    Reply::error(format!(
+        "ERR unknown command '{name}', with args beginning with: {args}"
+    ))
+}
+
+/// The error for a wrong argument count.
+pub fn wrong_arity(name: &str) -> Reply {
+    Reply::error(format!(
+        "ERR wrong number of arguments for '{name}' command"
+    ))
+}
+
+/// Runs the data command `argv` against database `db` of `store` at `now_ms`.
+pub fn execute(store: &mut Store, db: usize, argv: &[Bytes], now_ms: i64, rng: &mut Rng) -> Effect {
+    let Some(spec) = argv.first().and_then(|name| lookup(name)) else {
+        return Effect {
+            reply: unknown_command(argv),
+            propagate: Propagate::Nothing,
+            dirty: 0,
+        };
+    };
+    if !spec.arity_ok(argv.len()) {
+        return Effect {
+            reply: wrong_arity(spec.name),
+            propagate: Propagate::Nothing,
+            dirty: 0,
+        };
+    }
+    run(spec, store, db, argv, now_ms, rng)
+}
+
+/// Runs an already looked-up, arity-checked command.
+pub fn run(
+    spec: &CommandSpec,
+    store: &mut Store,
+    db: usize,
+    argv: &[Bytes],
+    now_ms: i64,
+    rng: &mut Rng,
+) -> Effect {
+    let mut ctx = Ctx {
+        store,
+        db,
+        now_ms,
+        rng,
+        dirty: 0,
+        propagate: None,
+    };
+    let reply = (spec.run)(&mut ctx, argv);
+    let propagate = match ctx.propagate {
+        Some(p) => p,
+        None if ctx.dirty > 0 && spec.is_write() => Propagate::Verbatim,
+        None => Propagate::Nothing,
+    };
+    Effect {
+        reply,
+        propagate,
+        dirty: ctx.dirty,
+    }
+}

@@ -1,0 +1,5 @@
+//! Streams commands.
+
+use super::CommandSpec;
+
+pub(super) const COMMANDS: &[CommandSpec] = &[];

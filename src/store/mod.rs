@@ -1,0 +1,497 @@
+//! The reference keyspace: 16 databases of keys with values and expiry, and O(1) snapshots.
+//!
+//! Every database is a persistent ordered map (`imbl::OrdMap`) keyed by `(hash, key)`.
+//! [`Store::snapshot`] clones the maps in O(1); later writes copy only the tree nodes on their
+//! path that the snapshot still shares, so a snapshot is an immutable view of one point of the
+//! write stream while writes go on. Ordering by a seeded hash gives what Redis users expect
+//! from a hash table — `SCAN` with a numeric cursor that returns every key present for the
+//! whole iteration, and cheap `RANDOMKEY` — on a tree that can be shared.
+//!
+//! Keys and values stored here are compact copies: a command must never store a slice of a
+//! request buffer (it would keep the whole buffer alive); use [`own`].
+//!
+//! Keys that expire are removed lazily on access and by [`Store::expire_cycle`]; each removal
+//! is recorded so the engine can propagate a `DEL` exactly as Redis does ([`Store::take_expired`]).
+
+mod value;
+
+pub use value::{HashValue, Score, SortedSet, Value};
+
+use std::borrow::Borrow;
+use std::cmp::Ordering;
+use std::hash::BuildHasher;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use imbl::{OrdMap, OrdSet};
+
+use crate::model::Entry;
+
+/// A compact copy of `bytes`, safe to keep in the store (see the module docs).
+pub fn own(bytes: &[u8]) -> Bytes {
+    Bytes::copy_from_slice(bytes)
+}
+
+/// Where a key lives in a database map: its seeded hash, then the key itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Slot {
+    hash: u64,
+    key: Bytes,
+}
+
+impl Slot {
+    /// The key's bytes.
+    pub fn key(&self) -> &Bytes {
+        &self.key
+    }
+}
+
+/// A borrowed form of [`Slot`], so lookups need no allocation.
+trait SlotKey {
+    fn parts(&self) -> (u64, &[u8]);
+}
+
+impl SlotKey for Slot {
+    fn parts(&self) -> (u64, &[u8]) {
+        (self.hash, &self.key)
+    }
+}
+
+impl SlotKey for (u64, &[u8]) {
+    fn parts(&self) -> (u64, &[u8]) {
+        (self.0, self.1)
+    }
+}
+
+impl PartialEq for dyn SlotKey + '_ {
+    fn eq(&self, other: &Self) -> bool {
+        self.parts() == other.parts()
+    }
+}
+impl Eq for dyn SlotKey + '_ {}
+impl PartialOrd for dyn SlotKey + '_ {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for dyn SlotKey + '_ {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.parts().cmp(&other.parts())
+    }
+}
+
+impl PartialOrd for Slot {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Slot {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.parts().cmp(&other.parts())
+    }
+}
+
+impl<'a> Borrow<dyn SlotKey + 'a> for Slot {
+    fn borrow(&self) -> &(dyn SlotKey + 'a) {
+        self
+    }
+}
+
+/// A key's value and metadata. Shared with snapshots through `Arc`: the tree holds small
+/// entries, and a write to a shared item copies only that item (whose collections are
+/// themselves persistent, so the copy is O(1)).
+#[derive(Clone, Debug)]
+pub struct Item {
+    pub value: Value,
+    /// Absolute expiry in unix milliseconds.
+    pub expire_at_ms: Option<i64>,
+}
+
+/// One database.
+#[derive(Clone, Default)]
+pub struct Db {
+    map: OrdMap<Slot, Arc<Item>>,
+    /// Keys with a TTL, ordered by expiry time: the active expiry cycle pops from the front.
+    expires: OrdSet<(i64, Slot)>,
+}
+
+impl Db {
+    /// Number of keys (including expired keys not yet removed).
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// True when the database holds no key.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// Number of keys with a TTL.
+    pub fn expires_len(&self) -> usize {
+        self.expires.len()
+    }
+
+    /// Every key with its item, in slot order.
+    pub fn iter(&self) -> impl Iterator<Item = (&Bytes, &Arc<Item>)> {
+        self.map.iter().map(|(slot, item)| (&slot.key, item))
+    }
+}
+
+/// The keyspace.
+pub struct Store {
+    dbs: Vec<Db>,
+    hasher: foldhash::fast::FixedState,
+    /// Keys removed because they expired, not yet taken by the engine: `(db, key)`.
+    expired: Vec<(usize, Bytes)>,
+}
+
+/// An immutable, point-in-time view of a [`Store`], taken in O(1).
+#[derive(Clone)]
+pub struct StoreSnapshot {
+    dbs: Vec<Db>,
+}
+
+impl StoreSnapshot {
+    /// The databases, index = database number.
+    pub fn dbs(&self) -> &[Db] {
+        &self.dbs
+    }
+
+    /// Total number of keys.
+    pub fn len(&self) -> usize {
+        self.dbs.iter().map(Db::len).sum()
+    }
+
+    /// True when no database holds a key.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// What [`Store::scan`] returns: the keys of one page and the cursor to continue from
+/// (0 when the iteration is complete).
+pub struct ScanPage {
+    pub keys: Vec<Bytes>,
+    pub cursor: u64,
+}
+
+impl Store {
+    /// An empty store with `databases` databases (Redis's default is 16).
+    pub fn new(databases: usize) -> Self {
+        Store {
+            dbs: vec![Db::default(); databases.max(1)],
+            hasher: foldhash::fast::FixedState::with_seed(seed_from_clock()),
+            expired: Vec::new(),
+        }
+    }
+
+    /// Number of databases.
+    pub fn databases(&self) -> usize {
+        self.dbs.len()
+    }
+
+    /// The database `db`. Panics when out of range: callers validate indexes (SELECT, MOVE).
+    pub fn db(&self, db: usize) -> &Db {
+        &self.dbs[db]
+    }
+
+    /// O(1) point-in-time view of every database.
+    pub fn snapshot(&self) -> StoreSnapshot {
+        StoreSnapshot {
+            dbs: self.dbs.clone(),
+        }
+    }
+
+    fn slot_hash(&self, key: &[u8]) -> u64 {
+        // Never 0: a SCAN cursor of 0 means "start" and "done".
+        self.hasher.hash_one(key) | 1
+    }
+
+    /// The live item of `key`, removing it first if it has expired (lazy expiry).
+    pub fn get(&mut self, db: usize, key: &[u8], now_ms: i64) -> Option<&Item> {
+        self.expire_if_due(db, key, now_ms);
+        let hash = self.slot_hash(key);
+        self.dbs[db]
+            .map
+            .get(&(hash, key) as &dyn SlotKey)
+            .map(|item| &**item)
+    }
+
+    /// The live item of `key` for modification (copied first if a snapshot shares it).
+    /// The caller must not change `expire_at_ms` through this; use [`Store::set_expire`].
+    pub fn get_mut(&mut self, db: usize, key: &[u8], now_ms: i64) -> Option<&mut Item> {
+        self.expire_if_due(db, key, now_ms);
+        let hash = self.slot_hash(key);
+        self.dbs[db]
+            .map
+            .get_mut(&(hash, key) as &dyn SlotKey)
+            .map(Arc::make_mut)
+    }
+
+    /// True when `key` exists and has not expired.
+    pub fn contains(&mut self, db: usize, key: &[u8], now_ms: i64) -> bool {
+        self.get(db, key, now_ms).is_some()
+    }
+
+    /// Sets `key` to `value` with `expire_at_ms`, replacing any previous item (and its TTL).
+    /// `key` and `value` must be compact copies ([`own`]).
+    pub fn insert(&mut self, db: usize, key: Bytes, value: Value, expire_at_ms: Option<i64>) {
+        let slot = Slot {
+            hash: self.slot_hash(&key),
+            key,
+        };
+        let database = &mut self.dbs[db];
+        if let Some(at) = expire_at_ms {
+            database.expires.insert((at, slot.clone()));
+        }
+        let old = database.map.insert(
+            slot.clone(),
+            Arc::new(Item {
+                value,
+                expire_at_ms,
+            }),
+        );
+        if let Some(at) = old.and_then(|item| item.expire_at_ms)
+            && Some(at) != expire_at_ms
+        {
+            database.expires.remove(&(at, slot));
+        }
+    }
+
+    /// Removes `key` (expired or not) and returns its item.
+    pub fn remove(&mut self, db: usize, key: &[u8]) -> Option<Item> {
+        let hash = self.slot_hash(key);
+        let database = &mut self.dbs[db];
+        let (slot, item) = database.map.remove_with_key(&(hash, key) as &dyn SlotKey)?;
+        if let Some(at) = item.expire_at_ms {
+            database.expires.remove(&(at, slot));
+        }
+        Some(Arc::unwrap_or_clone(item))
+    }
+
+    /// Sets or clears the TTL of an existing live key. Returns false when the key is absent.
+    pub fn set_expire(
+        &mut self,
+        db: usize,
+        key: &[u8],
+        expire_at_ms: Option<i64>,
+        now_ms: i64,
+    ) -> bool {
+        self.expire_if_due(db, key, now_ms);
+        let hash = self.slot_hash(key);
+        let database = &mut self.dbs[db];
+        let Some((slot, item)) = database.map.get_key_value(&(hash, key) as &dyn SlotKey) else {
+            return false;
+        };
+        let slot = slot.clone();
+        let old = item.expire_at_ms;
+        if old == expire_at_ms {
+            return true;
+        }
+        if let Some(at) = old {
+            database.expires.remove(&(at, slot.clone()));
+        }
+        if let Some(at) = expire_at_ms {
+            database.expires.insert((at, slot.clone()));
+        }
+        if let Some(item) = database.map.get_mut(&slot) {
+            Arc::make_mut(item).expire_at_ms = expire_at_ms;
+        }
+        true
+    }
+
+    fn expire_if_due(&mut self, db: usize, key: &[u8], now_ms: i64) {
+        let hash = self.slot_hash(key);
+        let due = self.dbs[db]
+            .map
+            .get(&(hash, key) as &dyn SlotKey)
+            .and_then(|item| item.expire_at_ms)
+            .is_some_and(|at| at <= now_ms);
+        if due && let Some(_) = self.remove(db, key) {
+            self.expired.push((db, own(key)));
+        }
+    }
+
+    /// Removes up to `limit` keys whose TTL is due, oldest deadline first, across all
+    /// databases. Returns how many were removed.
+    pub fn expire_cycle(&mut self, now_ms: i64, limit: usize) -> usize {
+        let mut removed = 0;
+        for db in 0..self.dbs.len() {
+            while removed < limit {
+                let Some((at, slot)) = self.dbs[db].expires.get_min().cloned() else {
+                    break;
+                };
+                if at > now_ms {
+                    break;
+                }
+                self.remove(db, &slot.key);
+                self.expired.push((db, slot.key));
+                removed += 1;
+            }
+        }
+        removed
+    }
+
+    /// Takes the keys removed by expiry since the last call, for propagation as `DEL`.
+    pub fn take_expired(&mut self) -> Vec<(usize, Bytes)> {
+        std::mem::take(&mut self.expired)
+    }
+
+    /// One page of keys from `cursor` (0 to start): at least `count` keys unless the
+    /// iteration ends, stopping only between different hashes so a resumed scan misses no
+    /// key present the whole time. Expired keys are skipped, not returned.
+    pub fn scan(&self, db: usize, cursor: u64, count: usize, now_ms: i64) -> ScanPage {
+        let mut keys = Vec::new();
+        let start = Slot {
+            hash: cursor,
+            key: Bytes::new(),
+        };
+        let mut last_hash = None;
+        for (slot, item) in self.dbs[db].map.range(start..) {
+            if keys.len() >= count.max(1) && last_hash != Some(slot.hash) {
+                return ScanPage {
+                    keys,
+                    cursor: slot.hash,
+                };
+            }
+            last_hash = Some(slot.hash);
+            if item.expire_at_ms.is_some_and(|at| at <= now_ms) {
+                continue;
+            }
+            keys.push(slot.key.clone());
+        }
+        ScanPage { keys, cursor: 0 }
+    }
+
+    /// A random live key, or `None` when the database is empty. `random` is any uniformly
+    /// random number.
+    pub fn random_key(&mut self, db: usize, random: u64, now_ms: i64) -> Option<Bytes> {
+        // A handful of tries, as Redis does, before settling for an expired-looking key.
+        for attempt in 0..16u64 {
+            let probe = Slot {
+                hash: random.wrapping_add(attempt.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
+                key: Bytes::new(),
+            };
+            let database = &self.dbs[db];
+            let found = database
+                .map
+                .range(probe..)
+                .next()
+                .or_else(|| database.map.iter().next())
+                .map(|(slot, item)| (slot.key.clone(), item.expire_at_ms));
+            let (key, expire_at_ms) = found?;
+            if expire_at_ms.is_none_or(|at| at > now_ms) {
+                return Some(key);
+            }
+            self.expire_if_due(db, &key, now_ms);
+        }
+        None
+    }
+
+    /// Removes every key of `db`.
+    pub fn flush_db(&mut self, db: usize) {
+        self.dbs[db] = Db::default();
+    }
+
+    /// Removes every key of every database.
+    pub fn flush_all(&mut self) {
+        for db in &mut self.dbs {
+            *db = Db::default();
+        }
+    }
+
+    /// Exchanges two databases (SWAPDB).
+    pub fn swap_dbs(&mut self, a: usize, b: usize) {
+        self.dbs.swap(a, b);
+    }
+
+    /// Stores a loaded entry (from an RDB file or a full sync). Empty collections are skipped,
+    /// as Redis does.
+    pub fn load_entry(&mut self, entry: Entry) {
+        let db = entry.db as usize;
+        if db >= self.dbs.len() || entry.value.is_empty() {
+            return;
+        }
+        let value = Value::from_model(entry.value);
+        self.insert(db, entry.key, value, entry.expire_at_ms);
+    }
+}
+
+impl crate::dataset::Dataset for Store {
+    type Snapshot = StoreSnapshot;
+
+    fn snapshot(&self) -> StoreSnapshot {
+        Store::snapshot(self)
+    }
+}
+
+impl crate::dataset::DatasetSnapshot for StoreSnapshot {
+    fn databases(&self) -> usize {
+        self.dbs.len()
+    }
+
+    fn db_size(&self, db: usize) -> (u64, u64) {
+        self.dbs
+            .get(db)
+            .map_or((0, 0), |d| (d.len() as u64, d.expires_len() as u64))
+    }
+
+    fn for_each_entry(
+        &self,
+        db: usize,
+        visit: &mut dyn FnMut(Entry) -> crate::Result<()>,
+    ) -> crate::Result<()> {
+        let Some(database) = self.dbs.get(db) else {
+            return Ok(());
+        };
+        for (key, item) in database.iter() {
+            let mut entry = Entry::new(db as u32, key.clone(), item.value.to_model());
+            entry.expire_at_ms = item.expire_at_ms;
+            visit(entry)?;
+        }
+        Ok(())
+    }
+}
+
+impl crate::dataset::Apply for Store {
+    fn clear(&mut self) {
+        self.flush_all();
+    }
+
+    fn load_entry(&mut self, entry: Entry) -> crate::Result<()> {
+        Store::load_entry(self, entry);
+        Ok(())
+    }
+
+    fn apply_command(&mut self, db: usize, argv: &[Bytes], now_ms: i64) -> crate::Result<()> {
+        if db >= self.dbs.len() {
+            return Err(crate::Error::InvalidArgument(format!(
+                "database {db} out of range (the store has {})",
+                self.dbs.len()
+            )));
+        }
+        // Replayed streams carry no randomness (non-deterministic commands were rewritten
+        // before propagation), so a fixed seed is right.
+        let mut rng = crate::command::Rng::new(0);
+        let effect = crate::command::execute(self, db, argv, now_ms, &mut rng);
+        match effect.reply {
+            crate::resp::Reply::Error(e) => Err(crate::Error::InvalidArgument(format!(
+                "replaying {}: {e}",
+                String::from_utf8_lossy(argv.first().map_or(&b""[..], |a| a))
+            ))),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A seed that differs between runs (SCAN cursors are not meant to survive restarts).
+fn seed_from_clock() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    nanos ^ (std::process::id() as u64).rotate_left(32)
+}
+
+#[cfg(test)]
+mod tests;
