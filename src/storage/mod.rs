@@ -12,6 +12,7 @@
 //!   result (Linux may have dropped the dirty pages already).
 
 mod os;
+mod scrambled;
 mod sim;
 
 use std::io;
@@ -20,6 +21,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub use os::OsStorage;
+pub use scrambled::ScrambledStorage;
 pub use sim::{CrashMode, FaultError, FaultPlan, OpKind, SimStorage};
 
 use crate::error::Result;
