@@ -251,7 +251,9 @@ impl MemoryWatch {
     }
 
     fn peak_extra(&self) -> u64 {
-        self.peak.load(Ordering::Relaxed).saturating_sub(self.baseline)
+        self.peak
+            .load(Ordering::Relaxed)
+            .saturating_sub(self.baseline)
     }
 }
 

@@ -99,13 +99,17 @@ impl SavePoints {
     /// Pairs of `<seconds> <changes>`; seconds ≥ 1, changes ≥ 0, as Redis's
     /// `setConfigSaveOption` checks them.
     fn from_arg_list(args: &[&str]) -> Result<Self, InvalidSavePoints> {
-        if args.len() % 2 != 0 {
+        if !args.len().is_multiple_of(2) {
             return Err(InvalidSavePoints);
         }
         let mut points = Vec::with_capacity(args.len() / 2);
         for pair in args.chunks_exact(2) {
-            let seconds = strtoll(pair[0]).filter(|&s| s >= 1).ok_or(InvalidSavePoints)?;
-            let changes = strtoll(pair[1]).filter(|&c| c >= 0).ok_or(InvalidSavePoints)?;
+            let seconds = strtoll(pair[0])
+                .filter(|&s| s >= 1)
+                .ok_or(InvalidSavePoints)?;
+            let changes = strtoll(pair[1])
+                .filter(|&c| c >= 0)
+                .ok_or(InvalidSavePoints)?;
             points.push(SavePoint {
                 seconds: seconds.unsigned_abs(),
                 changes: changes.unsigned_abs(),

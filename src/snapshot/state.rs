@@ -385,8 +385,12 @@ rdb_last_load_keys_loaded:0\r\n";
 
     #[test]
     fn misconf_text_is_redis_7_0s() {
-        assert!(MISCONF_ERROR.starts_with("MISCONF Redis is configured to save RDB snapshots, but it's currently unable"));
-        assert!(MISCONF_ERROR.ends_with("Please check the Redis logs for details about the RDB error."));
+        assert!(MISCONF_ERROR.starts_with(
+            "MISCONF Redis is configured to save RDB snapshots, but it's currently unable"
+        ));
+        assert!(
+            MISCONF_ERROR.ends_with("Please check the Redis logs for details about the RDB error.")
+        );
         assert!(!MISCONF_ERROR.contains("  "));
     }
 }

@@ -41,7 +41,12 @@ fn small_store() -> Store {
     let mut store = Store::new(16);
     store.insert(0, own(b"a"), s("1"), None);
     store.insert(0, own(b"ttl"), s("x"), Some(5_000));
-    store.insert(3, own(b"list"), Value::List(["x", "y"].map(|v| own(v.as_bytes())).into_iter().collect()), None);
+    store.insert(
+        3,
+        own(b"list"),
+        Value::List(["x", "y"].map(|v| own(v.as_bytes())).into_iter().collect()),
+        None,
+    );
     store
 }
 
@@ -84,7 +89,13 @@ fn save_and_load_round_trip_on_the_simulated_disk() {
 #[test]
 fn only_databases_with_keys_are_selected() {
     let storage = SimStorage::new(2);
-    write_rdb(&storage, &path(), &small_store().snapshot(), SaveOptions::default()).unwrap();
+    write_rdb(
+        &storage,
+        &path(),
+        &small_store().snapshot(),
+        SaveOptions::default(),
+    )
+    .unwrap();
     let view = storage.read_all(&path()).unwrap();
     let mut reader = crate::rdb::Reader::from_slice(view).unwrap();
     let mut events = Vec::new();
@@ -104,7 +115,13 @@ fn only_databases_with_keys_are_selected() {
 #[test]
 fn expired_keys_are_skipped_on_a_primary_and_kept_otherwise() {
     let storage = SimStorage::new(3);
-    write_rdb(&storage, &path(), &small_store().snapshot(), SaveOptions::default()).unwrap();
+    write_rdb(
+        &storage,
+        &path(),
+        &small_store().snapshot(),
+        SaveOptions::default(),
+    )
+    .unwrap();
     // Redis keeps a key whose expiry equals "now" (`expiretime < now` drops).
     let (store, stats) = load(&storage, ExpiredKeys::SkipAt(5_000));
     assert_eq!((stats.keys_loaded, stats.keys_expired), (3, 0));
@@ -125,7 +142,13 @@ fn a_missing_file_is_an_empty_dataset_not_an_error() {
 #[test]
 fn a_damaged_file_names_the_file_and_offset() {
     let storage = SimStorage::new(5);
-    write_rdb(&storage, &path(), &small_store().snapshot(), SaveOptions::default()).unwrap();
+    write_rdb(
+        &storage,
+        &path(),
+        &small_store().snapshot(),
+        SaveOptions::default(),
+    )
+    .unwrap();
     let mut bytes = storage.read_all(&path()).unwrap().to_vec();
     let at = bytes.len() - 12; // inside the last key, before EOF and checksum
     bytes.truncate(at);
@@ -141,7 +164,10 @@ fn a_damaged_file_names_the_file_and_offset() {
     // An empty file is damaged too (Redis refuses to start on it).
     storage.create(&path()).unwrap();
     let err = load_rdb(&storage, &path(), &mut store, ExpiredKeys::Keep).unwrap_err();
-    assert!(err.to_string().starts_with(&format!("{PATH}: offset 0: ")), "{err}");
+    assert!(
+        err.to_string().starts_with(&format!("{PATH}: offset 0: ")),
+        "{err}"
+    );
 }
 
 #[test]
@@ -209,7 +235,13 @@ impl DatasetSnapshot for WithEmptyCollection {
 #[test]
 fn empty_collections_are_left_out() {
     let storage = SimStorage::new(7);
-    let stats = write_rdb(&storage, &path(), &WithEmptyCollection, SaveOptions::default()).unwrap();
+    let stats = write_rdb(
+        &storage,
+        &path(),
+        &WithEmptyCollection,
+        SaveOptions::default(),
+    )
+    .unwrap();
     assert_eq!((stats.keys, stats.empty_values_skipped), (1, 1));
     let (store, stats) = load(&storage, ExpiredKeys::Keep);
     assert_eq!(stats.empty_keys_skipped, 0);
@@ -236,9 +268,17 @@ fn a_failed_save_leaves_the_previous_file() {
         let err = write_rdb(&storage, &path(), &new.snapshot(), SaveOptions::default());
         storage.set_faults(FaultPlan::default());
         assert!(err.is_err(), "{kind:?}");
-        assert_eq!(storage.list(Path::new("data")).unwrap(), ["dump.rdb"], "{kind:?}");
+        assert_eq!(
+            storage.list(Path::new("data")).unwrap(),
+            ["dump.rdb"],
+            "{kind:?}"
+        );
         let (loaded, _) = load(&storage, ExpiredKeys::Keep);
-        assert_eq!(entries(&loaded.snapshot()), entries(&old.snapshot()), "{kind:?}");
+        assert_eq!(
+            entries(&loaded.snapshot()),
+            entries(&old.snapshot()),
+            "{kind:?}"
+        );
     }
 }
 
@@ -273,7 +313,6 @@ fn incremental_fsync_syncs_every_4_mib() {
             file.write_all(&chunk).unwrap();
         }
         assert_eq!(file.len(), 9 << 20);
-        drop(file);
         assert_eq!(inner.syncs, want, "enabled: {enabled}");
     }
 }
@@ -291,7 +330,11 @@ fn a_successful_save_survives_power_loss_in_every_mode() {
         write_rdb(&storage, &path(), &store.snapshot(), SaveOptions::default()).unwrap();
         storage.crash(mode);
         let (loaded, _) = load(&storage, ExpiredKeys::Keep);
-        assert_eq!(entries(&loaded.snapshot()), entries(&store.snapshot()), "{mode:?}");
+        assert_eq!(
+            entries(&loaded.snapshot()),
+            entries(&store.snapshot()),
+            "{mode:?}"
+        );
     }
 }
 
@@ -323,7 +366,13 @@ impl DatasetSnapshot for Gated {
     }
 }
 
-fn gated(store: &Store) -> (Gated, std::sync::mpsc::Receiver<()>, std::sync::mpsc::Sender<()>) {
+fn gated(
+    store: &Store,
+) -> (
+    Gated,
+    std::sync::mpsc::Receiver<()>,
+    std::sync::mpsc::Sender<()>,
+) {
     let (entered_tx, entered_rx) = std::sync::mpsc::sync_channel(1);
     let (release_tx, release_rx) = std::sync::mpsc::channel();
     let snapshot = Gated {
@@ -374,7 +423,11 @@ fn a_cancelled_background_save_keeps_the_old_file() {
     job.cancel();
     drop(release); // every later recv() returns at once
     let outcome = job.wait();
-    assert!(matches!(outcome.status, BgsaveStatus::Cancelled), "{:?}", outcome.status);
+    assert!(
+        matches!(outcome.status, BgsaveStatus::Cancelled),
+        "{:?}",
+        outcome.status
+    );
     assert_eq!(sim.list(Path::new("data")).unwrap(), ["dump.rdb"]);
     let (loaded, _) = load(&sim, ExpiredKeys::Keep);
     assert_eq!(entries(&loaded.snapshot()), entries(&old.snapshot()));
