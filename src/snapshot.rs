@@ -73,7 +73,9 @@ pub use background::{
     BackgroundSave, BgsaveOutcome, BgsaveProgress, BgsaveStatus, RSS_SAMPLE_INTERVAL,
 };
 pub use save_points::{InvalidSavePoints, SavePoint, SavePoints};
-pub use state::{BGSAVE_RETRY_DELAY_SECS, MISCONF_ERROR, PersistenceState};
+pub use state::{
+    BGSAVE_IN_PROGRESS_ERROR, BGSAVE_RETRY_DELAY_SECS, MISCONF_ERROR, PersistenceState,
+};
 
 use crate::dataset::{Apply, DatasetSnapshot};
 use crate::error::{Error, Result};

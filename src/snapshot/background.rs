@@ -125,7 +125,11 @@ impl BackgroundSave {
                     let _done = done_tx;
                     write_rdb_controlled(&*storage, &path, &snapshot, &options, &control)
                 })
-                .map_err(|e| Error::io("", "spawn background save thread", e))?
+                .map_err(|source| Error::Io {
+                    path: None,
+                    op: "spawn background save thread",
+                    source,
+                })?
         };
         let sampler = match baseline {
             Some(_) => {
@@ -198,11 +202,11 @@ impl BackgroundSave {
                 .map(|s| (*s).to_owned())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_default();
-            Err(Error::io(
-                "",
-                "background save",
-                std::io::Error::other(format!("save thread panicked: {what}")),
-            ))
+            Err(Error::Io {
+                path: None,
+                op: "background save",
+                source: std::io::Error::other(format!("save thread panicked: {what}")),
+            })
         });
         let elapsed = self.started.elapsed();
         if let Some(sampler) = self.sampler {

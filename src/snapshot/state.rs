@@ -15,6 +15,9 @@ this instance is configured to report errors during writes if RDB snapshotting f
 (stop-writes-on-bgsave-error option). Please check the Redis logs for details about the RDB \
 error.";
 
+/// The reply to `SAVE` or `BGSAVE` while a background save runs (Redis 7.0's text).
+pub const BGSAVE_IN_PROGRESS_ERROR: &str = "ERR Background save already in progress";
+
 /// After a failed background save, save points wait this long before trying again (Redis's
 /// `CONFIG_BGSAVE_RETRY_DELAY`).
 pub const BGSAVE_RETRY_DELAY_SECS: i64 = 5;
