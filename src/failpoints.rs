@@ -13,11 +13,38 @@ pub const PUBLISH_BEFORE_RENAME: &str = "storage::publish::before_rename";
 /// power loss: either the old file or the complete new one, never a mix.
 pub const PUBLISH_BEFORE_SYNC_DIR: &str = "storage::publish::before_sync_dir";
 
+/// A snapshot save (`SAVE`/`BGSAVE`, `snapshot::write_rdb`) has written one database's keys to
+/// the temp file. An error: the save fails, the temp file is removed, `dump.rdb` is untouched.
+/// A power loss: the old `dump.rdb` (or none, if there was none), never part of the new one.
+pub const SNAPSHOT_AFTER_DB: &str = "snapshot::write::after_db";
+/// The new `dump.rdb` is published and durable; the save has not reported success yet. An
+/// error: the save reports failure (the caller keeps its changes counted and its status err,
+/// the safe side) although the file is complete. A power loss: the complete new file.
+pub const SNAPSHOT_AFTER_PUBLISH: &str = "snapshot::after_publish";
+
+/// The points of [`crate::storage::publish_atomically`].
+pub const PUBLISH: &[&str] = &[
+    PUBLISH_BEFORE_SYNC,
+    PUBLISH_BEFORE_RENAME,
+    PUBLISH_BEFORE_SYNC_DIR,
+];
+
+/// Every point a snapshot save passes, in order (its publish included).
+pub const SNAPSHOT_SAVE: &[&str] = &[
+    SNAPSHOT_AFTER_DB,
+    PUBLISH_BEFORE_SYNC,
+    PUBLISH_BEFORE_RENAME,
+    PUBLISH_BEFORE_SYNC_DIR,
+    SNAPSHOT_AFTER_PUBLISH,
+];
+
 /// Every fail point, for tests that walk them all.
 pub const ALL: &[&str] = &[
     PUBLISH_BEFORE_SYNC,
     PUBLISH_BEFORE_RENAME,
     PUBLISH_BEFORE_SYNC_DIR,
+    SNAPSHOT_AFTER_DB,
+    SNAPSHOT_AFTER_PUBLISH,
 ];
 
 /// The error a fail point configured with `return` injects.

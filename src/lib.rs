@@ -44,6 +44,7 @@ pub mod failpoints;
 pub mod model;
 pub mod rdb;
 pub mod resp;
+pub mod snapshot;
 pub mod storage;
 pub mod store;
 

@@ -1,13 +1,22 @@
 //! Every fail point of `keeper::failpoints::ALL`, driven on the simulated disk: an error at the
 //! point leaves the previous good state in place, and a power loss right after leaves either
 //! the old file or the complete new one. Needs `--features failpoints`; fail points are global,
-//! so everything runs in one test.
+//! so run with `--test-threads=1` (`tools/test` does).
 
 use std::path::Path;
 
 use keeper::failpoints;
+use keeper::snapshot::{self, ExpiredKeys, LoadOutcome, SaveOptions};
 use keeper::storage::{CrashMode, SimStorage, publish_atomically};
+use keeper::store::{Store, Value, own};
 use keeper::{Storage, WritableFile};
+
+const CRASH_MODES: [(u64, CrashMode); 4] = [
+    (1, CrashMode::DropUnsynced),
+    (2, CrashMode::KeepRandomPrefix),
+    (3, CrashMode::TearLastWrite),
+    (4, CrashMode::ZeroFillTail),
+];
 
 fn publish(storage: &SimStorage, bytes: &[u8]) -> keeper::Result<()> {
     publish_atomically(storage, Path::new("d/file"), |f: &mut dyn WritableFile| {
@@ -22,13 +31,8 @@ fn content(storage: &SimStorage) -> Vec<u8> {
 #[test]
 fn every_publish_fail_point_keeps_the_old_file_or_the_whole_new_one() {
     let scenario = fail::FailScenario::setup();
-    for &point in failpoints::ALL {
-        for (seed, mode) in [
-            (1, CrashMode::DropUnsynced),
-            (2, CrashMode::KeepRandomPrefix),
-            (3, CrashMode::TearLastWrite),
-            (4, CrashMode::ZeroFillTail),
-        ] {
+    for &point in failpoints::PUBLISH {
+        for (seed, mode) in CRASH_MODES {
             let storage = SimStorage::new(seed);
             publish(&storage, b"old content").unwrap();
             fail::cfg(point, "return").unwrap();
@@ -53,6 +57,102 @@ fn every_publish_fail_point_keeps_the_old_file_or_the_whole_new_one() {
                 after == b"old content" || after == b"new content",
                 "{point} {mode:?}: {after:?}"
             );
+        }
+    }
+    scenario.teardown();
+}
+
+#[test]
+fn every_fail_point_is_driven_by_a_test() {
+    for point in failpoints::ALL {
+        assert!(
+            failpoints::PUBLISH.contains(point) || failpoints::SNAPSHOT_SAVE.contains(point),
+            "{point} is driven by no test"
+        );
+    }
+}
+
+/// A store whose every key says which version of the dataset it belongs to, in two databases.
+fn dataset(version: &str) -> Store {
+    let mut store = Store::new(16);
+    for db in [0, 5] {
+        for i in 0..50 {
+            let value = Value::String(own(format!("{version}-{i}").as_bytes()));
+            store.insert(db, own(format!("key{i}").as_bytes()), value, None);
+        }
+    }
+    store
+}
+
+/// The version of the dataset `dump.rdb` holds; panics on a mix, a damaged or a missing file.
+fn saved_version(storage: &SimStorage, path: &Path) -> String {
+    let mut store = Store::new(16);
+    match snapshot::load_rdb(storage, path, &mut store, ExpiredKeys::Keep) {
+        Ok(LoadOutcome::Loaded(_)) => {}
+        Ok(LoadOutcome::Missing) => panic!("dump.rdb missing"),
+        Err(e) => panic!("dump.rdb damaged: {e}"),
+    }
+    let mut versions: Vec<String> = [0, 5]
+        .iter()
+        .flat_map(|&db| {
+            store
+                .db(db)
+                .iter()
+                .map(|(_, item)| item.value.clone())
+                .collect::<Vec<_>>()
+        })
+        .map(|value| match value {
+            Value::String(v) => String::from_utf8_lossy(&v)
+                .split('-')
+                .next()
+                .unwrap_or("")
+                .to_owned(),
+            other => panic!("unexpected {}", other.type_name()),
+        })
+        .collect();
+    assert_eq!(versions.len(), 100, "keys missing");
+    versions.dedup();
+    assert_eq!(versions.len(), 1, "a mix of versions: {versions:?}");
+    versions.remove(0)
+}
+
+#[test]
+fn every_snapshot_fail_point_keeps_the_old_dump_or_the_whole_new_one() {
+    let scenario = fail::FailScenario::setup();
+    let path = Path::new("data/dump.rdb");
+    let (old, new) = (dataset("old"), dataset("new"));
+    for (index, &point) in failpoints::SNAPSHOT_SAVE.iter().enumerate() {
+        // Points up to the rename leave the old file; from the rename on, the new one is
+        // visible, and once the directory is synced it is also durable.
+        let renamed = index
+            >= failpoints::SNAPSHOT_SAVE
+                .iter()
+                .position(|p| *p == failpoints::PUBLISH_BEFORE_SYNC_DIR)
+                .unwrap();
+        let durable = point == failpoints::SNAPSHOT_AFTER_PUBLISH;
+        for (seed, mode) in CRASH_MODES {
+            let storage = SimStorage::new(seed);
+            snapshot::write_rdb(&storage, path, &old.snapshot(), SaveOptions::default()).unwrap();
+            fail::cfg(point, "return").unwrap();
+            let err = snapshot::write_rdb(&storage, path, &new.snapshot(), SaveOptions::default())
+                .unwrap_err();
+            fail::remove(point);
+            assert!(err.to_string().contains(point), "{point}: {err}");
+            assert_eq!(
+                storage.list(Path::new("data")).unwrap(),
+                vec!["dump.rdb".to_string()],
+                "{point}: temp file left"
+            );
+            let live = saved_version(&storage, path);
+            assert_eq!(live, if renamed { "new" } else { "old" }, "{point}");
+
+            storage.crash(mode);
+            let after = saved_version(&storage, path);
+            if durable {
+                assert_eq!(after, "new", "{point} {mode:?}");
+            } else if !renamed {
+                assert_eq!(after, "old", "{point} {mode:?}");
+            }
         }
     }
     scenario.teardown();
