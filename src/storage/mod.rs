@@ -28,6 +28,24 @@ use crate::error::Result;
 #[cfg_attr(not(feature = "failpoints"), allow(unused_imports))]
 use crate::failpoints;
 
+/// The environment variable that selects the engine's storage: unset (or `os`) for the real
+/// file system, `scrambled` for [`ScrambledStorage`] over it, which the test suite uses for its
+/// second run (TESTING.md).
+pub const STORAGE_ENV: &str = "KEEPER_STORAGE";
+
+/// The storage a node uses for its data folder: [`OsStorage`], or the same behind
+/// [`ScrambledStorage`] when [`STORAGE_ENV`] is `scrambled`, so that every engine test can run
+/// a second time with files only the trait can read back.
+pub fn from_env() -> Result<Arc<dyn Storage>> {
+    match std::env::var(STORAGE_ENV).as_deref() {
+        Err(_) | Ok("") | Ok("os") => Ok(Arc::new(OsStorage)),
+        Ok("scrambled") => Ok(Arc::new(ScrambledStorage::new(OsStorage))),
+        Ok(other) => Err(crate::Error::InvalidArgument(format!(
+            "{STORAGE_ENV}={other}: expected `os` or `scrambled`"
+        ))),
+    }
+}
+
 /// File and directory operations, as the engine needs them.
 pub trait Storage: Send + Sync + std::fmt::Debug {
     /// Creates (or truncates) `path` for writing.
