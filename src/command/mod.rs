@@ -44,6 +44,8 @@ mod zsets;
 #[cfg(test)]
 mod propagation_tests;
 #[cfg(test)]
+mod table_tests;
+#[cfg(test)]
 mod tests;
 
 use std::collections::HashMap;

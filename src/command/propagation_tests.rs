@@ -276,3 +276,75 @@ fn the_mix_exercises_rewrites_and_expiry() {
     assert!(expired > 20, "expired {expired}");
     assert!(errors > 100, "errors {errors}");
 }
+
+/// The propagated form of each command, as Redis 7.0.15 wrote them to its AOF for the same
+/// sequence (`@` stands for the absolute time the command computed: now + its TTL).
+#[test]
+fn propagated_forms_match_redis_aof() {
+    let mut store = Store::new(16);
+    let mut rng = Rng::new(0);
+    let now_ms = START_MS;
+    let cases: &[(&str, &[&str])] = &[
+        ("set a 10", &["set a 10"]),
+        ("set a 11 get", &["set a 11"]),
+        ("set a 12 ex 100", &["SET a 12 PXAT @100000"]),
+        ("set a 13 keepttl get", &["set a 13 keepttl"]),
+        ("setex b 100 v", &["SET b v PXAT @100000"]),
+        ("getset b w", &["SET b w"]),
+        ("getdel b", &["DEL b"]),
+        ("getdel b", &[]),
+        ("set c 1", &["set c 1"]),
+        ("getex c ex 10", &["PEXPIREAT c @10000"]),
+        ("getex c persist", &["PERSIST c"]),
+        ("getex c persist", &[]),
+        ("getex c exat 1", &["DEL c"]),
+        ("set d 10", &["set d 10"]),
+        ("incrbyfloat d 0.1", &["SET d 10.1 KEEPTTL"]),
+        ("hset h f 1", &["hset h f 1"]),
+        ("hincrbyfloat h f 1.5", &["HSET h f 2.5"]),
+        ("expire d 100 nx", &["PEXPIREAT d @100000 nx"]),
+        ("pexpire d 100", &["PEXPIREAT d @100"]),
+        ("expireat d 4000000000", &["PEXPIREAT d 4000000000000"]),
+        ("pexpireat d 4000000000000", &["pexpireat d 4000000000000"]),
+        ("expire d -1", &["DEL d"]),
+        ("rpush l a b", &["rpush l a b"]),
+        ("lmove l l2 left right", &["lmove l l2 left right"]),
+        ("rpoplpush l l2", &["rpoplpush l l2"]),
+        ("lpop nokey", &[]),
+        ("lpop l2 5", &["lpop l2 5"]),
+        ("flushdb", &["flushdb"]),
+        ("flushall", &["flushall"]),
+        ("del nokey", &[]),
+        ("setnx x 1", &["setnx x 1"]),
+        ("setnx x 2", &[]),
+        ("lpushx nokey a", &[]),
+        ("ltrim nokey 0 1", &[]),
+        ("persist nokey", &[]),
+        ("hdel h nofield", &[]),
+        ("swapdb 0 0", &["swapdb 0 0"]),
+        ("incr n", &["incr n"]),
+        ("lrem n2 0 a", &[]),
+    ];
+    for (line, expected) in cases {
+        let argv = argv_of(line);
+        let effect = execute(&mut store, 0, &argv, now_ms, &mut rng);
+        let got: Vec<String> = match effect.propagate {
+            Propagate::Nothing => vec![],
+            Propagate::Verbatim => vec![show(&argv)],
+            Propagate::Commands(commands) => commands.iter().map(|c| show(c)).collect(),
+        };
+        let expected: Vec<String> = expected
+            .iter()
+            .map(|form| {
+                form.split(' ')
+                    .map(|word| match word.strip_prefix('@') {
+                        Some(ttl) => (now_ms + ttl.parse::<i64>().unwrap_or(0)).to_string(),
+                        None => word.to_string(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .collect();
+        assert_eq!(got, expected, "{line}");
+    }
+}
