@@ -1,5 +1,8 @@
 //! Argument parsing with Redis's exact rules.
 
+use super::errors;
+use crate::resp::Reply;
+
 /// Parses a signed 64-bit integer as Redis's `string2ll` does: optional `-`, digits, no
 /// leading zeros (except "0"), no spaces or `+`, at most 20 characters.
 pub fn parse_i64(arg: &[u8]) -> Option<i64> {
@@ -53,6 +56,37 @@ pub fn parse_f64(arg: &[u8]) -> Option<f64> {
         }
     };
     (!value.is_nan()).then_some(value)
+}
+
+/// An integer argument, or Redis's `ERR value is not an integer or out of range`
+/// (`getLongLongFromObjectOrReply`).
+pub(super) fn int_arg(arg: &[u8]) -> Result<i64, Reply> {
+    parse_i64(arg).ok_or_else(|| Reply::error(errors::NOT_INTEGER))
+}
+
+/// A non-negative integer argument (`getPositiveLongFromObjectOrReply`): every failure,
+/// malformed or negative, gets the same error, `message` or Redis's default.
+pub(super) fn non_negative_arg(arg: &[u8], message: Option<&'static str>) -> Result<i64, Reply> {
+    let error = || Reply::error(message.unwrap_or("ERR value is out of range, must be positive"));
+    match parse_i64(arg) {
+        Some(n) if n >= 0 => Ok(n),
+        _ => Err(error()),
+    }
+}
+
+/// A C `int` argument (`getIntFromObjectOrReply`): `message` for every failure when given,
+/// otherwise Redis's two default errors (not an integer / outside the `int` range).
+pub(super) fn c_int_arg(arg: &[u8], message: Option<&'static str>) -> Result<i32, Reply> {
+    let Some(value) = parse_i64(arg) else {
+        return Err(Reply::error(message.unwrap_or(errors::NOT_INTEGER)));
+    };
+    i32::try_from(value).map_err(|_| {
+        Reply::error(
+            message.unwrap_or(
+                "ERR value is out of range, value must between -2147483648 and 2147483647",
+            ),
+        )
+    })
 }
 
 #[cfg(test)]

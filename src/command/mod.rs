@@ -12,16 +12,39 @@
 //! Each family of commands lives in its own file with a `COMMANDS` table; [`lookup`] finds a
 //! command by name in any case.
 
+/// A [`CommandSpec`] whose handler returns `Result<Reply, Reply>` (`Err` holding an error
+/// reply), so handlers can use `?`. Key positions are `(first, last, step)`.
+macro_rules! command {
+    ($name:literal, $arity:expr, $flags:expr, ($first:expr, $last:expr, $step:expr), $handler:path) => {
+        $crate::command::CommandSpec {
+            name: $name,
+            arity: $arity,
+            flags: $flags,
+            first_key: $first,
+            last_key: $last,
+            step: $step,
+            run: |ctx, argv| $handler(ctx, argv).unwrap_or_else(|reply| reply),
+        }
+    };
+}
+
 mod args;
+pub mod glob;
 mod hashes;
 mod keys;
 mod lists;
+mod longdouble;
 mod random;
+mod scan;
 mod sets;
 mod streams;
 mod strings;
 mod zsets;
 
+#[cfg(test)]
+mod propagation_tests;
+#[cfg(test)]
+mod table_tests;
 #[cfg(test)]
 mod tests;
 

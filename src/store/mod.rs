@@ -15,6 +15,8 @@
 
 mod value;
 
+/// The persistent map type of hash values (the store's hasher).
+pub use value::HashMap;
 pub use value::{HashValue, Score, SortedSet, Value};
 
 use std::borrow::Borrow;
