@@ -17,6 +17,7 @@ mod hashes;
 mod keys;
 mod lists;
 mod random;
+mod scan_match;
 mod sets;
 mod streams;
 mod strings;
@@ -63,6 +64,10 @@ pub mod flags {
     pub const STALE: u32 = 1 << 8;
     /// Allowed before `AUTH`.
     pub const NO_AUTH: u32 = 1 << 9;
+    /// May block the client (`XREAD BLOCK`; keeper refuses the blocking form).
+    pub const BLOCKING: u32 = 1 << 10;
+    /// Key positions depend on the arguments (`COMMAND GETKEYS` must parse them).
+    pub const MOVABLEKEYS: u32 = 1 << 11;
 
     /// The names `COMMAND` reports, in Redis's order.
     pub const NAMES: &[(u32, &str)] = &[
@@ -72,10 +77,12 @@ pub mod flags {
         (ADMIN, "admin"),
         (PUBSUB, "pubsub"),
         (NOSCRIPT, "noscript"),
+        (BLOCKING, "blocking"),
         (LOADING, "loading"),
         (STALE, "stale"),
         (FAST, "fast"),
         (NO_AUTH, "no_auth"),
+        (MOVABLEKEYS, "movablekeys"),
     ];
 }
 
@@ -88,6 +95,10 @@ pub struct Ctx<'a> {
     /// and what it propagates agree).
     pub now_ms: i64,
     pub rng: &'a mut Rng,
+    /// True when the command comes from a propagated stream (AOF loading, a primary): Redis's
+    /// "must obey" clients, for which a few checks are relaxed (e.g. `XADD … MAXLEN = n LIMIT
+    /// m`, which Redis itself propagates, is accepted).
+    pub replaying: bool,
     dirty: u64,
     propagate: Option<Propagate>,
 }
@@ -240,6 +251,31 @@ pub fn execute(store: &mut Store, db: usize, argv: &[Bytes], now_ms: i64, rng: &
     run(spec, store, db, argv, now_ms, rng)
 }
 
+/// Like [`execute`], for a command replayed from a propagated stream (see [`Ctx::replaying`]).
+pub fn execute_replayed(
+    store: &mut Store,
+    db: usize,
+    argv: &[Bytes],
+    now_ms: i64,
+    rng: &mut Rng,
+) -> Effect {
+    let Some(spec) = argv.first().and_then(|name| lookup(name)) else {
+        return Effect {
+            reply: unknown_command(argv),
+            propagate: Propagate::Nothing,
+            dirty: 0,
+        };
+    };
+    if !spec.arity_ok(argv.len()) {
+        return Effect {
+            reply: wrong_arity(spec.name),
+            propagate: Propagate::Nothing,
+            dirty: 0,
+        };
+    }
+    run_as(spec, store, db, argv, now_ms, rng, true)
+}
+
 /// Runs an already looked-up, arity-checked command.
 pub fn run(
     spec: &CommandSpec,
@@ -249,11 +285,24 @@ pub fn run(
     now_ms: i64,
     rng: &mut Rng,
 ) -> Effect {
+    run_as(spec, store, db, argv, now_ms, rng, false)
+}
+
+fn run_as(
+    spec: &CommandSpec,
+    store: &mut Store,
+    db: usize,
+    argv: &[Bytes],
+    now_ms: i64,
+    rng: &mut Rng,
+    replaying: bool,
+) -> Effect {
     let mut ctx = Ctx {
         store,
         db,
         now_ms,
         rng,
+        replaying,
         dirty: 0,
         propagate: None,
     };

@@ -15,7 +15,7 @@
 
 mod value;
 
-pub use value::{HashValue, Score, SortedSet, Value};
+pub use value::{HashSet, HashValue, Score, SortedSet, Value};
 
 use std::borrow::Borrow;
 use std::cmp::Ordering;
@@ -473,7 +473,7 @@ impl crate::dataset::Apply for Store {
         // Replayed streams carry no randomness (non-deterministic commands were rewritten
         // before propagation), so a fixed seed is right.
         let mut rng = crate::command::Rng::new(0);
-        let effect = crate::command::execute(self, db, argv, now_ms, &mut rng);
+        let effect = crate::command::execute_replayed(self, db, argv, now_ms, &mut rng);
         match effect.reply {
             crate::resp::Reply::Error(e) => Err(crate::Error::InvalidArgument(format!(
                 "replaying {}: {e}",
