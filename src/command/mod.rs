@@ -24,6 +24,8 @@ mod strings;
 mod zsets;
 
 #[cfg(test)]
+mod diff_tests;
+#[cfg(test)]
 mod tests;
 
 use std::collections::HashMap;

@@ -93,7 +93,19 @@ fn write_set<'a>(
     }
 }
 
-fn bulks<'a>(members: impl IntoIterator<Item = &'a Bytes>) -> Vec<Reply> {
+/// Redis 7.0 keeps a set of at most 512 integers as an intset (`set-max-intset-entries`):
+/// sorted, and scanned in one page.
+fn is_intset_sized(set: &Set) -> bool {
+    set.len() <= 512 && set.iter().all(|m| args::parse_i64(m).is_some())
+}
+
+/// The members in the order Redis replies them: ascending for an intset-sized set of
+/// integers, iteration order otherwise (a hash table's order is arbitrary in Redis too).
+fn members(set: &Set) -> Vec<Reply> {
+    let mut members: Vec<&Bytes> = set.iter().collect();
+    if is_intset_sized(set) {
+        members.sort_by_key(|m| args::parse_i64(m).unwrap_or_default());
+    }
     members.into_iter().cloned().map(Reply::Bulk).collect()
 }
 
@@ -145,7 +157,7 @@ fn smembers(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Reply {
     match read_set(ctx, &argv[1]) {
         Err(e) => e,
         Ok(None) => Reply::Set(Vec::new()),
-        Ok(Some(set)) => Reply::Set(bulks(set.iter())),
+        Ok(Some(set)) => Reply::Set(members(&set)),
     }
 }
 
@@ -270,7 +282,7 @@ fn spop_count(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Reply {
             };
             ctx.changed(set.len() as u64);
             ctx.rewrite(vec![vec![Bytes::from_static(b"DEL"), key.clone()]]);
-            Reply::Set(bulks(set.iter()))
+            Reply::Set(members(&set))
         }
         Some(popped) => {
             ctx.changed(popped.len() as u64);
@@ -330,7 +342,7 @@ fn srandmember(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Reply {
         );
     }
     if count >= set.len() as u64 {
-        return Reply::Array(bulks(set.iter()));
+        return Reply::Array(members(&set));
     }
     Reply::Array(
         sample_distinct(&set, count as usize, ctx.rng)
@@ -464,7 +476,7 @@ fn compute(op: SetOp, sets: Vec<Option<Set>>) -> Set {
 fn set_op(ctx: &mut Ctx<'_>, argv: &[Bytes], op: SetOp) -> Reply {
     match read_sets(ctx, &argv[1..]) {
         Err(e) => e,
-        Ok(sets) => Reply::Set(bulks(compute(op, sets).iter())),
+        Ok(sets) => Reply::Set(members(&compute(op, sets))),
     }
 }
 
@@ -542,11 +554,6 @@ fn sintercard(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Reply {
     }
 }
 
-/// Redis 7.0 keeps a set of at most 512 integers as an intset and scans it in one page.
-fn scans_in_one_page(set: &Set) -> bool {
-    set.len() <= 512 && set.iter().all(|m| args::parse_i64(m).is_some())
-}
-
 fn sscan(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Reply {
     let cursor = match scan_match::parse_cursor(&argv[2]) {
         Ok(c) => c,
@@ -561,24 +568,21 @@ fn sscan(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Reply {
         Ok(o) => o,
         Err(e) => return e,
     };
-    let (members, next) = if scans_in_one_page(&set) {
-        (set.iter().cloned().collect::<Vec<_>>(), 0)
+    let (page, next) = if is_intset_sized(&set) {
+        (members(&set), 0)
     } else {
         let hashed = set
             .iter()
-            .map(|m| (scan_match::scan_hash(m), m.clone()))
+            .map(|m| (scan_match::scan_hash(m), Reply::Bulk(m.clone())))
             .collect();
         scan_match::page(hashed, set.len(), cursor, options.count)
     };
-    let matching = members
+    let matching = page
         .into_iter()
-        .filter(|m| {
-            options
-                .pattern
-                .as_ref()
-                .is_none_or(|p| scan_match::glob_match(p, m))
+        .filter(|m| match (&options.pattern, m) {
+            (Some(p), Reply::Bulk(m)) => scan_match::glob_match(p, m),
+            _ => true,
         })
-        .map(Reply::Bulk)
         .collect();
     scan_match::reply(next, matching)
 }
