@@ -73,7 +73,7 @@ fn words(line: &str) -> Vec<Bytes> {
         .collect()
 }
 
-/// Runs `argv` on our store. `SET key value` and `EXISTS key` (other families, maybe not
+/// Runs `argv` on our store. `SET key value`, `DEL key` and `EXISTS key` (other families, maybe not
 /// built in this tree) act on the store directly.
 fn local(h: &mut Harness, argv: &[Bytes]) -> Reply {
     let name = argv[0].to_ascii_uppercase();
@@ -83,6 +83,7 @@ fn local(h: &mut Harness, argv: &[Bytes]) -> Reply {
             h.store.insert(h.db, own(&argv[1]), value, None);
             Reply::Ok
         }
+        (b"DEL", 2) => Reply::Int(i64::from(h.store.remove(h.db, &argv[1]).is_some())),
         (b"EXISTS", 2) => Reply::Int(i64::from(h.store.contains(h.db, &argv[1], h.now_ms))),
         _ => h.run_argv(argv).reply,
     }
@@ -288,5 +289,173 @@ fn sorted_sets_match_redis() {
          ZADD str 1 a
          ZRANGE str 0 -1
          ZSCAN str 0",
+    );
+}
+
+#[test]
+#[ignore]
+fn streams_match_redis() {
+    compare(
+        "XADD s 1-1 f v
+         XADD s 1-1 f v
+         XADD s 0-0 f v
+         XADD s 1 f
+         XADD s MAXLEN = 5 LIMIT 10 9-1 f v
+         XADD s MAXLEN abc 9-1 f v
+         XADD s MAXLEN -1 9-1 f v
+         XADD s MINID * f v
+         XADD s MAXLEN 1 MINID 0 9-1 f v
+         XADD s LIMIT 5 9-1 f v
+         XADD s 5-* f v
+         XADD s 5-* a b c d
+         XADD s abc f v
+         XADD s NOMKSTREAM NOMKSTREAM 6 f v
+         XADD nos NOMKSTREAM * f v
+         EXISTS nos
+         XADD s 6 g w
+         XADD s 7-0 f v
+         XADD s 18446744073709551615-18446744073709551614 f v
+         XADD s 18446744073709551615-* f v
+         XADD s 18446744073709551615-* f v
+         XADD s2 +5-1 f v
+         XADD s2 \\s7-1 f v
+         XADD s2 -0-5 f v
+         XADD s2 8-2 f v
+         XADD s2 8 f v
+         XLEN s2
+         XLEN s
+         XLEN nos
+         XRANGE s - +
+         XRANGE s - + COUNT 2
+         XRANGE s - + COUNT 0
+         XRANGE s - + COUNT -3
+         XRANGE s (5-0 +
+         XRANGE s (5-1 (7
+         XRANGE s 5 5
+         XRANGE s (18446744073709551615-18446744073709551615 +
+         XRANGE s - (0-0
+         XRANGE s - + COUNT
+         XRANGE s - + FOO 1
+         XRANGE s (- +
+         XRANGE s - (+
+         XRANGE s 7 5
+         XRANGE nos - +
+         XREVRANGE s + - COUNT 3
+         XREVRANGE s (7 5-1
+         XREVRANGE s + -
+         DEL s
+         XADD s 1-1 a 1
+         XADD s 2-1 a 2
+         XADD s 3-1 a 3
+         XADD s 4-1 a 4
+         XADD s 5-1 a 5
+         XADD s 6-1 a 6
+         XDEL s 2-1 9-9 2-1
+         XDEL s abc
+         XDEL nos abc
+         XINFO STREAM s
+         XDEL s 1-1
+         XINFO STREAM s
+         XTRIM s
+         XTRIM s MAXLEN
+         XTRIM s NOMKSTREAM MAXLEN 1
+         XTRIM s MAXLEN ~ 1
+         XTRIM s MAXLEN = 3
+         XTRIM s MAXLEN 3 LIMIT 1
+         XTRIM s MINID 5
+         XRANGE s - +
+         XTRIM nos MAXLEN 0
+         XINFO STREAM s
+         XGROUP CREATE s g 0
+         XGROUP CREATE s g 0
+         XGROUP CREATE s g2 $ ENTRIESREAD 1
+         XGROUP CREATE s g3 $ ENTRIESREAD -2
+         XGROUP CREATE s g3 $ ENTRIESREAD x
+         XGROUP CREATE nos g 0
+         XGROUP CREATE nos g $ MKSTREAM
+         XINFO STREAM nos
+         XGROUP CREATE nos2 g 0 MKSTREAM FOO
+         XGROUP CREATE k
+         XGROUP FOO k g
+         XGROUP HELP
+         XGROUP HELP x
+         XGROUP SETID s nog 0
+         XGROUP CREATECONSUMER s nog c
+         XGROUP CREATECONSUMER s g c0
+         XGROUP CREATECONSUMER s g c0
+         XGROUP DESTROY s nog
+         XGROUP DESTROY s g3
+         XINFO GROUPS s
+         XREADGROUP GROUP g c1 COUNT 1 STREAMS s >
+         XREADGROUP GROUP g c2 STREAMS s >
+         XREADGROUP GROUP g c2 STREAMS s >
+         XREADGROUP GROUP g c1 STREAMS s 0
+         XREADGROUP GROUP g c1 STREAMS s $
+         XREADGROUP GROUP nog c STREAMS s >
+         XREADGROUP STREAMS s >
+         XREADGROUP GROUP g c STREAMS s
+         XREAD STREAMS s >
+         XREAD GROUP g c STREAMS s 0
+         XREAD NOACK STREAMS s 0
+         XREAD COUNT 1 STREAMS s s 0
+         XREAD STREAMS s 0
+         XREAD COUNT 1 STREAMS s nos 3 0
+         XREAD STREAMS s $
+         XREAD STREAMS nos 0
+         XREAD BLOCK -1 STREAMS s 0
+         XREAD BLOCK x STREAMS s 0
+         XPENDING s g
+         XPENDING s g2
+         XPENDING s nog
+         XPENDING s g -
+         XPENDING s g - + 10 nobody
+         XPENDING s g IDLE 0 - +
+         XPENDING s g - + x
+         XINFO GROUPS s
+         XACK s g 4-1 9-9
+         XACK s g abc
+         XACK s nog 4-1
+         XACK nos g 4-1
+         XPENDING s g
+         XCLAIM s g c3 0 5-1 JUSTID
+         XCLAIM s g c3 0 6-1
+         XCLAIM s g c3 x 0
+         XCLAIM s g c3 0 0 foo
+         XCLAIM s g c3 0 0 IDLE x
+         XCLAIM s nog c 0 0
+         XCLAIM nos2 g c 0 0
+         XPENDING s g
+         XGROUP DELCONSUMER s g c3
+         XGROUP DELCONSUMER s g nobody
+         XPENDING s g
+         XGROUP SETID s g 0 ENTRIESREAD 0
+         XINFO GROUPS s
+         XGROUP SETID s g $
+         XINFO GROUPS s
+         XGROUP SETID s g + ENTRIESREAD 3
+         XINFO GROUPS s
+         XSETID nos 1
+         XSETID s 1-0
+         XSETID s 99-0 ENTRIESADDED 1
+         XSETID s 99-0 MAXDELETEDID 100-0
+         XSETID s 99-0 ENTRIESADDED -1
+         XSETID s 99-0 FOO
+         XSETID s 99-0 ENTRIESADDED 50 MAXDELETEDID 7-0
+         XINFO STREAM s
+         XINFO GROUPS s
+         XINFO FOO s
+         XINFO STREAM
+         XINFO STREAM s x
+         XINFO STREAM nokey
+         XINFO HELP
+         XINFO CONSUMERS s nog
+         XINFO STREAM s FULL COUNT x
+         SET str v
+         XADD str 1-1 f v
+         XRANGE str - +
+         XLEN str
+         XGROUP CREATE str g 0
+         XREAD STREAMS str 0
+         XINFO STREAM str",
     );
 }
