@@ -4,7 +4,7 @@
 //! Ignored by default (they need a server). Run with a scratch server:
 //! `redis-server --port 23917 --save '' --appendonly no &` then
 //! `KEEPER_DIFF_REDIS_PORT=23917 cargo test --lib diff_tests -- --ignored`.
-//! The scripts flush database 9 of that server.
+//! Each script flushes its own database (9 and up) of that server; scripts run in parallel.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -89,9 +89,9 @@ fn local(h: &mut Harness, argv: &[Bytes]) -> Reply {
     }
 }
 
-/// Runs `script` (one command per line; `\s` is a space inside an argument, `\e` alone an
+/// Runs `script` in database `db` of the server (one command per line; `\s` is a space inside an argument, `\e` alone an
 /// empty argument) on both and compares every reply.
-fn compare(script: &str) {
+fn compare(db: u32, script: &str) {
     let Some(port) = std::env::var("KEEPER_DIFF_REDIS_PORT")
         .ok()
         .and_then(|p| p.parse().ok())
@@ -100,7 +100,7 @@ fn compare(script: &str) {
         return;
     };
     let mut redis = Client::connect(port);
-    redis.call(&words("SELECT 9"));
+    redis.call(&words(&format!("SELECT {db}")));
     redis.call(&words("FLUSHDB"));
     let mut h = Harness::new();
     let mut failures = Vec::new();
@@ -129,6 +129,7 @@ fn compare(script: &str) {
 #[ignore]
 fn sets_match_redis() {
     compare(
+        9,
         "SADD s 1 2 3
          SADD s 3 4
          SREM s 4 9
@@ -191,6 +192,7 @@ fn sets_match_redis() {
 #[ignore]
 fn sorted_sets_match_redis() {
     compare(
+        10,
         "ZADD z 1 a 2 b 3 c 4 d 5 e
          ZADD z NX XX 1 a
          ZADD z GT LT 1 a
@@ -296,6 +298,7 @@ fn sorted_sets_match_redis() {
 #[ignore]
 fn streams_match_redis() {
     compare(
+        11,
         "XADD s 1-1 f v
          XADD s 1-1 f v
          XADD s 0-0 f v
@@ -458,4 +461,28 @@ fn streams_match_redis() {
          XREAD STREAMS str 0
          XINFO STREAM str",
     );
+}
+
+/// Approximate trims drop the nodes Redis would drop (streams built by XADD).
+#[test]
+#[ignore]
+fn stream_trimming_matches_redis() {
+    let mut script = String::new();
+    let add = |script: &mut String, from: u32, to: u32| {
+        for i in from..=to {
+            script.push_str(&format!("XADD y {i}-1 f v\n"));
+        }
+    };
+    add(&mut script, 1, 250);
+    script.push_str("XADD y MAXLEN ~ 10 300-1 f v\nXLEN y\nXRANGE y - + COUNT 1\n");
+    script.push_str("XTRIM y MINID ~ 290-0\nXLEN y\n");
+    script.push_str("XTRIM y MAXLEN = 30\nXLEN y\nXRANGE y - + COUNT 1\n");
+    add(&mut script, 301, 420);
+    script.push_str("XTRIM y MAXLEN ~ 5\nXLEN y\nXRANGE y - + COUNT 1\n");
+    script.push_str("XTRIM y MAXLEN ~ 0 LIMIT 100\nXLEN y\n");
+    script.push_str("XTRIM y MAXLEN ~ 0 LIMIT 99\nXLEN y\n");
+    script.push_str("XTRIM y MAXLEN ~ 0\nXLEN y\nXINFO STREAM y\n");
+    add(&mut script, 421, 460);
+    script.push_str("XADD y MINID ~ 999 461-1 f v\nXLEN y\n");
+    compare(12, &script);
 }

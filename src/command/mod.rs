@@ -26,6 +26,8 @@ mod zsets;
 #[cfg(test)]
 mod diff_tests;
 #[cfg(test)]
+mod propagation_tests;
+#[cfg(test)]
 mod tests;
 
 use std::collections::HashMap;

@@ -8,10 +8,10 @@
 //! Redis loads our files.
 //!
 //! Redis keeps entries in radix-tree nodes of up to 100 (`stream-node-max-entries`), and
-//! `MAXLEN ~`/`MINID ~` only drop whole nodes. Without nodes, approximate trimming drops
-//! whole blocks of 100 entries from the head (what Redis does on a stream filled by `XADD`),
-//! and `XINFO STREAM`'s `radix-tree-*` figures are estimates. Trimming is propagated exactly,
-//! as Redis does: `~` becomes `=` with the resulting length or first ID.
+//! `MAXLEN ~`/`MINID ~` only drop whole nodes. We keep no nodes: approximate trimming drops
+//! the nodes Redis would have made by filling them in order of addition (see
+//! [`whole_nodes`]), and `XINFO STREAM`'s `radix-tree-*` figures are estimates. Trimming is
+//! propagated exactly, as Redis does: `~` becomes `=` with the resulting length or first ID.
 //!
 //! Propagation, as Redis: `XADD` with `*` or `ms-*` carries the generated ID; `XREADGROUP`
 //! and `XCLAIM` become `XCLAIM … FORCE JUSTID LASTID` per delivered entry and `XGROUP
@@ -347,28 +347,58 @@ enum Trim {
     MinId(StreamId),
 }
 
-/// `streamTrim`: removes entries from the head; with `approx`, only whole blocks of
-/// [`NODE_ENTRIES`] (Redis's nodes); `limit` (0: none) caps the entries removed.
+/// `streamTrim`: removes entries from the head. With `approx`, only whole radix-tree nodes
+/// go, as in Redis; `limit` (0: none) caps the entries removed.
 fn trim(stream: &mut Stream, strategy: Trim, approx: bool, limit: u64) -> u64 {
+    let len = stream.entries.len() as u64;
     let removable = match strategy {
         Trim::None => return 0,
-        Trim::MaxLen(max) => (stream.entries.len() as u64).saturating_sub(max),
+        Trim::MaxLen(max) => len.saturating_sub(max),
         Trim::MinId(min) => lower_bound(stream, min) as u64,
     };
-    let mut remove = if approx {
-        removable / NODE_ENTRIES * NODE_ENTRIES
+    let remove = if approx {
+        whole_nodes(stream, removable, limit)
+    } else if limit > 0 {
+        removable.min(limit)
     } else {
         removable
     };
-    if limit > 0 && remove > limit {
-        remove = limit / NODE_ENTRIES * NODE_ENTRIES;
-    }
     if remove == 0 {
         return 0;
     }
     stream.entries.drain(..remove as usize);
     refresh_first_id(stream);
     remove
+}
+
+/// How many head entries an approximate trim removes: whole nodes only. Redis fills a node
+/// with [`NODE_ENTRIES`] consecutive additions, so node boundaries fall on multiples of 100
+/// in the order of addition; without deletions the head entry's addition index is
+/// `entries_added - len` and the boundaries are known (a stream emptied and refilled, or nodes
+/// closed early by `stream-node-max-bytes`, differ), otherwise nodes are counted from the
+/// head. The last, partly filled node can go too.
+fn whole_nodes(stream: &Stream, removable: u64, limit: u64) -> u64 {
+    let len = stream.entries.len() as u64;
+    let mut node = if stream.max_deleted_id == ZERO_ID {
+        NODE_ENTRIES - stream.entries_added.saturating_sub(len) % NODE_ENTRIES
+    } else {
+        NODE_ENTRIES
+    };
+    let mut removed = 0u64;
+    while removed < len {
+        node = node.min(len - removed);
+        if limit > 0 && removed + node > limit {
+            break;
+        }
+        // Redis removes a node when the stream keeps at least MAXLEN entries without it, or
+        // when its last entry is below MINID: both mean the node lies within `removable`.
+        if removed + node > removable {
+            break;
+        }
+        removed += node;
+        node = NODE_ENTRIES;
+    }
+    removed
 }
 
 // ---------------------------------------------------------------------------------------
@@ -865,7 +895,7 @@ fn xread_generic(ctx: &mut Ctx<'_>, argv: &[Bytes], group_form: bool) -> Reply {
             }
         } else if opt.eq_ignore_ascii_case(b"streams") && more > 0 {
             streams_arg = i + 1;
-            if (argv.len() - streams_arg) % 2 != 0 {
+            if !(argv.len() - streams_arg).is_multiple_of(2) {
                 return Reply::error(
                     "ERR Unbalanced XREAD list of streams: for each stream key an ID or '$' must be specified.",
                 );
@@ -909,9 +939,9 @@ fn xread_generic(ctx: &mut Ctx<'_>, argv: &[Bytes], group_form: bool) -> Reply {
             Err(e) => return e,
         };
         if let Some((group_name, _)) = &group
-            && !stream
+            && stream
                 .as_ref()
-                .is_some_and(|s| group_index(s, group_name).is_some())
+                .is_none_or(|s| group_index(s, group_name).is_none())
         {
             return Reply::error(format!(
                 "NOGROUP No such key '{}' or consumer group '{}' in XREADGROUP with GROUP option",

@@ -598,13 +598,13 @@ fn zadd_generic(ctx: &mut Ctx<'_>, argv: &[Bytes], mut f: AddFlags) -> Reply {
         score_idx += 1;
     }
     let elements = argv.len() - score_idx;
-    if elements == 0 || elements % 2 == 1 {
+    if elements == 0 || !elements.is_multiple_of(2) {
         return Reply::error(errors::SYNTAX);
     }
     if f.nx && f.xx {
         return Reply::error("ERR XX and NX options at the same time are not compatible");
     }
-    if (f.gt && f.nx) || (f.lt && f.nx) || (f.gt && f.lt) {
+    if (f.nx && (f.gt || f.lt)) || (f.gt && f.lt) {
         return Reply::error("ERR GT, LT, and/or NX options at the same time are not compatible");
     }
     if f.incr && elements > 2 {
