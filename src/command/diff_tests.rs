@@ -486,3 +486,59 @@ fn stream_trimming_matches_redis() {
     script.push_str("XADD y MINID ~ 999 461-1 f v\nXLEN y\n");
     compare(12, &script);
 }
+
+/// Consumer-group bookkeeping around deletions: lag, entries-read, history with deleted
+/// entries, claims of deleted entries.
+#[test]
+#[ignore]
+fn stream_groups_around_deletions_match_redis() {
+    compare(
+        13,
+        "XADD s 1-0 a 1
+         XADD s 2-0 a 2
+         XADD s 3-0 a 3
+         XADD s 4-0 a 4
+         XADD s 5-0 a 5
+         XGROUP CREATE s g 0
+         XGROUP CREATE s h $
+         XGROUP CREATE s i 2-0
+         XINFO GROUPS s
+         XREADGROUP GROUP g c COUNT 2 STREAMS s >
+         XINFO GROUPS s
+         XDEL s 4-0
+         XINFO GROUPS s
+         XREADGROUP GROUP g c STREAMS s >
+         XINFO GROUPS s
+         XREADGROUP GROUP i c STREAMS s >
+         XINFO GROUPS s
+         XDEL s 1-0
+         XREADGROUP GROUP g c STREAMS s 0
+         XREADGROUP GROUP g c COUNT 1 STREAMS s 1-0
+         XCLAIM s g d 0 1-0 2-0 JUSTID
+         XPENDING s g
+         XCLAIM s g d 0 3-0 5-0 JUSTID FORCE
+         XPENDING s g
+         XACK s g 3-0 5-0
+         XCLAIM s h d 0 3-0 FORCE JUSTID
+         XPENDING s h
+         XADD s 6-0 a 6
+         XINFO GROUPS s
+         XGROUP SETID s h 0
+         XINFO GROUPS s
+         XREADGROUP GROUP h c NOACK STREAMS s >
+         XINFO GROUPS s
+         XPENDING s h
+         XTRIM s MAXLEN 0
+         XINFO GROUPS s
+         XINFO STREAM s
+         XADD s 7-0 a 7
+         XINFO GROUPS s
+         XSETID s 9-0 ENTRIESADDED 20 MAXDELETEDID 8-0
+         XINFO GROUPS s
+         XREADGROUP GROUP g c STREAMS s >
+         XINFO GROUPS s
+         XGROUP DESTROY s i
+         XGROUP DELCONSUMER s g c
+         XINFO GROUPS s",
+    );
+}

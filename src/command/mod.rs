@@ -238,21 +238,7 @@ pub fn wrong_arity(name: &str) -> Reply {
 
 /// Runs the data command `argv` against database `db` of `store` at `now_ms`.
 pub fn execute(store: &mut Store, db: usize, argv: &[Bytes], now_ms: i64, rng: &mut Rng) -> Effect {
-    let Some(spec) = argv.first().and_then(|name| lookup(name)) else {
-        return Effect {
-            reply: unknown_command(argv),
-            propagate: Propagate::Nothing,
-            dirty: 0,
-        };
-    };
-    if !spec.arity_ok(argv.len()) {
-        return Effect {
-            reply: wrong_arity(spec.name),
-            propagate: Propagate::Nothing,
-            dirty: 0,
-        };
-    }
-    run(spec, store, db, argv, now_ms, rng)
+    execute_as(store, db, argv, now_ms, rng, false)
 }
 
 /// Like [`execute`], for a command replayed from a propagated stream (see [`Ctx::replaying`]).
@@ -262,6 +248,17 @@ pub fn execute_replayed(
     argv: &[Bytes],
     now_ms: i64,
     rng: &mut Rng,
+) -> Effect {
+    execute_as(store, db, argv, now_ms, rng, true)
+}
+
+fn execute_as(
+    store: &mut Store,
+    db: usize,
+    argv: &[Bytes],
+    now_ms: i64,
+    rng: &mut Rng,
+    replaying: bool,
 ) -> Effect {
     let Some(spec) = argv.first().and_then(|name| lookup(name)) else {
         return Effect {
@@ -277,7 +274,7 @@ pub fn execute_replayed(
             dirty: 0,
         };
     }
-    run_as(spec, store, db, argv, now_ms, rng, true)
+    run_as(spec, store, db, argv, now_ms, rng, replaying)
 }
 
 /// Runs an already looked-up, arity-checked command.

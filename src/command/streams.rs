@@ -16,10 +16,10 @@
 //! Propagation, as Redis: `XADD` with `*` or `ms-*` carries the generated ID; `XREADGROUP`
 //! and `XCLAIM` become `XCLAIM … FORCE JUSTID LASTID` per delivered entry and `XGROUP
 //! CREATECONSUMER` for a consumer created by a `NOACK` read. After a read that moved the
-//! group's last ID, `XGROUP SETID … ENTRIESREAD` follows unconditionally (Redis ≥ 7.2.5,
-//! redis#12898; Redis 7.0 sent it only for `NOACK`, which left `entries_read` stale on
-//! replicas). A history read (`XREADGROUP` with an explicit ID) propagates nothing, as in
-//! Redis.
+//! group's last ID, `XGROUP SETID … ENTRIESREAD` follows unconditionally (Redis ≥ 7.4,
+//! redis#12898; Redis 7.0 sent it only for `NOACK`, which leaves `entries_read` stale on its
+//! replicas; a 7.0 replica accepts the extra command). A history read (`XREADGROUP` with an
+//! explicit ID) propagates nothing, as in Redis.
 
 use std::sync::Arc;
 
