@@ -36,13 +36,18 @@ mod lists;
 mod longdouble;
 mod random;
 mod scan;
+mod scan_match;
 mod sets;
 mod streams;
 mod strings;
 mod zsets;
 
 #[cfg(test)]
+mod diff_tests;
+#[cfg(test)]
 mod propagation_tests;
+#[cfg(test)]
+mod propagation_tests_collections;
 #[cfg(test)]
 mod table_tests;
 #[cfg(test)]
@@ -86,6 +91,10 @@ pub mod flags {
     pub const STALE: u32 = 1 << 8;
     /// Allowed before `AUTH`.
     pub const NO_AUTH: u32 = 1 << 9;
+    /// May block the client (`XREAD BLOCK`; keeper refuses the blocking form).
+    pub const BLOCKING: u32 = 1 << 10;
+    /// Key positions depend on the arguments (`COMMAND GETKEYS` must parse them).
+    pub const MOVABLEKEYS: u32 = 1 << 11;
 
     /// The names `COMMAND` reports, in Redis's order.
     pub const NAMES: &[(u32, &str)] = &[
@@ -95,10 +104,12 @@ pub mod flags {
         (ADMIN, "admin"),
         (PUBSUB, "pubsub"),
         (NOSCRIPT, "noscript"),
+        (BLOCKING, "blocking"),
         (LOADING, "loading"),
         (STALE, "stale"),
         (FAST, "fast"),
         (NO_AUTH, "no_auth"),
+        (MOVABLEKEYS, "movablekeys"),
     ];
 }
 
@@ -111,6 +122,10 @@ pub struct Ctx<'a> {
     /// and what it propagates agree).
     pub now_ms: i64,
     pub rng: &'a mut Rng,
+    /// True when the command comes from a propagated stream (AOF loading, a primary): Redis's
+    /// "must obey" clients, for which a few checks are relaxed (e.g. `XADD … MAXLEN = n LIMIT
+    /// m`, which Redis itself propagates, is accepted).
+    pub replaying: bool,
     dirty: u64,
     propagate: Option<Propagate>,
 }
@@ -246,6 +261,28 @@ pub fn wrong_arity(name: &str) -> Reply {
 
 /// Runs the data command `argv` against database `db` of `store` at `now_ms`.
 pub fn execute(store: &mut Store, db: usize, argv: &[Bytes], now_ms: i64, rng: &mut Rng) -> Effect {
+    execute_as(store, db, argv, now_ms, rng, false)
+}
+
+/// Like [`execute`], for a command replayed from a propagated stream (see [`Ctx::replaying`]).
+pub fn execute_replayed(
+    store: &mut Store,
+    db: usize,
+    argv: &[Bytes],
+    now_ms: i64,
+    rng: &mut Rng,
+) -> Effect {
+    execute_as(store, db, argv, now_ms, rng, true)
+}
+
+fn execute_as(
+    store: &mut Store,
+    db: usize,
+    argv: &[Bytes],
+    now_ms: i64,
+    rng: &mut Rng,
+    replaying: bool,
+) -> Effect {
     let Some(spec) = argv.first().and_then(|name| lookup(name)) else {
         return Effect {
             reply: unknown_command(argv),
@@ -260,7 +297,7 @@ pub fn execute(store: &mut Store, db: usize, argv: &[Bytes], now_ms: i64, rng: &
             dirty: 0,
         };
     }
-    run(spec, store, db, argv, now_ms, rng)
+    run_as(spec, store, db, argv, now_ms, rng, replaying)
 }
 
 /// Runs an already looked-up, arity-checked command.
@@ -272,11 +309,24 @@ pub fn run(
     now_ms: i64,
     rng: &mut Rng,
 ) -> Effect {
+    run_as(spec, store, db, argv, now_ms, rng, false)
+}
+
+fn run_as(
+    spec: &CommandSpec,
+    store: &mut Store,
+    db: usize,
+    argv: &[Bytes],
+    now_ms: i64,
+    rng: &mut Rng,
+    replaying: bool,
+) -> Effect {
     let mut ctx = Ctx {
         store,
         db,
         now_ms,
         rng,
+        replaying,
         dirty: 0,
         propagate: None,
     };

@@ -28,6 +28,12 @@ pub enum Reply {
     Set(Vec<Reply>),
     /// A push message (RESP3 `>`; RESP2 an array): pub/sub messages.
     Push(Vec<Reply>),
+    /// Pairs RESP2 sends flat (`m1 s1 m2 s2 …`) and RESP3 as an array of two-element arrays:
+    /// `ZRANGE … WITHSCORES`, `ZPOPMIN key count`, `ZRANDMEMBER … WITHSCORES`.
+    Pairs(Vec<(Reply, Reply)>),
+    /// Keyed results RESP3 sends as a map and RESP2 as an array of two-element arrays:
+    /// `XREAD`, `XREADGROUP`.
+    KeyedArrays(Vec<(Reply, Reply)>),
 }
 
 impl Reply {
@@ -74,6 +80,30 @@ impl Reply {
                     line(out, b',', text.as_bytes());
                 } else {
                     bulk(out, text.as_bytes());
+                }
+            }
+            Reply::Pairs(pairs) => {
+                out.push(b'*');
+                push_int(out, pairs.len() as i64 * if resp3 { 1 } else { 2 });
+                out.extend_from_slice(b"\r\n");
+                for (k, v) in pairs {
+                    if resp3 {
+                        out.extend_from_slice(b"*2\r\n");
+                    }
+                    k.encode(out, resp3);
+                    v.encode(out, resp3);
+                }
+            }
+            Reply::KeyedArrays(pairs) => {
+                out.push(if resp3 { b'%' } else { b'*' });
+                push_int(out, pairs.len() as i64);
+                out.extend_from_slice(b"\r\n");
+                for (k, v) in pairs {
+                    if !resp3 {
+                        out.extend_from_slice(b"*2\r\n");
+                    }
+                    k.encode(out, resp3);
+                    v.encode(out, resp3);
                 }
             }
             Reply::Map(pairs) => {
@@ -182,6 +212,12 @@ mod tests {
         assert_eq!(enc(&map, false), "*2\r\n$1\r\na\r\n:1\r\n");
         assert_eq!(enc(&map, true), "%1\r\n$1\r\na\r\n:1\r\n");
         assert_eq!(enc(&Reply::error("ERR a\r\nb"), false), "-ERR a  b\r\n");
+        let pairs = Reply::Pairs(vec![(Reply::bulk("m"), Reply::Double(1.5))]);
+        assert_eq!(enc(&pairs, false), "*2\r\n$1\r\nm\r\n$3\r\n1.5\r\n");
+        assert_eq!(enc(&pairs, true), "*1\r\n*2\r\n$1\r\nm\r\n,1.5\r\n");
+        let keyed = Reply::KeyedArrays(vec![(Reply::bulk("k"), Reply::Array(vec![]))]);
+        assert_eq!(enc(&keyed, false), "*1\r\n*2\r\n$1\r\nk\r\n*0\r\n");
+        assert_eq!(enc(&keyed, true), "%1\r\n$1\r\nk\r\n*0\r\n");
     }
 
     #[test]

@@ -15,8 +15,8 @@
 
 mod value;
 
-/// The persistent map type of hash values (the store's hasher).
-pub use value::HashMap;
+/// The persistent map and set types of hash and set values (the store's hasher).
+pub use value::{HashMap, HashSet};
 pub use value::{HashValue, Score, SortedSet, Value};
 
 use std::borrow::Borrow;
@@ -475,7 +475,7 @@ impl crate::dataset::Apply for Store {
         // Replayed streams carry no randomness (non-deterministic commands were rewritten
         // before propagation), so a fixed seed is right.
         let mut rng = crate::command::Rng::new(0);
-        let effect = crate::command::execute(self, db, argv, now_ms, &mut rng);
+        let effect = crate::command::execute_replayed(self, db, argv, now_ms, &mut rng);
         match effect.reply {
             crate::resp::Reply::Error(e) => Err(crate::Error::InvalidArgument(format!(
                 "replaying {}: {e}",
