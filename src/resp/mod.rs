@@ -2,8 +2,12 @@
 //! stream and client connections.
 
 mod reply;
+mod request;
 
 pub use reply::{Reply, format_double};
+pub use request::{
+    DEFAULT_MAX_BULK_LEN, INLINE_MAX_SIZE, Limits, ProtocolError, RequestParser, split_args,
+};
 
 /// Appends one command as a RESP2 multibulk (`*<argc>\r\n` then `$<len>\r\n<arg>\r\n` per
 /// argument), the exact form of AOF records and of the replication stream.
