@@ -38,9 +38,11 @@
 
 pub mod aof;
 pub mod command;
+pub mod config;
 pub mod dataset;
 pub mod error;
 pub mod failpoints;
+pub mod glob;
 pub mod model;
 pub mod rdb;
 pub mod resp;
