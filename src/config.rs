@@ -453,8 +453,9 @@ static OPTIONS: &[OptionDef] = &[
         |c, a| {
             let len = memory(one(a)?)?;
             if len < 1024 * 1024 {
-                return Err("argument must be between 1048576 and 9223372036854775807 inclusive"
-                    .into());
+                return Err(
+                    "argument must be between 1048576 and 9223372036854775807 inclusive".into(),
+                );
             }
             c.proto_max_bulk_len = len;
             Ok(())
@@ -503,7 +504,9 @@ fn int(s: &str, min: i64, max: i64) -> Result<i64, String> {
     let n = crate::command::parse_i64(s.as_bytes())
         .ok_or_else(|| "argument couldn't be parsed into an integer".to_string())?;
     if n < min || n > max {
-        return Err(format!("argument must be between {min} and {max} inclusive"));
+        return Err(format!(
+            "argument must be between {min} and {max} inclusive"
+        ));
     }
     Ok(n)
 }
@@ -584,7 +587,8 @@ impl Config {
         args: &[String],
         state: &mut LoadState,
     ) -> Result<(), String> {
-        let def = find(name).ok_or_else(|| "Bad directive or wrong number of arguments".to_string())?;
+        let def =
+            find(name).ok_or_else(|| "Bad directive or wrong number of arguments".to_string())?;
         if def.name == "save" {
             let points = parse_save(args)?;
             let clears = args.len() == 1 && args[0].trim().is_empty();
@@ -597,7 +601,10 @@ impl Config {
         }
         let split;
         let args = if def.multi_arg && args.len() == 1 && def.name != "replicaof" {
-            split = args[0].split_whitespace().map(str::to_string).collect::<Vec<_>>();
+            split = args[0]
+                .split_whitespace()
+                .map(str::to_string)
+                .collect::<Vec<_>>();
             &split[..]
         } else {
             args
@@ -713,7 +720,10 @@ impl Config {
                     "ERR Unknown option or number of arguments for CONFIG SET - '{name}'"
                 ));
             };
-            if pairs[..i].iter().any(|(n, _)| find(n).is_some_and(|d| d.name == def.name)) {
+            if pairs[..i]
+                .iter()
+                .any(|(n, _)| find(n).is_some_and(|d| d.name == def.name))
+            {
                 return Err(format!(
                     "ERR CONFIG SET failed (possibly related to argument '{name}') - \
                      duplicate parameter"
@@ -766,7 +776,10 @@ mod tests {
     fn defaults_are_redis_with_keeper_port_and_dir() {
         let c = Config::default();
         assert_eq!(c.port, 6380);
-        assert_eq!(c.get("save"), vec![("save".into(), "3600 1 300 100 60 10000".into())]);
+        assert_eq!(
+            c.get("save"),
+            vec![("save".into(), "3600 1 300 100 60 10000".into())]
+        );
         assert_eq!(c.rdb_path(), PathBuf::from("./data/dump.rdb"));
     }
 
@@ -791,7 +804,9 @@ mod tests {
     #[test]
     fn unknown_and_bad_options_are_clear_errors() {
         assert_eq!(
-            Config::from_args(&args("--nosuch 1")).unwrap_err().to_string(),
+            Config::from_args(&args("--nosuch 1"))
+                .unwrap_err()
+                .to_string(),
             "--nosuch: unknown option"
         );
         assert_eq!(
@@ -837,7 +852,15 @@ mod tests {
     fn config_get_and_set_match_redis() {
         let mut c = Config::default();
         let names: Vec<String> = c.get("append*").into_iter().map(|(n, _)| n).collect();
-        assert_eq!(names, ["appendonly", "appendfsync", "appenddirname", "appendfilename"]);
+        assert_eq!(
+            names,
+            [
+                "appendonly",
+                "appendfsync",
+                "appenddirname",
+                "appendfilename"
+            ]
+        );
         assert_eq!(c.get("Port"), vec![("Port".into(), "6380".into())]);
         assert!(c.get("nosuch").is_empty());
         assert_eq!(c.get("slaveof"), vec![("slaveof".into(), String::new())]);
@@ -854,7 +877,8 @@ mod tests {
             "ERR Unknown option or number of arguments for CONFIG SET - 'foo'"
         );
         assert_eq!(
-            c.set(&[("appendfsync".into(), "maybe".into())]).unwrap_err(),
+            c.set(&[("appendfsync".into(), "maybe".into())])
+                .unwrap_err(),
             "ERR CONFIG SET failed (possibly related to argument 'appendfsync') - argument(s) \
              must be one of the following: everysec, always, no"
         );
@@ -880,8 +904,11 @@ mod tests {
         // All or nothing.
         let before = c.clone();
         assert!(
-            c.set(&[("hz".into(), "30".into()), ("maxclients".into(), "x".into())])
-                .is_err()
+            c.set(&[
+                ("hz".into(), "30".into()),
+                ("maxclients".into(), "x".into())
+            ])
+            .is_err()
         );
         assert_eq!(c, before);
         c.set(&[("auto-aof-rewrite-min-size".into(), "1mb".into())])

@@ -336,8 +336,9 @@ mod tests {
 
     #[test]
     fn multibulk_and_inline() {
-        let cmds = parse_all(b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\nPING\r\n\r\nECHO \"a\\x41\\n\" 'b c'\n")
-            .unwrap();
+        let cmds =
+            parse_all(b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\nPING\r\n\r\nECHO \"a\\x41\\n\" 'b c'\n")
+                .unwrap();
         assert_eq!(words(&cmds[0]), ["GET", "k"]);
         assert_eq!(words(&cmds[1]), ["PING"]);
         assert_eq!(words(&cmds[2]), ["ECHO", "aA\n", "b c"]);
@@ -369,13 +370,22 @@ mod tests {
             err(b"*3000000000\r\n"),
             "ERR Protocol error: invalid multibulk length"
         );
-        assert_eq!(err(b"*x\r\n"), "ERR Protocol error: invalid multibulk length");
-        assert_eq!(err(b"*1 \r\n"), "ERR Protocol error: invalid multibulk length");
+        assert_eq!(
+            err(b"*x\r\n"),
+            "ERR Protocol error: invalid multibulk length"
+        );
+        assert_eq!(
+            err(b"*1 \r\n"),
+            "ERR Protocol error: invalid multibulk length"
+        );
         assert_eq!(
             err(b"*3\r\n$3\r\nSET\r\n$1\r\nx\r\nfooz\r\n"),
             "ERR Protocol error: expected '$', got 'f'"
         );
-        assert_eq!(err(b"*1\r\n$-1\r\n"), "ERR Protocol error: invalid bulk length");
+        assert_eq!(
+            err(b"*1\r\n$-1\r\n"),
+            "ERR Protocol error: invalid bulk length"
+        );
         assert_eq!(
             err(b"*2\r\n$600000000\r\n"),
             "ERR Protocol error: invalid bulk length"
