@@ -538,7 +538,7 @@ pub fn memory(s: &str) -> Result<u64, String> {
 
 fn parse_save(args: &[String]) -> Result<Vec<SavePoint>, String> {
     let words: Vec<&str> = args.iter().flat_map(|a| a.split_whitespace()).collect();
-    if words.len() % 2 != 0 {
+    if !words.len().is_multiple_of(2) {
         return Err("Invalid save parameters".into());
     }
     words

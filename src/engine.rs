@@ -762,8 +762,10 @@ mod tests {
     #[test]
     fn failed_bgsave_refuses_writes_until_a_save_succeeds() {
         let dir = tempfile::tempdir().unwrap();
-        let mut config = Config::default();
-        config.dir = dir.path().join("missing");
+        let config = Config {
+            dir: dir.path().join("missing"),
+            ..Config::default()
+        };
         let mut engine = Engine::new(config, Arc::new(crate::storage::OsStorage));
         assert!(engine.writes_refused().is_none());
         engine.bgsave().unwrap();

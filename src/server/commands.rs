@@ -402,14 +402,15 @@ impl Cmd {
 
 /// Every command by lowercase name; a server command wins over a data command of the same
 /// name (SELECT, DBSIZE need the connection).
-static TABLE: LazyLock<HashMap<&'static str, Cmd>> = LazyLock::new(|| {
-    let mut table: HashMap<&'static str, Cmd> =
-        command::specs().map(|s| (s.name, Cmd::Data(s))).collect();
-    for spec in SERVER_COMMANDS {
-        table.insert(spec.name, Cmd::Server(spec));
-    }
-    table
-});
+static TABLE: LazyLock<HashMap<&'static str, Cmd, foldhash::fast::RandomState>> =
+    LazyLock::new(|| {
+        let mut table: HashMap<&'static str, Cmd, foldhash::fast::RandomState> =
+            command::specs().map(|s| (s.name, Cmd::Data(s))).collect();
+        for spec in SERVER_COMMANDS {
+            table.insert(spec.name, Cmd::Server(spec));
+        }
+        table
+    });
 
 /// The command named `name` (any case), without allocating.
 pub(crate) fn lookup(name: &[u8]) -> Option<Cmd> {
@@ -742,10 +743,10 @@ fn hello(call: &mut Call<'_>) {
              select the RESP protocol version at the same time",
         ));
     }
-    if let Some(name) = name {
-        if let Err(e) = set_client_name(call, name) {
-            return call.reply(e);
-        }
+    if let Some(name) = name
+        && let Err(e) = set_client_name(call, name)
+    {
+        return call.reply(e);
     }
     call.client.resp3 = resp3;
     let reply = Reply::Map(vec![
@@ -1042,7 +1043,7 @@ fn config(call: &mut Call<'_>) {
             );
             call.reply(reply);
         }
-        "set" if argc >= 4 && argc % 2 == 0 => {
+        "set" if argc >= 4 && argc.is_multiple_of(2) => {
             let pairs: Vec<(String, String)> = call.argv[2..]
                 .chunks(2)
                 .map(|p| (text(&p[0]), text(&p[1])))
@@ -1097,11 +1098,13 @@ fn save(call: &mut Call<'_>) {
 }
 
 fn bgsave(call: &mut Call<'_>) {
-    let schedule = match call.argv {
-        [_] => false,
-        [_, arg] if arg.eq_ignore_ascii_case(b"schedule") => true,
+    // SCHEDULE matters in Redis only while an AOF rewrite child runs; keeper has none yet,
+    // so both forms start a save now (or say one is already running).
+    match call.argv {
+        [_] => {}
+        [_, arg] if arg.eq_ignore_ascii_case(b"schedule") => {}
         _ => return call.reply(Reply::error(command::errors::SYNTAX)),
-    };
+    }
     let engine = &mut call.state.engine;
     if engine.persistence.bgsave_in_progress() {
         return call.reply(Reply::error(crate::engine::BGSAVE_IN_PROGRESS));
@@ -1109,7 +1112,6 @@ fn bgsave(call: &mut Call<'_>) {
     if call.in_exec {
         // A save started inside EXEC would see half a transaction's effects in no way a
         // client can tell; Redis schedules it for after the transaction, and so do we.
-        let _ = schedule;
         engine.schedule_bgsave();
         return call.reply(Reply::Simple("Background saving scheduled".into()));
     }
