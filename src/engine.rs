@@ -695,6 +695,63 @@ mod tests {
         assert_eq!(rec.commands().len(), 2);
     }
 
+    /// A write command for these tests (the data families live elsewhere): `TSET key value`.
+    fn tset(ctx: &mut command::Ctx<'_>, argv: &[Bytes]) -> Reply {
+        ctx.store
+            .insert(ctx.db, own(&argv[1]), Value::String(own(&argv[2])), None);
+        ctx.changed(1);
+        Reply::Ok
+    }
+
+    static TSET: CommandSpec = CommandSpec {
+        name: "tset",
+        arity: 3,
+        flags: command::flags::WRITE,
+        first_key: 1,
+        last_key: 1,
+        step: 1,
+        run: tset,
+    };
+
+    #[test]
+    fn writes_propagate_verbatim_and_transactions_as_one_block() {
+        let (mut engine, rec) = engine();
+        engine.execute(&TSET, 0, &argv("tset a 1"), NOW);
+        assert_eq!(engine.dirty(), 1);
+        // A transaction with one write: bare; with two: MULTI … EXEC.
+        engine.begin_unit();
+        engine.execute(&TSET, 0, &argv("tset b 1"), NOW);
+        engine.end_unit();
+        engine.begin_unit();
+        engine.execute(&TSET, 1, &argv("tset c 1"), NOW);
+        engine.execute(&TSET, 1, &argv("tset d 1"), NOW);
+        engine.end_unit();
+        assert_eq!(
+            rec.commands(),
+            [
+                "SELECT 0", "tset a 1", "tset b 1", "SELECT 1", "MULTI", "tset c 1", "tset d 1",
+                "EXEC"
+            ]
+        );
+        assert_eq!(engine.repl_offset(), rec.len());
+        assert_eq!(engine.dirty(), 4);
+    }
+
+    #[test]
+    fn a_write_after_lazy_expiry_is_wrapped_with_its_del() {
+        let (mut engine, rec) = engine();
+        set_string(&mut engine, 0, "x", "1", Some(NOW - 1));
+        let get = command::lookup(b"get").unwrap();
+        engine.begin_unit();
+        engine.execute(get, 0, &argv("get x"), NOW);
+        engine.execute(&TSET, 0, &argv("tset x 2"), NOW);
+        engine.end_unit();
+        assert_eq!(
+            rec.commands(),
+            ["SELECT 0", "MULTI", "DEL x", "tset x 2", "EXEC"]
+        );
+    }
+
     #[test]
     fn active_expiry_propagates_each_del_and_is_bounded() {
         let (mut engine, rec) = engine();

@@ -702,3 +702,40 @@ fn redis_benchmark_runs_without_errors() {
         );
     }
 }
+
+/// Writes move `master_repl_offset` by exactly the bytes Redis would propagate: a
+/// transaction of two writes is one `MULTI … EXEC` block, a transaction of one is bare.
+#[test]
+fn propagation_offset_counts_the_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = KeeperServer::start(dir.path(), &["--save", ""]);
+    let mut c = server.client();
+    if !has_command(&mut c, "set") {
+        eprintln!("SET not built in: propagation offsets checked by engine unit tests only");
+        return;
+    }
+    let offset = |c: &mut Client| -> u64 {
+        info_fields(&c.cmd(&["INFO", "replication"]))["master_repl_offset"]
+            .parse()
+            .unwrap()
+    };
+    let select = b"*2\r\n$6\r\nSELECT\r\n$1\r\n0\r\n".len() as u64;
+    let set = b"*3\r\n$3\r\nSET\r\n$1\r\na\r\n$1\r\n1\r\n".len() as u64;
+    let multi = b"*1\r\n$5\r\nMULTI\r\n".len() as u64;
+    let exec = b"*1\r\n$4\r\nEXEC\r\n".len() as u64;
+    assert_eq!(offset(&mut c), 0);
+    for cmd in ["MULTI", "SET a 1", "SET b 2", "EXEC"] {
+        c.cmd(&cmd.split(' ').collect::<Vec<_>>());
+    }
+    assert_eq!(offset(&mut c), select + multi + 2 * set + exec);
+    for cmd in ["MULTI", "SET c 3", "GET a", "EXEC"] {
+        c.cmd(&cmd.split(' ').collect::<Vec<_>>());
+    }
+    assert_eq!(offset(&mut c), select + multi + 3 * set + exec);
+    c.cmd(&["GET", "a"]);
+    assert_eq!(
+        offset(&mut c),
+        select + multi + 3 * set + exec,
+        "reads propagate nothing"
+    );
+}
