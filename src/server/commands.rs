@@ -1148,7 +1148,6 @@ fn shutdown(call: &mut Call<'_>) {
             return call.reply(Reply::error("ERR Errors trying to SHUTDOWN. Check logs."));
         }
     }
-    call.state.shutdown_requested = true;
     call.shared.stopping.store(true, Ordering::SeqCst);
     call.shared.shutdown.notify_one();
     // No reply: the connection closes, as with Redis.

@@ -23,7 +23,7 @@ const OUTPUT_KEEP: usize = 1024 * 1024;
 /// A transaction being queued.
 pub(crate) struct Multi {
     pub queue: Vec<Vec<Bytes>>,
-    /// The error that will abort EXEC (a queued command was refused), without its code.
+    /// A command was refused while queuing: EXEC answers EXECABORT.
     pub failed: bool,
 }
 

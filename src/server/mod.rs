@@ -88,8 +88,6 @@ pub(crate) struct State {
     ops_samples: [u64; OPS_SAMPLES],
     ops_sample_index: usize,
     last_sample: (Instant, u64),
-    /// Set by SHUTDOWN (after it saved): the server exits.
-    pub shutdown_requested: bool,
     pub config_file: Option<String>,
 }
 
@@ -105,7 +103,6 @@ impl State {
             ops_samples: [0; OPS_SAMPLES],
             ops_sample_index: 0,
             last_sample: (Instant::now(), 0),
-            shutdown_requested: false,
             config_file,
         }
     }
