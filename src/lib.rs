@@ -38,12 +38,16 @@
 
 pub mod aof;
 pub mod command;
+pub mod config;
 pub mod dataset;
+pub mod engine;
 pub mod error;
 pub mod failpoints;
+pub mod glob;
 pub mod model;
 pub mod rdb;
 pub mod resp;
+pub mod server;
 pub mod snapshot;
 pub mod storage;
 pub mod store;

@@ -5,6 +5,7 @@ mod convert;
 mod inspect;
 mod json;
 mod progress;
+mod server;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -24,8 +25,15 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run a durable cache node (arrives with the node; see README).
-    Server,
+    /// Run a durable cache node: a RESP server (Redis 7.0 protocol) persisting to dump.rdb.
+    ///
+    /// Options are redis-server's: `--port 6380 --dir ./data --save "900 1" --requirepass pw
+    /// --config redis.conf …`; an option's values run up to the next `--`.
+    Server {
+        /// Redis-style options, `--name value…`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
+        options: Vec<String>,
+    },
     /// Verify an RDB file completely and print a summary (exit 1 if it is damaged).
     CheckRdb {
         /// The RDB file.
@@ -63,13 +71,7 @@ enum Format {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Server => {
-            eprintln!(
-                "keeper server: the durable node is not built yet. Available now: \
-                 check-rdb, inspect, convert (keeper --help)."
-            );
-            return ExitCode::from(2);
-        }
+        Command::Server { options } => return server::run(&options),
         Command::CheckRdb { file } => check::run(&file),
         Command::Inspect { format, file } => inspect::run(&file, format),
         Command::Convert {

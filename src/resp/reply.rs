@@ -156,13 +156,23 @@ fn strip_fraction_zeros(text: &str) -> &str {
     }
 }
 
-fn push_int(out: &mut Vec<u8>, n: i64) {
-    let mut buf = itoa_buf(n);
-    out.append(&mut buf);
-}
-
-fn itoa_buf(n: i64) -> Vec<u8> {
-    n.to_string().into_bytes()
+/// Appends `n` in decimal without allocating (this runs for every reply length).
+pub(crate) fn push_int(out: &mut Vec<u8>, n: i64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut rest = n.unsigned_abs();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    if n < 0 {
+        out.push(b'-');
+    }
+    out.extend_from_slice(&digits[at..]);
 }
 
 fn line(out: &mut Vec<u8>, prefix: u8, text: &[u8]) {
@@ -218,6 +228,12 @@ mod tests {
         let keyed = Reply::KeyedArrays(vec![(Reply::bulk("k"), Reply::Array(vec![]))]);
         assert_eq!(enc(&keyed, false), "*1\r\n*2\r\n$1\r\nk\r\n*0\r\n");
         assert_eq!(enc(&keyed, true), "%1\r\n$1\r\nk\r\n*0\r\n");
+        assert_eq!(
+            enc(&Reply::Int(i64::MIN), false),
+            ":-9223372036854775808\r\n"
+        );
+        assert_eq!(enc(&Reply::Int(0), false), ":0\r\n");
+        assert_eq!(enc(&Reply::Int(1234), false), ":1234\r\n");
     }
 
     #[test]

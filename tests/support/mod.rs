@@ -12,6 +12,8 @@
 
 #![allow(dead_code)] // each test file uses a different subset
 
+pub mod client;
+
 use std::cmp::Ordering;
 use std::fs::File;
 use std::net::TcpListener;
@@ -209,7 +211,7 @@ impl Drop for RedisServer {
 }
 
 /// A loopback port that was free a moment ago (bind to port 0, then release it).
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())

@@ -1,0 +1,928 @@
+//! Server configuration with Redis's option names, so operators recognise them.
+//!
+//! Sources, applied in order as redis-server applies them: the defaults, a redis.conf-style
+//! file (`--config FILE`), then command-line options (`--name value…`, an option's values run
+//! up to the next `--`). At run time `CONFIG GET pattern` / `CONFIG SET name value …` read and
+//! change the same table ([`Config::get`], [`Config::set`]).
+//!
+//! `save` follows Redis: in a file or on the command line the first `save` directive replaces
+//! the defaults and later ones add points; `save ""` removes every point. `--save "900 1"` and
+//! `--save 900 1 300 10` are the same.
+
+use std::path::{Path, PathBuf};
+
+use crate::resp::split_args;
+
+/// One save point: save when at least `changes` writes happened within `seconds`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SavePoint {
+    pub seconds: u64,
+    pub changes: u64,
+}
+
+/// `appendfsync`: when AOF data reaches the disk (the AOF itself arrives with issue 5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppendFsync {
+    /// `fdatasync` before acknowledging: nothing acknowledged is lost on power loss.
+    Always,
+    /// Background `fdatasync` at most one second apart: up to about a second of
+    /// acknowledged writes may be lost on power loss; nothing on a process crash.
+    EverySec,
+    /// Left to the OS: a process crash loses nothing written, power loss may lose more.
+    No,
+}
+
+/// `loglevel`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogLevel {
+    Debug,
+    Verbose,
+    Notice,
+    Warning,
+}
+
+/// The server's options. Each field carries its Redis name, default and bounds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// `port`: TCP port. Default: 6380 (beside a real Redis on 6379). 0 picks a free port.
+    pub port: u16,
+    /// `bind`: addresses to listen on. Default: 127.0.0.1.
+    pub bind: Vec<String>,
+    /// `dir`: the data folder (created at start). Default: ./data.
+    pub dir: PathBuf,
+    /// `dbfilename`: the RDB file in `dir`. Default: dump.rdb.
+    pub dbfilename: String,
+    /// `save`: automatic snapshot points. Default: 3600 1 300 100 60 10000.
+    pub save: Vec<SavePoint>,
+    /// `stop-writes-on-bgsave-error`: refuse writes (MISCONF) after a failed background save
+    /// while save points are set. Default: yes.
+    pub stop_writes_on_bgsave_error: bool,
+    /// `rdbcompression`: LZF-compress strings in RDB files. Default: yes.
+    pub rdbcompression: bool,
+    /// `rdbchecksum`: write (and verify) the RDB CRC-64. Default: yes.
+    pub rdbchecksum: bool,
+    /// `requirepass`: password of the default user; empty = none. Default: empty.
+    pub requirepass: String,
+    /// `databases`: number of databases. Default: 16, bounds 1..=1000000 (immutable).
+    pub databases: usize,
+    /// `appendonly`: AOF on (issue 5). Default: no.
+    pub appendonly: bool,
+    /// `appendfsync`. Default: everysec.
+    pub appendfsync: AppendFsync,
+    /// `appenddirname`: AOF folder inside `dir`. Default: appendonlydir.
+    pub appenddirname: String,
+    /// `appendfilename`: AOF base name. Default: appendonly.aof.
+    pub appendfilename: String,
+    /// `auto-aof-rewrite-percentage`: growth that triggers a rewrite; 0 = never. Default: 100.
+    pub auto_aof_rewrite_percentage: u64,
+    /// `auto-aof-rewrite-min-size`: no automatic rewrite below this size. Default: 64mb.
+    pub auto_aof_rewrite_min_size: u64,
+    /// `aof-load-truncated`: load an AOF whose tail was cut. Default: yes.
+    pub aof_load_truncated: bool,
+    /// `aof-use-rdb-preamble`: AOF base files in RDB format. Default: yes.
+    pub aof_use_rdb_preamble: bool,
+    /// `maxclients`: connections accepted at once. Default: 10000, at least 1.
+    pub maxclients: u32,
+    /// `hz`: background cycles (expiry, save points) per second. Default: 10, bounds 1..=500.
+    pub hz: u32,
+    /// `loglevel`. Default: notice.
+    pub loglevel: LogLevel,
+    /// `replicaof host port`: kept for replication (issue 7). Default: none.
+    pub replicaof: Option<(String, u16)>,
+    /// `proto-max-bulk-len`: largest request argument. Default: 512mb, at least 1mb.
+    pub proto_max_bulk_len: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            port: 6380,
+            bind: vec!["127.0.0.1".into()],
+            dir: PathBuf::from("./data"),
+            dbfilename: "dump.rdb".into(),
+            save: vec![
+                SavePoint {
+                    seconds: 3600,
+                    changes: 1,
+                },
+                SavePoint {
+                    seconds: 300,
+                    changes: 100,
+                },
+                SavePoint {
+                    seconds: 60,
+                    changes: 10000,
+                },
+            ],
+            stop_writes_on_bgsave_error: true,
+            rdbcompression: true,
+            rdbchecksum: true,
+            requirepass: String::new(),
+            databases: 16,
+            appendonly: false,
+            appendfsync: AppendFsync::EverySec,
+            appenddirname: "appendonlydir".into(),
+            appendfilename: "appendonly.aof".into(),
+            auto_aof_rewrite_percentage: 100,
+            auto_aof_rewrite_min_size: 64 * 1024 * 1024,
+            aof_load_truncated: true,
+            aof_use_rdb_preamble: true,
+            maxclients: 10000,
+            hz: 10,
+            loglevel: LogLevel::Notice,
+            replicaof: None,
+            proto_max_bulk_len: crate::resp::DEFAULT_MAX_BULK_LEN,
+        }
+    }
+}
+
+/// Whether `CONFIG SET` may change an option.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Change {
+    Mutable,
+    /// Needs a restart (`can't set immutable config`).
+    Immutable,
+    /// Dangerous at run time (`can't set protected config`, as Redis's default
+    /// `enable-protected-configs no`).
+    Protected,
+}
+
+type Getter = fn(&Config) -> String;
+/// Applies the option's arguments; `Err` is Redis's reason text.
+type Setter = fn(&mut Config, &[String]) -> Result<(), String>;
+
+struct OptionDef {
+    name: &'static str,
+    change: Change,
+    /// Takes several arguments on one line (`save`, `bind`); a single `CONFIG SET` string is
+    /// split at spaces.
+    multi_arg: bool,
+    get: Getter,
+    set: Setter,
+}
+
+const fn opt(name: &'static str, change: Change, get: Getter, set: Setter) -> OptionDef {
+    OptionDef {
+        name,
+        change,
+        multi_arg: false,
+        get,
+        set,
+    }
+}
+
+const fn multi(name: &'static str, change: Change, get: Getter, set: Setter) -> OptionDef {
+    OptionDef {
+        name,
+        change,
+        multi_arg: true,
+        get,
+        set,
+    }
+}
+
+use Change::{Immutable, Mutable, Protected};
+
+/// Every option, in the order `CONFIG GET *` lists them.
+static OPTIONS: &[OptionDef] = &[
+    opt(
+        "port",
+        Immutable,
+        |c| c.port.to_string(),
+        |c, a| {
+            c.port = int(one(a)?, 0, 65535)? as u16;
+            Ok(())
+        },
+    ),
+    multi(
+        "bind",
+        Immutable,
+        |c| c.bind.join(" "),
+        |c, a| {
+            if a.is_empty() || a.iter().any(String::is_empty) {
+                return Err("Invalid bind address".into());
+            }
+            c.bind = a.to_vec();
+            Ok(())
+        },
+    ),
+    opt(
+        "dir",
+        Protected,
+        |c| c.dir.display().to_string(),
+        |c, a| {
+            let dir = one(a)?;
+            if dir.is_empty() {
+                return Err("dir cannot be empty".into());
+            }
+            c.dir = PathBuf::from(dir);
+            Ok(())
+        },
+    ),
+    opt(
+        "dbfilename",
+        Protected,
+        |c| c.dbfilename.clone(),
+        |c, a| {
+            let name = one(a)?;
+            if name.is_empty() || name.contains('/') {
+                return Err("dbfilename can't be a path, just a filename".into());
+            }
+            c.dbfilename = name.to_string();
+            Ok(())
+        },
+    ),
+    multi(
+        "save",
+        Mutable,
+        |c| {
+            c.save
+                .iter()
+                .map(|p| format!("{} {}", p.seconds, p.changes))
+                .collect::<Vec<_>>()
+                .join(" ")
+        },
+        |c, a| {
+            c.save = parse_save(a)?;
+            Ok(())
+        },
+    ),
+    opt(
+        "stop-writes-on-bgsave-error",
+        Mutable,
+        |c| yes_no(c.stop_writes_on_bgsave_error),
+        |c, a| {
+            c.stop_writes_on_bgsave_error = boolean(one(a)?)?;
+            Ok(())
+        },
+    ),
+    opt(
+        "rdbcompression",
+        Mutable,
+        |c| yes_no(c.rdbcompression),
+        |c, a| {
+            c.rdbcompression = boolean(one(a)?)?;
+            Ok(())
+        },
+    ),
+    opt(
+        "rdbchecksum",
+        Immutable,
+        |c| yes_no(c.rdbchecksum),
+        |c, a| {
+            c.rdbchecksum = boolean(one(a)?)?;
+            Ok(())
+        },
+    ),
+    opt(
+        "requirepass",
+        Mutable,
+        |c| c.requirepass.clone(),
+        |c, a| {
+            c.requirepass = one(a)?.to_string();
+            Ok(())
+        },
+    ),
+    opt(
+        "databases",
+        Immutable,
+        |c| c.databases.to_string(),
+        |c, a| {
+            c.databases = int(one(a)?, 1, 1_000_000)? as usize;
+            Ok(())
+        },
+    ),
+    opt(
+        "appendonly",
+        Immutable,
+        |c| yes_no(c.appendonly),
+        |c, a| {
+            c.appendonly = boolean(one(a)?)?;
+            Ok(())
+        },
+    ),
+    opt(
+        "appendfsync",
+        Mutable,
+        |c| {
+            match c.appendfsync {
+                AppendFsync::Always => "always",
+                AppendFsync::EverySec => "everysec",
+                AppendFsync::No => "no",
+            }
+            .into()
+        },
+        |c, a| {
+            c.appendfsync = match one(a)?.to_ascii_lowercase().as_str() {
+                "always" => AppendFsync::Always,
+                "everysec" => AppendFsync::EverySec,
+                "no" => AppendFsync::No,
+                _ => return Err(one_of(&["everysec", "always", "no"])),
+            };
+            Ok(())
+        },
+    ),
+    opt(
+        "appenddirname",
+        Immutable,
+        |c| c.appenddirname.clone(),
+        |c, a| {
+            let name = one(a)?;
+            if name.is_empty() || name.contains('/') {
+                return Err("appenddirname can't be a path, just a dirname".into());
+            }
+            c.appenddirname = name.to_string();
+            Ok(())
+        },
+    ),
+    opt(
+        "appendfilename",
+        Immutable,
+        |c| c.appendfilename.clone(),
+        |c, a| {
+            let name = one(a)?;
+            if name.is_empty() || name.contains('/') {
+                return Err("appendfilename can't be a path, just a filename".into());
+            }
+            c.appendfilename = name.to_string();
+            Ok(())
+        },
+    ),
+    opt(
+        "auto-aof-rewrite-percentage",
+        Mutable,
+        |c| c.auto_aof_rewrite_percentage.to_string(),
+        |c, a| {
+            c.auto_aof_rewrite_percentage = int(one(a)?, 0, i32::MAX as i64)? as u64;
+            Ok(())
+        },
+    ),
+    opt(
+        "auto-aof-rewrite-min-size",
+        Mutable,
+        |c| c.auto_aof_rewrite_min_size.to_string(),
+        |c, a| {
+            c.auto_aof_rewrite_min_size = memory(one(a)?)?;
+            Ok(())
+        },
+    ),
+    opt(
+        "aof-load-truncated",
+        Mutable,
+        |c| yes_no(c.aof_load_truncated),
+        |c, a| {
+            c.aof_load_truncated = boolean(one(a)?)?;
+            Ok(())
+        },
+    ),
+    opt(
+        "aof-use-rdb-preamble",
+        Mutable,
+        |c| yes_no(c.aof_use_rdb_preamble),
+        |c, a| {
+            c.aof_use_rdb_preamble = boolean(one(a)?)?;
+            Ok(())
+        },
+    ),
+    opt(
+        "maxclients",
+        Mutable,
+        |c| c.maxclients.to_string(),
+        |c, a| {
+            c.maxclients = int(one(a)?, 1, u32::MAX as i64)? as u32;
+            Ok(())
+        },
+    ),
+    opt(
+        "hz",
+        Mutable,
+        |c| c.hz.to_string(),
+        |c, a| {
+            // Redis accepts any non-negative value and clamps it to 1..=500.
+            c.hz = int(one(a)?, 0, i32::MAX as i64)?.clamp(1, 500) as u32;
+            Ok(())
+        },
+    ),
+    opt(
+        "loglevel",
+        Mutable,
+        |c| {
+            match c.loglevel {
+                LogLevel::Debug => "debug",
+                LogLevel::Verbose => "verbose",
+                LogLevel::Notice => "notice",
+                LogLevel::Warning => "warning",
+            }
+            .into()
+        },
+        |c, a| {
+            c.loglevel = match one(a)?.to_ascii_lowercase().as_str() {
+                "debug" => LogLevel::Debug,
+                "verbose" => LogLevel::Verbose,
+                "notice" => LogLevel::Notice,
+                "warning" => LogLevel::Warning,
+                _ => return Err(one_of(&["debug", "verbose", "notice", "warning"])),
+            };
+            Ok(())
+        },
+    ),
+    multi(
+        "replicaof",
+        Immutable,
+        |c| {
+            c.replicaof
+                .as_ref()
+                .map(|(h, p)| format!("{h} {p}"))
+                .unwrap_or_default()
+        },
+        |c, a| {
+            c.replicaof = match a {
+                [no, one] if no.eq_ignore_ascii_case("no") && one.eq_ignore_ascii_case("one") => {
+                    None
+                }
+                [host, port] => Some((host.clone(), int(port, 1, 65535)? as u16)),
+                _ => return Err("wrong number of arguments".into()),
+            };
+            Ok(())
+        },
+    ),
+    opt(
+        "proto-max-bulk-len",
+        Mutable,
+        |c| c.proto_max_bulk_len.to_string(),
+        |c, a| {
+            let len = memory(one(a)?)?;
+            if len < 1024 * 1024 {
+                return Err(
+                    "argument must be between 1048576 and 9223372036854775807 inclusive".into(),
+                );
+            }
+            c.proto_max_bulk_len = len;
+            Ok(())
+        },
+    ),
+];
+
+/// Redis's old name for `replicaof`.
+const ALIASES: &[(&str, &str)] = &[("slaveof", "replicaof")];
+
+fn find(name: &str) -> Option<&'static OptionDef> {
+    let name = ALIASES
+        .iter()
+        .find(|(alias, _)| alias.eq_ignore_ascii_case(name))
+        .map_or(name, |(_, real)| real);
+    OPTIONS.iter().find(|o| o.name.eq_ignore_ascii_case(name))
+}
+
+fn one(args: &[String]) -> Result<&str, String> {
+    match args {
+        [one] => Ok(one),
+        _ => Err("wrong number of arguments".into()),
+    }
+}
+
+fn yes_no(b: bool) -> String {
+    if b { "yes" } else { "no" }.into()
+}
+
+fn boolean(s: &str) -> Result<bool, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "yes" => Ok(true),
+        "no" => Ok(false),
+        _ => Err("argument must be 'yes' or 'no'".into()),
+    }
+}
+
+fn one_of(values: &[&str]) -> String {
+    format!(
+        "argument(s) must be one of the following: {}",
+        values.join(", ")
+    )
+}
+
+fn int(s: &str, min: i64, max: i64) -> Result<i64, String> {
+    let n = crate::command::parse_i64(s.as_bytes())
+        .ok_or_else(|| "argument couldn't be parsed into an integer".to_string())?;
+    if n < min || n > max {
+        return Err(format!(
+            "argument must be between {min} and {max} inclusive"
+        ));
+    }
+    Ok(n)
+}
+
+/// A memory size as Redis's `memtoull` reads it: a number with an optional unit, `k`/`m`/`g`
+/// (powers of 1000) or `kb`/`mb`/`gb` (powers of 1024), any case.
+pub fn memory(s: &str) -> Result<u64, String> {
+    let lower = s.to_ascii_lowercase();
+    let split = lower
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(lower.len());
+    let (digits, unit) = lower.split_at(split);
+    let factor: u64 = match unit {
+        "" | "b" => 1,
+        "k" => 1000,
+        "kb" => 1024,
+        "m" => 1000 * 1000,
+        "mb" => 1024 * 1024,
+        "g" => 1000 * 1000 * 1000,
+        "gb" => 1024 * 1024 * 1024,
+        _ => return Err("argument must be a memory value".into()),
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(factor))
+        .ok_or_else(|| "argument must be a memory value".into())
+}
+
+fn parse_save(args: &[String]) -> Result<Vec<SavePoint>, String> {
+    let words: Vec<&str> = args.iter().flat_map(|a| a.split_whitespace()).collect();
+    if !words.len().is_multiple_of(2) {
+        return Err("Invalid save parameters".into());
+    }
+    words
+        .chunks(2)
+        .map(|pair| {
+            let seconds = pair[0].parse::<u64>();
+            let changes = pair[1].parse::<u64>();
+            match (seconds, changes) {
+                (Ok(seconds), Ok(changes)) => Ok(SavePoint { seconds, changes }),
+                _ => Err("Invalid save parameters".into()),
+            }
+        })
+        .collect()
+}
+
+/// Why a configuration could not be read.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    /// A line of a config file (1-based) that is not a valid directive.
+    #[error("{file}, line {line}: '{text}': {reason}")]
+    File {
+        file: String,
+        line: usize,
+        text: String,
+        reason: String,
+    },
+    /// A command-line option that is unknown or has a bad value.
+    #[error("--{option}: {reason}")]
+    Option { option: String, reason: String },
+    /// The config file cannot be read.
+    #[error("cannot read config file {file}: {reason}")]
+    Read { file: String, reason: String },
+}
+
+/// Tracks what a load has seen, for `save`'s first-replaces-then-appends rule.
+#[derive(Default)]
+struct LoadState {
+    save_seen: bool,
+}
+
+impl Config {
+    /// Applies one directive (`name` and its arguments) as a file or the command line gives it.
+    fn apply_directive(
+        &mut self,
+        name: &str,
+        args: &[String],
+        state: &mut LoadState,
+    ) -> Result<(), String> {
+        let def =
+            find(name).ok_or_else(|| "Bad directive or wrong number of arguments".to_string())?;
+        if def.name == "save" {
+            let points = parse_save(args)?;
+            let clears = args.len() == 1 && args[0].trim().is_empty();
+            if clears || !state.save_seen {
+                self.save.clear();
+            }
+            state.save_seen = true;
+            self.save.extend(points);
+            return Ok(());
+        }
+        let split;
+        let args = if def.multi_arg && args.len() == 1 && def.name != "replicaof" {
+            split = args[0]
+                .split_whitespace()
+                .map(str::to_string)
+                .collect::<Vec<_>>();
+            &split[..]
+        } else {
+            args
+        };
+        (def.set)(self, args)
+    }
+
+    /// Applies the text of a redis.conf-style file: one directive per line, `#` comments,
+    /// arguments split like `redis-cli` input (quotes allowed). `file` names the source in
+    /// errors.
+    pub fn load_str(&mut self, text: &str, file: &str) -> Result<(), ConfigError> {
+        let mut state = LoadState::default();
+        for (index, raw) in text.lines().enumerate() {
+            let line = raw.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let error = |reason: String| ConfigError::File {
+                file: file.to_string(),
+                line: index + 1,
+                text: line.to_string(),
+                reason,
+            };
+            let args = split_args(line.as_bytes())
+                .ok_or_else(|| error("Unbalanced quotes in configuration line".into()))?;
+            let args: Vec<String> = args
+                .iter()
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect();
+            let Some((name, values)) = args.split_first() else {
+                continue;
+            };
+            self.apply_directive(name, values, &mut state)
+                .map_err(error)?;
+        }
+        Ok(())
+    }
+
+    /// The configuration `keeper server` runs with, from its arguments (after `server`):
+    /// `--config FILE` first, then every `--name value…` in order, as redis-server applies a
+    /// config file and then its command line.
+    pub fn from_args(args: &[String]) -> Result<Config, ConfigError> {
+        let mut options: Vec<(String, Vec<String>)> = Vec::new();
+        for arg in args {
+            if let Some(name) = arg.strip_prefix("--") {
+                options.push((name.to_string(), Vec::new()));
+            } else if let Some((_, values)) = options.last_mut() {
+                values.push(arg.clone());
+            } else {
+                return Err(ConfigError::Option {
+                    option: arg.clone(),
+                    reason: "expected an option starting with --".into(),
+                });
+            }
+        }
+        let mut config = Config::default();
+        for (name, values) in options.iter().filter(|(n, _)| n == "config") {
+            let [file] = &values[..] else {
+                return Err(ConfigError::Option {
+                    option: name.clone(),
+                    reason: "expects exactly one file name".into(),
+                });
+            };
+            config.load_file(Path::new(file))?;
+        }
+        let mut state = LoadState::default();
+        for (name, values) in options.iter().filter(|(n, _)| n != "config") {
+            config
+                .apply_directive(name, values, &mut state)
+                .map_err(|reason| ConfigError::Option {
+                    option: name.clone(),
+                    reason: if find(name).is_none() {
+                        "unknown option".into()
+                    } else {
+                        reason
+                    },
+                })?;
+        }
+        Ok(config)
+    }
+
+    /// Applies a config file.
+    pub fn load_file(&mut self, path: &Path) -> Result<(), ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+            file: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        self.load_str(&text, &path.display().to_string())
+    }
+
+    /// `CONFIG GET pattern`: `(name, value)` of every option matching the glob `pattern`
+    /// (case-insensitive). An exact name is reported as the caller spelled it, as Redis does.
+    pub fn get(&self, pattern: &str) -> Vec<(String, String)> {
+        let is_glob = pattern.contains(['*', '?', '[']);
+        if !is_glob {
+            return find(pattern)
+                .map(|def| vec![(pattern.to_string(), (def.get)(self))])
+                .unwrap_or_default();
+        }
+        OPTIONS
+            .iter()
+            .filter(|def| crate::glob::matches(pattern.as_bytes(), def.name.as_bytes(), true))
+            .map(|def| (def.name.to_string(), (def.get)(self)))
+            .collect()
+    }
+
+    /// `CONFIG SET name value [name value …]`: all or nothing. `Err` is the whole error reply.
+    pub fn set(&mut self, pairs: &[(String, String)]) -> Result<(), String> {
+        let mut next = self.clone();
+        for (i, (name, value)) in pairs.iter().enumerate() {
+            let Some(def) = find(name) else {
+                return Err(format!(
+                    "ERR Unknown option or number of arguments for CONFIG SET - '{name}'"
+                ));
+            };
+            if pairs[..i]
+                .iter()
+                .any(|(n, _)| find(n).is_some_and(|d| d.name == def.name))
+            {
+                return Err(format!(
+                    "ERR CONFIG SET failed (possibly related to argument '{name}') - \
+                     duplicate parameter"
+                ));
+            }
+            let failed = |reason: &str| {
+                format!("ERR CONFIG SET failed (possibly related to argument '{name}') - {reason}")
+            };
+            match def.change {
+                Change::Immutable => return Err(failed("can't set immutable config")),
+                Change::Protected => return Err(failed("can't set protected config")),
+                Change::Mutable => {}
+            }
+            let args: Vec<String> = if def.multi_arg {
+                value.split_whitespace().map(str::to_string).collect()
+            } else {
+                vec![value.clone()]
+            };
+            (def.set)(&mut next, &args).map_err(|reason| failed(&reason))?;
+        }
+        *self = next;
+        Ok(())
+    }
+
+    /// The RDB file's path (`dir/dbfilename`).
+    pub fn rdb_path(&self) -> PathBuf {
+        self.dir.join(&self.dbfilename)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(line: &str) -> Vec<String> {
+        split_args(line.as_bytes())
+            .unwrap()
+            .iter()
+            .map(|a| String::from_utf8(a.to_vec()).unwrap())
+            .collect()
+    }
+
+    fn points(list: &[(u64, u64)]) -> Vec<SavePoint> {
+        list.iter()
+            .map(|&(seconds, changes)| SavePoint { seconds, changes })
+            .collect()
+    }
+
+    #[test]
+    fn defaults_are_redis_with_keeper_port_and_dir() {
+        let c = Config::default();
+        assert_eq!(c.port, 6380);
+        assert_eq!(
+            c.get("save"),
+            vec![("save".into(), "3600 1 300 100 60 10000".into())]
+        );
+        assert_eq!(c.rdb_path(), PathBuf::from("./data/dump.rdb"));
+    }
+
+    #[test]
+    fn command_line_values_run_to_the_next_option() {
+        let c = Config::from_args(&args(
+            "--port 7000 --replicaof 127.0.0.1 6379 --save 900 1 300 10 --appendonly yes",
+        ))
+        .unwrap();
+        assert_eq!(c.port, 7000);
+        assert_eq!(c.replicaof, Some(("127.0.0.1".into(), 6379)));
+        assert_eq!(c.save, points(&[(900, 1), (300, 10)]));
+        assert!(c.appendonly);
+        let c = Config::from_args(&args("--save \"900 1\"")).unwrap();
+        assert_eq!(c.save, points(&[(900, 1)]));
+        let c = Config::from_args(&args("--save \"\"")).unwrap();
+        assert!(c.save.is_empty());
+        let c = Config::from_args(&args("--save 900 1 --save 60 5")).unwrap();
+        assert_eq!(c.save, points(&[(900, 1), (60, 5)]));
+    }
+
+    #[test]
+    fn unknown_and_bad_options_are_clear_errors() {
+        assert_eq!(
+            Config::from_args(&args("--nosuch 1"))
+                .unwrap_err()
+                .to_string(),
+            "--nosuch: unknown option"
+        );
+        assert_eq!(
+            Config::from_args(&args("--appendfsync sometimes"))
+                .unwrap_err()
+                .to_string(),
+            "--appendfsync: argument(s) must be one of the following: everysec, always, no"
+        );
+        assert!(Config::from_args(&args("6379")).is_err());
+        assert!(Config::from_args(&args("--save 1 2 3")).is_err());
+    }
+
+    #[test]
+    fn config_file_then_command_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("keeper.conf");
+        std::fs::write(
+            &file,
+            "# comment\nport 7001\nsave 900 1\nsave 300 10\ndir \"/tmp/with space\"\n\nrequirepass secret\n",
+        )
+        .unwrap();
+        let c = Config::from_args(&[
+            "--port".into(),
+            "7002".into(),
+            "--config".into(),
+            file.display().to_string(),
+        ])
+        .unwrap();
+        assert_eq!(c.port, 7002, "command line wins over the file");
+        assert_eq!(c.save, points(&[(900, 1), (300, 10)]));
+        assert_eq!(c.dir, PathBuf::from("/tmp/with space"));
+        assert_eq!(c.requirepass, "secret");
+
+        let mut c = Config::default();
+        let err = c.load_str("port 1\nbogus yes\n", "x.conf").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "x.conf, line 2: 'bogus yes': Bad directive or wrong number of arguments"
+        );
+    }
+
+    #[test]
+    fn config_get_and_set_match_redis() {
+        let mut c = Config::default();
+        let names: Vec<String> = c.get("append*").into_iter().map(|(n, _)| n).collect();
+        assert_eq!(
+            names,
+            [
+                "appendonly",
+                "appendfsync",
+                "appenddirname",
+                "appendfilename"
+            ]
+        );
+        assert_eq!(c.get("Port"), vec![("Port".into(), "6380".into())]);
+        assert!(c.get("nosuch").is_empty());
+        assert_eq!(c.get("slaveof"), vec![("slaveof".into(), String::new())]);
+
+        c.set(&[("save".into(), "".into()), ("hz".into(), "20".into())])
+            .unwrap();
+        assert!(c.save.is_empty());
+        assert_eq!(c.hz, 20);
+        c.set(&[("save".into(), "10 2 20 3".into())]).unwrap();
+        assert_eq!(c.save, points(&[(10, 2), (20, 3)]));
+
+        assert_eq!(
+            c.set(&[("foo".into(), "bar".into())]).unwrap_err(),
+            "ERR Unknown option or number of arguments for CONFIG SET - 'foo'"
+        );
+        assert_eq!(
+            c.set(&[("appendfsync".into(), "maybe".into())])
+                .unwrap_err(),
+            "ERR CONFIG SET failed (possibly related to argument 'appendfsync') - argument(s) \
+             must be one of the following: everysec, always, no"
+        );
+        assert_eq!(
+            c.set(&[("hz".into(), "abc".into())]).unwrap_err(),
+            "ERR CONFIG SET failed (possibly related to argument 'hz') - argument couldn't be \
+             parsed into an integer"
+        );
+        assert_eq!(
+            c.set(&[("save".into(), "1 2 3".into())]).unwrap_err(),
+            "ERR CONFIG SET failed (possibly related to argument 'save') - Invalid save parameters"
+        );
+        assert_eq!(
+            c.set(&[("databases".into(), "3".into())]).unwrap_err(),
+            "ERR CONFIG SET failed (possibly related to argument 'databases') - can't set \
+             immutable config"
+        );
+        assert_eq!(
+            c.set(&[("dir".into(), "/x".into())]).unwrap_err(),
+            "ERR CONFIG SET failed (possibly related to argument 'dir') - can't set protected \
+             config"
+        );
+        // All or nothing.
+        let before = c.clone();
+        assert!(
+            c.set(&[
+                ("hz".into(), "30".into()),
+                ("maxclients".into(), "x".into())
+            ])
+            .is_err()
+        );
+        assert_eq!(c, before);
+        c.set(&[("auto-aof-rewrite-min-size".into(), "1mb".into())])
+            .unwrap();
+        assert_eq!(c.get("auto-aof-rewrite-min-size")[0].1, "1048576");
+    }
+
+    #[test]
+    fn memory_units() {
+        assert_eq!(memory("100"), Ok(100));
+        assert_eq!(memory("1k"), Ok(1000));
+        assert_eq!(memory("1KB"), Ok(1024));
+        assert_eq!(memory("64mb"), Ok(64 << 20));
+        assert!(memory("1tb").is_err());
+        assert!(memory("").is_err());
+    }
+}

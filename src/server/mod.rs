@@ -1,0 +1,329 @@
+//! `keeper server`: a tokio RESP server around the [`Engine`].
+//!
+//! # How the pieces fit
+//!
+//! - **Connections.** One tokio task per client ([`conn`]). It reads whatever the socket has
+//!   into a `BytesMut`, takes every complete command off it with the incremental
+//!   [`RequestParser`](crate::resp::RequestParser) (arguments are zero-copy slices of the read
+//!   buffer), runs them, encodes every reply straight into one output buffer and writes it
+//!   with one `write`. Pipelined commands therefore cost one read, one lock and one write per
+//!   batch, not per command.
+//! - **The engine lock.** All shared state — the [`Engine`] (store, dirty counter,
+//!   replication offset, persistence state, config) and the server's own registries (clients,
+//!   pub/sub, watched keys) — lives in one [`State`] behind one `std::sync::Mutex`. A
+//!   connection takes it once per batch (at most [`MAX_BATCH`] commands), computes `now_ms`
+//!   once for the batch, and never holds it across an `.await`. Commands are therefore atomic
+//!   and totally ordered, like Redis's single thread; `MULTI`/`EXEC` runs its queue inside one
+//!   hold. The lock is never taken by background threads: a BGSAVE thread works on an O(1)
+//!   snapshot and the cron collects its result.
+//! - **The propagation road.** A data command runs through [`Engine::execute`], which counts
+//!   its changes and propagates what Redis would (the command, its deterministic rewrite, the
+//!   `DEL`s of keys it found expired; `MULTI … EXEC` around an execution unit of several) by
+//!   [`Engine::propagate`]: one RESP encoding, one offset per byte, fed to every registered
+//!   [`PropagationSink`](crate::engine::PropagationSink) (the AOF and the replication backlog
+//!   plug in there). It all happens under the engine lock, so the stream order is the
+//!   execution order.
+//! - **The cron** ([`cron`]): `hz` times per second it runs the active expiry cycle (bounded
+//!   to a quarter of the period), collects a finished BGSAVE, starts one when a save point is
+//!   due, and samples `instantaneous_ops_per_sec`.
+//! - **Shutdown**: SIGTERM, SIGINT or `SHUTDOWN` save the dataset first when save points are
+//!   set (or `SHUTDOWN SAVE`), unless `SHUTDOWN NOSAVE`; then the process exits.
+
+mod commands;
+mod conn;
+mod info;
+mod pubsub;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+
+use crate::config::Config;
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::storage::{OsStorage, Storage};
+
+pub use commands::server_command_names;
+
+/// Most commands run under one hold of the engine lock; a longer pipeline is cut into
+/// batches of this size so one client cannot stall the others for long.
+pub const MAX_BATCH: usize = 1024;
+/// Samples averaged for `instantaneous_ops_per_sec`, one per 100 ms (as Redis).
+const OPS_SAMPLES: usize = 16;
+
+/// What `CLIENT LIST` shows of a connection; updated by the connection once per batch.
+pub(crate) struct ClientInfo {
+    pub addr: SocketAddr,
+    pub laddr: SocketAddr,
+    pub fd: i32,
+    pub name: Option<Bytes>,
+    pub created: Instant,
+    pub last_interaction: Instant,
+    pub db: usize,
+    pub subscriptions: usize,
+    pub patterns: usize,
+    /// Commands queued by MULTI, or -1 outside a transaction.
+    pub multi: i64,
+    pub resp: u8,
+    /// Last command run (`client|list` for subcommands).
+    pub cmd: String,
+}
+
+/// Everything shared between connections, guarded by the engine lock.
+pub(crate) struct State {
+    pub engine: Engine,
+    pub clients: BTreeMap<u64, ClientInfo>,
+    pub pubsub: pubsub::PubSub,
+    /// `(db, key)` → clients watching it.
+    pub watched: HashMap<(usize, Bytes), Vec<u64>>,
+    /// Clients whose watched keys changed: their EXEC fails.
+    pub dirty_cas: HashSet<u64>,
+    next_client_id: u64,
+    ops_samples: [u64; OPS_SAMPLES],
+    ops_sample_index: usize,
+    last_sample: (Instant, u64),
+    pub config_file: Option<String>,
+}
+
+impl State {
+    fn new(engine: Engine, config_file: Option<String>) -> Self {
+        State {
+            engine,
+            clients: BTreeMap::new(),
+            pubsub: pubsub::PubSub::default(),
+            watched: HashMap::new(),
+            dirty_cas: HashSet::new(),
+            next_client_id: 1,
+            ops_samples: [0; OPS_SAMPLES],
+            ops_sample_index: 0,
+            last_sample: (Instant::now(), 0),
+            config_file,
+        }
+    }
+
+    /// `instantaneous_ops_per_sec`: the mean of the last samples.
+    pub fn ops_per_sec(&self) -> u64 {
+        self.ops_samples.iter().sum::<u64>() / OPS_SAMPLES as u64
+    }
+
+    fn sample_ops(&mut self) {
+        let (at, count) = self.last_sample;
+        let elapsed = at.elapsed();
+        if elapsed < Duration::from_millis(100) {
+            return;
+        }
+        let total = self.engine.stats.total_commands_processed;
+        let rate = (total - count) * 1000 / (elapsed.as_millis() as u64).max(1);
+        self.ops_samples[self.ops_sample_index] = rate;
+        self.ops_sample_index = (self.ops_sample_index + 1) % OPS_SAMPLES;
+        self.last_sample = (Instant::now(), total);
+    }
+
+    /// Marks the watchers of `(db, key)`: their transaction will fail.
+    pub fn touch_key(&mut self, db: usize, key: &Bytes) {
+        if let Some(ids) = self.watched.get(&(db, key.clone())) {
+            self.dirty_cas.extend(ids.iter().copied());
+        }
+    }
+
+    /// Marks every watcher (FLUSHALL, SWAPDB and other commands without key positions).
+    pub fn touch_all(&mut self) {
+        for ids in self.watched.values() {
+            self.dirty_cas.extend(ids.iter().copied());
+        }
+    }
+}
+
+/// The lock and the signals connections and the main task share.
+pub(crate) struct Shared {
+    state: Mutex<State>,
+    /// Wakes the main task when SHUTDOWN asks to stop.
+    pub shutdown: Notify,
+    /// Set once shutdown began: connections stop taking commands.
+    pub stopping: AtomicBool,
+    /// The port actually listened on.
+    pub port: u16,
+    /// `total_net_input_bytes` / `total_net_output_bytes`, counted outside the lock.
+    pub net_input_bytes: AtomicU64,
+    pub net_output_bytes: AtomicU64,
+    pub started: Instant,
+}
+
+impl Shared {
+    /// Takes the engine lock. A panic while it was held (a bug in a command) leaves it
+    /// poisoned; the data is still consistent at command granularity, so keep serving.
+    pub fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|poisoned| {
+            tracing::error!("a command panicked while holding the engine lock");
+            poisoned.into_inner()
+        })
+    }
+}
+
+/// Resident memory of this process in bytes (`VmRSS`), the basis of `used_memory`: keeper
+/// does not count allocations itself, so INFO reports RSS as an estimate. 0 if unknown.
+pub fn rss_bytes() -> u64 {
+    proc_status_kb("VmRSS:") * 1024
+}
+
+/// Peak resident memory (`VmHWM`) in bytes, 0 if unknown.
+pub fn peak_rss_bytes() -> u64 {
+    proc_status_kb("VmHWM:") * 1024
+}
+
+fn proc_status_kb(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(field))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Runs the server until SIGTERM, SIGINT or SHUTDOWN. `config_file` is shown by INFO.
+/// Errors: the data folder or `dump.rdb` cannot be read (a corrupt file names file, offset
+/// and reason), or the port cannot be bound.
+pub fn run(config: Config, config_file: Option<String>) -> Result<()> {
+    let storage: Arc<dyn Storage> = Arc::new(OsStorage);
+    storage.create_dir_all(&config.dir)?;
+    let mut engine = Engine::new(config, Arc::clone(&storage));
+    match engine.load_rdb()? {
+        Some(stats) => tracing::info!(
+            "DB loaded from disk: {:.3} seconds, {} keys loaded, {} expired keys dropped ({})",
+            stats.elapsed.as_secs_f64(),
+            stats.keys_loaded,
+            stats.keys_expired,
+            engine.config().rdb_path().display()
+        ),
+        None => tracing::info!(
+            "no {} yet: starting with an empty dataset",
+            engine.config().rdb_path().display()
+        ),
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("keeper-io")
+        .build()
+        .map_err(|e| Error::io("tokio runtime", "start", e))?;
+    let result = runtime.block_on(serve(engine, config_file));
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    result
+}
+
+async fn serve(engine: Engine, config_file: Option<String>) -> Result<()> {
+    let (binds, port) = (engine.config().bind.clone(), engine.config().port);
+    let mut listeners = Vec::new();
+    for addr in &binds {
+        let listener = TcpListener::bind((addr.as_str(), port))
+            .await
+            .map_err(|e| Error::io(format!("{addr}:{port}"), "bind", e))?;
+        listeners.push(listener);
+    }
+    let port = match listeners.first().map(TcpListener::local_addr) {
+        Some(Ok(addr)) => addr.port(),
+        _ => port,
+    };
+    let shared = Arc::new(Shared {
+        state: Mutex::new(State::new(engine, config_file)),
+        shutdown: Notify::new(),
+        stopping: AtomicBool::new(false),
+        port,
+        net_input_bytes: AtomicU64::new(0),
+        net_output_bytes: AtomicU64::new(0),
+        started: Instant::now(),
+    });
+    for listener in listeners {
+        tokio::spawn(accept_loop(listener, Arc::clone(&shared)));
+    }
+    tokio::spawn(cron(Arc::clone(&shared)));
+    tracing::info!(
+        "keeper {} ready to accept connections on {} port {port}",
+        env!("CARGO_PKG_VERSION"),
+        binds.join(" ")
+    );
+
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| Error::io("SIGTERM", "install handler", e))?;
+    let by_signal = tokio::select! {
+        _ = terminate.recv() => Some("SIGTERM"),
+        _ = tokio::signal::ctrl_c() => Some("SIGINT"),
+        _ = shared.shutdown.notified() => None,
+    };
+    shared.stopping.store(true, Ordering::SeqCst);
+    if let Some(signal) = by_signal {
+        tracing::info!("Received {signal} scheduling shutdown...");
+        let mut state = shared.lock();
+        if !state.engine.config().save.is_empty() {
+            tracing::info!("Saving the final RDB snapshot before exiting.");
+            state.engine.finish_bgsave(true);
+            if let Err(e) = state.engine.save() {
+                // Redis refuses to exit on SIGTERM when the final save fails; an operator's
+                // SIGKILL would follow anyway, so exit and say so loudly.
+                tracing::error!("Error trying to save the DB, can't exit cleanly: {e}");
+            }
+        }
+    }
+    tracing::info!("keeper is now ready to exit, bye bye...");
+    Ok(())
+}
+
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, addr)) => {
+                let shared = Arc::clone(&shared);
+                tokio::spawn(async move { conn::serve(stream, addr, shared).await });
+            }
+            Err(e) => {
+                // EMFILE and friends: wait a little instead of spinning.
+                tracing::warn!("Accepting client connection: {e}");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+
+/// The periodic task (Redis's `serverCron`), `hz` times per second.
+async fn cron(shared: Arc<Shared>) {
+    let mut hz = shared.lock().engine.config().hz.max(1);
+    let mut ticker = tokio::time::interval(Duration::from_millis(1000 / u64::from(hz)));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        if shared.stopping.load(Ordering::SeqCst) {
+            return;
+        }
+        let mut state = shared.lock();
+        let period = Duration::from_millis(1000 / u64::from(hz));
+        let now_ms = crate::engine::unix_now_ms();
+        let State {
+            engine,
+            watched,
+            dirty_cas,
+            ..
+        } = &mut *state;
+        engine.active_expire(now_ms, period / 4, &mut |db, key| {
+            if let Some(ids) = watched.get(&(db, key.clone())) {
+                dirty_cas.extend(ids.iter().copied());
+            }
+        });
+        state.engine.cron();
+        state.sample_ops();
+        let configured = state.engine.config().hz.max(1);
+        drop(state);
+        if configured != hz {
+            hz = configured;
+            ticker = tokio::time::interval(Duration::from_millis(1000 / u64::from(hz)));
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        }
+    }
+}
