@@ -84,6 +84,15 @@ impl Client {
         self.read()
     }
 
+    /// Sends one command and reads its reply; `Err` when the connection is gone (the crash
+    /// harness kills servers under its clients).
+    pub fn try_cmd(&mut self, args: &[&str]) -> std::io::Result<Resp> {
+        let mut out = Vec::new();
+        encode(&mut out, args);
+        self.writer.write_all(&out)?;
+        self.try_read()
+    }
+
     /// Sends one command without reading.
     pub fn send(&mut self, args: &[&str]) {
         let mut out = Vec::new();
