@@ -66,6 +66,9 @@ struct WriterLog {
 /// operations of each writer had been acknowledged when it started.
 type Promises = Vec<[usize; WRITERS]>;
 
+/// A finished round: its number, what its writers sent, and what its final SAVE promised.
+type EarlierRound = (usize, Vec<Arc<Mutex<WriterLog>>>, Promises);
+
 fn prefix(round: usize, writer: usize) -> String {
     format!("r{round}:w{writer}")
 }
@@ -260,7 +263,7 @@ fn sigkill_at_random_moments_loses_nothing_a_save_promised() {
     let mut rng = Rng(seed);
     let dir = tempfile::tempdir().unwrap();
     // What earlier rounds left, checked again after every restart.
-    let mut earlier: Vec<(usize, Vec<Arc<Mutex<WriterLog>>>, Promises)> = Vec::new();
+    let mut earlier: Vec<EarlierRound> = Vec::new();
     for round in 0..iterations {
         let server = KeeperServer::start(dir.path(), &["--save", ""]);
         let port = server.port;
