@@ -30,6 +30,62 @@
 //! # Ok::<(), keeper::Error>(())
 //! ```
 //!
+//! ## Persisting a keyspace you own
+//!
+//! A cache server with its own data structures implements [`dataset::Dataset`] (a cheap,
+//! point-in-time view) and [`dataset::Apply`] (take loaded entries and replayed commands);
+//! snapshots need nothing else. `examples/own_store.rs` is a whole server built that way.
+//!
+//! ```
+//! use keeper::dataset::{Apply, Dataset, DatasetSnapshot};
+//! use keeper::snapshot::{self, ExpiredKeys, LoadOutcome, SaveOptions};
+//! use keeper::{Entry, OsStorage, Value};
+//! use std::sync::Arc;
+//!
+//! #[derive(Default)]
+//! struct Counters(Arc<Vec<(String, i64)>>);
+//! struct View(Arc<Vec<(String, i64)>>);
+//!
+//! impl Dataset for Counters {
+//!     type Snapshot = View;
+//!     fn snapshot(&self) -> View { View(Arc::clone(&self.0)) }
+//! }
+//! impl DatasetSnapshot for View {
+//!     fn databases(&self) -> usize { 1 }
+//!     fn db_size(&self, _db: usize) -> (u64, u64) { (self.0.len() as u64, 0) }
+//!     fn for_each_entry(&self, db: usize, visit: &mut dyn FnMut(Entry) -> keeper::Result<()>)
+//!         -> keeper::Result<()> {
+//!         for (name, n) in self.0.iter().filter(|_| db == 0) {
+//!             visit(Entry::new(0, name.clone(), Value::String(n.to_string().into())))?;
+//!         }
+//!         Ok(())
+//!     }
+//! }
+//! impl Apply for Counters {
+//!     fn clear(&mut self) { self.0 = Arc::default(); }
+//!     fn load_entry(&mut self, e: Entry) -> keeper::Result<()> {
+//!         let Value::String(v) = e.value else { unreachable!("only counters are saved") };
+//!         let n = std::str::from_utf8(&v).unwrap().parse().unwrap();
+//!         Arc::make_mut(&mut self.0).push((String::from_utf8_lossy(&e.key).into(), n));
+//!         Ok(())
+//!     }
+//!     fn apply_command(&mut self, _: usize, _: &[keeper::Bytes], _: i64) -> keeper::Result<()> {
+//!         Ok(())
+//!     }
+//! }
+//!
+//! let dir = tempfile::tempdir()?;
+//! let path = dir.path().join("dump.rdb");
+//! let counters = Counters(Arc::new(vec![("visits".into(), 42)]));
+//! snapshot::write_rdb(&OsStorage, &path, &counters.snapshot(), SaveOptions::default())?;
+//!
+//! let mut loaded = Counters::default();
+//! let outcome = snapshot::load_rdb(&OsStorage, &path, &mut loaded, ExpiredKeys::Keep)?;
+//! assert!(matches!(outcome, LoadOutcome::Loaded(_)));
+//! assert_eq!(loaded.0[0], ("visits".to_string(), 42));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! All file I/O of the engine goes through [`storage::Storage`], so crash and fault tests can
 //! run the same code on a simulated disk.
 
