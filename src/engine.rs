@@ -1,6 +1,6 @@
 //! The engine: the keyspace, and the one road every mutation travels.
 //!
-//! [`Engine`] owns the [`Store`], the dirty counter (changes since the last save), the
+//! [`Engine`] owns the [`Store`], its [`Persistence`] (changes since the last save, saves), the
 //! replication offset and the propagation road. A command runs through
 //! [`Engine::execute`]; whatever it must propagate (the command itself, or Redis's
 //! deterministic rewrite of it, and the `DEL`s of keys it found expired) is encoded once as
