@@ -12,13 +12,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::resp::split_args;
-
-/// One save point: save when at least `changes` writes happened within `seconds`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SavePoint {
-    pub seconds: u64,
-    pub changes: u64,
-}
+use crate::snapshot::SavePoints;
 
 /// `appendfsync`: when AOF data reaches the disk (the AOF itself arrives with issue 5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,7 +47,7 @@ pub struct Config {
     /// `dbfilename`: the RDB file in `dir`. Default: dump.rdb.
     pub dbfilename: String,
     /// `save`: automatic snapshot points. Default: 3600 1 300 100 60 10000.
-    pub save: Vec<SavePoint>,
+    pub save: SavePoints,
     /// `stop-writes-on-bgsave-error`: refuse writes (MISCONF) after a failed background save
     /// while save points are set. Default: yes.
     pub stop_writes_on_bgsave_error: bool,
@@ -100,20 +94,7 @@ impl Default for Config {
             bind: vec!["127.0.0.1".into()],
             dir: PathBuf::from("./data"),
             dbfilename: "dump.rdb".into(),
-            save: vec![
-                SavePoint {
-                    seconds: 3600,
-                    changes: 1,
-                },
-                SavePoint {
-                    seconds: 300,
-                    changes: 100,
-                },
-                SavePoint {
-                    seconds: 60,
-                    changes: 10000,
-                },
-            ],
+            save: SavePoints::default(),
             stop_writes_on_bgsave_error: true,
             rdbcompression: true,
             rdbchecksum: true,
@@ -235,15 +216,11 @@ static OPTIONS: &[OptionDef] = &[
     multi(
         "save",
         Mutable,
-        |c| {
-            c.save
-                .iter()
-                .map(|p| format!("{} {}", p.seconds, p.changes))
-                .collect::<Vec<_>>()
-                .join(" ")
-        },
+        |c| c.save.to_string(),
+        // CONFIG SET only (files and the command line go through `apply_directive`): the
+        // arguments are the value split at single spaces, so joining them gives it back.
         |c, a| {
-            c.save = parse_save(a)?;
+            c.save = SavePoints::parse_config_set(&a.join(" ")).map_err(|e| e.to_string())?;
             Ok(())
         },
     ),
@@ -536,24 +513,6 @@ pub fn memory(s: &str) -> Result<u64, String> {
         .ok_or_else(|| "argument must be a memory value".into())
 }
 
-fn parse_save(args: &[String]) -> Result<Vec<SavePoint>, String> {
-    let words: Vec<&str> = args.iter().flat_map(|a| a.split_whitespace()).collect();
-    if !words.len().is_multiple_of(2) {
-        return Err("Invalid save parameters".into());
-    }
-    words
-        .chunks(2)
-        .map(|pair| {
-            let seconds = pair[0].parse::<u64>();
-            let changes = pair[1].parse::<u64>();
-            match (seconds, changes) {
-                (Ok(seconds), Ok(changes)) => Ok(SavePoint { seconds, changes }),
-                _ => Err("Invalid save parameters".into()),
-            }
-        })
-        .collect()
-}
-
 /// Why a configuration could not be read.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
@@ -590,10 +549,13 @@ impl Config {
         let def =
             find(name).ok_or_else(|| "Bad directive or wrong number of arguments".to_string())?;
         if def.name == "save" {
-            let points = parse_save(args)?;
-            let clears = args.len() == 1 && args[0].trim().is_empty();
+            let words: Vec<&str> = args.iter().map(String::as_str).collect();
+            let points = SavePoints::from_config_args(&words).map_err(|e| e.to_string())?;
+            // Redis's `setConfigSaveOption`: a lone `""` empties the list at once; otherwise
+            // the first `save` of the whole load replaces the defaults and later ones append.
+            let clears = matches!(args, [only] if only.is_empty());
             if clears || !state.save_seen {
-                self.save.clear();
+                self.save = SavePoints::disabled();
             }
             state.save_seen = true;
             self.save.extend(points);
@@ -616,7 +578,15 @@ impl Config {
     /// arguments split like `redis-cli` input (quotes allowed). `file` names the source in
     /// errors.
     pub fn load_str(&mut self, text: &str, file: &str) -> Result<(), ConfigError> {
-        let mut state = LoadState::default();
+        self.load_str_with(text, file, &mut LoadState::default())
+    }
+
+    fn load_str_with(
+        &mut self,
+        text: &str,
+        file: &str,
+        state: &mut LoadState,
+    ) -> Result<(), ConfigError> {
         for (index, raw) in text.lines().enumerate() {
             let line = raw.trim();
             if line.is_empty() || line.starts_with('#') {
@@ -637,8 +607,7 @@ impl Config {
             let Some((name, values)) = args.split_first() else {
                 continue;
             };
-            self.apply_directive(name, values, &mut state)
-                .map_err(error)?;
+            self.apply_directive(name, values, state).map_err(error)?;
         }
         Ok(())
     }
@@ -661,6 +630,9 @@ impl Config {
             }
         }
         let mut config = Config::default();
+        // One load, as redis-server appends its command line to the file's text: a `--save`
+        // adds to the file's `save` lines instead of replacing them.
+        let mut state = LoadState::default();
         for (name, values) in options.iter().filter(|(n, _)| n == "config") {
             let [file] = &values[..] else {
                 return Err(ConfigError::Option {
@@ -668,9 +640,8 @@ impl Config {
                     reason: "expects exactly one file name".into(),
                 });
             };
-            config.load_file(Path::new(file))?;
+            config.load_file_with(Path::new(file), &mut state)?;
         }
-        let mut state = LoadState::default();
         for (name, values) in options.iter().filter(|(n, _)| n != "config") {
             config
                 .apply_directive(name, values, &mut state)
@@ -688,11 +659,15 @@ impl Config {
 
     /// Applies a config file.
     pub fn load_file(&mut self, path: &Path) -> Result<(), ConfigError> {
+        self.load_file_with(path, &mut LoadState::default())
+    }
+
+    fn load_file_with(&mut self, path: &Path, state: &mut LoadState) -> Result<(), ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
             file: path.display().to_string(),
             reason: e.to_string(),
         })?;
-        self.load_str(&text, &path.display().to_string())
+        self.load_str_with(&text, &path.display().to_string(), state)
     }
 
     /// `CONFIG GET pattern`: `(name, value)` of every option matching the glob `pattern`
@@ -737,8 +712,12 @@ impl Config {
                 Change::Protected => return Err(failed("can't set protected config")),
                 Change::Mutable => {}
             }
-            let args: Vec<String> = if def.multi_arg {
-                value.split_whitespace().map(str::to_string).collect()
+            // Redis splits a multi-argument value at single spaces (`sdssplitlen`), so two
+            // spaces in a row make an empty argument; an empty value is no argument.
+            let args: Vec<String> = if def.multi_arg && value.is_empty() {
+                Vec::new()
+            } else if def.multi_arg {
+                value.split(' ').map(str::to_string).collect()
             } else {
                 vec![value.clone()]
             };
@@ -766,12 +745,6 @@ mod tests {
             .collect()
     }
 
-    fn points(list: &[(u64, u64)]) -> Vec<SavePoint> {
-        list.iter()
-            .map(|&(seconds, changes)| SavePoint { seconds, changes })
-            .collect()
-    }
-
     #[test]
     fn defaults_are_redis_with_keeper_port_and_dir() {
         let c = Config::default();
@@ -791,14 +764,14 @@ mod tests {
         .unwrap();
         assert_eq!(c.port, 7000);
         assert_eq!(c.replicaof, Some(("127.0.0.1".into(), 6379)));
-        assert_eq!(c.save, points(&[(900, 1), (300, 10)]));
+        assert_eq!(c.save.to_string(), "900 1 300 10");
         assert!(c.appendonly);
         let c = Config::from_args(&args("--save \"900 1\"")).unwrap();
-        assert_eq!(c.save, points(&[(900, 1)]));
+        assert_eq!(c.save.to_string(), "900 1");
         let c = Config::from_args(&args("--save \"\"")).unwrap();
         assert!(c.save.is_empty());
         let c = Config::from_args(&args("--save 900 1 --save 60 5")).unwrap();
-        assert_eq!(c.save, points(&[(900, 1), (60, 5)]));
+        assert_eq!(c.save.to_string(), "900 1 60 5");
     }
 
     #[test]
@@ -836,7 +809,7 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(c.port, 7002, "command line wins over the file");
-        assert_eq!(c.save, points(&[(900, 1), (300, 10)]));
+        assert_eq!(c.save.to_string(), "900 1 300 10");
         assert_eq!(c.dir, PathBuf::from("/tmp/with space"));
         assert_eq!(c.requirepass, "secret");
 
@@ -870,7 +843,7 @@ mod tests {
         assert!(c.save.is_empty());
         assert_eq!(c.hz, 20);
         c.set(&[("save".into(), "10 2 20 3".into())]).unwrap();
-        assert_eq!(c.save, points(&[(10, 2), (20, 3)]));
+        assert_eq!(c.save.to_string(), "10 2 20 3");
 
         assert_eq!(
             c.set(&[("foo".into(), "bar".into())]).unwrap_err(),
@@ -914,6 +887,46 @@ mod tests {
         c.set(&[("auto-aof-rewrite-min-size".into(), "1mb".into())])
             .unwrap();
         assert_eq!(c.get("auto-aof-rewrite-min-size")[0].1, "1048576");
+    }
+
+    /// Checked against redis-server 7.0.15: `redis-server r.conf --save "60 5"` with `save 900 1`
+    /// in r.conf runs with `900 1 60 5`; `CONFIG SET save` splits at single spaces.
+    #[test]
+    fn save_follows_redis_across_file_command_line_and_config_set() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("r.conf");
+        std::fs::write(&file, "save 900 1\n").unwrap();
+        let mut c = Config::from_args(&[
+            "--config".into(),
+            file.display().to_string(),
+            "--save".into(),
+            "60 5".into(),
+        ])
+        .unwrap();
+        assert_eq!(c.get("save")[0].1, "900 1 60 5");
+        let c_file_only = Config::from_args(&["--config".into(), file.display().to_string()]);
+        assert_eq!(c_file_only.unwrap().save.to_string(), "900 1");
+        for bad in ["  900 1", "900 1 ", " ", "900  1", "0 1", "5 -1", "5x 1"] {
+            assert_eq!(
+                c.set(&[("save".into(), bad.into())]).unwrap_err(),
+                "ERR CONFIG SET failed (possibly related to argument 'save') - Invalid save \
+                 parameters",
+                "{bad:?}"
+            );
+        }
+        assert_eq!(
+            c.save.to_string(),
+            "900 1 60 5",
+            "a refused value changes nothing"
+        );
+        c.set(&[("save".into(), "+10 007".into())]).unwrap();
+        assert_eq!(c.get("save")[0].1, "10 7");
+        c.set(&[("save".into(), "".into())]).unwrap();
+        assert_eq!(c.get("save")[0].1, "");
+        // In a file, `save ""` empties the list and a later line adds to it.
+        let mut c = Config::default();
+        c.load_str("save \"\"\nsave 30 2\n", "x.conf").unwrap();
+        assert_eq!(c.save.to_string(), "30 2");
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The engine: the keyspace, and the one road every mutation travels.
 //!
-//! [`Engine`] owns the [`Store`], the dirty counter (changes since the last save), the
+//! [`Engine`] owns the [`Store`], its [`Persistence`] (changes since the last save, saves), the
 //! replication offset and the propagation road. A command runs through
 //! [`Engine::execute`]; whatever it must propagate (the command itself, or Redis's
 //! deterministic rewrite of it, and the `DEL`s of keys it found expired) is encoded once as
@@ -15,25 +15,29 @@
 //! after lazily expiring its key gives `MULTI DEL set EXEC`), and sent bare when there is one;
 //! a `SELECT` precedes any command whose database differs from the last one propagated.
 //!
-//! Persistence (SAVE, BGSAVE, save points, loading `dump.rdb`) sits behind the thin
-//! [`Persistence`] seam: a snapshot of the store written with [`crate::rdb::Writer`] through
-//! [`Storage`] and published atomically. BGSAVE writes from `store.snapshot()` (O(1), point in
-//! time) on a plain thread while commands go on; [`Engine::cron`] notices when it ends.
+//! RDB persistence is [`crate::snapshot`]'s: [`Persistence`] holds its bookkeeping
+//! ([`PersistenceState`]: changes since the last save, save points, MISCONF, `INFO
+//! persistence`) and the running [`BackgroundSave`], which writes `store.snapshot()` (O(1),
+//! point in time) on its own thread while commands go on; [`Engine::cron`] collects it and
+//! starts the saves that save points ask for. Every file goes through the engine's
+//! [`Storage`].
 
-use std::path::Path;
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
 use crate::command::{self, CommandSpec, Propagate, Rng};
 use crate::config::Config;
-use crate::dataset::DatasetSnapshot;
+use crate::dataset::Apply;
 use crate::error::{Error, Result};
-use crate::rdb::{self, Event, Reader, WriteOptions, Writer};
+use crate::model::Entry;
 use crate::resp::{self, Reply};
-use crate::storage::{Storage, publish_atomically};
+use crate::snapshot::{
+    self, BGSAVE_IN_PROGRESS_ERROR, BackgroundSave, BgsaveOutcome, BgsaveStatus, ExpiredKeys,
+    LoadOutcome, MISCONF_ERROR, PersistenceState, SaveOptions,
+};
+use crate::storage::Storage;
 use crate::store::Store;
 
 /// A consumer of the propagated stream (AOF writer, replication backlog, a test recorder).
@@ -45,12 +49,6 @@ pub trait PropagationSink: Send {
 /// Keys the active expiry cycle removes per step before it looks at the clock (Redis's
 /// `ACTIVE_EXPIRE_CYCLE_KEYS_PER_LOOP`).
 const EXPIRE_KEYS_PER_STEP: usize = 20;
-/// After a failed background save, save points wait this long before trying again
-/// (`CONFIG_BGSAVE_RETRY_DELAY`).
-const BGSAVE_RETRY_DELAY: Duration = Duration::from_secs(5);
-
-/// The error `SAVE`/`BGSAVE` give while a background save runs.
-pub const BGSAVE_IN_PROGRESS: &str = "ERR Background save already in progress";
 
 /// Counters for `INFO stats`.
 #[derive(Debug, Default, Clone)]
@@ -61,58 +59,25 @@ pub struct Stats {
     pub expired_keys: u64,
 }
 
-/// Keys and time of the last load at start.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct LoadStats {
-    pub keys_loaded: u64,
-    /// Keys in the file whose TTL had passed: dropped, as a Redis primary drops them.
-    pub keys_expired: u64,
-    pub elapsed: Duration,
-}
-
-/// A background save in flight.
-struct RunningSave {
-    handle: JoinHandle<Result<()>>,
-    started: Instant,
-    /// The dirty counter when the snapshot was taken: on success only the changes made
-    /// since stay unsaved.
-    dirty_at_start: u64,
-}
-
-/// RDB persistence state: the seam `snapshot.rs` replaces after merge. Where and when to
-/// save come from [`Config`] (`dir`, `dbfilename`, `save`, `rdbcompression`, `rdbchecksum`),
-/// so `CONFIG SET` takes effect at once; this holds what happened.
+/// The node's RDB persistence: [`crate::snapshot`]'s bookkeeping and the background save in
+/// flight. Where and how to write come from [`Config`] at each save (`dir`, `dbfilename`,
+/// `rdbcompression`, `rdbchecksum`), so `CONFIG SET` takes effect at once; `save` and
+/// `stop-writes-on-bgsave-error` are mirrored into the state by [`Engine::update_config`].
+///
+/// Invariant: `running.is_some()` exactly when `state.bgsave_in_progress()`.
 pub struct Persistence {
     storage: Arc<dyn Storage>,
-    /// `LASTSAVE`: unix seconds of the last successful save (the start time at first).
-    pub last_save_unix: i64,
-    /// `rdb_last_bgsave_status`: false after a failed save, until one succeeds.
-    pub last_bgsave_ok: bool,
-    /// `rdb_last_bgsave_time_sec`: -1 before the first background save.
-    pub last_bgsave_time_sec: i64,
-    /// `rdb_saves`: successful saves since start.
-    pub saves: u64,
-    /// `BGSAVE SCHEDULE` asked for a save while one was running.
-    pub bgsave_scheduled: bool,
-    last_attempt: Option<Instant>,
-    running: Option<RunningSave>,
-    /// What the load at start found.
-    pub last_load: LoadStats,
+    state: PersistenceState,
+    running: Option<BackgroundSave>,
+    /// `BGSAVE` inside `EXEC` asked for a save: the cron starts it (Redis's
+    /// `rdb_bgsave_scheduled`).
+    bgsave_scheduled: bool,
 }
 
 impl Persistence {
-    fn new(storage: Arc<dyn Storage>) -> Self {
-        Persistence {
-            storage,
-            last_save_unix: unix_now_ms() / 1000,
-            last_bgsave_ok: true,
-            last_bgsave_time_sec: -1,
-            saves: 0,
-            bgsave_scheduled: false,
-            last_attempt: None,
-            running: None,
-            last_load: LoadStats::default(),
-        }
+    /// The bookkeeping behind `LASTSAVE`, MISCONF and `INFO persistence`.
+    pub fn state(&self) -> &PersistenceState {
+        &self.state
     }
 
     /// True while a background save runs.
@@ -120,16 +85,16 @@ impl Persistence {
         self.running.is_some()
     }
 
-    /// Seconds the running background save has taken so far, or -1.
-    pub fn current_bgsave_time_sec(&self) -> i64 {
-        self.running
-            .as_ref()
-            .map_or(-1, |r| r.started.elapsed().as_secs() as i64)
-    }
-
     /// The storage files are written through.
     pub fn storage(&self) -> &Arc<dyn Storage> {
         &self.storage
+    }
+
+    /// The RDB lines of `INFO persistence` (see [`PersistenceState::info_fields`]), with the
+    /// progress of the running save.
+    pub fn info_fields(&self, now_unix: i64) -> String {
+        let progress = self.running.as_ref().map(BackgroundSave::progress);
+        self.state.info_fields(now_unix, progress.as_ref())
     }
 }
 
@@ -137,7 +102,8 @@ impl Persistence {
 pub struct Engine {
     store: Store,
     config: Config,
-    dirty: u64,
+    /// Changes since start, never reset (saves reset `rdb_changes_since_last_save` only).
+    changes: u64,
     repl_offset: u64,
     replid: String,
     /// Database of the last command propagated; `None` forces a `SELECT` first.
@@ -150,7 +116,7 @@ pub struct Engine {
     /// Commands the current unit will propagate: `(db, argv)`.
     pending: Vec<(usize, Vec<Bytes>)>,
     rng: Rng,
-    pub persistence: Persistence,
+    persistence: Persistence,
     pub stats: Stats,
     started: Instant,
 }
@@ -162,10 +128,12 @@ impl Engine {
         let replid = (0..40)
             .map(|_| char::from(b"0123456789abcdef"[rng.below(16) as usize]))
             .collect();
+        let mut state = PersistenceState::new(config.save.clone(), unix_now_ms() / 1000);
+        state.stop_writes_on_bgsave_error = config.stop_writes_on_bgsave_error;
         Engine {
             store: Store::new(config.databases),
             config,
-            dirty: 0,
+            changes: 0,
             repl_offset: 0,
             replid,
             propagated_db: None,
@@ -174,7 +142,12 @@ impl Engine {
             in_unit: false,
             pending: Vec::new(),
             rng,
-            persistence: Persistence::new(storage),
+            persistence: Persistence {
+                storage,
+                state,
+                running: None,
+                bgsave_scheduled: false,
+            },
             stats: Stats::default(),
             started: Instant::now(),
         }
@@ -194,13 +167,32 @@ impl Engine {
         &self.config
     }
 
-    pub fn config_mut(&mut self) -> &mut Config {
-        &mut self.config
+    /// Changes the configuration (`CONFIG SET`) and applies what persistence mirrors of it.
+    pub fn update_config<R>(&mut self, change: impl FnOnce(&mut Config) -> R) -> R {
+        let result = change(&mut self.config);
+        let state = &mut self.persistence.state;
+        if state.save_points != self.config.save {
+            state.save_points = self.config.save.clone();
+        }
+        state.stop_writes_on_bgsave_error = self.config.stop_writes_on_bgsave_error;
+        result
+    }
+
+    /// RDB persistence: its state and the running background save.
+    pub fn persistence(&self) -> &Persistence {
+        &self.persistence
     }
 
     /// Changes since the last successful save (`rdb_changes_since_last_save`).
     pub fn dirty(&self) -> u64 {
-        self.dirty
+        self.persistence.state.changes_since_last_save()
+    }
+
+    /// Changes since start: grows with every change and is never reset, so the difference
+    /// around a command tells whether it changed anything (a save in between, such as
+    /// `FLUSHALL`'s, does not hide it).
+    pub fn changes(&self) -> u64 {
+        self.changes
     }
 
     /// Bytes propagated since start (`master_repl_offset`).
@@ -282,7 +274,11 @@ impl Engine {
     /// counts its changes and propagates what it must (see the module docs).
     pub fn execute(&mut self, spec: &CommandSpec, db: usize, argv: &[Bytes], now_ms: i64) -> Reply {
         let effect = command::run(spec, &mut self.store, db, argv, now_ms, &mut self.rng);
-        self.dirty += effect.dirty;
+        self.changes += effect.dirty;
+        self.persistence.state.add_changes(effect.dirty);
+        if spec.name == "flushall" && !matches!(effect.reply, Reply::Error(_)) {
+            self.after_flushall();
+        }
         let expired = self.store.take_expired();
         self.stats.expired_keys += expired.len() as u64;
         if !self.in_unit && expired.is_empty() {
@@ -348,151 +344,181 @@ impl Engine {
         }
     }
 
-    /// The `MISCONF` error when writes must be refused: the last background save failed,
-    /// save points are set and `stop-writes-on-bgsave-error` is yes.
+    /// The `MISCONF` error when writes (and `PING`) must be refused: the last background save
+    /// failed, save points are set and `stop-writes-on-bgsave-error` is yes.
     pub fn writes_refused(&self) -> Option<&'static str> {
-        let refuse = self.config.stop_writes_on_bgsave_error
-            && !self.config.save.is_empty()
-            && !self.persistence.last_bgsave_ok;
-        refuse.then_some(
-            "MISCONF Redis is configured to save RDB snapshots, but it's currently unable to \
-             persist to disk. Commands that may modify the data set are disabled, because this \
-             instance is configured to report errors during writes if RDB snapshotting fails \
-             (stop-writes-on-bgsave-error option). Please check the Redis logs for details \
-             about the RDB error.",
+        self.persistence
+            .state
+            .writes_refused()
+            .then_some(MISCONF_ERROR)
+    }
+
+    fn save_options(&self) -> SaveOptions {
+        SaveOptions {
+            compression: self.config.rdbcompression,
+            checksum: self.config.rdbchecksum,
+            used_mem: snapshot::rss::resident_bytes().unwrap_or(0),
+            ..SaveOptions::default()
+        }
+    }
+
+    /// Writes the dataset to `dir/dbfilename` now, in the caller's thread.
+    fn write_now(&self) -> Result<snapshot::SaveStats> {
+        snapshot::write_rdb(
+            &*self.persistence.storage,
+            &self.config.rdb_path(),
+            &self.store.snapshot(),
+            self.save_options(),
         )
     }
 
-    fn write_options(&self) -> WriteOptions {
-        let mut options = WriteOptions {
-            compression: self.config.rdbcompression,
-            checksum: self.config.rdbchecksum,
-            ..WriteOptions::default()
-        };
-        options.aux.used_mem = crate::server::rss_bytes();
-        options
-    }
-
-    /// `SAVE`: writes the dataset to `dir/dbfilename` now, in the caller's thread.
+    /// `SAVE`: writes the dataset to `dir/dbfilename` now, in the caller's thread. Refused
+    /// while a background save runs (both would write the same temp file).
     pub fn save(&mut self) -> Result<()> {
         if self.persistence.running.is_some() {
-            return Err(Error::InvalidArgument(BGSAVE_IN_PROGRESS.into()));
+            return Err(Error::InvalidArgument(BGSAVE_IN_PROGRESS_ERROR.into()));
         }
-        let snapshot = self.store.snapshot();
-        let path = self.config.rdb_path();
-        let options = self.write_options();
-        let result = write_snapshot(&*self.persistence.storage, &path, &snapshot, options);
-        match &result {
-            Ok(()) => {
-                self.dirty = 0;
-                self.persistence.last_save_unix = unix_now_ms() / 1000;
-                self.persistence.last_bgsave_ok = true;
-                self.persistence.saves += 1;
+        self.persistence.state.save_started();
+        let result = self.write_now();
+        let now = unix_now_ms() / 1000;
+        self.persistence.state.save_finished(now, result.is_ok());
+        match result {
+            Ok(_) => {
                 tracing::info!("DB saved on disk");
+                Ok(())
             }
-            Err(e) => tracing::warn!("Error saving DB on disk: {e}"),
+            Err(e) => {
+                tracing::warn!("Write error saving DB on disk: {e}");
+                Err(e)
+            }
         }
-        result
     }
 
     /// `BGSAVE`: starts writing a point-in-time snapshot on a background thread. `Err` is the
-    /// error reply when one is already running.
+    /// error reply: one already runs, or the thread could not start (Redis's failed `fork`,
+    /// answered with a bare `-ERR`).
     pub fn bgsave(&mut self) -> std::result::Result<(), &'static str> {
         if self.persistence.running.is_some() {
-            return Err(BGSAVE_IN_PROGRESS);
+            return Err(BGSAVE_IN_PROGRESS_ERROR);
         }
-        let snapshot = self.store.snapshot();
-        let storage = Arc::clone(&self.persistence.storage);
-        let path = self.config.rdb_path();
-        let options = self.write_options();
-        self.persistence.last_attempt = Some(Instant::now());
-        let spawned = std::thread::Builder::new()
-            .name("keeper-bgsave".into())
-            .spawn(move || write_snapshot(&*storage, &path, &snapshot, options));
-        match spawned {
-            Ok(handle) => {
+        let now = unix_now_ms() / 1000;
+        self.persistence.state.bgsave_started(now);
+        let started = BackgroundSave::start(
+            Arc::clone(&self.persistence.storage),
+            self.config.rdb_path(),
+            self.store.snapshot(),
+            self.save_options(),
+        );
+        match started {
+            Ok(job) => {
                 tracing::info!("Background saving started");
-                self.persistence.running = Some(RunningSave {
-                    handle,
-                    started: Instant::now(),
-                    dirty_at_start: self.dirty,
-                });
+                self.persistence.running = Some(job);
                 Ok(())
             }
             Err(e) => {
                 tracing::warn!("Can't save in background: {e}");
-                self.persistence.last_bgsave_ok = false;
-                Err("ERR Background save failed to start")
+                self.persistence.state.bgsave_not_started();
+                Err("ERR")
             }
         }
     }
 
-    /// `BGSAVE SCHEDULE` while a save runs: start another when it ends.
+    /// `BGSAVE` inside a transaction: the cron starts the save after it.
     pub fn schedule_bgsave(&mut self) {
         self.persistence.bgsave_scheduled = true;
     }
 
+    /// True when a background save is scheduled (`BGSAVE` inside `EXEC`) and not started yet.
+    pub fn bgsave_scheduled(&self) -> bool {
+        self.persistence.bgsave_scheduled
+    }
+
     /// Collects a finished background save, if any; with `wait`, waits for a running one.
-    pub fn finish_bgsave(&mut self, wait: bool) {
-        let finished = self
-            .persistence
-            .running
-            .as_ref()
-            .is_some_and(|r| wait || r.handle.is_finished());
-        if !finished {
-            return;
-        }
-        let Some(running) = self.persistence.running.take() else {
-            return;
+    /// Returns how it ended.
+    pub fn finish_bgsave(&mut self, wait: bool) -> Option<BgsaveOutcome> {
+        let job = self.persistence.running.take()?;
+        let outcome = if wait {
+            job.wait()
+        } else {
+            match job.try_finish() {
+                Ok(outcome) => outcome,
+                Err(job) => {
+                    self.persistence.running = Some(job);
+                    return None;
+                }
+            }
         };
-        let elapsed = running.started.elapsed();
-        let result = running
-            .handle
-            .join()
-            .unwrap_or_else(|_| Err(Error::InvalidArgument("background save panicked".into())));
-        self.persistence.last_bgsave_time_sec = elapsed.as_secs() as i64;
-        match result {
-            Ok(()) => {
-                self.dirty = self.dirty.saturating_sub(running.dirty_at_start);
-                self.persistence.last_save_unix = unix_now_ms() / 1000;
-                self.persistence.last_bgsave_ok = true;
-                self.persistence.saves += 1;
-                tracing::info!("Background saving terminated with success");
-            }
-            Err(e) => {
-                self.persistence.last_bgsave_ok = false;
-                tracing::warn!("Background saving error: {e}");
-            }
+        self.persistence
+            .state
+            .bgsave_finished(unix_now_ms() / 1000, &outcome);
+        match &outcome.status {
+            BgsaveStatus::Saved(stats) => tracing::info!(
+                "Background saving terminated with success ({} keys, {} bytes, peak extra \
+                 memory {} bytes)",
+                stats.keys,
+                stats.bytes,
+                outcome.peak_extra_bytes
+            ),
+            BgsaveStatus::Failed(e) => tracing::warn!("Background saving error: {e}"),
+            BgsaveStatus::Cancelled => tracing::warn!("Background saving cancelled"),
+        }
+        Some(outcome)
+    }
+
+    /// Stops a running background save and waits for it (Redis's `killRDBChild`): the
+    /// previous `dump.rdb` stays, and the status is not an error.
+    pub fn cancel_bgsave(&mut self) {
+        if let Some(job) = &self.persistence.running {
+            job.cancel();
+            self.finish_bgsave(true);
         }
     }
 
-    /// The periodic work of the server cron: collects a finished background save, starts a
-    /// scheduled one or one a save point asks for.
+    /// What `FLUSHALL` does after emptying the keyspace, as Redis 7.0's
+    /// `flushAllDataAndResetRDB`: a running background save is stopped (its file would hold
+    /// the old data), and when save points are set the now empty dataset is saved at once,
+    /// so a restart does not bring the flushed keys back.
+    fn after_flushall(&mut self) {
+        self.cancel_bgsave();
+        if self.persistence.state.save_points.is_empty() {
+            return;
+        }
+        let result = self.write_now();
+        let now = unix_now_ms() / 1000;
+        self.persistence
+            .state
+            .flushall_save_finished(now, result.is_ok());
+        match result {
+            Ok(_) => tracing::info!("DB saved on disk"),
+            Err(e) => tracing::warn!("Write error saving DB on disk: {e}"),
+        }
+    }
+
+    /// The final save of `SHUTDOWN` (or SIGTERM): a running background save is stopped first,
+    /// then the dataset is saved in the caller's thread.
+    pub fn shutdown_save(&mut self) -> Result<()> {
+        if self.persistence.running.is_some() {
+            tracing::warn!("There is a child saving an .rdb. Killing it!");
+            self.cancel_bgsave();
+        }
+        tracing::info!("Saving the final RDB snapshot before exiting.");
+        self.save()
+    }
+
+    /// The periodic work of the server cron: collects a finished background save, then
+    /// starts a scheduled one or one a save point asks for (after a failure, only once
+    /// [`snapshot::BGSAVE_RETRY_DELAY_SECS`] have passed).
     pub fn cron(&mut self) {
         self.finish_bgsave(false);
-        if self.persistence.running.is_some() {
+        let now = unix_now_ms() / 1000;
+        let state = &self.persistence.state;
+        if !state.automatic_bgsave_allowed(now) {
             return;
         }
         if self.persistence.bgsave_scheduled {
             self.persistence.bgsave_scheduled = false;
             let _ = self.bgsave();
-            return;
-        }
-        let now = unix_now_ms() / 1000;
-        let since_save = (now - self.persistence.last_save_unix).max(0) as u64;
-        let may_retry = self.persistence.last_bgsave_ok
-            || self
-                .persistence
-                .last_attempt
-                .is_none_or(|at| at.elapsed() >= BGSAVE_RETRY_DELAY);
-        let due = self
-            .config
-            .save
-            .iter()
-            .find(|p| self.dirty >= p.changes && since_save > p.seconds);
-        if let Some(point) = due
-            && may_retry
-        {
+        } else if let Some(point) = state.save_point_due(now) {
             tracing::info!(
                 "{} changes in {} seconds. Saving...",
                 point.changes,
@@ -502,76 +528,66 @@ impl Engine {
         }
     }
 
-    /// Loads `dir/dbfilename` into the (empty) store if the file exists. Keys already expired
-    /// are dropped. A damaged file is an error naming the file, offset and reason.
-    pub fn load_rdb(&mut self) -> Result<Option<LoadStats>> {
+    /// Loads `dir/dbfilename` into the (empty) store if the file exists, dropping keys whose
+    /// TTL has passed, as a Redis primary does at start. A damaged file is an error naming
+    /// the file, offset and reason; so is a key in a database beyond `databases`.
+    pub fn load_rdb(&mut self) -> Result<LoadOutcome> {
         let path = self.config.rdb_path();
         let storage = Arc::clone(&self.persistence.storage);
-        if storage.len(&path)?.is_none() {
-            return Ok(None);
-        }
-        let start = Instant::now();
-        let now_ms = unix_now_ms();
-        let view = storage.read_all(&path)?;
-        let mut reader = Reader::from_slice(view).map_err(|e| e.with_file(&path))?;
-        let mut stats = LoadStats::default();
-        while let Some(event) = reader.next_event().map_err(|e| e.with_file(&path))? {
-            match event {
-                Event::Entry(entry) => {
-                    if entry.db as usize >= self.store.databases() {
-                        return Err(Error::Corrupt {
-                            file: Some(path.clone()),
-                            offset: reader.position(),
-                            reason: format!(
-                                "key in database {} but `databases` is {}",
-                                entry.db,
-                                self.store.databases()
-                            ),
-                        });
-                    }
-                    if entry.expire_at_ms.is_some_and(|at| at < now_ms) {
-                        stats.keys_expired += 1;
-                    } else {
-                        self.store.load_entry(entry);
-                        stats.keys_loaded += 1;
-                    }
-                }
-                Event::Function(_) => {
-                    tracing::warn!(
-                        "{}: function libraries are not supported; skipped",
-                        path.display()
-                    );
-                }
-                _ => {}
+        let mut target = StartupLoad {
+            store: &mut self.store,
+            path: &path,
+        };
+        let outcome = snapshot::load_rdb(
+            &*storage,
+            &path,
+            &mut target,
+            ExpiredKeys::SkipAt(unix_now_ms()),
+        )?;
+        if let LoadOutcome::Loaded(stats) = &outcome {
+            self.persistence.state.loaded(stats);
+            if !stats.functions.is_empty() {
+                tracing::warn!(
+                    "{}: {} function libraries skipped (functions are not supported)",
+                    path.display(),
+                    stats.functions.len()
+                );
             }
         }
-        stats.elapsed = start.elapsed();
-        self.persistence.last_load = stats;
-        Ok(Some(stats))
+        Ok(outcome)
     }
 }
 
-/// Writes `snapshot` as an RDB file at `path`, published atomically (temp file, fsync,
-/// rename, directory fsync): a crash leaves the old file or the new one.
-pub fn write_snapshot(
-    storage: &dyn Storage,
-    path: &Path,
-    snapshot: &dyn DatasetSnapshot,
-    options: WriteOptions,
-) -> Result<()> {
-    publish_atomically(storage, path, |file| {
-        let mut writer = Writer::new(rdb::FileSink::new(file), options)?;
-        for db in 0..snapshot.databases() {
-            let (keys, expires) = snapshot.db_size(db);
-            if keys == 0 {
-                continue;
-            }
-            writer.select_db(db as u32, keys, expires)?;
-            snapshot.for_each_entry(db, &mut |entry| writer.write_entry(&entry))?;
+/// The store as the target of the load at start: a key in a database the store does not
+/// have stops the load (Redis exits: the file was made with more `databases`), where
+/// [`Store`]'s own [`Apply`] would drop it silently.
+struct StartupLoad<'a> {
+    store: &'a mut Store,
+    path: &'a std::path::Path,
+}
+
+impl Apply for StartupLoad<'_> {
+    fn clear(&mut self) {
+        self.store.flush_all();
+    }
+
+    fn load_entry(&mut self, entry: Entry) -> Result<()> {
+        let databases = self.store.databases();
+        if entry.db as usize >= databases {
+            return Err(Error::InvalidArgument(format!(
+                "{}: a key in database {} but `databases` is {databases} (the file was \
+                 written by a server with more databases)",
+                self.path.display(),
+                entry.db
+            )));
         }
-        writer.finish()?;
+        self.store.load_entry(entry);
         Ok(())
-    })
+    }
+
+    fn apply_command(&mut self, db: usize, argv: &[Bytes], now_ms: i64) -> Result<()> {
+        Apply::apply_command(self.store, db, argv, now_ms)
+    }
 }
 
 /// Unix time in milliseconds.
@@ -778,6 +794,73 @@ mod tests {
         );
     }
 
+    fn info_field(engine: &Engine, name: &str) -> String {
+        let info = engine.persistence().info_fields(unix_now_ms() / 1000);
+        info.split("\r\n")
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+            .unwrap_or_else(|| panic!("no {name} in {info}"))
+            .to_owned()
+    }
+
+    fn loaded_keys(outcome: LoadOutcome) -> (u64, u64) {
+        match outcome {
+            LoadOutcome::Loaded(stats) => (stats.keys_loaded, stats.keys_expired),
+            LoadOutcome::Missing => panic!("no file"),
+        }
+    }
+
+    /// [`SimStorage`] whose `create` (the temp file of every save) takes a while, so a
+    /// background save is still at its start when the test acts on it.
+    #[derive(Debug)]
+    struct SlowCreate(SimStorage);
+
+    impl Storage for SlowCreate {
+        fn create(&self, path: &std::path::Path) -> Result<Box<dyn crate::WritableFile>> {
+            std::thread::sleep(Duration::from_millis(100));
+            self.0.create(path)
+        }
+        fn open_append(&self, path: &std::path::Path) -> Result<Box<dyn crate::WritableFile>> {
+            self.0.open_append(path)
+        }
+        fn read_all(&self, path: &std::path::Path) -> Result<crate::FileView> {
+            self.0.read_all(path)
+        }
+        fn open_read(&self, path: &std::path::Path) -> Result<Box<dyn std::io::Read + Send>> {
+            self.0.open_read(path)
+        }
+        fn len(&self, path: &std::path::Path) -> Result<Option<u64>> {
+            self.0.len(path)
+        }
+        fn rename(&self, from: &std::path::Path, to: &std::path::Path) -> Result<()> {
+            self.0.rename(from, to)
+        }
+        fn remove(&self, path: &std::path::Path) -> Result<()> {
+            self.0.remove(path)
+        }
+        fn truncate(&self, path: &std::path::Path, len: u64) -> Result<()> {
+            self.0.truncate(path, len)
+        }
+        fn create_dir_all(&self, dir: &std::path::Path) -> Result<()> {
+            self.0.create_dir_all(dir)
+        }
+        fn sync_dir(&self, dir: &std::path::Path) -> Result<()> {
+            self.0.sync_dir(dir)
+        }
+        fn list(&self, dir: &std::path::Path) -> Result<Vec<String>> {
+            self.0.list(dir)
+        }
+        fn available_space(&self, dir: &std::path::Path) -> Result<u64> {
+            self.0.available_space(dir)
+        }
+    }
+
+    fn config_with_save(points: &str) -> Config {
+        Config {
+            save: snapshot::SavePoints::parse_config_set(points).unwrap(),
+            ..Config::default()
+        }
+    }
+
     #[test]
     fn save_writes_a_loadable_file_and_resets_dirty() {
         let storage = Arc::new(SimStorage::new(1));
@@ -785,35 +868,40 @@ mod tests {
         set_string(&mut engine, 0, "a", "1", None);
         set_string(&mut engine, 5, "b", "2", Some(unix_now_ms() + 100_000));
         set_string(&mut engine, 5, "gone", "2", Some(NOW));
-        engine.dirty = 7;
+        engine.execute(&TSET, 1, &argv("tset c 3"), NOW);
+        assert_eq!(engine.dirty(), 1);
         engine.save().unwrap();
         assert_eq!(engine.dirty(), 0);
-        assert_eq!(engine.persistence.saves, 1);
+        assert_eq!(engine.changes(), 1, "saves do not reset the change count");
+        assert_eq!(info_field(&engine, "rdb_saves"), "1");
 
         let mut again = Engine::new(Config::default(), storage);
-        let stats = again.load_rdb().unwrap().unwrap();
-        assert_eq!((stats.keys_loaded, stats.keys_expired), (2, 1));
+        assert_eq!(loaded_keys(again.load_rdb().unwrap()), (3, 1));
         assert_eq!(again.store().db(5).len(), 1);
         assert_eq!(again.store().db(5).expires_len(), 1);
+        assert_eq!(info_field(&again, "rdb_last_load_keys_loaded"), "3");
+        assert_eq!(info_field(&again, "rdb_last_load_keys_expired"), "1");
     }
 
     #[test]
     fn bgsave_is_point_in_time_and_subtracts_dirty_at_start() {
         let storage = Arc::new(SimStorage::new(1));
         let mut engine = Engine::new(Config::default(), storage.clone());
-        set_string(&mut engine, 0, "a", "1", None);
-        engine.dirty = 3;
+        engine.execute(&TSET, 0, &argv("tset a 1"), NOW);
         engine.bgsave().unwrap();
-        assert_eq!(engine.bgsave(), Err(BGSAVE_IN_PROGRESS));
-        assert!(engine.save().is_err());
-        // Written after the snapshot: not in the file.
-        set_string(&mut engine, 0, "b", "2", None);
-        engine.dirty += 2;
-        engine.finish_bgsave(true);
-        assert!(engine.persistence.last_bgsave_ok);
+        assert_eq!(engine.bgsave(), Err(BGSAVE_IN_PROGRESS_ERROR));
+        let err = engine.save().unwrap_err().to_string();
+        assert!(err.ends_with(BGSAVE_IN_PROGRESS_ERROR), "{err}");
+        // Written after the snapshot: not in the file, and still counted as unsaved.
+        engine.execute(&TSET, 0, &argv("tset b 2"), NOW);
+        engine.execute(&TSET, 0, &argv("tset c 3"), NOW);
+        assert!(engine.finish_bgsave(true).unwrap().is_ok());
+        assert!(!engine.persistence().bgsave_in_progress());
         assert_eq!(engine.dirty(), 2);
+        assert_eq!(info_field(&engine, "rdb_last_bgsave_status"), "ok");
+        assert_eq!(info_field(&engine, "rdb_saves"), "1");
         let mut again = Engine::new(Config::default(), storage);
-        assert_eq!(again.load_rdb().unwrap().unwrap().keys_loaded, 1);
+        assert_eq!(loaded_keys(again.load_rdb().unwrap()), (1, 0));
     }
 
     #[test]
@@ -826,21 +914,29 @@ mod tests {
         let mut engine = Engine::new(config, Arc::new(crate::storage::OsStorage));
         assert!(engine.writes_refused().is_none());
         engine.bgsave().unwrap();
-        engine.finish_bgsave(true);
-        assert!(!engine.persistence.last_bgsave_ok);
-        assert!(engine.writes_refused().unwrap().starts_with("MISCONF "));
-        engine.config_mut().save.clear();
+        assert!(!engine.finish_bgsave(true).unwrap().is_ok());
+        assert_eq!(engine.writes_refused(), Some(MISCONF_ERROR));
+        assert_eq!(info_field(&engine, "rdb_last_bgsave_status"), "err");
+        engine.update_config(|c| c.stop_writes_on_bgsave_error = false);
+        assert!(engine.writes_refused().is_none(), "option off");
+        engine.update_config(|c| c.stop_writes_on_bgsave_error = true);
+        assert!(engine.writes_refused().is_some());
+        engine.update_config(|c| c.save = snapshot::SavePoints::disabled());
         assert!(
             engine.writes_refused().is_none(),
             "no save points: writes allowed"
         );
+        engine.update_config(|c| c.save = snapshot::SavePoints::default());
+        std::fs::create_dir(dir.path().join("missing")).unwrap();
+        engine.save().unwrap();
+        assert!(engine.writes_refused().is_none(), "a good SAVE lifts it");
     }
 
     #[test]
     fn corrupt_file_names_file_and_offset() {
         let storage = Arc::new(SimStorage::new(1));
         let mut engine = Engine::new(Config::default(), storage.clone());
-        publish_atomically(&*storage, &Config::default().rdb_path(), |f| {
+        crate::storage::publish_atomically(&*storage, &Config::default().rdb_path(), |f| {
             f.write_all(b"REDIS0010\xfe\x00\x63")
         })
         .unwrap();
@@ -849,22 +945,132 @@ mod tests {
     }
 
     #[test]
+    fn a_key_beyond_the_configured_databases_refuses_the_load() {
+        let storage = Arc::new(SimStorage::new(1));
+        let mut engine = Engine::new(Config::default(), storage.clone());
+        set_string(&mut engine, 5, "k", "v", None);
+        engine.save().unwrap();
+        let config = Config {
+            databases: 2,
+            ..Config::default()
+        };
+        let err = Engine::new(config, storage)
+            .load_rdb()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("./data/dump.rdb: a key in database 5 but `databases` is 2"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn cron_starts_a_bgsave_when_a_save_point_is_due() {
         let storage = Arc::new(SimStorage::new(1));
-        let mut config = Config::default();
-        config.save = vec![crate::config::SavePoint {
-            seconds: 0,
-            changes: 2,
-        }];
-        let mut engine = Engine::new(config, storage);
-        engine.persistence.last_save_unix -= 1;
-        engine.dirty = 1;
+        let config = config_with_save("1 2");
+        let mut engine = Engine::new(config.clone(), storage);
+        // The last save was ten seconds ago.
+        engine.persistence.state = PersistenceState::new(config.save, unix_now_ms() / 1000 - 10);
+        engine.execute(&TSET, 0, &argv("tset a 1"), NOW);
         engine.cron();
-        assert!(!engine.persistence.bgsave_in_progress());
-        engine.dirty = 2;
+        assert!(!engine.persistence().bgsave_in_progress(), "1 change < 2");
+        engine.execute(&TSET, 0, &argv("tset b 1"), NOW);
         engine.cron();
-        assert!(engine.persistence.bgsave_in_progress());
+        assert!(engine.persistence().bgsave_in_progress());
         engine.finish_bgsave(true);
         assert_eq!(engine.dirty(), 0);
+    }
+
+    #[test]
+    fn a_scheduled_bgsave_starts_from_the_cron() {
+        let storage = Arc::new(SimStorage::new(1));
+        let mut engine = Engine::new(Config::default(), storage.clone());
+        set_string(&mut engine, 0, "a", "1", None);
+        engine.schedule_bgsave();
+        assert!(engine.bgsave_scheduled());
+        engine.cron();
+        assert!(!engine.bgsave_scheduled());
+        assert!(engine.finish_bgsave(true).unwrap().is_ok());
+        assert_eq!(
+            loaded_keys(Engine::new(Config::default(), storage).load_rdb().unwrap()),
+            (1, 0)
+        );
+    }
+
+    #[test]
+    fn flushall_cancels_a_running_bgsave() {
+        let storage = Arc::new(SlowCreate(SimStorage::new(1)));
+        let mut engine = Engine::new(config_with_save(""), storage.clone());
+        set_string(&mut engine, 0, "a", "1", None);
+        engine.bgsave().unwrap();
+        let flushall = command::lookup(b"flushall").unwrap();
+        assert_eq!(
+            engine.execute(flushall, 0, &argv("flushall"), NOW),
+            Reply::Ok
+        );
+        assert!(!engine.persistence().bgsave_in_progress());
+        // Cancelled, not failed: no MISCONF, no file (it would hold the flushed key).
+        assert_eq!(info_field(&engine, "rdb_last_bgsave_status"), "ok");
+        assert_eq!(storage.len(&engine.config().rdb_path()).unwrap(), None);
+        assert_eq!(engine.dirty(), 1);
+    }
+
+    /// Redis 7.0.15 with `save 3600 1`: `SET a; SET b; FLUSHALL` writes an empty dump.rdb
+    /// and leaves rdb_changes_since_last_save 0 and rdb_saves 0.
+    #[test]
+    fn flushall_with_save_points_saves_the_empty_dataset() {
+        let storage = Arc::new(SlowCreate(SimStorage::new(1)));
+        let mut engine = Engine::new(config_with_save("3600 1"), storage.clone());
+        engine.execute(&TSET, 0, &argv("tset a 1"), NOW);
+        engine.execute(&TSET, 3, &argv("tset b 1"), NOW);
+        engine.save().unwrap();
+        engine.execute(&TSET, 0, &argv("tset c 1"), NOW);
+        engine.bgsave().unwrap();
+        let flushall = command::lookup(b"flushall").unwrap();
+        let changes = engine.changes();
+        assert_eq!(
+            engine.execute(flushall, 0, &argv("flushall"), NOW),
+            Reply::Ok
+        );
+        assert!(engine.changes() > changes, "WATCH sees the flush");
+        assert!(!engine.persistence().bgsave_in_progress());
+        assert_eq!(engine.dirty(), 0);
+        assert_eq!(
+            info_field(&engine, "rdb_saves"),
+            "2",
+            "SAVE and BGSAVE only"
+        );
+        assert_eq!(info_field(&engine, "rdb_last_bgsave_status"), "ok");
+        assert_eq!(
+            loaded_keys(Engine::new(Config::default(), storage).load_rdb().unwrap()),
+            (0, 0)
+        );
+        // A refused FLUSHALL saves nothing.
+        engine.execute(&TSET, 0, &argv("tset d 1"), NOW);
+        let reply = engine.execute(flushall, 0, &argv("flushall bogus"), NOW);
+        assert!(matches!(reply, Reply::Error(_)));
+        assert_eq!(engine.dirty(), 1);
+    }
+
+    #[test]
+    fn shutdown_save_stops_a_running_bgsave_then_saves() {
+        let storage = Arc::new(SlowCreate(SimStorage::new(1)));
+        let mut engine = Engine::new(Config::default(), storage.clone());
+        set_string(&mut engine, 0, "a", "1", None);
+        engine.bgsave().unwrap();
+        set_string(&mut engine, 0, "b", "1", None);
+        engine.shutdown_save().unwrap();
+        assert!(!engine.persistence().bgsave_in_progress());
+        assert_eq!(
+            loaded_keys(Engine::new(Config::default(), storage).load_rdb().unwrap()),
+            (2, 0)
+        );
+    }
+
+    #[test]
+    fn a_missing_file_is_an_empty_start() {
+        let mut engine = Engine::new(Config::default(), Arc::new(SimStorage::new(1)));
+        assert_eq!(engine.load_rdb().unwrap(), LoadOutcome::Missing);
+        assert_eq!(info_field(&engine, "rdb_last_load_keys_loaded"), "0");
     }
 }

@@ -60,6 +60,7 @@
 //! ```
 
 mod background;
+pub(crate) mod rss;
 mod save_points;
 mod state;
 

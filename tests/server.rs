@@ -4,17 +4,31 @@
 //!
 //! Data written before the server starts comes from real Redis (a `dump.rdb` it saved), so
 //! these tests hold whatever data commands the build has.
+//!
+//! The node's files go through `keeper::storage::from_env()`: with `KEEPER_STORAGE=scrambled`
+//! they are transformed on disk, so seeding and reading them back go through the same
+//! storage, and handing them to real Redis tools is skipped ([`support::plain_files`]).
 
 mod support;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use keeper::Storage;
+use keeper::snapshot::{self, ExpiredKeys, LoadOutcome};
+use keeper::store::{Store, Value};
 use support::client::{Client, KeeperServer, Resp, info_fields};
-use support::{RedisServer, canonical, keeper, lines, redis_check_rdb};
+use support::{RedisServer, canonical, keeper, lines, plain_files, redis_check_rdb};
+
+/// The storage the node under test uses (see the module docs).
+fn node_storage() -> Arc<dyn Storage> {
+    keeper::storage::from_env().expect("KEEPER_STORAGE")
+}
 
 /// A `dump.rdb` written by real Redis with every value type, a TTL and two databases,
-/// placed in `dir`.
+/// placed in `dir` through the node's storage.
 fn seed_dump(dir: &Path) -> PathBuf {
     let redis_dir = tempfile::tempdir().unwrap();
     let redis = RedisServer::start(redis_dir.path(), "dump.rdb");
@@ -36,15 +50,21 @@ fn seed_dump(dir: &Path) -> PathBuf {
     cli(&["-n", "3", "set", "in-db-3", "three"]);
     cli(&["save"]);
     let target = dir.join("dump.rdb");
-    std::fs::copy(redis_dir.path().join("dump.rdb"), &target).unwrap();
+    let bytes = std::fs::read(redis_dir.path().join("dump.rdb")).unwrap();
+    keeper::storage::publish_atomically(&*node_storage(), &target, |f| f.write_all(&bytes))
+        .unwrap();
     target
 }
 
-/// The dataset of an RDB file in canonical JSON lines (via `keeper inspect`).
+/// The dataset of a node's RDB file in canonical JSON lines (via `keeper inspect`, which
+/// reads plain files: the file is read through the node's storage first).
 fn dataset(path: &Path) -> Vec<String> {
+    let plain = tempfile::tempdir().unwrap();
+    let plain_path = plain.path().join("dump.rdb");
+    std::fs::write(&plain_path, &*node_storage().read_all(path).unwrap()).unwrap();
     let out = keeper()
         .args(["inspect", "--format", "json"])
-        .arg(path)
+        .arg(&plain_path)
         .output()
         .unwrap();
     assert!(
@@ -470,7 +490,13 @@ fn shutdown_save_then_restart_brings_the_data_back() {
     let dir = tempfile::tempdir().unwrap();
     let seeded = dataset(&seed_dump(dir.path()));
     let mut server = KeeperServer::start(dir.path(), &["--save", ""]);
-    assert!(server.log().contains("8 keys loaded"), "{}", server.log());
+    // Redis 7.0's lines.
+    let log = server.log();
+    assert!(
+        log.contains("Done loading RDB, keys loaded: 8, keys expired: 0."),
+        "{log}"
+    );
+    assert!(log.contains("DB loaded from disk: "), "{log}");
     std::fs::remove_file(dir.path().join("dump.rdb")).unwrap();
     let mut c = server.client();
     c.send(&["SHUTDOWN", "SAVE"]);
@@ -558,8 +584,6 @@ fn bgsave_writes_a_file_redis_accepts() {
     assert_eq!(info["rdb_last_bgsave_status"], "ok");
     assert_eq!(info["rdb_changes_since_last_save"], "0");
     let path = dir.path().join("dump.rdb");
-    let (accepted, report) = redis_check_rdb(&path);
-    assert!(accepted, "redis-check-rdb refused keeper's file:\n{report}");
     assert_eq!(dataset(&path), seeded);
     assert_eq!(c.cmd(&["BGSAVE", "NOW"]).error(), "ERR syntax error");
     let lastsave = match c.cmd(&["LASTSAVE"]) {
@@ -567,7 +591,15 @@ fn bgsave_writes_a_file_redis_accepts() {
         other => panic!("{other:?}"),
     };
     assert!((lastsave - support::now_ms() / 1000).abs() < 60);
+    assert_eq!(info["rdb_saves"], "1");
+    assert!(info.contains_key("keeper_snapshot_peak_extra_bytes"));
 
+    if !plain_files() {
+        eprintln!("KEEPER_STORAGE=scrambled: redis-check-rdb and redis-server checks skipped");
+        return;
+    }
+    let (accepted, report) = redis_check_rdb(&path);
+    assert!(accepted, "redis-check-rdb refused keeper's file:\n{report}");
     // Real Redis loads it with the same data.
     let redis_dir = tempfile::tempdir().unwrap();
     std::fs::copy(&path, redis_dir.path().join("dump.rdb")).unwrap();
@@ -738,4 +770,212 @@ fn propagation_offset_counts_the_stream() {
         select + multi + 3 * set + exec,
         "reads propagate nothing"
     );
+}
+
+/// The RDB file's keys, loaded with keeper's own loader through the node's storage.
+fn load_store(path: &Path) -> Store {
+    let mut store = Store::new(16);
+    match snapshot::load_rdb(&*node_storage(), path, &mut store, ExpiredKeys::Keep) {
+        Ok(LoadOutcome::Loaded(_)) => store,
+        other => panic!("{}: {other:?}", path.display()),
+    }
+}
+
+/// Point in time at node level: while clients keep running `MULTI; INCR counter:i; RPUSH
+/// log:i n; EXEC`, several BGSAVEs each write a file in which every counter equals the length
+/// of its log (and the log is 1..=counter): each file holds one moment between two
+/// transactions, never half of one.
+#[test]
+fn bgsave_files_hold_one_moment_while_transactions_run() {
+    const WRITERS: usize = 4;
+    const FILLER_KEYS: usize = 20_000;
+    const ROUNDS: usize = 5;
+    let dir = tempfile::tempdir().unwrap();
+    let server = KeeperServer::start(dir.path(), &["--save", ""]);
+    let mut c = server.client();
+    // Filler, so that each save takes a while and transactions land while it writes.
+    let mut batch = Vec::new();
+    for chunk in 0..FILLER_KEYS / 100 {
+        let mut args = vec!["MSET".to_string()];
+        for i in 0..100 {
+            args.push(format!("filler:{chunk}:{i}"));
+            args.push(format!("{:0>100}", chunk * 100 + i));
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        support::client::encode(&mut batch, &args);
+    }
+    c.send_raw(&batch);
+    for _ in 0..FILLER_KEYS / 100 {
+        assert_eq!(c.read(), ok());
+    }
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|i| {
+            let stop = Arc::clone(&stop);
+            let mut client = server.client();
+            std::thread::spawn(move || {
+                let (counter, log) = (format!("counter:{i}"), format!("log:{i}"));
+                let mut n: i64 = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    n += 1;
+                    let mut tx = Vec::new();
+                    support::client::encode(&mut tx, &["MULTI"]);
+                    support::client::encode(&mut tx, &["INCR", &counter]);
+                    support::client::encode(&mut tx, &["RPUSH", &log, &n.to_string()]);
+                    support::client::encode(&mut tx, &["EXEC"]);
+                    client.send_raw(&tx);
+                    assert_eq!(client.read(), ok());
+                    assert_eq!(client.read(), Resp::Simple("QUEUED".into()));
+                    assert_eq!(client.read(), Resp::Simple("QUEUED".into()));
+                    assert_eq!(client.read(), Resp::Array(vec![Resp::Int(n), Resp::Int(n)]));
+                }
+                n
+            })
+        })
+        .collect();
+
+    let mut files = Vec::new();
+    let mut writes_during_a_save = false;
+    for round in 0..ROUNDS {
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(
+            c.cmd(&["BGSAVE"]),
+            Resp::Simple("Background saving started".into())
+        );
+        let info = wait_for_bgsave(&mut c);
+        assert_eq!(info["rdb_last_bgsave_status"], "ok");
+        // Changes made after the snapshot stay counted as unsaved.
+        writes_during_a_save |= info["rdb_changes_since_last_save"] != "0";
+        let copy = dir.path().join(format!("dump-{round}.rdb"));
+        // A byte copy: a scrambled file's transform depends on offsets only.
+        std::fs::copy(dir.path().join("dump.rdb"), &copy).unwrap();
+        files.push(copy);
+    }
+    stop.store(true, Ordering::Relaxed);
+    let done: Vec<i64> = writers.into_iter().map(|w| w.join().unwrap()).collect();
+    assert!(
+        writes_during_a_save,
+        "no transaction ran while a save was written"
+    );
+
+    let mut previous_total = 0;
+    for path in &files {
+        let mut store = load_store(path);
+        let mut total = 0;
+        for (i, &last) in done.iter().enumerate() {
+            let counter = match store.get(0, format!("counter:{i}").as_bytes(), 0) {
+                Some(item) => match &item.value {
+                    Value::String(s) => std::str::from_utf8(s).unwrap().parse::<i64>().unwrap(),
+                    other => panic!("counter:{i} is {other:?}"),
+                },
+                None => 0,
+            };
+            let log: Vec<i64> = match store.get(0, format!("log:{i}").as_bytes(), 0) {
+                Some(item) => match &item.value {
+                    Value::List(items) => items
+                        .iter()
+                        .map(|b| std::str::from_utf8(b).unwrap().parse().unwrap())
+                        .collect(),
+                    other => panic!("log:{i} is {other:?}"),
+                },
+                None => Vec::new(),
+            };
+            assert_eq!(
+                log,
+                (1..=counter).collect::<Vec<_>>(),
+                "{}: counter:{i} is {counter} but log:{i} has {} entries",
+                path.display(),
+                log.len()
+            );
+            assert!(counter <= last);
+            total += counter;
+        }
+        assert_eq!(store.db(0).len(), FILLER_KEYS + 2 * WRITERS);
+        assert!(
+            total >= previous_total,
+            "{}: time went back",
+            path.display()
+        );
+        previous_total = total;
+        if plain_files() {
+            let (accepted, report) = redis_check_rdb(path);
+            assert!(accepted, "{report}");
+        }
+    }
+    assert!(previous_total > 0, "the writers wrote before the last save");
+}
+
+/// FLUSHALL with save points saves the empty dataset at once, as Redis 7.0's
+/// `flushAllDataAndResetRDB` does: a restart does not bring the keys back, and the counters
+/// move as in a real redis-server given the same commands.
+#[test]
+fn flushall_with_save_points_saves_like_redis() {
+    let redis_dir = tempfile::tempdir().unwrap();
+    let redis = RedisServer::start(redis_dir.path(), "dump.rdb");
+    let mut real = Client::connect(redis.port()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    seed_dump(dir.path());
+    let server = KeeperServer::start(dir.path(), &["--save", "3600 1"]);
+    let mut ours = server.client();
+    let fields = [
+        "rdb_changes_since_last_save",
+        "rdb_saves",
+        "rdb_last_bgsave_status",
+    ];
+    let persistence = |c: &mut Client| {
+        let info = info_fields(&c.cmd(&["INFO", "persistence"]));
+        fields.map(|f| info[f].clone())
+    };
+    for c in [&mut real, &mut ours] {
+        assert_eq!(c.cmd(&["CONFIG", "SET", "save", "3600 1"]), ok());
+        assert_eq!(c.cmd(&["SET", "a", "1"]), ok());
+        assert_eq!(c.cmd(&["SET", "b", "2"]), ok());
+        assert_eq!(c.cmd(&["FLUSHALL"]), ok());
+    }
+    assert_eq!(persistence(&mut ours), persistence(&mut real));
+    assert_eq!(persistence(&mut ours)[0], "0");
+    assert!(dataset(&dir.path().join("dump.rdb")).is_empty());
+    assert_eq!(ours.cmd(&["SET", "c", "3"]), ok());
+    drop(server);
+    let server = KeeperServer::start(dir.path(), &[]);
+    assert_eq!(server.client().cmd(&["DBSIZE"]), Resp::Int(0));
+
+    // Without save points, FLUSHALL writes nothing.
+    let empty = tempfile::tempdir().unwrap();
+    let server = KeeperServer::start(empty.path(), &["--save", ""]);
+    let mut c = server.client();
+    assert_eq!(c.cmd(&["SET", "a", "1"]), ok());
+    assert_eq!(c.cmd(&["FLUSHALL"]), ok());
+    assert_eq!(
+        info_fields(&c.cmd(&["INFO", "persistence"]))["rdb_changes_since_last_save"],
+        "2"
+    );
+    assert!(!empty.path().join("dump.rdb").exists());
+}
+
+/// INFO persistence lists Redis 7.0.15's fields in its order (as a live redis-server shows
+/// them), with keeper's `keeper_snapshot_peak_extra_bytes` after the RDB fields.
+#[test]
+fn info_persistence_has_redis_fields_in_order() {
+    let redis_dir = tempfile::tempdir().unwrap();
+    let redis = RedisServer::start(redis_dir.path(), "dump.rdb");
+    let dir = tempfile::tempdir().unwrap();
+    let server = KeeperServer::start(dir.path(), &[]);
+    let names = |c: &mut Client| -> Vec<String> {
+        c.cmd(&["INFO", "persistence"])
+            .text()
+            .lines()
+            .filter_map(|l| l.split_once(':').map(|(n, _)| n.to_owned()))
+            .collect()
+    };
+    let real = names(&mut Client::connect(redis.port()).unwrap());
+    let mut ours = names(&mut server.client());
+    let at = ours
+        .iter()
+        .position(|n| n == "keeper_snapshot_peak_extra_bytes")
+        .expect("keeper_snapshot_peak_extra_bytes");
+    assert_eq!(ours[at - 1], "rdb_last_load_keys_loaded");
+    ours.remove(at);
+    assert_eq!(ours, real);
 }

@@ -15,6 +15,7 @@ use super::conn::{Client, Multi};
 use super::{Shared, State};
 use crate::command::{self, CommandSpec, flags, parse_i64};
 use crate::resp::Reply;
+use crate::snapshot;
 
 /// The version Redis clients and tools see (`redis_version`, HELLO): keeper speaks Redis
 /// 7.0.15's protocol and formats. keeper's own version is `keeper_version` in INFO.
@@ -522,9 +523,11 @@ fn run_command(
     client.last_cmd.push_str(cmd.name());
     match cmd {
         Cmd::Data(spec) => {
-            let dirty_before = state.engine.dirty();
+            let changes_before = state.engine.changes();
             let reply = state.engine.execute(spec, client.db, argv, now_ms);
-            if !state.watched.is_empty() && spec.is_write() && state.engine.dirty() != dirty_before
+            if !state.watched.is_empty()
+                && spec.is_write()
+                && state.engine.changes() != changes_before
             {
                 touch_command_keys(state, client.db, cmd, argv);
             }
@@ -1048,7 +1051,7 @@ fn config(call: &mut Call<'_>) {
                 .chunks(2)
                 .map(|p| (text(&p[0]), text(&p[1])))
                 .collect();
-            match call.state.engine.config_mut().set(&pairs) {
+            match call.state.engine.update_config(|c| c.set(&pairs)) {
                 Ok(()) => call.reply(Reply::Ok),
                 Err(e) => call.reply(Reply::error(e)),
             }
@@ -1082,13 +1085,13 @@ fn time(call: &mut Call<'_>) {
 }
 
 fn lastsave(call: &mut Call<'_>) {
-    let at = call.state.engine.persistence.last_save_unix;
+    let at = call.state.engine.persistence().state().last_save_unix();
     call.reply(Reply::Int(at));
 }
 
 fn save(call: &mut Call<'_>) {
-    if call.state.engine.persistence.bgsave_in_progress() {
-        return call.reply(Reply::error(crate::engine::BGSAVE_IN_PROGRESS));
+    if call.state.engine.persistence().bgsave_in_progress() {
+        return call.reply(Reply::error(snapshot::BGSAVE_IN_PROGRESS_ERROR));
     }
     match call.state.engine.save() {
         Ok(()) => call.reply(Reply::Ok),
@@ -1098,16 +1101,16 @@ fn save(call: &mut Call<'_>) {
 }
 
 fn bgsave(call: &mut Call<'_>) {
-    // SCHEDULE matters in Redis only while an AOF rewrite child runs; keeper has none yet,
-    // so both forms start a save now (or say one is already running).
+    // SCHEDULE matters in Redis only while another child (an AOF rewrite) runs; keeper has
+    // none, so both forms start a save now (or say one is already running).
     match call.argv {
         [_] => {}
         [_, arg] if arg.eq_ignore_ascii_case(b"schedule") => {}
         _ => return call.reply(Reply::error(command::errors::SYNTAX)),
     }
     let engine = &mut call.state.engine;
-    if engine.persistence.bgsave_in_progress() {
-        return call.reply(Reply::error(crate::engine::BGSAVE_IN_PROGRESS));
+    if engine.persistence().bgsave_in_progress() {
+        return call.reply(Reply::error(snapshot::BGSAVE_IN_PROGRESS_ERROR));
     }
     if call.in_exec {
         // A save started inside EXEC would see half a transaction's effects in no way a
@@ -1138,15 +1141,12 @@ fn shutdown(call: &mut Call<'_>) {
     }
     let save = save.unwrap_or(!call.state.engine.config().save.is_empty());
     tracing::info!("User requested shutdown...");
-    if save {
-        tracing::info!("Saving the final RDB snapshot before exiting.");
-        call.state.engine.finish_bgsave(true);
-        if let Err(e) = call.state.engine.save()
-            && !force
-        {
-            tracing::warn!("Error trying to save the DB, can't exit: {e}");
-            return call.reply(Reply::error("ERR Errors trying to SHUTDOWN. Check logs."));
-        }
+    if save
+        && let Err(e) = call.state.engine.shutdown_save()
+        && !force
+    {
+        tracing::warn!("Error trying to save the DB, can't exit: {e}");
+        return call.reply(Reply::error("ERR Errors trying to SHUTDOWN. Check logs."));
     }
     call.shared.stopping.store(true, Ordering::SeqCst);
     call.shared.shutdown.notify_one();

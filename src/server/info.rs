@@ -1,8 +1,10 @@
 //! `INFO`: Redis 7.0's sections and field names, with keeper's values.
 //!
 //! Memory figures are the process's resident set size (keeper does not count its own
-//! allocations): `used_memory` and `used_memory_rss` are both RSS, `used_memory_peak` is the
-//! peak RSS. `redis_version` is 7.0.15 (the protocol and formats keeper speaks, for tools that
+//! allocations), from the sampler background saves use too (`snapshot::rss`): `used_memory`
+//! and `used_memory_rss` are both RSS, `used_memory_peak` is the peak RSS. `INFO
+//! persistence` is [`crate::snapshot::PersistenceState::info_fields`] between Redis's
+//! `loading` and `aof_*` lines, so it carries `keeper_snapshot_peak_extra_bytes`. `redis_version` is 7.0.15 (the protocol and formats keeper speaks, for tools that
 //! check it); `keeper_version` is keeper's own.
 
 use std::fmt::Write;
@@ -10,6 +12,7 @@ use std::sync::atomic::Ordering;
 
 use super::commands::REDIS_VERSION;
 use super::{Shared, State};
+use crate::snapshot::rss;
 
 const DEFAULT_SECTIONS: &[&str] = &[
     "server",
@@ -130,8 +133,8 @@ fn human(bytes: u64) -> String {
 }
 
 fn memory(out: &mut String) -> std::fmt::Result {
-    let rss = super::rss_bytes();
-    let peak = super::peak_rss_bytes().max(rss);
+    let rss = rss::resident_bytes().unwrap_or(0);
+    let peak = rss::peak_resident_bytes().unwrap_or(0).max(rss);
     writeln!(out, "# Memory\r")?;
     writeln!(out, "used_memory:{rss}\r")?;
     writeln!(out, "used_memory_human:{}\r", human(rss))?;
@@ -147,39 +150,11 @@ fn memory(out: &mut String) -> std::fmt::Result {
 
 fn persistence(out: &mut String, state: &State) -> std::fmt::Result {
     let engine = &state.engine;
-    let p = &engine.persistence;
+    let now_unix = crate::engine::unix_now_ms() / 1000;
     writeln!(out, "# Persistence\r")?;
     writeln!(out, "loading:0\r")?;
     writeln!(out, "async_loading:0\r")?;
-    writeln!(out, "rdb_changes_since_last_save:{}\r", engine.dirty())?;
-    writeln!(
-        out,
-        "rdb_bgsave_in_progress:{}\r",
-        u8::from(p.bgsave_in_progress())
-    )?;
-    writeln!(out, "rdb_last_save_time:{}\r", p.last_save_unix)?;
-    writeln!(
-        out,
-        "rdb_last_bgsave_status:{}\r",
-        if p.last_bgsave_ok { "ok" } else { "err" }
-    )?;
-    writeln!(out, "rdb_last_bgsave_time_sec:{}\r", p.last_bgsave_time_sec)?;
-    writeln!(
-        out,
-        "rdb_current_bgsave_time_sec:{}\r",
-        p.current_bgsave_time_sec()
-    )?;
-    writeln!(out, "rdb_saves:{}\r", p.saves)?;
-    writeln!(
-        out,
-        "rdb_last_load_keys_expired:{}\r",
-        p.last_load.keys_expired
-    )?;
-    writeln!(
-        out,
-        "rdb_last_load_keys_loaded:{}\r",
-        p.last_load.keys_loaded
-    )?;
+    out.push_str(&engine.persistence().info_fields(now_unix));
     writeln!(
         out,
         "aof_enabled:{}\r",
@@ -191,7 +166,11 @@ fn persistence(out: &mut String, state: &State) -> std::fmt::Result {
     writeln!(out, "aof_current_rewrite_time_sec:-1\r")?;
     writeln!(out, "aof_last_bgrewrite_status:ok\r")?;
     writeln!(out, "aof_rewrites:0\r")?;
-    writeln!(out, "aof_last_write_status:ok\r")
+    writeln!(out, "aof_rewrites_consecutive_failures:0\r")?;
+    writeln!(out, "aof_last_write_status:ok\r")?;
+    writeln!(out, "aof_last_cow_size:0\r")?;
+    writeln!(out, "module_fork_in_progress:0\r")?;
+    writeln!(out, "module_fork_last_cow_size:0\r")
 }
 
 fn stats(out: &mut String, state: &State, shared: &Shared) -> std::fmt::Result {

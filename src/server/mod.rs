@@ -47,7 +47,7 @@ use tokio::sync::Notify;
 use crate::config::Config;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::storage::{OsStorage, Storage};
+use crate::snapshot::LoadOutcome;
 
 pub use commands::server_command_names;
 
@@ -166,45 +166,32 @@ impl Shared {
     }
 }
 
-/// Resident memory of this process in bytes (`VmRSS`), the basis of `used_memory`: keeper
-/// does not count allocations itself, so INFO reports RSS as an estimate. 0 if unknown.
-pub fn rss_bytes() -> u64 {
-    proc_status_kb("VmRSS:") * 1024
-}
-
-/// Peak resident memory (`VmHWM`) in bytes, 0 if unknown.
-pub fn peak_rss_bytes() -> u64 {
-    proc_status_kb("VmHWM:") * 1024
-}
-
-fn proc_status_kb(field: &str) -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix(field))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        })
-        .unwrap_or(0)
-}
-
-/// Runs the server until SIGTERM, SIGINT or SHUTDOWN. `config_file` is shown by INFO.
+/// Runs the server until SIGTERM, SIGINT or SHUTDOWN. `config_file` is shown by INFO. Files
+/// go through [`crate::storage::from_env`] (`KEEPER_STORAGE`).
 /// Errors: the data folder or `dump.rdb` cannot be read (a corrupt file names file, offset
 /// and reason), or the port cannot be bound.
 pub fn run(config: Config, config_file: Option<String>) -> Result<()> {
-    let storage: Arc<dyn Storage> = Arc::new(OsStorage);
+    let storage = crate::storage::from_env()?;
     storage.create_dir_all(&config.dir)?;
-    let mut engine = Engine::new(config, Arc::clone(&storage));
+    let mut engine = Engine::new(config, storage);
+    let started = Instant::now();
     match engine.load_rdb()? {
-        Some(stats) => tracing::info!(
-            "DB loaded from disk: {:.3} seconds, {} keys loaded, {} expired keys dropped ({})",
-            stats.elapsed.as_secs_f64(),
-            stats.keys_loaded,
-            stats.keys_expired,
-            engine.config().rdb_path().display()
-        ),
-        None => tracing::info!(
+        // Redis 7.0's two lines, then the file for the operator.
+        LoadOutcome::Loaded(stats) => {
+            tracing::info!(
+                "Done loading RDB, keys loaded: {}, keys expired: {}.",
+                stats.keys_loaded,
+                stats.keys_expired
+            );
+            tracing::info!(
+                "DB loaded from disk: {:.3} seconds ({}, {} bytes, RDB version {})",
+                started.elapsed().as_secs_f64(),
+                engine.config().rdb_path().display(),
+                stats.bytes,
+                stats.rdb_version
+            );
+        }
+        LoadOutcome::Missing => tracing::info!(
             "no {} yet: starting with an empty dataset",
             engine.config().rdb_path().display()
         ),
@@ -259,19 +246,21 @@ async fn serve(engine: Engine, config_file: Option<String>) -> Result<()> {
         _ = shared.shutdown.notified() => None,
     };
     shared.stopping.store(true, Ordering::SeqCst);
+    let mut state = shared.lock();
     if let Some(signal) = by_signal {
         tracing::info!("Received {signal} scheduling shutdown...");
-        let mut state = shared.lock();
-        if !state.engine.config().save.is_empty() {
-            tracing::info!("Saving the final RDB snapshot before exiting.");
-            state.engine.finish_bgsave(true);
-            if let Err(e) = state.engine.save() {
-                // Redis refuses to exit on SIGTERM when the final save fails; an operator's
-                // SIGKILL would follow anyway, so exit and say so loudly.
-                tracing::error!("Error trying to save the DB, can't exit cleanly: {e}");
-            }
+        if !state.engine.config().save.is_empty()
+            && let Err(e) = state.engine.shutdown_save()
+        {
+            // Redis refuses to exit on SIGTERM when the final save fails; an operator's
+            // SIGKILL would follow anyway, so exit and say so loudly.
+            tracing::error!("Error trying to save the DB, can't exit cleanly: {e}");
         }
     }
+    // A background save still running (SHUTDOWN NOSAVE) stops and removes its temp file,
+    // as Redis kills its child: exiting under it would leave the temp file behind.
+    state.engine.cancel_bgsave();
+    drop(state);
     tracing::info!("keeper is now ready to exit, bye bye...");
     Ok(())
 }

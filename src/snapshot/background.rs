@@ -8,7 +8,6 @@
 //! process's resident memory above its level when the save started, sampled every
 //! [`RSS_SAMPLE_INTERVAL`].
 
-use std::fs;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,7 +15,7 @@ use std::sync::mpsc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use super::{SaveControl, SaveOptions, SaveStats, write_rdb_controlled};
+use super::{SaveControl, SaveOptions, SaveStats, rss, write_rdb_controlled};
 use crate::dataset::DatasetSnapshot;
 use crate::error::{Error, Result};
 use crate::storage::Storage;
@@ -261,47 +260,6 @@ impl MemoryWatch {
     }
 }
 
-/// The process's resident set size, from `/proc` (Linux); `None` elsewhere.
-pub(crate) mod rss {
-    use super::fs;
-    use std::sync::OnceLock;
-
-    /// `AT_PAGESZ` in the auxiliary vector.
-    const AT_PAGESZ: u64 = 6;
-    /// Used only when `/proc/self/auxv` cannot be read; the page size of x86-64 and of most
-    /// aarch64 kernels.
-    const FALLBACK_PAGE_SIZE: u64 = 4096;
-
-    /// Resident bytes now: resident pages of `/proc/self/statm` (a cheap read, unlike
-    /// `smaps_rollup`) times the page size.
-    pub fn resident_bytes() -> Option<u64> {
-        let statm = fs::read_to_string("/proc/self/statm").ok()?;
-        let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
-        Some(pages * page_size())
-    }
-
-    /// The kernel's page size, from the auxiliary vector the kernel gave this process (no
-    /// libc call needed): pairs of native-endian `u64` (type, value).
-    fn page_size() -> u64 {
-        static PAGE_SIZE: OnceLock<u64> = OnceLock::new();
-        *PAGE_SIZE.get_or_init(|| {
-            fs::read("/proc/self/auxv")
-                .ok()
-                .and_then(|auxv| page_size_from_auxv(&auxv))
-                .unwrap_or(FALLBACK_PAGE_SIZE)
-        })
-    }
-
-    pub(super) fn page_size_from_auxv(auxv: &[u8]) -> Option<u64> {
-        auxv.chunks_exact(16).find_map(|pair| {
-            let (key, value) = pair.split_at(8);
-            let key = u64::from_ne_bytes(key.try_into().ok()?);
-            let value = u64::from_ne_bytes(value.try_into().ok()?);
-            (key == AT_PAGESZ && value > 0).then_some(value)
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -316,28 +274,5 @@ mod tests {
         assert_eq!(watch.current_extra(), 100);
         watch.sample(500);
         assert_eq!(watch.current_extra(), 0, "below the baseline is no extra");
-    }
-
-    #[test]
-    fn page_size_comes_from_the_auxiliary_vector() {
-        let mut auxv = Vec::new();
-        for (k, v) in [(3u64, 0x40u64), (6, 16384), (0, 0)] {
-            auxv.extend_from_slice(&k.to_ne_bytes());
-            auxv.extend_from_slice(&v.to_ne_bytes());
-        }
-        assert_eq!(rss::page_size_from_auxv(&auxv), Some(16384));
-        assert_eq!(rss::page_size_from_auxv(&auxv[..16]), None);
-    }
-
-    #[test]
-    fn resident_bytes_grows_with_touched_memory() {
-        let Some(before) = rss::resident_bytes() else {
-            return; // not Linux
-        };
-        let block = vec![1u8; 64 << 20];
-        let after = rss::resident_bytes().unwrap();
-        std::hint::black_box(&block);
-        // Other tests of this process allocate and free too; half the block is a safe floor.
-        assert!(after >= before + (32 << 20), "{before} -> {after}");
     }
 }

@@ -108,16 +108,20 @@ impl PersistenceState {
     /// after a failed one only once [`BGSAVE_RETRY_DELAY_SECS`] have passed since it started
     /// (Redis's `serverCron`).
     pub fn save_point_due(&self, now_unix: i64) -> Option<SavePoint> {
-        if self.bgsave_in_progress() {
-            return None;
-        }
-        let may_retry = self.last_bgsave_ok
-            || now_unix.saturating_sub(self.last_bgsave_try_unix) > BGSAVE_RETRY_DELAY_SECS;
-        if !may_retry {
+        if !self.automatic_bgsave_allowed(now_unix) {
             return None;
         }
         self.save_points
             .due(now_unix, self.last_save_unix, self.dirty)
+    }
+
+    /// True when the server may start a background save on its own (a save point, or a
+    /// `BGSAVE` scheduled while another ran): none runs, and the last one succeeded or began
+    /// more than [`BGSAVE_RETRY_DELAY_SECS`] ago (Redis's `serverCron`).
+    pub fn automatic_bgsave_allowed(&self, now_unix: i64) -> bool {
+        !self.bgsave_in_progress()
+            && (self.last_bgsave_ok
+                || now_unix.saturating_sub(self.last_bgsave_try_unix) > BGSAVE_RETRY_DELAY_SECS)
     }
 
     /// True when write commands (and `PING`, as in Redis 7.0) must be refused with
@@ -140,6 +144,18 @@ impl PersistenceState {
     pub fn save_finished(&mut self, now_unix: i64, ok: bool) {
         if ok {
             self.dirty = self.dirty.saturating_sub(self.dirty_at_save_start);
+            self.last_save_unix = now_unix;
+            self.last_bgsave_ok = true;
+        }
+    }
+
+    /// `FLUSHALL` saved the (now empty) dataset because save points are set: Redis 7.0's
+    /// `flushAllDataAndResetRDB` calls `rdbSave` directly, so success clears every change
+    /// (the flush's own included), sets the last save time and the status to ok, but is not
+    /// counted in `rdb_saves`; failure changes nothing.
+    pub fn flushall_save_finished(&mut self, now_unix: i64, ok: bool) {
+        if ok {
+            self.dirty = 0;
             self.last_save_unix = now_unix;
             self.last_bgsave_ok = true;
         }
@@ -361,6 +377,24 @@ rdb_last_load_keys_loaded:0\r\n";
         state.bgsave_finished(12, &outcome(failed(), 0));
         assert_eq!(state.save_point_due(16), None, "16 - 11 is not > 5");
         assert!(state.save_point_due(17).is_some());
+    }
+
+    #[test]
+    fn flushall_save_clears_changes_without_counting_a_save() {
+        // redis-server 7.0.15 with `save 3600 1`: SET a, SET b, FLUSHALL → rdb_changes 0,
+        // rdb_saves 0, rdb_last_save_time moved.
+        let mut state = PersistenceState::new(SavePoints::default(), 100);
+        state.add_changes(4);
+        state.flushall_save_finished(150, false);
+        assert_eq!(state.changes_since_last_save(), 4);
+        assert_eq!(state.last_save_unix(), 100);
+        state.flushall_save_finished(160, true);
+        assert_eq!(state.changes_since_last_save(), 0);
+        assert_eq!(state.last_save_unix(), 160);
+        assert_eq!(field(&state.info_fields(160, None), "rdb_saves"), "0");
+        assert!(state.automatic_bgsave_allowed(160));
+        state.bgsave_started(161);
+        assert!(!state.automatic_bgsave_allowed(161));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! [`ScrambledStorage`] wraps another [`Storage`] and XORs each byte with a mask that depends
 //! on its offset in the file, so files on the inner storage are unreadable as RDB or AOF while
 //! everything read back through the wrapper is exactly what was written. The engine's tests
-//! run a second time on it (`KEEPER_TEST_STORAGE=scrambled`, see TESTING.md): a code path that
+//! run a second time on it (`KEEPER_STORAGE=scrambled`, see TESTING.md): a code path that
 //! reads or writes engine files without going through the trait then reads scrambled bytes, or
 //! leaves plain bytes that the wrapper scrambles on read, and fails.
 

@@ -210,6 +210,15 @@ impl Drop for RedisServer {
     }
 }
 
+/// True when the files a `keeper server` writes are plain Redis files. False on the suite's
+/// second run (`KEEPER_STORAGE=scrambled`): the node then writes through a byte-transforming
+/// backend, and tests that hand its files to real Redis tools (`redis-check-rdb`,
+/// `redis-server`) skip that part; reading them back goes through
+/// `keeper::storage::from_env()`.
+pub fn plain_files() -> bool {
+    std::env::var(keeper::storage::STORAGE_ENV).as_deref() != Ok("scrambled")
+}
+
 /// A loopback port that was free a moment ago (bind to port 0, then release it).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
