@@ -542,3 +542,80 @@ fn stream_groups_around_deletions_match_redis() {
          XINFO GROUPS s",
     );
 }
+
+/// The bulk strings of a raw RESP2 array reply (`KEYS`).
+fn bulk_items(reply: &[u8]) -> Vec<Vec<u8>> {
+    let mut items = Vec::new();
+    let mut rest = reply;
+    let mut header = true;
+    while let Some(end) = rest.windows(2).position(|w| w == b"\r\n") {
+        let line = &rest[..end];
+        rest = &rest[end + 2..];
+        if std::mem::take(&mut header) {
+            assert_eq!(line.first(), Some(&b'*'), "not an array");
+            continue;
+        }
+        let len: usize = std::str::from_utf8(&line[1..]).unwrap().parse().unwrap();
+        items.push(rest[..len].to_vec());
+        rest = &rest[len + 2..];
+    }
+    items
+}
+
+/// `KEYS` with random patterns over random keys finds what Redis finds: the glob matcher
+/// against `stringmatchlen`, quirks included (unclosed classes, escapes at the end, ranges
+/// over signed bytes, `*` runs).
+#[test]
+#[ignore]
+fn keys_patterns_match_redis() {
+    let Some(port) = std::env::var("KEEPER_DIFF_REDIS_PORT")
+        .ok()
+        .and_then(|p| p.parse().ok())
+    else {
+        eprintln!("KEEPER_DIFF_REDIS_PORT not set; skipped");
+        return;
+    };
+    const ALPHABET: &[u8] = b"ab*?[]^-\\A\xc3";
+    let mut rng = super::Rng::new(0x61_0B);
+    let mut random_text = |max: u64| -> Bytes {
+        let len = rng.below(max + 1) as usize;
+        (0..len)
+            .map(|_| ALPHABET[rng.below(ALPHABET.len() as u64) as usize])
+            .collect::<Vec<u8>>()
+            .into()
+    };
+    let keys: Vec<Bytes> = (0..60).map(|_| random_text(6)).collect();
+    let patterns: Vec<Bytes> = (0..3000).map(|_| random_text(7)).collect();
+    let mut redis = Client::connect(port);
+    redis.call(&words("SELECT 14"));
+    redis.call(&words("FLUSHDB"));
+    let mut h = Harness::new();
+    for key in &keys {
+        let set = [
+            Bytes::from_static(b"SET"),
+            key.clone(),
+            Bytes::from_static(b"v"),
+        ];
+        redis.call(&set);
+        h.run_argv(&set);
+    }
+    let mut failures = Vec::new();
+    for pattern in &patterns {
+        let argv = [Bytes::from_static(b"KEYS"), pattern.clone()];
+        let mut expected = bulk_items(&redis.call(&argv));
+        let mut ours = Vec::new();
+        h.run_argv(&argv).reply.encode(&mut ours, false);
+        let mut ours = bulk_items(&ours);
+        expected.sort();
+        ours.sort();
+        if ours != expected {
+            failures.push(format!(
+                "KEYS {:?}: redis {} keys, ours {}",
+                String::from_utf8_lossy(pattern),
+                expected.len(),
+                ours.len()
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

@@ -273,24 +273,33 @@ fn hincrbyfloat(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Outcome {
     Ok(Reply::Bulk(text))
 }
 
-/// HSCAN returns every field in one call (cursor 0), as Redis does for small hashes: a
-/// persistent map has no stable bucket order to resume from, and one full page is always a
-/// correct SCAN answer (every field present for the whole scan is returned).
+/// Redis 7.0 keeps a hash of at most 128 fields, with fields and values of at most 64 bytes,
+/// as a listpack (`hash-max-listpack-entries`/`-value`): scanned in one page.
+fn is_listpack_sized(fields: &Fields) -> bool {
+    fields.len() <= 128
+        && fields
+            .iter()
+            .all(|(field, v)| field.len() <= 64 && v.value.len() <= 64)
+}
+
 fn hscan(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Outcome {
-    scan::parse_cursor(&argv[2])?;
+    let cursor = scan::parse_cursor(&argv[2])?;
     let Some(fields) = read_hash(ctx, &argv[1])? else {
         return Ok(scan::reply(0, Vec::new()));
     };
     let fields = fields.clone();
     let options = ScanOptions::parse(argv, 3, false)?;
-    let mut items = Vec::with_capacity(fields.len() * 2);
-    for (field, v) in fields.iter() {
-        if options.matches(field) {
-            items.push(Reply::Bulk(field.clone()));
-            items.push(Reply::Bulk(v.value.clone()));
-        }
+    let all = fields
+        .iter()
+        .map(|(field, v)| (field.clone(), v.value.clone()))
+        .collect();
+    let (page, next) = scan::collection_page(all, cursor, &options, is_listpack_sized(&fields));
+    let mut items = Vec::with_capacity(page.len() * 2);
+    for (field, value) in page {
+        items.push(Reply::Bulk(field));
+        items.push(Reply::Bulk(value));
     }
-    Ok(scan::reply(0, items))
+    Ok(scan::reply(next, items))
 }
 
 #[cfg(test)]
@@ -436,7 +445,7 @@ mod tests {
     }
 
     #[test]
-    fn hscan_returns_everything_at_once() {
+    fn hscan_of_a_listpack_sized_hash_is_one_page() {
         let mut h = Harness::new();
         h.run("HSET h a1 1 a2 2 b1 3");
         let Reply::Array(parts) = h.reply("HSCAN h 0 MATCH a* COUNT 1") else {
@@ -468,5 +477,51 @@ mod tests {
         assert_eq!(h.reply("HSCAN h 0 TYPE string"), err(errors::SYNTAX));
         h.run("SET s v");
         assert_eq!(h.reply("HSCAN s 0"), err(errors::WRONGTYPE));
+    }
+
+    /// Every field of `key` through HSCAN with `tail` options, and how many calls it took.
+    fn hscan_all(h: &mut Harness, key: &str, tail: &str) -> (Vec<(Bytes, Bytes)>, usize) {
+        let (mut cursor, mut all, mut calls) = ("0".to_string(), Vec::new(), 0);
+        loop {
+            let Reply::Array(parts) = h.reply(&format!("HSCAN {key} {cursor} {tail}")) else {
+                panic!("HSCAN reply")
+            };
+            calls += 1;
+            let [Reply::Bulk(next), Reply::Array(items)] = &parts[..] else {
+                panic!("{parts:?}")
+            };
+            for pair in items.chunks(2) {
+                let [Reply::Bulk(field), Reply::Bulk(value)] = pair else {
+                    panic!("{pair:?}")
+                };
+                all.push((field.clone(), value.clone()));
+            }
+            cursor = String::from_utf8_lossy(next).into_owned();
+            if cursor == "0" {
+                break;
+            }
+        }
+        all.sort();
+        (all, calls)
+    }
+
+    #[test]
+    fn hscan_pages_a_large_hash() {
+        let mut h = Harness::new();
+        let pairs: Vec<String> = (0..300).map(|i| format!("f{i} v{i}")).collect();
+        h.run(&format!("HSET big {}", pairs.join(" ")));
+        let (all, calls) = hscan_all(&mut h, "big", "COUNT 10");
+        let mut expected: Vec<(Bytes, Bytes)> = (0..300)
+            .map(|i| (Bytes::from(format!("f{i}")), Bytes::from(format!("v{i}"))))
+            .collect();
+        expected.sort();
+        assert_eq!(all, expected, "every field once, with its value");
+        assert!(calls >= 10, "paged: {calls}");
+        let (matched, _) = hscan_all(&mut h, "big", "MATCH f1? COUNT 5");
+        assert_eq!(matched.len(), 10);
+        // A value over 64 bytes makes even a small hash a hash table (paged).
+        h.run(&format!("HSET long a 1 b 2 c {}", "x".repeat(65)));
+        let (all, calls) = hscan_all(&mut h, "long", "COUNT 1");
+        assert_eq!((all.len(), calls), (3, 3));
     }
 }

@@ -36,7 +36,6 @@ mod lists;
 mod longdouble;
 mod random;
 mod scan;
-mod scan_match;
 mod sets;
 mod streams;
 mod strings;

@@ -9,7 +9,7 @@
 
 use bytes::Bytes;
 
-use super::scan_match;
+use super::scan::{self, ScanOptions};
 use super::{CommandSpec, Ctx, Rng, args, errors, flags};
 use crate::resp::Reply;
 use crate::store::{Store, Value, own};
@@ -99,14 +99,19 @@ fn is_intset_sized(set: &Set) -> bool {
     set.len() <= 512 && set.iter().all(|m| args::parse_i64(m).is_some())
 }
 
+/// The members as bulk replies, in the order of [`ordered_members`].
+fn members(set: &Set) -> Vec<Reply> {
+    ordered_members(set).into_iter().map(Reply::Bulk).collect()
+}
+
 /// The members in the order Redis replies them: ascending for an intset-sized set of
 /// integers, iteration order otherwise (a hash table's order is arbitrary in Redis too).
-fn members(set: &Set) -> Vec<Reply> {
+fn ordered_members(set: &Set) -> Vec<Bytes> {
     let mut members: Vec<&Bytes> = set.iter().collect();
     if is_intset_sized(set) {
         members.sort_by_key(|m| args::parse_i64(m).unwrap_or_default());
     }
-    members.into_iter().cloned().map(Reply::Bulk).collect()
+    members.into_iter().cloned().collect()
 }
 
 fn sadd(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Reply {
@@ -555,36 +560,25 @@ fn sintercard(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Reply {
 }
 
 fn sscan(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Reply {
-    let cursor = match scan_match::parse_cursor(&argv[2]) {
+    let cursor = match scan::parse_cursor(&argv[2]) {
         Ok(c) => c,
         Err(e) => return e,
     };
     let set = match read_set(ctx, &argv[1]) {
         Err(e) => return e,
-        Ok(None) => return scan_match::reply(0, Vec::new()),
+        Ok(None) => return scan::reply(0, Vec::new()),
         Ok(Some(set)) => set,
     };
-    let options = match scan_match::parse_options(&argv[3..]) {
+    let options = match ScanOptions::parse(argv, 3, false) {
         Ok(o) => o,
         Err(e) => return e,
     };
-    let (page, next) = if is_intset_sized(&set) {
-        (members(&set), 0)
-    } else {
-        let hashed = set
-            .iter()
-            .map(|m| (scan_match::scan_hash(m), Reply::Bulk(m.clone())))
-            .collect();
-        scan_match::page(hashed, set.len(), cursor, options.count)
-    };
-    let matching = page
-        .into_iter()
-        .filter(|m| match (&options.pattern, m) {
-            (Some(p), Reply::Bulk(m)) => scan_match::glob_match(p, m),
-            _ => true,
-        })
-        .collect();
-    scan_match::reply(next, matching)
+    let all = ordered_members(&set).into_iter().map(|m| (m, ())).collect();
+    let (page, next) = scan::collection_page(all, cursor, &options, is_intset_sized(&set));
+    scan::reply(
+        next,
+        page.into_iter().map(|(m, ())| Reply::Bulk(m)).collect(),
+    )
 }
 
 #[cfg(test)]
@@ -960,7 +954,7 @@ mod tests {
         assert_eq!(h.reply("SSCAN s 0 FOO"), Reply::error(errors::SYNTAX));
         assert_eq!(
             h.reply("SSCAN missing 0 COUNT 0"),
-            scan_match::reply(0, vec![]),
+            scan::reply(0, vec![]),
             "options are not checked on a missing key"
         );
     }

@@ -25,7 +25,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::scan_match::is_c_space;
+use super::args::is_c_space;
 use super::{CommandSpec, Ctx, args, errors, flags, wrong_arity};
 use crate::model::{Consumer, ConsumerGroup, PendingEntry, Stream, StreamEntry, StreamId};
 use crate::resp::Reply;

@@ -12,7 +12,7 @@ use std::ops::Bound;
 
 use bytes::Bytes;
 
-use super::scan_match;
+use super::scan::{self, ScanOptions};
 use super::{CommandSpec, Ctx, Rng, args, errors, flags};
 use crate::resp::Reply;
 use crate::store::{Score, SortedSet, Store, Value, own};
@@ -84,7 +84,7 @@ const MAX_REPEATED_SAMPLES: u64 = 1 << 26;
 /// a non-zero number to 0: the cases Redis rejects through `errno == ERANGE`).
 fn strtod(s: &[u8]) -> (f64, usize, bool) {
     let mut i = 0;
-    while i < s.len() && scan_match::is_c_space(s[i]) {
+    while i < s.len() && args::is_c_space(s[i]) {
         i += 1;
     }
     let start = i;
@@ -213,7 +213,7 @@ fn hex_float(s: &[u8]) -> (f64, usize, bool) {
 
 /// A score argument as `getDoubleFromObject` (`string2d`) accepts it.
 fn parse_score(arg: &[u8]) -> Option<f64> {
-    if arg.is_empty() || scan_match::is_c_space(arg[0]) {
+    if arg.is_empty() || args::is_c_space(arg[0]) {
         return None;
     }
     let (value, used, out_of_range) = strtod(arg);
@@ -1081,39 +1081,24 @@ fn listpack_score(score: f64) -> String {
 }
 
 fn zscan(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Reply {
-    let cursor = match scan_match::parse_cursor(&argv[2]) {
+    let cursor = match scan::parse_cursor(&argv[2]) {
         Ok(c) => c,
         Err(e) => return e,
     };
     let zset = match read_zset(ctx, &argv[1]) {
         Err(e) => return e,
-        Ok(None) => return scan_match::reply(0, Vec::new()),
+        Ok(None) => return scan::reply(0, Vec::new()),
         Ok(Some(zset)) => zset,
     };
-    let options = match scan_match::parse_options(&argv[3..]) {
+    let options = match ScanOptions::parse(argv, 3, false) {
         Ok(o) => o,
         Err(e) => return e,
     };
     let compact = is_listpack_sized(&zset);
-    let (items, next) = if compact {
-        let all = zset.iter().map(|(m, s)| (m.clone(), s)).collect::<Vec<_>>();
-        (all, 0)
-    } else {
-        let hashed = zset
-            .iter()
-            .map(|(m, s)| (scan_match::scan_hash(m), (m.clone(), s)))
-            .collect();
-        scan_match::page(hashed, zset.len(), cursor, options.count)
-    };
+    let all = zset.iter().map(|(m, s)| (m.clone(), s)).collect();
+    let (items, next) = scan::collection_page(all, cursor, &options, compact);
     let mut out = Vec::with_capacity(items.len() * 2);
     for (member, score) in items {
-        if options
-            .pattern
-            .as_ref()
-            .is_some_and(|p| !scan_match::glob_match(p, &member))
-        {
-            continue;
-        }
         let text = if compact {
             listpack_score(score)
         } else {
@@ -1122,7 +1107,7 @@ fn zscan(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Reply {
         out.push(Reply::Bulk(member));
         out.push(Reply::bulk(text));
     }
-    scan_match::reply(next, out)
+    scan::reply(next, out)
 }
 
 fn random_pair(zset: &SortedSet, rng: &mut Rng) -> Option<(Bytes, f64)> {
@@ -1539,7 +1524,7 @@ mod tests {
         h.run("ZADD z 1 a 1.5 b 100000000000000000 c");
         assert_eq!(
             h.reply("ZSCAN z 0"),
-            scan_match::reply(
+            scan::reply(
                 0,
                 ["a", "1", "b", "1.5", "c", "100000000000000000"]
                     .map(bulk)
@@ -1548,9 +1533,9 @@ mod tests {
         );
         assert_eq!(
             h.reply("ZSCAN z 0 MATCH b"),
-            scan_match::reply(0, vec![bulk("b"), bulk("1.5")])
+            scan::reply(0, vec![bulk("b"), bulk("1.5")])
         );
-        assert_eq!(h.reply("ZSCAN missing 0"), scan_match::reply(0, vec![]));
+        assert_eq!(h.reply("ZSCAN missing 0"), scan::reply(0, vec![]));
         assert_eq!(h.reply("ZSCAN z x"), Reply::error("ERR invalid cursor"));
         let members: Vec<String> = (0..200).map(|i| format!("{i} m{i}")).collect();
         h.run(&format!("ZADD big {}", members.join(" ")));
