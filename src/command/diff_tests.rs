@@ -89,14 +89,21 @@ fn local(h: &mut Harness, argv: &[Bytes]) -> Reply {
     }
 }
 
+/// The port of the scratch server (`KEEPER_DIFF_REDIS_PORT`); `None`, with a note, when unset.
+fn redis_port() -> Option<u16> {
+    let port = std::env::var("KEEPER_DIFF_REDIS_PORT")
+        .ok()
+        .and_then(|p| p.parse().ok());
+    if port.is_none() {
+        eprintln!("KEEPER_DIFF_REDIS_PORT not set; skipped");
+    }
+    port
+}
+
 /// Runs `script` in database `db` of the server (one command per line; `\s` is a space inside an argument, `\e` alone an
 /// empty argument) on both and compares every reply.
 fn compare(db: u32, script: &str) {
-    let Some(port) = std::env::var("KEEPER_DIFF_REDIS_PORT")
-        .ok()
-        .and_then(|p| p.parse().ok())
-    else {
-        eprintln!("KEEPER_DIFF_REDIS_PORT not set; skipped");
+    let Some(port) = redis_port() else {
         return;
     };
     let mut redis = Client::connect(port);
@@ -568,11 +575,7 @@ fn bulk_items(reply: &[u8]) -> Vec<Vec<u8>> {
 #[test]
 #[ignore]
 fn keys_patterns_match_redis() {
-    let Some(port) = std::env::var("KEEPER_DIFF_REDIS_PORT")
-        .ok()
-        .and_then(|p| p.parse().ok())
-    else {
-        eprintln!("KEEPER_DIFF_REDIS_PORT not set; skipped");
+    let Some(port) = redis_port() else {
         return;
     };
     const ALPHABET: &[u8] = b"ab*?[]^-\\A\xc3";

@@ -8,13 +8,14 @@
 
 use bytes::Bytes;
 
+use super::access::{Fields, get_hash, get_hash_mut, wrongtype};
 use super::args::int_arg;
 use super::flags::{DENYOOM, FAST, READONLY, WRITE};
 use super::longdouble::LongDouble;
 use super::scan::{self, ScanOptions};
 use super::{CommandSpec, Ctx, errors, wrong_arity};
 use crate::resp::Reply;
-use crate::store::{HashMap, HashValue, Item, Value, own};
+use crate::store::{HashValue, Item, Value, own};
 
 pub(super) const COMMANDS: &[CommandSpec] = &[
     command!("hset", -4, WRITE | DENYOOM | FAST, (1, 1, 1), hset),
@@ -42,48 +43,15 @@ pub(super) const COMMANDS: &[CommandSpec] = &[
 
 type Outcome = Result<Reply, Reply>;
 
-/// The fields of a hash value.
-type Fields = HashMap<Bytes, HashValue>;
-
-fn wrongtype() -> Reply {
-    Reply::error(errors::WRONGTYPE)
-}
-
-/// The hash at `key`: `None` when absent, WRONGTYPE for another type.
-fn read_hash<'a>(ctx: &'a mut Ctx<'_>, key: &[u8]) -> Result<Option<&'a Fields>, Reply> {
-    match ctx.store.get(ctx.db, key, ctx.now_ms) {
-        None => Ok(None),
-        Some(Item {
-            value: Value::Hash(fields),
-            ..
-        }) => Ok(Some(fields)),
-        Some(_) => Err(wrongtype()),
-    }
-}
-
 /// The hash at `key` for modification, created empty when absent
 /// (`hashTypeLookupWriteOrCreate`). The caller must add a field before returning, so no
 /// empty hash stays in the keyspace.
 fn hash_for_write<'a>(ctx: &'a mut Ctx<'_>, key: &[u8]) -> Result<&'a mut Fields, Reply> {
-    let exists = match ctx.store.get(ctx.db, key, ctx.now_ms) {
-        None => false,
-        Some(Item {
-            value: Value::Hash(_),
-            ..
-        }) => true,
-        Some(_) => return Err(wrongtype()),
-    };
-    if !exists {
+    if get_hash(ctx, key)?.is_none() {
         ctx.store
             .insert(ctx.db, own(key), Value::Hash(Fields::default()), None);
     }
-    match ctx.store.get_mut(ctx.db, key, ctx.now_ms) {
-        Some(Item {
-            value: Value::Hash(fields),
-            ..
-        }) => Ok(fields),
-        _ => Err(wrongtype()),
-    }
+    get_hash_mut(ctx.store, ctx.db, key, ctx.now_ms)?.ok_or_else(wrongtype)
 }
 
 fn field_value(value: &[u8]) -> HashValue {
@@ -120,7 +88,7 @@ fn hmset(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Outcome {
 }
 
 fn hsetnx(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Outcome {
-    if read_hash(ctx, &argv[1])?.is_some_and(|fields| fields.contains_key(&argv[2])) {
+    if get_hash(ctx, &argv[1])?.is_some_and(|fields| fields.contains_key(&argv[2])) {
         return Ok(Reply::Int(0));
     }
     hash_for_write(ctx, &argv[1])?.insert(own(&argv[2]), field_value(&argv[3]));
@@ -129,14 +97,14 @@ fn hsetnx(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Outcome {
 }
 
 fn hget(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Outcome {
-    let value = read_hash(ctx, &argv[1])?
+    let value = get_hash(ctx, &argv[1])?
         .and_then(|fields| fields.get(&argv[2]))
         .map(|v| v.value.clone());
     Ok(Reply::bulk_or_nil(value))
 }
 
 fn hmget(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Outcome {
-    let fields = read_hash(ctx, &argv[1])?;
+    let fields = get_hash(ctx, &argv[1])?;
     Ok(Reply::Array(
         argv[2..]
             .iter()
@@ -149,7 +117,7 @@ fn hmget(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Outcome {
 
 fn hdel(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Outcome {
     let key = &argv[1];
-    if read_hash(ctx, key)?.is_none() {
+    if get_hash(ctx, key)?.is_none() {
         return Ok(Reply::Int(0));
     }
     let mut deleted = 0;
@@ -174,7 +142,7 @@ fn hdel(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Outcome {
 }
 
 fn hgetall(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Outcome {
-    let pairs = read_hash(ctx, &argv[1])?.map_or_else(Vec::new, |fields| {
+    let pairs = get_hash(ctx, &argv[1])?.map_or_else(Vec::new, |fields| {
         fields
             .iter()
             .map(|(field, v)| (Reply::Bulk(field.clone()), Reply::Bulk(v.value.clone())))
@@ -184,14 +152,14 @@ fn hgetall(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Outcome {
 }
 
 fn hkeys(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Outcome {
-    let keys = read_hash(ctx, &argv[1])?.map_or_else(Vec::new, |fields| {
+    let keys = get_hash(ctx, &argv[1])?.map_or_else(Vec::new, |fields| {
         fields.keys().map(|f| Reply::Bulk(f.clone())).collect()
     });
     Ok(Reply::Array(keys))
 }
 
 fn hvals(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Outcome {
-    let values = read_hash(ctx, &argv[1])?.map_or_else(Vec::new, |fields| {
+    let values = get_hash(ctx, &argv[1])?.map_or_else(Vec::new, |fields| {
         fields
             .values()
             .map(|v| Reply::Bulk(v.value.clone()))
@@ -202,17 +170,17 @@ fn hvals(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Outcome {
 
 fn hlen(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Outcome {
     Ok(Reply::Int(
-        read_hash(ctx, &argv[1])?.map_or(0, |fields| fields.len() as i64),
+        get_hash(ctx, &argv[1])?.map_or(0, |fields| fields.len() as i64),
     ))
 }
 
 fn hexists(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Outcome {
-    let found = read_hash(ctx, &argv[1])?.is_some_and(|fields| fields.contains_key(&argv[2]));
+    let found = get_hash(ctx, &argv[1])?.is_some_and(|fields| fields.contains_key(&argv[2]));
     Ok(Reply::Int(i64::from(found)))
 }
 
 fn hstrlen(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Outcome {
-    let len = read_hash(ctx, &argv[1])?
+    let len = get_hash(ctx, &argv[1])?
         .and_then(|fields| fields.get(&argv[2]))
         .map_or(0, |v| v.value.len() as i64);
     Ok(Reply::Int(len))
@@ -220,7 +188,7 @@ fn hstrlen(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Outcome {
 
 /// The current text of `field`, for the increment commands (`None` when absent).
 fn current_text(ctx: &mut Ctx<'_>, key: &[u8], field: &[u8]) -> Result<Option<Bytes>, Reply> {
-    Ok(read_hash(ctx, key)?
+    Ok(get_hash(ctx, key)?
         .and_then(|fields| fields.get(field))
         .map(|v| v.value.clone()))
 }
@@ -284,7 +252,7 @@ fn is_listpack_sized(fields: &Fields) -> bool {
 
 fn hscan(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Outcome {
     let cursor = scan::parse_cursor(&argv[2])?;
-    let Some(fields) = read_hash(ctx, &argv[1])? else {
+    let Some(fields) = get_hash(ctx, &argv[1])? else {
         return Ok(scan::reply(0, Vec::new()));
     };
     let fields = fields.clone();
@@ -305,27 +273,8 @@ fn hscan(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Outcome {
 #[cfg(test)]
 mod tests {
     use super::super::Propagate;
-    use super::super::tests::Harness;
+    use super::super::tests::{Harness, err, sorted_bulks};
     use super::*;
-
-    fn err(s: &str) -> Reply {
-        Reply::error(s.to_string())
-    }
-
-    fn sorted_bulks(reply: Reply) -> Vec<String> {
-        let Reply::Array(items) = reply else {
-            panic!("not an array: {reply:?}")
-        };
-        let mut out: Vec<String> = items
-            .into_iter()
-            .map(|item| match item {
-                Reply::Bulk(b) => String::from_utf8_lossy(&b).into_owned(),
-                other => panic!("not a bulk: {other:?}"),
-            })
-            .collect();
-        out.sort();
-        out
-    }
 
     #[test]
     fn set_get_delete() {

@@ -12,10 +12,11 @@
 //! Each family of commands lives in its own file with a `COMMANDS` table; [`lookup`] finds a
 //! command by name in any case.
 
-/// A [`CommandSpec`] whose handler returns `Result<Reply, Reply>` (`Err` holding an error
-/// reply), so handlers can use `?`. Key positions are `(first, last, step)`.
+/// A [`CommandSpec`] for every family's table. The handler returns a [`Reply`] or a
+/// `Result<Reply, Reply>` (`Err` holding an error reply, so handlers can use `?`); see
+/// [`IntoReply`]. Key positions are `(first, last, step)`.
 macro_rules! command {
-    ($name:literal, $arity:expr, $flags:expr, ($first:expr, $last:expr, $step:expr), $handler:path) => {
+    ($name:literal, $arity:expr, $flags:expr, ($first:expr, $last:expr, $step:expr), $handler:path $(,)?) => {
         $crate::command::CommandSpec {
             name: $name,
             arity: $arity,
@@ -23,11 +24,29 @@ macro_rules! command {
             first_key: $first,
             last_key: $last,
             step: $step,
-            run: |ctx, argv| $handler(ctx, argv).unwrap_or_else(|reply| reply),
+            run: |ctx, argv| $crate::command::IntoReply::into_reply($handler(ctx, argv)),
         }
     };
 }
 
+/// What a handler may return (see [`command!`]).
+trait IntoReply {
+    fn into_reply(self) -> Reply;
+}
+
+impl IntoReply for Reply {
+    fn into_reply(self) -> Reply {
+        self
+    }
+}
+
+impl IntoReply for Result<Reply, Reply> {
+    fn into_reply(self) -> Reply {
+        self.unwrap_or_else(|error| error)
+    }
+}
+
+mod access;
 mod args;
 pub mod glob;
 mod hashes;

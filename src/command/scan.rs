@@ -187,13 +187,8 @@ fn page<T>(elements: Vec<(u64, T)>, total: usize, cursor: u64, count: usize) -> 
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::argv;
     use super::*;
-
-    fn words(line: &str) -> Vec<Bytes> {
-        line.split_whitespace()
-            .map(|w| Bytes::copy_from_slice(w.as_bytes()))
-            .collect()
-    }
 
     #[test]
     fn cursors_parse_like_strtoul() {
@@ -223,11 +218,11 @@ mod tests {
 
     #[test]
     fn options_follow_redis() {
-        let o = ScanOptions::parse(&words("0 MATCH a* count 5 TYPE hash"), 1, true).unwrap();
+        let o = ScanOptions::parse(&argv("0 MATCH a* count 5 TYPE hash"), 1, true).unwrap();
         assert_eq!(o.count, 5);
         assert!(o.matches(b"abc") && !o.matches(b"bc"));
         assert!(o.type_matches("HASH") && !o.type_matches("string"));
-        let star = ScanOptions::parse(&words("0 MATCH *"), 1, false).unwrap();
+        let star = ScanOptions::parse(&argv("0 MATCH *"), 1, false).unwrap();
         assert!(star.pattern.is_none());
         for (line, error) in [
             ("0 COUNT 0", errors::SYNTAX),
@@ -237,7 +232,7 @@ mod tests {
             ("0 foo bar", errors::SYNTAX),
         ] {
             assert_eq!(
-                ScanOptions::parse(&words(line), 1, false).unwrap_err(),
+                ScanOptions::parse(&argv(line), 1, false).unwrap_err(),
                 Reply::error(error),
                 "{line}"
             );
@@ -284,7 +279,7 @@ mod tests {
         let elements: Vec<(Bytes, usize)> = (0..500)
             .map(|i| (Bytes::from(format!("m{i}")), i))
             .collect();
-        let options = ScanOptions::parse(&words("MATCH m1*"), 0, false).unwrap();
+        let options = ScanOptions::parse(&argv("MATCH m1*"), 0, false).unwrap();
         let (whole, next) = collection_page(elements.clone(), 0, &options, true);
         assert_eq!(next, 0);
         assert_eq!(whole.len(), 111, "m1, m10..m19, m100..m199");

@@ -25,61 +25,44 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use super::access::{get_stream, get_stream_mut, wrongtype};
 use super::args::is_c_space;
 use super::{CommandSpec, Ctx, args, errors, flags, wrong_arity};
 use crate::model::{Consumer, ConsumerGroup, PendingEntry, Stream, StreamEntry, StreamId};
 use crate::resp::Reply;
 use crate::store::{Store, Value, own};
 
-const fn spec(
-    name: &'static str,
-    arity: i32,
-    flags: u32,
-    keys: (i32, i32, i32),
-    run: super::Handler,
-) -> CommandSpec {
-    CommandSpec {
-        name,
-        arity,
-        flags,
-        first_key: keys.0,
-        last_key: keys.1,
-        step: keys.2,
-        run,
-    }
-}
-
 use flags::{BLOCKING, DENYOOM, FAST, MOVABLEKEYS, READONLY, WRITE};
 
 /// `XGROUP` and `XINFO` are container commands: `COMMAND` reports no flags for them (their
 /// subcommands carry the flags), so their handlers propagate explicitly.
 pub(super) const COMMANDS: &[CommandSpec] = &[
-    spec("xadd", -5, WRITE | DENYOOM | FAST, (1, 1, 1), xadd),
-    spec("xlen", 2, READONLY | FAST, (1, 1, 1), xlen),
-    spec("xrange", -4, READONLY, (1, 1, 1), xrange),
-    spec("xrevrange", -4, READONLY, (1, 1, 1), xrevrange),
-    spec("xdel", -3, WRITE | FAST, (1, 1, 1), xdel),
-    spec("xtrim", -4, WRITE, (1, 1, 1), xtrim),
-    spec("xgroup", -2, 0, (0, 0, 0), xgroup),
-    spec(
+    command!("xadd", -5, WRITE | DENYOOM | FAST, (1, 1, 1), xadd),
+    command!("xlen", 2, READONLY | FAST, (1, 1, 1), xlen),
+    command!("xrange", -4, READONLY, (1, 1, 1), xrange),
+    command!("xrevrange", -4, READONLY, (1, 1, 1), xrevrange),
+    command!("xdel", -3, WRITE | FAST, (1, 1, 1), xdel),
+    command!("xtrim", -4, WRITE, (1, 1, 1), xtrim),
+    command!("xgroup", -2, 0, (0, 0, 0), xgroup),
+    command!(
         "xreadgroup",
         -7,
         WRITE | BLOCKING | MOVABLEKEYS,
         (0, 0, 0),
         xreadgroup,
     ),
-    spec(
+    command!(
         "xread",
         -4,
         READONLY | BLOCKING | MOVABLEKEYS,
         (0, 0, 0),
         xread,
     ),
-    spec("xack", -4, WRITE | FAST, (1, 1, 1), xack),
-    spec("xpending", -3, READONLY, (1, 1, 1), xpending),
-    spec("xclaim", -6, WRITE | FAST, (1, 1, 1), xclaim),
-    spec("xsetid", -3, WRITE | DENYOOM | FAST, (1, 1, 1), xsetid),
-    spec("xinfo", -2, 0, (0, 0, 0), xinfo),
+    command!("xack", -4, WRITE | FAST, (1, 1, 1), xack),
+    command!("xpending", -3, READONLY, (1, 1, 1), xpending),
+    command!("xclaim", -6, WRITE | FAST, (1, 1, 1), xclaim),
+    command!("xsetid", -3, WRITE | DENYOOM | FAST, (1, 1, 1), xsetid),
+    command!("xinfo", -2, 0, (0, 0, 0), xinfo),
 ];
 
 const INVALID_ID: &str = "ERR Invalid stream ID specified as stream command argument";
@@ -230,29 +213,20 @@ fn parse_range(start: &[u8], end: &[u8]) -> Result<(StreamId, StreamId), Reply> 
 // ---------------------------------------------------------------------------------------
 // Access and stream bookkeeping.
 
+/// The stream at `key` as an O(1) shared copy (so the caller may write meanwhile): `None`
+/// when missing, WRONGTYPE for other types.
 fn read_stream(ctx: &mut Ctx<'_>, key: &[u8]) -> Result<Option<Arc<Stream>>, Reply> {
-    match ctx.store.get(ctx.db, key, ctx.now_ms) {
-        None => Ok(None),
-        Some(item) => match &item.value {
-            Value::Stream(s) => Ok(Some(s.clone())),
-            _ => Err(Reply::error(errors::WRONGTYPE)),
-        },
-    }
+    Ok(get_stream(ctx, key)?.cloned())
 }
 
+/// The stream at `key` for modification, copied first if a snapshot shares it.
 fn write_stream<'a>(
     store: &'a mut Store,
     db: usize,
     key: &[u8],
     now_ms: i64,
 ) -> Result<Option<&'a mut Stream>, Reply> {
-    match store.get_mut(db, key, now_ms) {
-        None => Ok(None),
-        Some(item) => match &mut item.value {
-            Value::Stream(s) => Ok(Some(Arc::make_mut(s))),
-            _ => Err(Reply::error(errors::WRONGTYPE)),
-        },
-    }
+    Ok(get_stream_mut(store, db, key, now_ms)?.map(Arc::make_mut))
 }
 
 fn entry_reply(entry: &StreamEntry) -> Reply {
@@ -1365,7 +1339,7 @@ fn xgroup(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Reply {
                 );
             }
             let Ok(Some(stream)) = write_stream(ctx.store, ctx.db, key, now_ms) else {
-                return Reply::error(errors::WRONGTYPE);
+                return wrongtype();
             };
             if group_index(stream, group_name).is_some() {
                 return Reply::error("BUSYGROUP Consumer Group name already exists");
@@ -1391,7 +1365,7 @@ fn xgroup(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Reply {
                 return subcommand_syntax_error("xgroup", argv);
             }
             let Ok(Some(stream)) = write_stream(ctx.store, ctx.db, key, now_ms) else {
-                return Reply::error(errors::WRONGTYPE);
+                return wrongtype();
             };
             let id = if argv[4].as_ref() == b"$" {
                 stream.last_id
@@ -1414,7 +1388,7 @@ fn xgroup(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Reply {
                 return subcommand_syntax_error("xgroup", argv);
             }
             let Ok(Some(stream)) = write_stream(ctx.store, ctx.db, key, now_ms) else {
-                return Reply::error(errors::WRONGTYPE);
+                return wrongtype();
             };
             match group_index(stream, group_name) {
                 Some(gi) => {
@@ -1427,7 +1401,7 @@ fn xgroup(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Reply {
         }
         "createconsumer" => {
             let Ok(Some(stream)) = write_stream(ctx.store, ctx.db, key, now_ms) else {
-                return Reply::error(errors::WRONGTYPE);
+                return wrongtype();
             };
             let Some(gi) = group_index(stream, group_name) else {
                 return nogroup(key, group_name);
@@ -1443,7 +1417,7 @@ fn xgroup(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Reply {
         _ => {
             // delconsumer
             let Ok(Some(stream)) = write_stream(ctx.store, ctx.db, key, now_ms) else {
-                return Reply::error(errors::WRONGTYPE);
+                return wrongtype();
             };
             let Some(gi) = group_index(stream, group_name) else {
                 return nogroup(key, group_name);
@@ -2064,14 +2038,8 @@ fn xinfo_stream(stream: &Stream, options: &[Bytes], argv: &[Bytes]) -> Reply {
 #[cfg(test)]
 mod tests {
     use super::super::Propagate;
-    use super::super::tests::{Harness, bulk};
+    use super::super::tests::{Harness, argv, bulk};
     use super::*;
-
-    fn argv(line: &str) -> Vec<Bytes> {
-        line.split_whitespace()
-            .map(|w| Bytes::copy_from_slice(w.as_bytes()))
-            .collect()
-    }
 
     fn commands(lines: &[&str]) -> Propagate {
         Propagate::Commands(lines.iter().map(|l| argv(l)).collect())

@@ -12,61 +12,44 @@ use std::ops::Bound;
 
 use bytes::Bytes;
 
+use super::access::{delete_if_empty, get_zset, get_zset_mut};
 use super::scan::{self, ScanOptions};
 use super::{CommandSpec, Ctx, Rng, args, errors, flags};
 use crate::resp::Reply;
-use crate::store::{Score, SortedSet, Store, Value, own};
-
-const fn spec(
-    name: &'static str,
-    arity: i32,
-    flags: u32,
-    keys: (i32, i32, i32),
-    run: super::Handler,
-) -> CommandSpec {
-    CommandSpec {
-        name,
-        arity,
-        flags,
-        first_key: keys.0,
-        last_key: keys.1,
-        step: keys.2,
-        run,
-    }
-}
+use crate::store::{Score, SortedSet, Value, own};
 
 use flags::{DENYOOM, FAST, READONLY, WRITE};
 
 pub(super) const COMMANDS: &[CommandSpec] = &[
-    spec("zadd", -4, WRITE | DENYOOM | FAST, (1, 1, 1), zadd),
-    spec("zincrby", 4, WRITE | DENYOOM | FAST, (1, 1, 1), zincrby),
-    spec("zrem", -3, WRITE | FAST, (1, 1, 1), zrem),
-    spec("zscore", 3, READONLY | FAST, (1, 1, 1), zscore),
-    spec("zmscore", -3, READONLY | FAST, (1, 1, 1), zmscore),
-    spec("zcard", 2, READONLY | FAST, (1, 1, 1), zcard),
-    spec("zrank", 3, READONLY | FAST, (1, 1, 1), zrank),
-    spec("zrevrank", 3, READONLY | FAST, (1, 1, 1), zrevrank),
-    spec("zrange", -4, READONLY, (1, 1, 1), zrange),
-    spec("zrangebyscore", -4, READONLY, (1, 1, 1), zrangebyscore),
-    spec(
+    command!("zadd", -4, WRITE | DENYOOM | FAST, (1, 1, 1), zadd),
+    command!("zincrby", 4, WRITE | DENYOOM | FAST, (1, 1, 1), zincrby),
+    command!("zrem", -3, WRITE | FAST, (1, 1, 1), zrem),
+    command!("zscore", 3, READONLY | FAST, (1, 1, 1), zscore),
+    command!("zmscore", -3, READONLY | FAST, (1, 1, 1), zmscore),
+    command!("zcard", 2, READONLY | FAST, (1, 1, 1), zcard),
+    command!("zrank", 3, READONLY | FAST, (1, 1, 1), zrank),
+    command!("zrevrank", 3, READONLY | FAST, (1, 1, 1), zrevrank),
+    command!("zrange", -4, READONLY, (1, 1, 1), zrange),
+    command!("zrangebyscore", -4, READONLY, (1, 1, 1), zrangebyscore),
+    command!(
         "zrevrangebyscore",
         -4,
         READONLY,
         (1, 1, 1),
         zrevrangebyscore,
     ),
-    spec("zrangebylex", -4, READONLY, (1, 1, 1), zrangebylex),
-    spec("zrevrangebylex", -4, READONLY, (1, 1, 1), zrevrangebylex),
-    spec("zrevrange", -4, READONLY, (1, 1, 1), zrevrange),
-    spec("zcount", 4, READONLY | FAST, (1, 1, 1), zcount),
-    spec("zlexcount", 4, READONLY | FAST, (1, 1, 1), zlexcount),
-    spec("zpopmin", -2, WRITE | FAST, (1, 1, 1), zpopmin),
-    spec("zpopmax", -2, WRITE | FAST, (1, 1, 1), zpopmax),
-    spec("zremrangebyscore", 4, WRITE, (1, 1, 1), zremrangebyscore),
-    spec("zremrangebyrank", 4, WRITE, (1, 1, 1), zremrangebyrank),
-    spec("zremrangebylex", 4, WRITE, (1, 1, 1), zremrangebylex),
-    spec("zscan", -3, READONLY, (1, 1, 1), zscan),
-    spec("zrandmember", -2, READONLY, (1, 1, 1), zrandmember),
+    command!("zrangebylex", -4, READONLY, (1, 1, 1), zrangebylex),
+    command!("zrevrangebylex", -4, READONLY, (1, 1, 1), zrevrangebylex),
+    command!("zrevrange", -4, READONLY, (1, 1, 1), zrevrange),
+    command!("zcount", 4, READONLY | FAST, (1, 1, 1), zcount),
+    command!("zlexcount", 4, READONLY | FAST, (1, 1, 1), zlexcount),
+    command!("zpopmin", -2, WRITE | FAST, (1, 1, 1), zpopmin),
+    command!("zpopmax", -2, WRITE | FAST, (1, 1, 1), zpopmax),
+    command!("zremrangebyscore", 4, WRITE, (1, 1, 1), zremrangebyscore),
+    command!("zremrangebyrank", 4, WRITE, (1, 1, 1), zremrangebyrank),
+    command!("zremrangebylex", 4, WRITE, (1, 1, 1), zremrangebylex),
+    command!("zscan", -3, READONLY, (1, 1, 1), zscan),
+    command!("zrandmember", -2, READONLY, (1, 1, 1), zrandmember),
 ];
 
 const NOT_A_RANGE_FLOAT: &str = "ERR min or max is not a float";
@@ -412,40 +395,10 @@ impl LexRange {
 // ---------------------------------------------------------------------------------------
 // Access.
 
-/// The sorted set at `key` (an O(1) shared copy), `None` when missing.
+/// The sorted set at `key` as an O(1) shared copy (so the caller may write meanwhile):
+/// `None` when missing, WRONGTYPE for other types.
 fn read_zset(ctx: &mut Ctx<'_>, key: &[u8]) -> Result<Option<SortedSet>, Reply> {
-    match ctx.store.get(ctx.db, key, ctx.now_ms) {
-        None => Ok(None),
-        Some(item) => match &item.value {
-            Value::SortedSet(zset) => Ok(Some(zset.clone())),
-            _ => Err(Reply::error(errors::WRONGTYPE)),
-        },
-    }
-}
-
-/// The sorted set at `key` for modification, `None` when missing.
-fn write_zset<'a>(
-    store: &'a mut Store,
-    db: usize,
-    key: &[u8],
-    now_ms: i64,
-) -> Result<Option<&'a mut SortedSet>, Reply> {
-    match store.get_mut(db, key, now_ms) {
-        None => Ok(None),
-        Some(item) => match &mut item.value {
-            Value::SortedSet(zset) => Ok(Some(zset)),
-            _ => Err(Reply::error(errors::WRONGTYPE)),
-        },
-    }
-}
-
-/// Deletes `key` if its sorted set became empty (Redis never keeps empty collections).
-fn delete_if_empty(ctx: &mut Ctx<'_>, key: &[u8]) {
-    if let Some(item) = ctx.store.get(ctx.db, key, ctx.now_ms)
-        && matches!(&item.value, Value::SortedSet(zset) if zset.is_empty())
-    {
-        ctx.store.remove(ctx.db, key);
-    }
+    Ok(get_zset(ctx, key)?.cloned())
 }
 
 /// Zero-based rank of `member` in ascending order (O(rank)).
@@ -619,7 +572,7 @@ fn zadd_generic(ctx: &mut Ctx<'_>, argv: &[Bytes], mut f: AddFlags) -> Reply {
     }
 
     let mut created = None;
-    let zset = match write_zset(ctx.store, ctx.db, key, ctx.now_ms) {
+    let zset = match get_zset_mut(ctx.store, ctx.db, key, ctx.now_ms) {
         Err(e) => return e,
         Ok(Some(zset)) => zset,
         Ok(None) if f.xx => {
@@ -684,7 +637,7 @@ fn zincrby(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Reply {
 
 fn zrem(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Reply {
     let key = &argv[1];
-    let removed = match write_zset(ctx.store, ctx.db, key, ctx.now_ms) {
+    let removed = match get_zset_mut(ctx.store, ctx.db, key, ctx.now_ms) {
         Err(e) => return e,
         Ok(None) => return Reply::Int(0),
         Ok(Some(zset)) => argv[2..]
@@ -958,7 +911,7 @@ fn zpop_generic(ctx: &mut Ctx<'_>, argv: &[Bytes], max: bool) -> Reply {
         None
     };
     let key = &argv[1];
-    let popped = match write_zset(ctx.store, ctx.db, key, ctx.now_ms) {
+    let popped = match get_zset_mut(ctx.store, ctx.db, key, ctx.now_ms) {
         Err(e) => return e,
         Ok(None) => return Reply::Array(Vec::new()),
         Ok(Some(_)) if count == Some(0) => return Reply::Array(Vec::new()),
@@ -1011,7 +964,7 @@ fn zremrange(
     select: impl FnOnce(&SortedSet) -> Vec<Bytes>,
 ) -> Reply {
     let key = &argv[1];
-    let removed = match write_zset(ctx.store, ctx.db, key, ctx.now_ms) {
+    let removed = match get_zset_mut(ctx.store, ctx.db, key, ctx.now_ms) {
         Err(e) => return e,
         Ok(None) => return Reply::Int(0),
         Ok(Some(zset)) => {
@@ -1080,20 +1033,12 @@ fn listpack_score(score: f64) -> String {
     crate::resp::format_double(score)
 }
 
-fn zscan(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Reply {
-    let cursor = match scan::parse_cursor(&argv[2]) {
-        Ok(c) => c,
-        Err(e) => return e,
+fn zscan(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, Reply> {
+    let cursor = scan::parse_cursor(&argv[2])?;
+    let Some(zset) = read_zset(ctx, &argv[1])? else {
+        return Ok(scan::reply(0, Vec::new()));
     };
-    let zset = match read_zset(ctx, &argv[1]) {
-        Err(e) => return e,
-        Ok(None) => return scan::reply(0, Vec::new()),
-        Ok(Some(zset)) => zset,
-    };
-    let options = match ScanOptions::parse(argv, 3, false) {
-        Ok(o) => o,
-        Err(e) => return e,
-    };
+    let options = ScanOptions::parse(argv, 3, false)?;
     let compact = is_listpack_sized(&zset);
     let all = zset.iter().map(|(m, s)| (m.clone(), s)).collect();
     let (items, next) = scan::collection_page(all, cursor, &options, compact);
@@ -1107,7 +1052,7 @@ fn zscan(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Reply {
         out.push(Reply::Bulk(member));
         out.push(Reply::bulk(text));
     }
-    scan::reply(next, out)
+    Ok(scan::reply(next, out))
 }
 
 fn random_pair(zset: &SortedSet, rng: &mut Rng) -> Option<(Bytes, f64)> {
