@@ -13,7 +13,7 @@ use super::args::int_arg;
 use super::flags::{DENYOOM, FAST, READONLY, WRITE};
 use super::longdouble::LongDouble;
 use super::scan::{self, ScanOptions};
-use super::{CommandSpec, Ctx, errors, wrong_arity};
+use super::{CommandSpec, Ctx, errors, random, wrong_arity};
 use crate::resp::Reply;
 use crate::store::{HashValue, Item, Value, own};
 
@@ -39,6 +39,7 @@ pub(super) const COMMANDS: &[CommandSpec] = &[
     ),
     command!("hstrlen", 3, READONLY | FAST, (1, 1, 1), hstrlen),
     command!("hscan", -3, READONLY, (1, 1, 1), hscan),
+    command!("hrandfield", -2, READONLY, (1, 1, 1), hrandfield),
 ];
 
 type Outcome = Result<Reply, Reply>;
@@ -270,6 +271,44 @@ fn hscan(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Outcome {
     Ok(scan::reply(next, items))
 }
 
+/// `HRANDFIELD key [count [WITHVALUES]]`: without a count, one random field (nil for a
+/// missing key); with one, fields picked as `SRANDMEMBER` picks members (see
+/// [`random::sample`]), with their values as pairs (flat in RESP2, two-element arrays in
+/// RESP3).
+fn hrandfield(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Outcome {
+    if argv.len() == 2 {
+        let Some(fields) = get_hash(ctx, &argv[1])?.cloned() else {
+            return Ok(Reply::Nil);
+        };
+        let index = ctx.rng.below(fields.len() as u64) as usize;
+        return Ok(Reply::bulk_or_nil(fields.keys().nth(index).cloned()));
+    }
+    let (requested, with_values) = random::count_and_flag(argv, b"withvalues")?;
+    let Some(fields) = get_hash(ctx, &argv[1])?.cloned() else {
+        return Ok(Reply::Array(Vec::new()));
+    };
+    let all = fields
+        .iter()
+        .map(|(field, v)| (field.clone(), v.value.clone()))
+        .collect();
+    let picked = random::sample(all, requested, ctx.rng)?;
+    Ok(if with_values {
+        Reply::Pairs(
+            picked
+                .into_iter()
+                .map(|(field, value)| (Reply::Bulk(field), Reply::Bulk(value)))
+                .collect(),
+        )
+    } else {
+        Reply::Array(
+            picked
+                .into_iter()
+                .map(|(field, _)| Reply::Bulk(field))
+                .collect(),
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::Propagate;
@@ -472,5 +511,75 @@ mod tests {
         h.run(&format!("HSET long a 1 b 2 c {}", "x".repeat(65)));
         let (all, calls) = hscan_all(&mut h, "long", "COUNT 1");
         assert_eq!((all.len(), calls), (3, 3));
+    }
+
+    #[test]
+    fn hrandfield_counts_and_shapes_follow_redis() {
+        let mut h = Harness::new();
+        h.run("HSET h a 1 b 2 c 3");
+        let e = h.run("HRANDFIELD h");
+        assert!(matches!(e.reply, Reply::Bulk(_)), "{:?}", e.reply);
+        assert_eq!(e.propagate, Propagate::Nothing);
+        assert_eq!(h.reply("HRANDFIELD nokey"), Reply::Nil);
+        assert_eq!(h.reply("HRANDFIELD nokey 2"), Reply::Array(vec![]));
+        assert_eq!(
+            h.reply("HRANDFIELD nokey -2 WITHVALUES"),
+            Reply::Array(vec![])
+        );
+        assert_eq!(h.reply("HRANDFIELD h 0"), Reply::Array(vec![]));
+        let distinct = sorted_bulks(h.reply("HRANDFIELD h 2"));
+        assert_eq!(distinct.len(), 2);
+        assert_ne!(distinct[0], distinct[1]);
+        assert_eq!(sorted_bulks(h.reply("HRANDFIELD h 10")), ["a", "b", "c"]);
+        let repeated = sorted_bulks(h.reply("HRANDFIELD h -50"));
+        assert_eq!(repeated.len(), 50);
+        let Reply::Pairs(pairs) = h.reply("HRANDFIELD h -20 withvalues") else {
+            panic!("pairs")
+        };
+        assert_eq!(pairs.len(), 20);
+        for (field, value) in &pairs {
+            let expected = match field {
+                Reply::Bulk(f) if f.as_ref() == b"a" => "1",
+                Reply::Bulk(f) if f.as_ref() == b"b" => "2",
+                _ => "3",
+            };
+            assert_eq!(value, &Reply::bulk(expected));
+        }
+        let Reply::Pairs(all) = h.reply("HRANDFIELD h 5 WITHVALUES") else {
+            panic!("pairs")
+        };
+        assert_eq!(all.len(), 3);
+        // One pair, flat in RESP2 and nested in RESP3, as Redis sends it.
+        h.run("HSET one f v");
+        let reply = h.reply("HRANDFIELD one 1 WITHVALUES");
+        let (mut resp2, mut resp3) = (Vec::new(), Vec::new());
+        reply.encode(&mut resp2, false);
+        reply.encode(&mut resp3, true);
+        assert_eq!(resp2, b"*2\r\n$1\r\nf\r\n$1\r\nv\r\n");
+        assert_eq!(resp3, b"*1\r\n*2\r\n$1\r\nf\r\n$1\r\nv\r\n");
+        for (line, error) in [
+            ("HRANDFIELD h 2 foo", errors::SYNTAX),
+            ("HRANDFIELD h 2 withvalues x", errors::SYNTAX),
+            ("HRANDFIELD h x", errors::NOT_INTEGER),
+            ("HRANDFIELD nokey x", errors::NOT_INTEGER),
+            (
+                "HRANDFIELD h -9223372036854775808",
+                "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807",
+            ),
+            (
+                "HRANDFIELD h -9223372036854775807 withvalues",
+                "ERR value is out of range",
+            ),
+            (
+                "HRANDFIELD h 4611686018427387904 withvalues",
+                "ERR value is out of range",
+            ),
+            ("HRANDFIELD h -100000000000", "ERR value is out of range"),
+        ] {
+            assert_eq!(h.reply(line), err(error), "{line}");
+        }
+        h.run("SET s v");
+        assert_eq!(h.reply("HRANDFIELD s"), err(errors::WRONGTYPE));
+        assert_eq!(h.reply("HRANDFIELD s 2"), err(errors::WRONGTYPE));
     }
 }

@@ -11,7 +11,7 @@ use bytes::Bytes;
 
 use super::access::{get_set, get_set_mut, wrongtype};
 use super::scan::{self, ScanOptions};
-use super::{CommandSpec, Ctx, Rng, args, errors, flags};
+use super::{CommandSpec, Ctx, Rng, args, errors, flags, random};
 use crate::resp::Reply;
 use crate::store::{Value, own};
 
@@ -44,10 +44,6 @@ pub(super) const COMMANDS: &[CommandSpec] = &[
     ),
     command!("sscan", -3, READONLY, (1, 1, 1), sscan),
 ];
-
-/// Largest count a negative `SRANDMEMBER` count may ask for: the reply is built in memory,
-/// and Redis would stream an unbounded reply where we would abort on allocation.
-const MAX_REPEATED_SAMPLES: u64 = 1 << 26;
 
 /// The set at `key` as an O(1) shared copy (so the caller may write meanwhile): `None` when
 /// missing, WRONGTYPE for other types.
@@ -164,18 +160,6 @@ fn random_member(set: &Set, rng: &mut Rng) -> Option<Bytes> {
     set.iter().nth(index).cloned()
 }
 
-/// `count` distinct random members (`count < set.len()`), in random order: one walk, then a
-/// partial Fisher–Yates shuffle.
-fn sample_distinct(set: &Set, count: usize, rng: &mut Rng) -> Vec<Bytes> {
-    let mut members: Vec<Bytes> = set.iter().cloned().collect();
-    for i in 0..count {
-        let j = i + rng.below((members.len() - i) as u64) as usize;
-        members.swap(i, j);
-    }
-    members.truncate(count);
-    members
-}
-
 /// Parses a count that must be ≥ 0, with the message Redis uses for both bad forms.
 fn positive_count(arg: &[u8]) -> Result<u64, Reply> {
     match args::parse_i64(arg) {
@@ -231,7 +215,7 @@ fn spop_count(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Reply {
         Ok(Some(_)) if count == 0 => return Reply::Set(Vec::new()),
         Ok(Some(set)) if count >= set.len() as u64 => None,
         Ok(Some(set)) => {
-            let popped = sample_distinct(set, count as usize, rng);
+            let popped = random::distinct(set.iter().cloned().collect(), count as usize, rng);
             for member in &popped {
                 set.remove(member);
             }
@@ -264,59 +248,22 @@ fn spop_count(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Reply {
     }
 }
 
-fn srandmember(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Reply {
+fn srandmember(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, Reply> {
     if argv.len() > 3 {
-        return Reply::error(errors::SYNTAX);
+        return Err(Reply::error(errors::SYNTAX));
     }
     if argv.len() == 2 {
-        return match read_set(ctx, &argv[1]) {
-            Err(e) => e,
-            Ok(None) => Reply::Nil,
-            Ok(Some(set)) => Reply::bulk_or_nil(random_member(&set, ctx.rng)),
-        };
+        return Ok(match read_set(ctx, &argv[1])? {
+            None => Reply::Nil,
+            Some(set) => Reply::bulk_or_nil(random_member(&set, ctx.rng)),
+        });
     }
-    let requested = match args::parse_i64(&argv[2]) {
-        None => return Reply::error(errors::NOT_INTEGER),
-        Some(i64::MIN) => {
-            return Reply::error(
-                "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807",
-            );
-        }
-        Some(n) => n,
+    let requested = random::count_arg(&argv[2])?;
+    let Some(set) = read_set(ctx, &argv[1])? else {
+        return Ok(Reply::Array(Vec::new()));
     };
-    let set = match read_set(ctx, &argv[1]) {
-        Err(e) => return e,
-        Ok(None) => return Reply::Array(Vec::new()),
-        Ok(Some(set)) => set,
-    };
-    let count = requested.unsigned_abs();
-    if count == 0 {
-        return Reply::Array(Vec::new());
-    }
-    // Negative count (or 1): independent picks, repeats allowed.
-    if requested < 0 || count == 1 {
-        if count > MAX_REPEATED_SAMPLES {
-            return Reply::error("ERR value is out of range");
-        }
-        let members: Vec<&Bytes> = set.iter().collect();
-        return Reply::Array(
-            (0..count)
-                .map(|_| {
-                    let i = ctx.rng.below(members.len() as u64) as usize;
-                    Reply::Bulk(members[i].clone())
-                })
-                .collect(),
-        );
-    }
-    if count >= set.len() as u64 {
-        return Reply::Array(members(&set));
-    }
-    Reply::Array(
-        sample_distinct(&set, count as usize, ctx.rng)
-            .into_iter()
-            .map(Reply::Bulk)
-            .collect(),
-    )
+    let picked = random::sample(ordered_members(&set), requested, ctx.rng)?;
+    Ok(Reply::Array(picked.into_iter().map(Reply::Bulk).collect()))
 }
 
 fn smove(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Reply {

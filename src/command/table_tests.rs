@@ -84,6 +84,7 @@ const REDIS_7_0_COMMAND_INFO: &[(&str, i32, &str, Keys)] = &[
     ("hincrbyfloat", 4, "write denyoom fast", (1, 1, 1)),
     ("hstrlen", 3, "readonly fast", (1, 1, 1)),
     ("hscan", -3, "readonly", (1, 1, 1)),
+    ("hrandfield", -2, "readonly", (1, 1, 1)),
 ];
 
 #[test]

@@ -14,7 +14,7 @@ use bytes::Bytes;
 
 use super::access::{delete_if_empty, get_zset, get_zset_mut};
 use super::scan::{self, ScanOptions};
-use super::{CommandSpec, Ctx, Rng, args, errors, flags};
+use super::{CommandSpec, Ctx, Rng, args, errors, flags, random};
 use crate::resp::Reply;
 use crate::store::{Score, SortedSet, Value, own};
 
@@ -55,9 +55,6 @@ pub(super) const COMMANDS: &[CommandSpec] = &[
 const NOT_A_RANGE_FLOAT: &str = "ERR min or max is not a float";
 const NOT_A_LEX_RANGE: &str = "ERR min or max not valid string range item";
 const NAN_RESULT: &str = "ERR resulting score is not a number (NaN)";
-
-/// Largest count a negative `ZRANDMEMBER` count may ask for (the reply is built in memory).
-const MAX_REPEATED_SAMPLES: u64 = 1 << 26;
 
 // ---------------------------------------------------------------------------------------
 // Number parsing exactly as Redis's C library calls do it.
@@ -1060,60 +1057,22 @@ fn random_pair(zset: &SortedSet, rng: &mut Rng) -> Option<(Bytes, f64)> {
     zset.iter().nth(index).map(|(m, s)| (m.clone(), s))
 }
 
-fn zrandmember(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Reply {
+fn zrandmember(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, Reply> {
     if argv.len() == 2 {
-        return match read_zset(ctx, &argv[1]) {
-            Err(e) => e,
-            Ok(None) => Reply::Nil,
-            Ok(Some(zset)) => Reply::bulk_or_nil(random_pair(&zset, ctx.rng).map(|(m, _)| m)),
-        };
+        return Ok(match read_zset(ctx, &argv[1])? {
+            None => Reply::Nil,
+            Some(zset) => Reply::bulk_or_nil(random_pair(&zset, ctx.rng).map(|(m, _)| m)),
+        });
     }
-    let requested = match args::parse_i64(&argv[2]) {
-        None => return Reply::error(errors::NOT_INTEGER),
-        Some(i64::MIN) => {
-            return Reply::error(
-                "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807",
-            );
-        }
-        Some(n) => n,
+    let (requested, with_scores) = random::count_and_flag(argv, b"withscores")?;
+    let Some(zset) = read_zset(ctx, &argv[1])? else {
+        return Ok(Reply::Array(Vec::new()));
     };
-    let with_scores = match argv.len() {
-        3 => false,
-        4 if argv[3].eq_ignore_ascii_case(b"withscores") => true,
-        _ => return Reply::error(errors::SYNTAX),
-    };
-    if with_scores && !(-(i64::MAX / 2)..=i64::MAX / 2).contains(&requested) {
-        return Reply::error("ERR value is out of range");
-    }
-    let zset = match read_zset(ctx, &argv[1]) {
-        Err(e) => return e,
-        Ok(None) => return Reply::Array(Vec::new()),
-        Ok(Some(zset)) => zset,
-    };
-    let count = requested.unsigned_abs();
-    if count == 0 {
-        return Reply::Array(Vec::new());
-    }
-    let all: Vec<(Bytes, f64)> = zset.iter().map(|(m, s)| (m.clone(), s)).collect();
-    let picked: Vec<(Bytes, f64)> = if requested < 0 || count == 1 {
-        if count > MAX_REPEATED_SAMPLES {
-            return Reply::error("ERR value is out of range");
-        }
-        (0..count)
-            .map(|_| all[ctx.rng.below(all.len() as u64) as usize].clone())
-            .collect()
-    } else if count >= all.len() as u64 {
-        all
-    } else {
-        let mut all = all;
-        for i in 0..count as usize {
-            let j = i + ctx.rng.below((all.len() - i) as u64) as usize;
-            all.swap(i, j);
-        }
-        all.truncate(count as usize);
-        all
-    };
-    scored(picked, with_scores)
+    let all = zset.iter().map(|(m, s)| (m.clone(), s)).collect();
+    Ok(scored(
+        random::sample(all, requested, ctx.rng)?,
+        with_scores,
+    ))
 }
 
 #[cfg(test)]
