@@ -27,15 +27,71 @@ use bytes::Bytes;
 
 use super::access::{get_stream, get_stream_mut, wrongtype};
 use super::args::is_c_space;
-use super::{CommandSpec, Ctx, args, errors, flags, wrong_arity};
+use super::{CommandSpec, Ctx, Subcommand, args, errors, flags, wrong_arity};
 use crate::model::{Consumer, ConsumerGroup, PendingEntry, Stream, StreamEntry, StreamId};
 use crate::resp::Reply;
 use crate::store::{Store, Value, own};
 
-use flags::{BLOCKING, DENYOOM, FAST, MOVABLEKEYS, READONLY, WRITE};
+use flags::{BLOCKING, DENYOOM, FAST, LOADING, MOVABLEKEYS, READONLY, STALE, WRITE};
 
-/// `XGROUP` and `XINFO` are container commands: `COMMAND` reports no flags for them (their
-/// subcommands carry the flags), so their handlers propagate explicitly.
+/// `XGROUP` and `XINFO` are container commands: `COMMAND` reports no flags for them, their
+/// subcommands carry the flags (Redis 7.0.15's `COMMAND INFO xgroup|create`, …).
+const XGROUP_SUBCOMMANDS: &[Subcommand] = &[
+    Subcommand {
+        name: "create",
+        arity: -5,
+        flags: WRITE | DENYOOM,
+    },
+    Subcommand {
+        name: "setid",
+        arity: -5,
+        flags: WRITE,
+    },
+    Subcommand {
+        name: "destroy",
+        arity: 4,
+        flags: WRITE,
+    },
+    Subcommand {
+        name: "createconsumer",
+        arity: 5,
+        flags: WRITE | DENYOOM,
+    },
+    Subcommand {
+        name: "delconsumer",
+        arity: 5,
+        flags: WRITE,
+    },
+    Subcommand {
+        name: "help",
+        arity: 2,
+        flags: LOADING | STALE,
+    },
+];
+
+const XINFO_SUBCOMMANDS: &[Subcommand] = &[
+    Subcommand {
+        name: "stream",
+        arity: -3,
+        flags: READONLY,
+    },
+    Subcommand {
+        name: "groups",
+        arity: 3,
+        flags: READONLY,
+    },
+    Subcommand {
+        name: "consumers",
+        arity: 4,
+        flags: READONLY,
+    },
+    Subcommand {
+        name: "help",
+        arity: 2,
+        flags: LOADING | STALE,
+    },
+];
+
 pub(super) const COMMANDS: &[CommandSpec] = &[
     command!("xadd", -5, WRITE | DENYOOM | FAST, (1, 1, 1), xadd),
     command!("xlen", 2, READONLY | FAST, (1, 1, 1), xlen),
@@ -43,7 +99,7 @@ pub(super) const COMMANDS: &[CommandSpec] = &[
     command!("xrevrange", -4, READONLY, (1, 1, 1), xrevrange),
     command!("xdel", -3, WRITE | FAST, (1, 1, 1), xdel),
     command!("xtrim", -4, WRITE, (1, 1, 1), xtrim),
-    command!("xgroup", -2, 0, (0, 0, 0), xgroup),
+    command!("xgroup", -2, 0, (0, 0, 0), xgroup, subcommands: XGROUP_SUBCOMMANDS),
     command!(
         "xreadgroup",
         -7,
@@ -62,7 +118,7 @@ pub(super) const COMMANDS: &[CommandSpec] = &[
     command!("xpending", -3, READONLY, (1, 1, 1), xpending),
     command!("xclaim", -6, WRITE | FAST, (1, 1, 1), xclaim),
     command!("xsetid", -3, WRITE | DENYOOM | FAST, (1, 1, 1), xsetid),
-    command!("xinfo", -2, 0, (0, 0, 0), xinfo),
+    command!("xinfo", -2, 0, (0, 0, 0), xinfo, subcommands: XINFO_SUBCOMMANDS),
 ];
 
 const INVALID_ID: &str = "ERR Invalid stream ID specified as stream command argument";
@@ -1188,41 +1244,14 @@ fn find_entry_in(entries: &[StreamEntry], id: StreamId) -> Option<&StreamEntry> 
 // ---------------------------------------------------------------------------------------
 // XGROUP.
 
-/// A container command's subcommand: name and Redis arity.
-fn subcommand_arity(container: &str, name: &[u8]) -> Option<(&'static str, i32)> {
-    let table: &[(&str, i32)] = match container {
-        "xgroup" => &[
-            ("create", -5),
-            ("setid", -5),
-            ("destroy", 4),
-            ("createconsumer", 5),
-            ("delconsumer", 5),
-            ("help", 2),
-        ],
-        _ => &[("stream", -3), ("groups", 3), ("consumers", 4), ("help", 2)],
-    };
-    table
-        .iter()
-        .find(|(n, _)| name.eq_ignore_ascii_case(n.as_bytes()))
-        .map(|&(n, a)| (n, a))
-}
-
 /// Checks a container command's subcommand and arity as Redis's command lookup does.
 fn check_subcommand(container: &'static str, argv: &[Bytes]) -> Result<&'static str, Reply> {
-    let upper_name = container.to_ascii_uppercase();
-    let Some((name, arity)) = subcommand_arity(container, &argv[1]) else {
-        return Err(Reply::error(format!(
-            "ERR unknown subcommand '{}'. Try {upper_name} HELP.",
-            String::from_utf8_lossy(&argv[1][..argv[1].len().min(128)])
-        )));
+    let table = if container == "xgroup" {
+        XGROUP_SUBCOMMANDS
+    } else {
+        XINFO_SUBCOMMANDS
     };
-    let argc = argv.len() as i32;
-    if (arity >= 0 && argc != arity) || (arity < 0 && argc < -arity) {
-        return Err(Reply::error(format!(
-            "ERR wrong number of arguments for '{container}|{name}' command"
-        )));
-    }
-    Ok(name)
+    Ok(super::find_subcommand(container, table, argv)?.name)
 }
 
 fn subcommand_syntax_error(container: &str, argv: &[Bytes]) -> Reply {
@@ -1436,10 +1465,6 @@ fn xgroup(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Reply {
             }
         }
     };
-    // XGROUP has no `write` flag of its own (see COMMANDS): propagate what changed.
-    if ctx.dirty > 0 {
-        ctx.rewrite(vec![argv.to_vec()]);
-    }
     reply
 }
 
@@ -2220,10 +2245,7 @@ mod tests {
             h.run(&format!("XADD s {i}-0 f v{i}"));
         }
         let e = h.run("XGROUP CREATE s g 0");
-        assert_eq!(
-            (e.reply, e.propagate),
-            (Reply::Ok, commands(&["XGROUP CREATE s g 0"]))
-        );
+        assert_eq!((e.reply, e.propagate), (Reply::Ok, Propagate::Verbatim));
         let now = h.now_ms;
         let e = h.run("XREADGROUP GROUP g alice COUNT 2 STREAMS s >");
         assert_eq!(
@@ -2424,10 +2446,7 @@ mod tests {
             "groups in name order"
         );
         let e = h.run("XGROUP SETID s g 1-0");
-        assert_eq!(
-            e.propagate,
-            Propagate::Commands(vec![argv("XGROUP SETID s g 1-0")])
-        );
+        assert_eq!(e.propagate, Propagate::Verbatim);
         assert_eq!(
             stream(&mut h, "s").groups[1].entries_read,
             None,
