@@ -70,8 +70,6 @@ mod diff_tests;
 #[cfg(test)]
 mod propagation_tests;
 #[cfg(test)]
-mod propagation_tests_collections;
-#[cfg(test)]
 mod table_tests;
 #[cfg(test)]
 mod tests;
@@ -249,10 +247,7 @@ impl CommandSpec {
     /// The subcommand `argv[1]` names, for a container command (any case); `None` for other
     /// commands and unknown subcommands.
     pub fn subcommand(&self, argv: &[Bytes]) -> Option<&'static Subcommand> {
-        let name = argv.get(1)?;
-        self.subcommands
-            .iter()
-            .find(|sub| name.eq_ignore_ascii_case(sub.name.as_bytes()))
+        named(self.subcommands, argv.get(1)?)
     }
 
     /// The flags that apply to the call `argv`: the subcommand's for a container command
@@ -276,6 +271,13 @@ impl CommandSpec {
     }
 }
 
+/// The subcommand of `table` called `name` (any case).
+fn named(table: &'static [Subcommand], name: &[u8]) -> Option<&'static Subcommand> {
+    table
+        .iter()
+        .find(|sub| name.eq_ignore_ascii_case(sub.name.as_bytes()))
+}
+
 /// The subcommand of the container `container` that `argv[1]` names in `table`, with its
 /// arity checked, or the error Redis's command lookup gives.
 fn find_subcommand(
@@ -284,10 +286,7 @@ fn find_subcommand(
     argv: &[Bytes],
 ) -> Result<&'static Subcommand, Reply> {
     let name = argv.get(1).map_or(&b""[..], |name| name.as_ref());
-    let Some(sub) = table
-        .iter()
-        .find(|sub| name.eq_ignore_ascii_case(sub.name.as_bytes()))
-    else {
+    let Some(sub) = named(table, name) else {
         return Err(Reply::error(format!(
             "ERR unknown subcommand '{}'. Try {} HELP.",
             String::from_utf8_lossy(&name[..name.len().min(128)]),
