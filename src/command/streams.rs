@@ -1346,7 +1346,7 @@ fn xgroup(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Reply {
     }
     let entries_read = u64::try_from(entries_read).ok();
     let now_ms = ctx.now_ms;
-    let reply = match sub {
+    match sub {
         "create" => {
             if argv.len() > 8 {
                 return subcommand_syntax_error("xgroup", argv);
@@ -1464,8 +1464,7 @@ fn xgroup(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Reply {
                 }
             }
         }
-    };
-    reply
+    }
 }
 
 // ---------------------------------------------------------------------------------------
