@@ -58,6 +58,11 @@ pub fn parse_f64(arg: &[u8]) -> Option<f64> {
     (!value.is_nan()).then_some(value)
 }
 
+/// C's `isspace` in the "C" locale.
+pub(super) fn is_c_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
+}
+
 /// An integer argument, or Redis's `ERR value is not an integer or out of range`
 /// (`getLongLongFromObjectOrReply`).
 pub(super) fn int_arg(arg: &[u8]) -> Result<i64, Reply> {

@@ -12,8 +12,6 @@ use std::net::TcpStream;
 use bytes::Bytes;
 
 use super::tests::Harness;
-use crate::resp::Reply;
-use crate::store::{Value, own};
 
 /// A minimal RESP2 client: sends a command, returns the raw bytes of one reply.
 struct Client {
@@ -73,30 +71,21 @@ fn words(line: &str) -> Vec<Bytes> {
         .collect()
 }
 
-/// Runs `argv` on our store. `SET key value`, `DEL key` and `EXISTS key` (other families, maybe not
-/// built in this tree) act on the store directly.
-fn local(h: &mut Harness, argv: &[Bytes]) -> Reply {
-    let name = argv[0].to_ascii_uppercase();
-    match (&name[..], argv.len()) {
-        (b"SET", 3) => {
-            let value = Value::String(own(&argv[2]));
-            h.store.insert(h.db, own(&argv[1]), value, None);
-            Reply::Ok
-        }
-        (b"DEL", 2) => Reply::Int(i64::from(h.store.remove(h.db, &argv[1]).is_some())),
-        (b"EXISTS", 2) => Reply::Int(i64::from(h.store.contains(h.db, &argv[1], h.now_ms))),
-        _ => h.run_argv(argv).reply,
+/// The port of the scratch server (`KEEPER_DIFF_REDIS_PORT`); `None`, with a note, when unset.
+fn redis_port() -> Option<u16> {
+    let port = std::env::var("KEEPER_DIFF_REDIS_PORT")
+        .ok()
+        .and_then(|p| p.parse().ok());
+    if port.is_none() {
+        eprintln!("KEEPER_DIFF_REDIS_PORT not set; skipped");
     }
+    port
 }
 
 /// Runs `script` in database `db` of the server (one command per line; `\s` is a space inside an argument, `\e` alone an
 /// empty argument) on both and compares every reply.
 fn compare(db: u32, script: &str) {
-    let Some(port) = std::env::var("KEEPER_DIFF_REDIS_PORT")
-        .ok()
-        .and_then(|p| p.parse().ok())
-    else {
-        eprintln!("KEEPER_DIFF_REDIS_PORT not set; skipped");
+    let Some(port) = redis_port() else {
         return;
     };
     let mut redis = Client::connect(port);
@@ -108,7 +97,7 @@ fn compare(db: u32, script: &str) {
         let argv = words(line);
         let expected = redis.call(&argv);
         let mut ours = Vec::new();
-        local(&mut h, &argv).encode(&mut ours, false);
+        h.run_argv(&argv).reply.encode(&mut ours, false);
         if ours != expected {
             failures.push(format!(
                 "{line}\n  redis: {:?}\n  ours:  {:?}",
@@ -541,4 +530,117 @@ fn stream_groups_around_deletions_match_redis() {
          XGROUP DELCONSUMER s g c
          XINFO GROUPS s",
     );
+}
+
+/// Hash replies whose order does not depend on the hash table: `HRANDFIELD` shapes on a
+/// one-field hash, errors, and `HSCAN` of a listpack-sized hash with one matching field.
+#[test]
+#[ignore]
+fn hashes_match_redis() {
+    compare(
+        15,
+        "HSET h f v
+         HRANDFIELD h
+         HRANDFIELD nokey
+         HRANDFIELD h 0
+         HRANDFIELD h 1
+         HRANDFIELD h 3
+         HRANDFIELD h -3
+         HRANDFIELD h 1 WITHVALUES
+         HRANDFIELD h 5 withvalues
+         HRANDFIELD h -2 withvalues
+         HRANDFIELD h 0 withvalues
+         HRANDFIELD nokey 2
+         HRANDFIELD nokey -2 withvalues
+         HRANDFIELD nokey x
+         HRANDFIELD h 2 foo
+         HRANDFIELD h 2 withvalues x
+         HRANDFIELD h -9223372036854775808
+         HRANDFIELD h -9223372036854775807 withvalues
+         HRANDFIELD h 4611686018427387904 withvalues
+         HRANDFIELD h 4611686018427387903 withvalues
+         HSET g a1 1 b1 2 b2 3
+         HSCAN g 0 MATCH a*
+         HSCAN g 0 MATCH z* COUNT 1
+         HSCAN g x
+         HSCAN g 0 COUNT 0
+         HSCAN nokey 0 COUNT 0
+         SET str v
+         HRANDFIELD str
+         HRANDFIELD str 2
+         HSCAN str 0",
+    );
+}
+
+/// The bulk strings of a raw RESP2 array reply (`KEYS`).
+fn bulk_items(reply: &[u8]) -> Vec<Vec<u8>> {
+    let mut items = Vec::new();
+    let mut rest = reply;
+    let mut header = true;
+    while let Some(end) = rest.windows(2).position(|w| w == b"\r\n") {
+        let line = &rest[..end];
+        rest = &rest[end + 2..];
+        if std::mem::take(&mut header) {
+            assert_eq!(line.first(), Some(&b'*'), "not an array");
+            continue;
+        }
+        let len: usize = std::str::from_utf8(&line[1..]).unwrap().parse().unwrap();
+        items.push(rest[..len].to_vec());
+        rest = &rest[len + 2..];
+    }
+    items
+}
+
+/// `KEYS` with random patterns over random keys finds what Redis finds: the glob matcher
+/// against `stringmatchlen`, quirks included (unclosed classes, escapes at the end, ranges
+/// over signed bytes, `*` runs).
+#[test]
+#[ignore]
+fn keys_patterns_match_redis() {
+    let Some(port) = redis_port() else {
+        return;
+    };
+    const ALPHABET: &[u8] = b"ab*?[]^-\\A\xc3";
+    let mut rng = super::Rng::new(0x61_0B);
+    let mut random_text = |max: u64| -> Bytes {
+        let len = rng.below(max + 1) as usize;
+        (0..len)
+            .map(|_| ALPHABET[rng.below(ALPHABET.len() as u64) as usize])
+            .collect::<Vec<u8>>()
+            .into()
+    };
+    let keys: Vec<Bytes> = (0..60).map(|_| random_text(6)).collect();
+    let patterns: Vec<Bytes> = (0..3000).map(|_| random_text(7)).collect();
+    let mut redis = Client::connect(port);
+    redis.call(&words("SELECT 14"));
+    redis.call(&words("FLUSHDB"));
+    let mut h = Harness::new();
+    for key in &keys {
+        let set = [
+            Bytes::from_static(b"SET"),
+            key.clone(),
+            Bytes::from_static(b"v"),
+        ];
+        redis.call(&set);
+        h.run_argv(&set);
+    }
+    let mut failures = Vec::new();
+    for pattern in &patterns {
+        let argv = [Bytes::from_static(b"KEYS"), pattern.clone()];
+        let mut expected = bulk_items(&redis.call(&argv));
+        let mut ours = Vec::new();
+        h.run_argv(&argv).reply.encode(&mut ours, false);
+        let mut ours = bulk_items(&ours);
+        expected.sort();
+        ours.sort();
+        if ours != expected {
+            failures.push(format!(
+                "KEYS {:?}: redis {} keys, ours {}",
+                String::from_utf8_lossy(pattern),
+                expected.len(),
+                ours.len()
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

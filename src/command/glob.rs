@@ -7,8 +7,10 @@
 //! Redis's answers: an unclosed `[` class ends at the end of the pattern, and range bounds
 //! are compared as C's signed `char` (bytes ≥ 0x80 sort before ASCII).
 //!
-//! One deliberate difference: like Redis 7.2.6 and later (CVE-2024-31228), matching gives up
-//! (no match) beyond 1000 nested `*`, so a hostile pattern cannot exhaust the stack.
+//! Like Redis 7.2.6 and later, and the Redis 7.0.15 Debian ships (CVE-2024-31228 fix
+//! backported), matching gives up (no match) beyond 1000 nested `*`, so a hostile pattern
+//! cannot exhaust the stack: `KEYS` with 1000 `*a` finds a key of 1001 `a`, with 1001 it does
+//! not (checked against that server).
 
 /// Nesting of `*` beyond which a pattern never matches (see the module docs).
 const MAX_STAR_NESTING: usize = 1000;
@@ -226,6 +228,40 @@ mod tests {
         assert!(glob_match_nocase(b"HeLLo*", b"hello world"));
         assert!(glob_match_nocase(b"[A-C]x", b"bX"));
         assert!(!glob_match(b"HeLLo*", b"hello world"));
+    }
+
+    /// Cases checked against Redis 7.0.15's `KEYS`.
+    #[test]
+    fn follows_stringmatchlen() {
+        let cases: &[(&str, &str, bool)] = &[
+            ("*", "abc", true),
+            ("a*", "abc", true),
+            ("a*c", "abc", true),
+            ("a*d", "abc", false),
+            ("h[^e]llo", "hallo", true),
+            ("h[\\]]llo", "h]llo", true),
+            ("h\\*llo", "h*llo", true),
+            ("h\\*llo", "hello", false),
+            ("abc", "abcd", false),
+            ("abc*", "abc", true),
+            ("[abc", "a", true),
+            ("[abc", "ab", false),
+            (
+                "*a*a*a*a*a*a*a*a*b",
+                "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+                false,
+            ),
+        ];
+        for (pattern, text, expected) in cases {
+            assert_eq!(m(pattern, text), *expected, "{pattern:?} vs {text:?}");
+        }
+    }
+
+    #[test]
+    fn star_nesting_limit_is_redis() {
+        let text = "a".repeat(1001);
+        assert!(m(&"*a".repeat(MAX_STAR_NESTING), &text));
+        assert!(!m(&"*a".repeat(MAX_STAR_NESTING + 1), &text));
     }
 
     #[test]

@@ -8,13 +8,14 @@
 
 use bytes::Bytes;
 
+use super::access::{Fields, get_hash, get_hash_mut, wrongtype};
 use super::args::int_arg;
 use super::flags::{DENYOOM, FAST, READONLY, WRITE};
 use super::longdouble::LongDouble;
 use super::scan::{self, ScanOptions};
-use super::{CommandSpec, Ctx, errors, wrong_arity};
+use super::{CommandSpec, Ctx, errors, random, wrong_arity};
 use crate::resp::Reply;
-use crate::store::{HashMap, HashValue, Item, Value, own};
+use crate::store::{HashValue, Item, Value, own};
 
 pub(super) const COMMANDS: &[CommandSpec] = &[
     command!("hset", -4, WRITE | DENYOOM | FAST, (1, 1, 1), hset),
@@ -38,52 +39,20 @@ pub(super) const COMMANDS: &[CommandSpec] = &[
     ),
     command!("hstrlen", 3, READONLY | FAST, (1, 1, 1), hstrlen),
     command!("hscan", -3, READONLY, (1, 1, 1), hscan),
+    command!("hrandfield", -2, READONLY, (1, 1, 1), hrandfield),
 ];
 
 type Outcome = Result<Reply, Reply>;
-
-/// The fields of a hash value.
-type Fields = HashMap<Bytes, HashValue>;
-
-fn wrongtype() -> Reply {
-    Reply::error(errors::WRONGTYPE)
-}
-
-/// The hash at `key`: `None` when absent, WRONGTYPE for another type.
-fn read_hash<'a>(ctx: &'a mut Ctx<'_>, key: &[u8]) -> Result<Option<&'a Fields>, Reply> {
-    match ctx.store.get(ctx.db, key, ctx.now_ms) {
-        None => Ok(None),
-        Some(Item {
-            value: Value::Hash(fields),
-            ..
-        }) => Ok(Some(fields)),
-        Some(_) => Err(wrongtype()),
-    }
-}
 
 /// The hash at `key` for modification, created empty when absent
 /// (`hashTypeLookupWriteOrCreate`). The caller must add a field before returning, so no
 /// empty hash stays in the keyspace.
 fn hash_for_write<'a>(ctx: &'a mut Ctx<'_>, key: &[u8]) -> Result<&'a mut Fields, Reply> {
-    let exists = match ctx.store.get(ctx.db, key, ctx.now_ms) {
-        None => false,
-        Some(Item {
-            value: Value::Hash(_),
-            ..
-        }) => true,
-        Some(_) => return Err(wrongtype()),
-    };
-    if !exists {
+    if get_hash(ctx, key)?.is_none() {
         ctx.store
             .insert(ctx.db, own(key), Value::Hash(Fields::default()), None);
     }
-    match ctx.store.get_mut(ctx.db, key, ctx.now_ms) {
-        Some(Item {
-            value: Value::Hash(fields),
-            ..
-        }) => Ok(fields),
-        _ => Err(wrongtype()),
-    }
+    get_hash_mut(ctx.store, ctx.db, key, ctx.now_ms)?.ok_or_else(wrongtype)
 }
 
 fn field_value(value: &[u8]) -> HashValue {
@@ -120,7 +89,7 @@ fn hmset(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Outcome {
 }
 
 fn hsetnx(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Outcome {
-    if read_hash(ctx, &argv[1])?.is_some_and(|fields| fields.contains_key(&argv[2])) {
+    if get_hash(ctx, &argv[1])?.is_some_and(|fields| fields.contains_key(&argv[2])) {
         return Ok(Reply::Int(0));
     }
     hash_for_write(ctx, &argv[1])?.insert(own(&argv[2]), field_value(&argv[3]));
@@ -129,14 +98,14 @@ fn hsetnx(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Outcome {
 }
 
 fn hget(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Outcome {
-    let value = read_hash(ctx, &argv[1])?
+    let value = get_hash(ctx, &argv[1])?
         .and_then(|fields| fields.get(&argv[2]))
         .map(|v| v.value.clone());
     Ok(Reply::bulk_or_nil(value))
 }
 
 fn hmget(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Outcome {
-    let fields = read_hash(ctx, &argv[1])?;
+    let fields = get_hash(ctx, &argv[1])?;
     Ok(Reply::Array(
         argv[2..]
             .iter()
@@ -149,7 +118,7 @@ fn hmget(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Outcome {
 
 fn hdel(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Outcome {
     let key = &argv[1];
-    if read_hash(ctx, key)?.is_none() {
+    if get_hash(ctx, key)?.is_none() {
         return Ok(Reply::Int(0));
     }
     let mut deleted = 0;
@@ -174,7 +143,7 @@ fn hdel(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Outcome {
 }
 
 fn hgetall(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Outcome {
-    let pairs = read_hash(ctx, &argv[1])?.map_or_else(Vec::new, |fields| {
+    let pairs = get_hash(ctx, &argv[1])?.map_or_else(Vec::new, |fields| {
         fields
             .iter()
             .map(|(field, v)| (Reply::Bulk(field.clone()), Reply::Bulk(v.value.clone())))
@@ -184,14 +153,14 @@ fn hgetall(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Outcome {
 }
 
 fn hkeys(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Outcome {
-    let keys = read_hash(ctx, &argv[1])?.map_or_else(Vec::new, |fields| {
+    let keys = get_hash(ctx, &argv[1])?.map_or_else(Vec::new, |fields| {
         fields.keys().map(|f| Reply::Bulk(f.clone())).collect()
     });
     Ok(Reply::Array(keys))
 }
 
 fn hvals(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Outcome {
-    let values = read_hash(ctx, &argv[1])?.map_or_else(Vec::new, |fields| {
+    let values = get_hash(ctx, &argv[1])?.map_or_else(Vec::new, |fields| {
         fields
             .values()
             .map(|v| Reply::Bulk(v.value.clone()))
@@ -202,17 +171,17 @@ fn hvals(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Outcome {
 
 fn hlen(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Outcome {
     Ok(Reply::Int(
-        read_hash(ctx, &argv[1])?.map_or(0, |fields| fields.len() as i64),
+        get_hash(ctx, &argv[1])?.map_or(0, |fields| fields.len() as i64),
     ))
 }
 
 fn hexists(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Outcome {
-    let found = read_hash(ctx, &argv[1])?.is_some_and(|fields| fields.contains_key(&argv[2]));
+    let found = get_hash(ctx, &argv[1])?.is_some_and(|fields| fields.contains_key(&argv[2]));
     Ok(Reply::Int(i64::from(found)))
 }
 
 fn hstrlen(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Outcome {
-    let len = read_hash(ctx, &argv[1])?
+    let len = get_hash(ctx, &argv[1])?
         .and_then(|fields| fields.get(&argv[2]))
         .map_or(0, |v| v.value.len() as i64);
     Ok(Reply::Int(len))
@@ -220,7 +189,7 @@ fn hstrlen(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Outcome {
 
 /// The current text of `field`, for the increment commands (`None` when absent).
 fn current_text(ctx: &mut Ctx<'_>, key: &[u8], field: &[u8]) -> Result<Option<Bytes>, Reply> {
-    Ok(read_hash(ctx, key)?
+    Ok(get_hash(ctx, key)?
         .and_then(|fields| fields.get(field))
         .map(|v| v.value.clone()))
 }
@@ -273,50 +242,78 @@ fn hincrbyfloat(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Outcome {
     Ok(Reply::Bulk(text))
 }
 
-/// HSCAN returns every field in one call (cursor 0), as Redis does for small hashes: a
-/// persistent map has no stable bucket order to resume from, and one full page is always a
-/// correct SCAN answer (every field present for the whole scan is returned).
+/// Redis 7.0 keeps a hash of at most 128 fields, with fields and values of at most 64 bytes,
+/// as a listpack (`hash-max-listpack-entries`/`-value`): scanned in one page.
+fn is_listpack_sized(fields: &Fields) -> bool {
+    fields.len() <= 128
+        && fields
+            .iter()
+            .all(|(field, v)| field.len() <= 64 && v.value.len() <= 64)
+}
+
 fn hscan(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Outcome {
-    scan::parse_cursor(&argv[2])?;
-    let Some(fields) = read_hash(ctx, &argv[1])? else {
+    let cursor = scan::parse_cursor(&argv[2])?;
+    let Some(fields) = get_hash(ctx, &argv[1])? else {
         return Ok(scan::reply(0, Vec::new()));
     };
     let fields = fields.clone();
     let options = ScanOptions::parse(argv, 3, false)?;
-    let mut items = Vec::with_capacity(fields.len() * 2);
-    for (field, v) in fields.iter() {
-        if options.matches(field) {
-            items.push(Reply::Bulk(field.clone()));
-            items.push(Reply::Bulk(v.value.clone()));
-        }
+    let all = fields
+        .iter()
+        .map(|(field, v)| (field.clone(), v.value.clone()))
+        .collect();
+    let (page, next) = scan::collection_page(all, cursor, &options, is_listpack_sized(&fields));
+    let mut items = Vec::with_capacity(page.len() * 2);
+    for (field, value) in page {
+        items.push(Reply::Bulk(field));
+        items.push(Reply::Bulk(value));
     }
-    Ok(scan::reply(0, items))
+    Ok(scan::reply(next, items))
+}
+
+/// `HRANDFIELD key [count [WITHVALUES]]`: without a count, one random field (nil for a
+/// missing key); with one, fields picked as `SRANDMEMBER` picks members (see
+/// [`random::sample`]), with their values as pairs (flat in RESP2, two-element arrays in
+/// RESP3).
+fn hrandfield(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Outcome {
+    if argv.len() == 2 {
+        let Some(fields) = get_hash(ctx, &argv[1])?.cloned() else {
+            return Ok(Reply::Nil);
+        };
+        let index = ctx.rng.below(fields.len() as u64) as usize;
+        return Ok(Reply::bulk_or_nil(fields.keys().nth(index).cloned()));
+    }
+    let (requested, with_values) = random::count_and_flag(argv, b"withvalues")?;
+    let Some(fields) = get_hash(ctx, &argv[1])?.cloned() else {
+        return Ok(Reply::Array(Vec::new()));
+    };
+    let all = fields
+        .iter()
+        .map(|(field, v)| (field.clone(), v.value.clone()))
+        .collect();
+    let picked = random::sample(all, requested, ctx.rng)?;
+    Ok(if with_values {
+        Reply::Pairs(
+            picked
+                .into_iter()
+                .map(|(field, value)| (Reply::Bulk(field), Reply::Bulk(value)))
+                .collect(),
+        )
+    } else {
+        Reply::Array(
+            picked
+                .into_iter()
+                .map(|(field, _)| Reply::Bulk(field))
+                .collect(),
+        )
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::super::Propagate;
-    use super::super::tests::Harness;
+    use super::super::tests::{Harness, err, sorted_bulks};
     use super::*;
-
-    fn err(s: &str) -> Reply {
-        Reply::error(s.to_string())
-    }
-
-    fn sorted_bulks(reply: Reply) -> Vec<String> {
-        let Reply::Array(items) = reply else {
-            panic!("not an array: {reply:?}")
-        };
-        let mut out: Vec<String> = items
-            .into_iter()
-            .map(|item| match item {
-                Reply::Bulk(b) => String::from_utf8_lossy(&b).into_owned(),
-                other => panic!("not a bulk: {other:?}"),
-            })
-            .collect();
-        out.sort();
-        out
-    }
 
     #[test]
     fn set_get_delete() {
@@ -436,7 +433,7 @@ mod tests {
     }
 
     #[test]
-    fn hscan_returns_everything_at_once() {
+    fn hscan_of_a_listpack_sized_hash_is_one_page() {
         let mut h = Harness::new();
         h.run("HSET h a1 1 a2 2 b1 3");
         let Reply::Array(parts) = h.reply("HSCAN h 0 MATCH a* COUNT 1") else {
@@ -468,5 +465,121 @@ mod tests {
         assert_eq!(h.reply("HSCAN h 0 TYPE string"), err(errors::SYNTAX));
         h.run("SET s v");
         assert_eq!(h.reply("HSCAN s 0"), err(errors::WRONGTYPE));
+    }
+
+    /// Every field of `key` through HSCAN with `tail` options, and how many calls it took.
+    fn hscan_all(h: &mut Harness, key: &str, tail: &str) -> (Vec<(Bytes, Bytes)>, usize) {
+        let (mut cursor, mut all, mut calls) = ("0".to_string(), Vec::new(), 0);
+        loop {
+            let Reply::Array(parts) = h.reply(&format!("HSCAN {key} {cursor} {tail}")) else {
+                panic!("HSCAN reply")
+            };
+            calls += 1;
+            let [Reply::Bulk(next), Reply::Array(items)] = &parts[..] else {
+                panic!("{parts:?}")
+            };
+            for pair in items.chunks(2) {
+                let [Reply::Bulk(field), Reply::Bulk(value)] = pair else {
+                    panic!("{pair:?}")
+                };
+                all.push((field.clone(), value.clone()));
+            }
+            cursor = String::from_utf8_lossy(next).into_owned();
+            if cursor == "0" {
+                break;
+            }
+        }
+        all.sort();
+        (all, calls)
+    }
+
+    #[test]
+    fn hscan_pages_a_large_hash() {
+        let mut h = Harness::new();
+        let pairs: Vec<String> = (0..300).map(|i| format!("f{i} v{i}")).collect();
+        h.run(&format!("HSET big {}", pairs.join(" ")));
+        let (all, calls) = hscan_all(&mut h, "big", "COUNT 10");
+        let mut expected: Vec<(Bytes, Bytes)> = (0..300)
+            .map(|i| (Bytes::from(format!("f{i}")), Bytes::from(format!("v{i}"))))
+            .collect();
+        expected.sort();
+        assert_eq!(all, expected, "every field once, with its value");
+        assert!(calls >= 10, "paged: {calls}");
+        let (matched, _) = hscan_all(&mut h, "big", "MATCH f1? COUNT 5");
+        assert_eq!(matched.len(), 10);
+        // A value over 64 bytes makes even a small hash a hash table (paged).
+        h.run(&format!("HSET long a 1 b 2 c {}", "x".repeat(65)));
+        let (all, calls) = hscan_all(&mut h, "long", "COUNT 1");
+        assert_eq!((all.len(), calls), (3, 3));
+    }
+
+    #[test]
+    fn hrandfield_counts_and_shapes_follow_redis() {
+        let mut h = Harness::new();
+        h.run("HSET h a 1 b 2 c 3");
+        let e = h.run("HRANDFIELD h");
+        assert!(matches!(e.reply, Reply::Bulk(_)), "{:?}", e.reply);
+        assert_eq!(e.propagate, Propagate::Nothing);
+        assert_eq!(h.reply("HRANDFIELD nokey"), Reply::Nil);
+        assert_eq!(h.reply("HRANDFIELD nokey 2"), Reply::Array(vec![]));
+        assert_eq!(
+            h.reply("HRANDFIELD nokey -2 WITHVALUES"),
+            Reply::Array(vec![])
+        );
+        assert_eq!(h.reply("HRANDFIELD h 0"), Reply::Array(vec![]));
+        let distinct = sorted_bulks(h.reply("HRANDFIELD h 2"));
+        assert_eq!(distinct.len(), 2);
+        assert_ne!(distinct[0], distinct[1]);
+        assert_eq!(sorted_bulks(h.reply("HRANDFIELD h 10")), ["a", "b", "c"]);
+        let repeated = sorted_bulks(h.reply("HRANDFIELD h -50"));
+        assert_eq!(repeated.len(), 50);
+        let Reply::Pairs(pairs) = h.reply("HRANDFIELD h -20 withvalues") else {
+            panic!("pairs")
+        };
+        assert_eq!(pairs.len(), 20);
+        for (field, value) in &pairs {
+            let expected = match field {
+                Reply::Bulk(f) if f.as_ref() == b"a" => "1",
+                Reply::Bulk(f) if f.as_ref() == b"b" => "2",
+                _ => "3",
+            };
+            assert_eq!(value, &Reply::bulk(expected));
+        }
+        let Reply::Pairs(all) = h.reply("HRANDFIELD h 5 WITHVALUES") else {
+            panic!("pairs")
+        };
+        assert_eq!(all.len(), 3);
+        // One pair, flat in RESP2 and nested in RESP3, as Redis sends it.
+        h.run("HSET one f v");
+        let reply = h.reply("HRANDFIELD one 1 WITHVALUES");
+        let (mut resp2, mut resp3) = (Vec::new(), Vec::new());
+        reply.encode(&mut resp2, false);
+        reply.encode(&mut resp3, true);
+        assert_eq!(resp2, b"*2\r\n$1\r\nf\r\n$1\r\nv\r\n");
+        assert_eq!(resp3, b"*1\r\n*2\r\n$1\r\nf\r\n$1\r\nv\r\n");
+        for (line, error) in [
+            ("HRANDFIELD h 2 foo", errors::SYNTAX),
+            ("HRANDFIELD h 2 withvalues x", errors::SYNTAX),
+            ("HRANDFIELD h x", errors::NOT_INTEGER),
+            ("HRANDFIELD nokey x", errors::NOT_INTEGER),
+            (
+                "HRANDFIELD h -9223372036854775808",
+                "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807",
+            ),
+            (
+                "HRANDFIELD h -9223372036854775807 withvalues",
+                "ERR value is out of range",
+            ),
+            (
+                "HRANDFIELD h 4611686018427387904 withvalues",
+                "ERR value is out of range",
+            ),
+            ("HRANDFIELD h -100000000000", "ERR value is out of range"),
+        ] {
+            assert_eq!(h.reply(line), err(error), "{line}");
+        }
+        h.run("SET s v");
+        assert_eq!(h.reply("HRANDFIELD s"), err(errors::WRONGTYPE));
+        assert_eq!(h.reply("HRANDFIELD s 2"), err(errors::WRONGTYPE));
     }
 }

@@ -434,47 +434,8 @@ fn copy(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Outcome {
 #[cfg(test)]
 mod tests {
     use super::super::Propagate;
-    use super::super::tests::Harness;
+    use super::super::tests::{Harness, bulks, err, propagated, sorted_bulks};
     use super::*;
-
-    fn err(s: &str) -> Reply {
-        Reply::error(s.to_string())
-    }
-
-    fn bulks(items: &[&str]) -> Reply {
-        Reply::Array(items.iter().map(Reply::bulk).collect())
-    }
-
-    fn sorted_keys(reply: Reply) -> Vec<String> {
-        let Reply::Array(items) = reply else {
-            panic!("not an array: {reply:?}")
-        };
-        let mut keys: Vec<String> = items
-            .into_iter()
-            .map(|item| match item {
-                Reply::Bulk(b) => String::from_utf8_lossy(&b).into_owned(),
-                other => panic!("not a bulk: {other:?}"),
-            })
-            .collect();
-        keys.sort();
-        keys
-    }
-
-    fn propagated(effect: &super::super::Effect) -> Vec<String> {
-        match &effect.propagate {
-            Propagate::Nothing => vec![],
-            Propagate::Verbatim => vec!["<verbatim>".into()],
-            Propagate::Commands(cmds) => cmds
-                .iter()
-                .map(|argv| {
-                    argv.iter()
-                        .map(|a| String::from_utf8_lossy(a).into_owned())
-                        .collect::<Vec<_>>()
-                        .join(" ")
-                })
-                .collect(),
-        }
-    }
 
     #[test]
     fn del_exists_type() {
@@ -620,13 +581,13 @@ mod tests {
         h.run("RPUSH user:list a");
         h.run("SET gone v PX 10");
         h.now_ms += 10;
-        assert_eq!(sorted_keys(h.reply("KEYS user:?")), ["user:1", "user:2"]);
+        assert_eq!(sorted_bulks(h.reply("KEYS user:?")), ["user:1", "user:2"]);
         assert_eq!(
-            sorted_keys(h.reply("KEYS *")),
+            sorted_bulks(h.reply("KEYS *")),
             ["order:1", "u", "user:1", "user:10", "user:2", "user:list"]
         );
-        assert_eq!(sorted_keys(h.reply("KEYS u[^s]*")), Vec::<String>::new());
-        assert_eq!(sorted_keys(h.reply("KEYS user:1*")), ["user:1", "user:10"]);
+        assert_eq!(sorted_bulks(h.reply("KEYS u[^s]*")), Vec::<String>::new());
+        assert_eq!(sorted_bulks(h.reply("KEYS user:1*")), ["user:1", "user:10"]);
         // The empty key: "*" finds it (a shortcut in Redis), "**" does not.
         let empty = [
             Bytes::from_static(b"SET"),
@@ -634,8 +595,8 @@ mod tests {
             Bytes::from_static(b"v"),
         ];
         h.run_argv(&empty);
-        assert!(sorted_keys(h.reply("KEYS *")).contains(&String::new()));
-        assert!(!sorted_keys(h.reply("KEYS **")).contains(&String::new()));
+        assert!(sorted_bulks(h.reply("KEYS *")).contains(&String::new()));
+        assert!(!sorted_bulks(h.reply("KEYS **")).contains(&String::new()));
         h.run_argv(&[Bytes::from_static(b"DEL"), Bytes::new()]);
 
         // A full SCAN with a small COUNT returns every key exactly once.
@@ -648,7 +609,7 @@ mod tests {
             let Reply::Bulk(next) = &parts[0] else {
                 panic!("cursor")
             };
-            seen.extend(sorted_keys(parts[1].clone()));
+            seen.extend(sorted_bulks(parts[1].clone()));
             cursor = String::from_utf8_lossy(next).into_owned();
             if cursor == "0" {
                 break;

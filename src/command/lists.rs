@@ -6,11 +6,12 @@
 use bytes::Bytes;
 use imbl::Vector;
 
+use super::access::{delete_if_empty, get_list, get_list_mut};
 use super::args::{int_arg, non_negative_arg};
 use super::flags::{DENYOOM, FAST, READONLY, WRITE};
 use super::{CommandSpec, Ctx, errors};
 use crate::resp::Reply;
-use crate::store::{Item, Value, own};
+use crate::store::{Value, own};
 
 pub(super) const COMMANDS: &[CommandSpec] = &[
     command!("lpush", -3, WRITE | DENYOOM | FAST, (1, 1, 1), lpush),
@@ -40,45 +41,6 @@ enum End {
     Tail,
 }
 
-fn wrongtype() -> Reply {
-    Reply::error(errors::WRONGTYPE)
-}
-
-/// The list at `key`: `None` when absent, WRONGTYPE for another type.
-fn read_list<'a>(ctx: &'a mut Ctx<'_>, key: &[u8]) -> Result<Option<&'a Vector<Bytes>>, Reply> {
-    match ctx.store.get(ctx.db, key, ctx.now_ms) {
-        None => Ok(None),
-        Some(Item {
-            value: Value::List(list),
-            ..
-        }) => Ok(Some(list)),
-        Some(_) => Err(wrongtype()),
-    }
-}
-
-/// The list at `key` for modification: `None` when absent, WRONGTYPE for another type.
-fn list_mut<'a>(ctx: &'a mut Ctx<'_>, key: &[u8]) -> Result<Option<&'a mut Vector<Bytes>>, Reply> {
-    match ctx.store.get_mut(ctx.db, key, ctx.now_ms) {
-        None => Ok(None),
-        Some(Item {
-            value: Value::List(list),
-            ..
-        }) => Ok(Some(list)),
-        Some(_) => Err(wrongtype()),
-    }
-}
-
-/// Deletes `key` when its list became empty.
-fn delete_if_empty(ctx: &mut Ctx<'_>, key: &[u8]) {
-    let empty = matches!(
-        ctx.store.get(ctx.db, key, ctx.now_ms),
-        Some(Item { value: Value::List(list), .. }) if list.is_empty()
-    );
-    if empty {
-        ctx.store.remove(ctx.db, key);
-    }
-}
-
 fn push(list: &mut Vector<Bytes>, end: End, element: Bytes) {
     match end {
         End::Head => list.push_front(element),
@@ -90,7 +52,7 @@ fn push(list: &mut Vector<Bytes>, end: End, element: Bytes) {
 fn push_generic(ctx: &mut Ctx<'_>, argv: &[Bytes], end: End, only_existing: bool) -> Outcome {
     let key = &argv[1];
     let elements = &argv[2..];
-    let len = match list_mut(ctx, key)? {
+    let len = match get_list_mut(ctx.store, ctx.db, key, ctx.now_ms)? {
         Some(list) => {
             for element in elements {
                 push(list, end, own(element));
@@ -143,7 +105,7 @@ fn pop_generic(ctx: &mut Ctx<'_>, argv: &[Bytes], end: End) -> Outcome {
         None => None,
     };
     let key = &argv[1];
-    let Some(list) = list_mut(ctx, key)? else {
+    let Some(list) = get_list_mut(ctx.store, ctx.db, key, ctx.now_ms)? else {
         return Ok(if count.is_some() {
             Reply::NilArray
         } else {
@@ -200,7 +162,7 @@ fn normalize_range(start: i64, end: i64, len: usize) -> Option<(usize, usize)> {
 fn lrange(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Outcome {
     let start = int_arg(&argv[2])?;
     let end = int_arg(&argv[3])?;
-    let Some(list) = read_list(ctx, &argv[1])? else {
+    let Some(list) = get_list(ctx, &argv[1])? else {
         return Ok(Reply::Array(Vec::new()));
     };
     let Some((start, end)) = normalize_range(start, end, list.len()) else {
@@ -217,7 +179,7 @@ fn lrange(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Outcome {
 
 fn llen(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Outcome {
     Ok(Reply::Int(
-        read_list(ctx, &argv[1])?.map_or(0, |l| l.len() as i64),
+        get_list(ctx, &argv[1])?.map_or(0, |l| l.len() as i64),
     ))
 }
 
@@ -228,7 +190,7 @@ fn position(index: i64, len: usize) -> Option<usize> {
 }
 
 fn lindex(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Outcome {
-    let Some(list) = read_list(ctx, &argv[1])? else {
+    let Some(list) = get_list(ctx, &argv[1])? else {
         return Ok(Reply::Nil);
     };
     let index = int_arg(&argv[2])?;
@@ -238,7 +200,7 @@ fn lindex(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Outcome {
 }
 
 fn lset(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Outcome {
-    let Some(list) = list_mut(ctx, &argv[1])? else {
+    let Some(list) = get_list_mut(ctx.store, ctx.db, &argv[1], ctx.now_ms)? else {
         return Err(Reply::error(errors::NO_SUCH_KEY));
     };
     let index = int_arg(&argv[2])?;
@@ -253,7 +215,7 @@ fn lset(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Outcome {
 fn lrem(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Outcome {
     let count = int_arg(&argv[2])?;
     let (key, element) = (&argv[1], &argv[3]);
-    let Some(list) = list_mut(ctx, key)? else {
+    let Some(list) = get_list_mut(ctx.store, ctx.db, key, ctx.now_ms)? else {
         return Ok(Reply::Int(0));
     };
     let limit = if count == 0 {
@@ -292,7 +254,7 @@ fn ltrim(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Outcome {
     let start = int_arg(&argv[2])?;
     let end = int_arg(&argv[3])?;
     let key = &argv[1];
-    let Some(list) = list_mut(ctx, key)? else {
+    let Some(list) = get_list_mut(ctx.store, ctx.db, key, ctx.now_ms)? else {
         return Ok(Reply::Ok);
     };
     let len = list.len();
@@ -317,7 +279,7 @@ fn linsert(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Outcome {
     } else {
         return Err(Reply::error(errors::SYNTAX));
     };
-    let Some(list) = list_mut(ctx, &argv[1])? else {
+    let Some(list) = get_list_mut(ctx.store, ctx.db, &argv[1], ctx.now_ms)? else {
         return Ok(Reply::Int(0));
     };
     let Some(pivot) = list.iter().position(|e| e.as_ref() == argv[3].as_ref()) else {
@@ -348,11 +310,11 @@ fn lmove_generic(
     from: End,
     to: End,
 ) -> Outcome {
-    if read_list(ctx, source)?.is_none() {
+    if get_list(ctx, source)?.is_none() {
         return Ok(Reply::Nil);
     }
-    read_list(ctx, destination)?;
-    let element = match list_mut(ctx, source)? {
+    get_list(ctx, destination)?;
+    let element = match get_list_mut(ctx.store, ctx.db, source, ctx.now_ms)? {
         Some(list) => match from {
             End::Head => list.pop_front(),
             End::Tail => list.pop_back(),
@@ -362,7 +324,7 @@ fn lmove_generic(
     let Some(element) = element else {
         return Ok(Reply::Nil);
     };
-    match list_mut(ctx, destination)? {
+    match get_list_mut(ctx.store, ctx.db, destination, ctx.now_ms)? {
         Some(list) => push(list, to, element.clone()),
         None => {
             ctx.store.insert(
@@ -417,7 +379,7 @@ fn lpos(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Outcome {
         }
         j += 2;
     }
-    let Some(list) = read_list(ctx, &argv[1])? else {
+    let Some(list) = get_list(ctx, &argv[1])? else {
         return Ok(if count.is_some() {
             Reply::Array(Vec::new())
         } else {
@@ -458,16 +420,8 @@ fn lpos(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Outcome {
 #[cfg(test)]
 mod tests {
     use super::super::Propagate;
-    use super::super::tests::Harness;
+    use super::super::tests::{Harness, bulks, err};
     use super::*;
-
-    fn err(s: &str) -> Reply {
-        Reply::error(s.to_string())
-    }
-
-    fn bulks(items: &[&str]) -> Reply {
-        Reply::Array(items.iter().map(Reply::bulk).collect())
-    }
 
     fn ints(items: &[i64]) -> Reply {
         Reply::Array(items.iter().map(|&i| Reply::Int(i)).collect())

@@ -12,10 +12,15 @@
 //! Each family of commands lives in its own file with a `COMMANDS` table; [`lookup`] finds a
 //! command by name in any case.
 
-/// A [`CommandSpec`] whose handler returns `Result<Reply, Reply>` (`Err` holding an error
-/// reply), so handlers can use `?`. Key positions are `(first, last, step)`.
+/// A [`CommandSpec`] for every family's table. The handler returns a [`Reply`] or a
+/// `Result<Reply, Reply>` (`Err` holding an error reply, so handlers can use `?`); see
+/// [`IntoReply`]. Key positions are `(first, last, step)`. A container command (`XGROUP`)
+/// ends with `subcommands: TABLE` (see [`Subcommand`]).
 macro_rules! command {
-    ($name:literal, $arity:expr, $flags:expr, ($first:expr, $last:expr, $step:expr), $handler:path) => {
+    ($name:literal, $arity:expr, $flags:expr, ($first:expr, $last:expr, $step:expr), $handler:path $(,)?) => {
+        command!($name, $arity, $flags, ($first, $last, $step), $handler, subcommands: &[])
+    };
+    ($name:literal, $arity:expr, $flags:expr, ($first:expr, $last:expr, $step:expr), $handler:path, subcommands: $subcommands:expr $(,)?) => {
         $crate::command::CommandSpec {
             name: $name,
             arity: $arity,
@@ -23,11 +28,30 @@ macro_rules! command {
             first_key: $first,
             last_key: $last,
             step: $step,
-            run: |ctx, argv| $handler(ctx, argv).unwrap_or_else(|reply| reply),
+            run: |ctx, argv| $crate::command::IntoReply::into_reply($handler(ctx, argv)),
+            subcommands: $subcommands,
         }
     };
 }
 
+/// What a handler may return (see [`command!`]).
+trait IntoReply {
+    fn into_reply(self) -> Reply;
+}
+
+impl IntoReply for Reply {
+    fn into_reply(self) -> Reply {
+        self
+    }
+}
+
+impl IntoReply for Result<Reply, Reply> {
+    fn into_reply(self) -> Reply {
+        self.unwrap_or_else(|error| error)
+    }
+}
+
+mod access;
 mod args;
 pub mod glob;
 mod hashes;
@@ -36,7 +60,6 @@ mod lists;
 mod longdouble;
 mod random;
 mod scan;
-mod scan_match;
 mod sets;
 mod streams;
 mod strings;
@@ -46,8 +69,6 @@ mod zsets;
 mod diff_tests;
 #[cfg(test)]
 mod propagation_tests;
-#[cfg(test)]
-mod propagation_tests_collections;
 #[cfg(test)]
 mod table_tests;
 #[cfg(test)]
@@ -176,29 +197,109 @@ pub struct CommandSpec {
     pub name: &'static str,
     /// Redis's arity: N means exactly N arguments including the name, -N means at least N.
     pub arity: i32,
+    /// The command's own flags; a container command (`XGROUP`, `XINFO`) has none, as in
+    /// Redis's `COMMAND`: its [`subcommands`](Self::subcommands) carry them.
     pub flags: u32,
     /// Key positions for `COMMAND`: first, last (-1 = last argument), step.
     pub first_key: i32,
     pub last_key: i32,
     pub step: i32,
     pub run: Handler,
+    /// The subcommands of a container command; empty for every other command.
+    pub subcommands: &'static [Subcommand],
+}
+
+/// One subcommand of a container command (`XGROUP CREATE`): Redis gives each its own arity
+/// and flags.
+#[derive(Debug)]
+pub struct Subcommand {
+    /// Lowercase name.
+    pub name: &'static str,
+    /// Redis's arity, counting the container's name and the subcommand's.
+    pub arity: i32,
+    pub flags: u32,
+}
+
+/// True when `argc` arguments satisfy Redis's `arity` (N: exactly N, -N: at least N).
+fn arity_allows(arity: i32, argc: usize) -> bool {
+    let argc = i32::try_from(argc).unwrap_or(i32::MAX);
+    if arity >= 0 {
+        argc == arity
+    } else {
+        argc >= -arity
+    }
 }
 
 impl CommandSpec {
     /// True when `argc` arguments (including the name) satisfy the arity.
     pub fn arity_ok(&self, argc: usize) -> bool {
-        let argc = argc as i32;
-        if self.arity >= 0 {
-            argc == self.arity
-        } else {
-            argc >= -self.arity
-        }
+        arity_allows(self.arity, argc)
     }
 
-    /// True for a command that may change the keyspace.
+    /// True when the command's own flags say `write`. A container command's subcommands
+    /// carry the flags, so this is false for `XGROUP CREATE`: to decide about one call
+    /// (refusing writes under MISCONF or on a read-only replica) use
+    /// [`is_write_call`](Self::is_write_call).
     pub fn is_write(&self) -> bool {
         self.flags & flags::WRITE != 0
     }
+
+    /// The subcommand `argv[1]` names, for a container command (any case); `None` for other
+    /// commands and unknown subcommands.
+    pub fn subcommand(&self, argv: &[Bytes]) -> Option<&'static Subcommand> {
+        named(self.subcommands, argv.get(1)?)
+    }
+
+    /// The flags that apply to the call `argv`: the subcommand's for a container command
+    /// (none when the subcommand is unknown: the handler refuses it), the command's own
+    /// otherwise. The server checks these, not [`flags`](Self::flags), before running a
+    /// call (`DENYOOM` under the memory or disk budget, …).
+    pub fn call_flags(&self, argv: &[Bytes]) -> u32 {
+        if self.subcommands.is_empty() {
+            self.flags
+        } else {
+            self.subcommand(argv).map_or(0, |sub| sub.flags)
+        }
+    }
+
+    /// True when the call `argv` may change the keyspace: `SET`, `XGROUP CREATE`, but not
+    /// `GET` or `XGROUP HELP`. This is the method the server must call to refuse writes
+    /// (`MISCONF` after a failed save, a read-only replica); [`is_write`](Self::is_write)
+    /// misses the subcommands of container commands.
+    pub fn is_write_call(&self, argv: &[Bytes]) -> bool {
+        self.call_flags(argv) & flags::WRITE != 0
+    }
+}
+
+/// The subcommand of `table` called `name` (any case).
+fn named(table: &'static [Subcommand], name: &[u8]) -> Option<&'static Subcommand> {
+    table
+        .iter()
+        .find(|sub| name.eq_ignore_ascii_case(sub.name.as_bytes()))
+}
+
+/// The subcommand of the container `container` that `argv[1]` names in `table`, with its
+/// arity checked, or the error Redis's command lookup gives.
+fn find_subcommand(
+    container: &str,
+    table: &'static [Subcommand],
+    argv: &[Bytes],
+) -> Result<&'static Subcommand, Reply> {
+    let name = argv.get(1).map_or(&b""[..], |name| name.as_ref());
+    let Some(sub) = named(table, name) else {
+        return Err(Reply::error(format!(
+            "ERR unknown subcommand '{}'. Try {} HELP.",
+            String::from_utf8_lossy(&name[..name.len().min(128)]),
+            container.to_ascii_uppercase()
+        )));
+    };
+    if !arity_allows(sub.arity, argv.len()) {
+        return Err(Reply::error(format!(
+            "ERR wrong number of arguments for '{container}|{}' command",
+            sub.name
+        )));
+    }
+    Ok(sub)
 }
 
 /// Every data command, family by family.
@@ -333,7 +434,7 @@ fn run_as(
     let reply = (spec.run)(&mut ctx, argv);
     let propagate = match ctx.propagate {
         Some(p) => p,
-        None if ctx.dirty > 0 && spec.is_write() => Propagate::Verbatim,
+        None if ctx.dirty > 0 && spec.is_write_call(argv) => Propagate::Verbatim,
         None => Propagate::Nothing,
     };
     Effect {

@@ -9,88 +9,46 @@
 
 use bytes::Bytes;
 
-use super::scan_match;
-use super::{CommandSpec, Ctx, Rng, args, errors, flags};
+use super::access::{get_set, get_set_mut, wrongtype};
+use super::scan::{self, ScanOptions};
+use super::{CommandSpec, Ctx, Rng, args, errors, flags, random};
 use crate::resp::Reply;
-use crate::store::{Store, Value, own};
+use crate::store::{Value, own};
 
 type Set = crate::store::HashSet<Bytes>;
-
-const fn spec(
-    name: &'static str,
-    arity: i32,
-    flags: u32,
-    keys: (i32, i32, i32),
-    run: super::Handler,
-) -> CommandSpec {
-    CommandSpec {
-        name,
-        arity,
-        flags,
-        first_key: keys.0,
-        last_key: keys.1,
-        step: keys.2,
-        run,
-    }
-}
 
 use flags::{DENYOOM, FAST, MOVABLEKEYS, READONLY, WRITE};
 
 pub(super) const COMMANDS: &[CommandSpec] = &[
-    spec("sadd", -3, WRITE | DENYOOM | FAST, (1, 1, 1), sadd),
-    spec("srem", -3, WRITE | FAST, (1, 1, 1), srem),
-    spec("smembers", 2, READONLY, (1, 1, 1), smembers),
-    spec("sismember", 3, READONLY | FAST, (1, 1, 1), sismember),
-    spec("smismember", -3, READONLY | FAST, (1, 1, 1), smismember),
-    spec("scard", 2, READONLY | FAST, (1, 1, 1), scard),
-    spec("spop", -2, WRITE | FAST, (1, 1, 1), spop),
-    spec("srandmember", -2, READONLY, (1, 1, 1), srandmember),
-    spec("smove", 4, WRITE | FAST, (1, 2, 1), smove),
-    spec("sinter", -2, READONLY, (1, -1, 1), sinter),
-    spec("sunion", -2, READONLY, (1, -1, 1), sunion),
-    spec("sdiff", -2, READONLY, (1, -1, 1), sdiff),
-    spec("sinterstore", -3, WRITE | DENYOOM, (1, -1, 1), sinterstore),
-    spec("sunionstore", -3, WRITE | DENYOOM, (1, -1, 1), sunionstore),
-    spec("sdiffstore", -3, WRITE | DENYOOM, (1, -1, 1), sdiffstore),
-    spec(
+    command!("sadd", -3, WRITE | DENYOOM | FAST, (1, 1, 1), sadd),
+    command!("srem", -3, WRITE | FAST, (1, 1, 1), srem),
+    command!("smembers", 2, READONLY, (1, 1, 1), smembers),
+    command!("sismember", 3, READONLY | FAST, (1, 1, 1), sismember),
+    command!("smismember", -3, READONLY | FAST, (1, 1, 1), smismember),
+    command!("scard", 2, READONLY | FAST, (1, 1, 1), scard),
+    command!("spop", -2, WRITE | FAST, (1, 1, 1), spop),
+    command!("srandmember", -2, READONLY, (1, 1, 1), srandmember),
+    command!("smove", 4, WRITE | FAST, (1, 2, 1), smove),
+    command!("sinter", -2, READONLY, (1, -1, 1), sinter),
+    command!("sunion", -2, READONLY, (1, -1, 1), sunion),
+    command!("sdiff", -2, READONLY, (1, -1, 1), sdiff),
+    command!("sinterstore", -3, WRITE | DENYOOM, (1, -1, 1), sinterstore),
+    command!("sunionstore", -3, WRITE | DENYOOM, (1, -1, 1), sunionstore),
+    command!("sdiffstore", -3, WRITE | DENYOOM, (1, -1, 1), sdiffstore),
+    command!(
         "sintercard",
         -3,
         READONLY | MOVABLEKEYS,
         (0, 0, 0),
         sintercard,
     ),
-    spec("sscan", -3, READONLY, (1, 1, 1), sscan),
+    command!("sscan", -3, READONLY, (1, 1, 1), sscan),
 ];
 
-/// Largest count a negative `SRANDMEMBER` count may ask for: the reply is built in memory,
-/// and Redis would stream an unbounded reply where we would abort on allocation.
-const MAX_REPEATED_SAMPLES: u64 = 1 << 26;
-
-/// The set at `key` (an O(1) shared copy), `None` when missing; WRONGTYPE for other types.
+/// The set at `key` as an O(1) shared copy (so the caller may write meanwhile): `None` when
+/// missing, WRONGTYPE for other types.
 fn read_set(ctx: &mut Ctx<'_>, key: &[u8]) -> Result<Option<Set>, Reply> {
-    match ctx.store.get(ctx.db, key, ctx.now_ms) {
-        None => Ok(None),
-        Some(item) => match &item.value {
-            Value::Set(set) => Ok(Some(set.clone())),
-            _ => Err(Reply::error(errors::WRONGTYPE)),
-        },
-    }
-}
-
-/// The set at `key` for modification, `None` when missing; WRONGTYPE for other types.
-fn write_set<'a>(
-    store: &'a mut Store,
-    db: usize,
-    key: &[u8],
-    now_ms: i64,
-) -> Result<Option<&'a mut Set>, Reply> {
-    match store.get_mut(db, key, now_ms) {
-        None => Ok(None),
-        Some(item) => match &mut item.value {
-            Value::Set(set) => Ok(Some(set)),
-            _ => Err(Reply::error(errors::WRONGTYPE)),
-        },
-    }
+    Ok(get_set(ctx, key)?.cloned())
 }
 
 /// Redis 7.0 keeps a set of at most 512 integers as an intset (`set-max-intset-entries`):
@@ -99,19 +57,24 @@ fn is_intset_sized(set: &Set) -> bool {
     set.len() <= 512 && set.iter().all(|m| args::parse_i64(m).is_some())
 }
 
+/// The members as bulk replies, in the order of [`ordered_members`].
+fn members(set: &Set) -> Vec<Reply> {
+    ordered_members(set).into_iter().map(Reply::Bulk).collect()
+}
+
 /// The members in the order Redis replies them: ascending for an intset-sized set of
 /// integers, iteration order otherwise (a hash table's order is arbitrary in Redis too).
-fn members(set: &Set) -> Vec<Reply> {
+fn ordered_members(set: &Set) -> Vec<Bytes> {
     let mut members: Vec<&Bytes> = set.iter().collect();
     if is_intset_sized(set) {
         members.sort_by_key(|m| args::parse_i64(m).unwrap_or_default());
     }
-    members.into_iter().cloned().map(Reply::Bulk).collect()
+    members.into_iter().cloned().collect()
 }
 
 fn sadd(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Reply {
     let key = &argv[1];
-    let added = match write_set(ctx.store, ctx.db, key, ctx.now_ms) {
+    let added = match get_set_mut(ctx.store, ctx.db, key, ctx.now_ms) {
         Err(e) => return e,
         Ok(Some(set)) => argv[2..]
             .iter()
@@ -130,7 +93,7 @@ fn sadd(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Reply {
 
 fn srem(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Reply {
     let key = &argv[1];
-    let (removed, now_empty) = match write_set(ctx.store, ctx.db, key, ctx.now_ms) {
+    let (removed, now_empty) = match get_set_mut(ctx.store, ctx.db, key, ctx.now_ms) {
         Err(e) => return e,
         Ok(None) => return Reply::Int(0),
         Ok(Some(set)) => {
@@ -197,18 +160,6 @@ fn random_member(set: &Set, rng: &mut Rng) -> Option<Bytes> {
     set.iter().nth(index).cloned()
 }
 
-/// `count` distinct random members (`count < set.len()`), in random order: one walk, then a
-/// partial Fisher–Yates shuffle.
-fn sample_distinct(set: &Set, count: usize, rng: &mut Rng) -> Vec<Bytes> {
-    let mut members: Vec<Bytes> = set.iter().cloned().collect();
-    for i in 0..count {
-        let j = i + rng.below((members.len() - i) as u64) as usize;
-        members.swap(i, j);
-    }
-    members.truncate(count);
-    members
-}
-
 /// Parses a count that must be ≥ 0, with the message Redis uses for both bad forms.
 fn positive_count(arg: &[u8]) -> Result<u64, Reply> {
     match args::parse_i64(arg) {
@@ -228,7 +179,7 @@ fn spop(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Reply {
 fn spop_one(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Reply {
     let key = &argv[1];
     let rng = &mut *ctx.rng;
-    let (member, now_empty) = match write_set(ctx.store, ctx.db, key, ctx.now_ms) {
+    let (member, now_empty) = match get_set_mut(ctx.store, ctx.db, key, ctx.now_ms) {
         Err(e) => return e,
         Ok(None) => return Reply::Nil,
         Ok(Some(set)) => {
@@ -258,13 +209,13 @@ fn spop_count(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Reply {
         Err(e) => return e,
     };
     let rng = &mut *ctx.rng;
-    let popped = match write_set(ctx.store, ctx.db, key, ctx.now_ms) {
+    let popped = match get_set_mut(ctx.store, ctx.db, key, ctx.now_ms) {
         Err(e) => return e,
         Ok(None) => return Reply::Set(Vec::new()),
         Ok(Some(_)) if count == 0 => return Reply::Set(Vec::new()),
         Ok(Some(set)) if count >= set.len() as u64 => None,
         Ok(Some(set)) => {
-            let popped = sample_distinct(set, count as usize, rng);
+            let popped = random::distinct(set.iter().cloned().collect(), count as usize, rng);
             for member in &popped {
                 set.remove(member);
             }
@@ -278,7 +229,7 @@ fn spop_count(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Reply {
                 return Reply::Set(Vec::new());
             };
             let Value::Set(set) = item.value else {
-                return Reply::error(errors::WRONGTYPE);
+                return wrongtype();
             };
             ctx.changed(set.len() as u64);
             ctx.rewrite(vec![vec![Bytes::from_static(b"DEL"), key.clone()]]);
@@ -297,59 +248,22 @@ fn spop_count(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Reply {
     }
 }
 
-fn srandmember(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Reply {
+fn srandmember(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, Reply> {
     if argv.len() > 3 {
-        return Reply::error(errors::SYNTAX);
+        return Err(Reply::error(errors::SYNTAX));
     }
     if argv.len() == 2 {
-        return match read_set(ctx, &argv[1]) {
-            Err(e) => e,
-            Ok(None) => Reply::Nil,
-            Ok(Some(set)) => Reply::bulk_or_nil(random_member(&set, ctx.rng)),
-        };
+        return Ok(match read_set(ctx, &argv[1])? {
+            None => Reply::Nil,
+            Some(set) => Reply::bulk_or_nil(random_member(&set, ctx.rng)),
+        });
     }
-    let requested = match args::parse_i64(&argv[2]) {
-        None => return Reply::error(errors::NOT_INTEGER),
-        Some(i64::MIN) => {
-            return Reply::error(
-                "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807",
-            );
-        }
-        Some(n) => n,
+    let requested = random::count_arg(&argv[2])?;
+    let Some(set) = read_set(ctx, &argv[1])? else {
+        return Ok(Reply::Array(Vec::new()));
     };
-    let set = match read_set(ctx, &argv[1]) {
-        Err(e) => return e,
-        Ok(None) => return Reply::Array(Vec::new()),
-        Ok(Some(set)) => set,
-    };
-    let count = requested.unsigned_abs();
-    if count == 0 {
-        return Reply::Array(Vec::new());
-    }
-    // Negative count (or 1): independent picks, repeats allowed.
-    if requested < 0 || count == 1 {
-        if count > MAX_REPEATED_SAMPLES {
-            return Reply::error("ERR value is out of range");
-        }
-        let members: Vec<&Bytes> = set.iter().collect();
-        return Reply::Array(
-            (0..count)
-                .map(|_| {
-                    let i = ctx.rng.below(members.len() as u64) as usize;
-                    Reply::Bulk(members[i].clone())
-                })
-                .collect(),
-        );
-    }
-    if count >= set.len() as u64 {
-        return Reply::Array(members(&set));
-    }
-    Reply::Array(
-        sample_distinct(&set, count as usize, ctx.rng)
-            .into_iter()
-            .map(Reply::Bulk)
-            .collect(),
-    )
+    let picked = random::sample(ordered_members(&set), requested, ctx.rng)?;
+    Ok(Reply::Array(picked.into_iter().map(Reply::Bulk).collect()))
 }
 
 fn smove(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Reply {
@@ -366,7 +280,7 @@ fn smove(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Reply {
     if src == dst {
         return Reply::Int(i64::from(source.contains(member.as_ref())));
     }
-    let now_empty = match write_set(ctx.store, ctx.db, src, ctx.now_ms) {
+    let now_empty = match get_set_mut(ctx.store, ctx.db, src, ctx.now_ms) {
         Ok(Some(set)) => {
             if set.remove(member.as_ref()).is_none() {
                 return Reply::Int(0);
@@ -386,7 +300,7 @@ fn smove(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Reply {
             ctx.store.insert(ctx.db, own(dst), Value::Set(set), None);
             true
         }
-        Some(_) => match write_set(ctx.store, ctx.db, dst, ctx.now_ms) {
+        Some(_) => match get_set_mut(ctx.store, ctx.db, dst, ctx.now_ms) {
             Ok(Some(set)) => set.insert(own(member)).is_none(),
             _ => false,
         },
@@ -554,60 +468,25 @@ fn sintercard(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Reply {
     }
 }
 
-fn sscan(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Reply {
-    let cursor = match scan_match::parse_cursor(&argv[2]) {
-        Ok(c) => c,
-        Err(e) => return e,
+fn sscan(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, Reply> {
+    let cursor = scan::parse_cursor(&argv[2])?;
+    let Some(set) = read_set(ctx, &argv[1])? else {
+        return Ok(scan::reply(0, Vec::new()));
     };
-    let set = match read_set(ctx, &argv[1]) {
-        Err(e) => return e,
-        Ok(None) => return scan_match::reply(0, Vec::new()),
-        Ok(Some(set)) => set,
-    };
-    let options = match scan_match::parse_options(&argv[3..]) {
-        Ok(o) => o,
-        Err(e) => return e,
-    };
-    let (page, next) = if is_intset_sized(&set) {
-        (members(&set), 0)
-    } else {
-        let hashed = set
-            .iter()
-            .map(|m| (scan_match::scan_hash(m), Reply::Bulk(m.clone())))
-            .collect();
-        scan_match::page(hashed, set.len(), cursor, options.count)
-    };
-    let matching = page
-        .into_iter()
-        .filter(|m| match (&options.pattern, m) {
-            (Some(p), Reply::Bulk(m)) => scan_match::glob_match(p, m),
-            _ => true,
-        })
-        .collect();
-    scan_match::reply(next, matching)
+    let options = ScanOptions::parse(argv, 3, false)?;
+    let all = ordered_members(&set).into_iter().map(|m| (m, ())).collect();
+    let (page, next) = scan::collection_page(all, cursor, &options, is_intset_sized(&set));
+    Ok(scan::reply(
+        next,
+        page.into_iter().map(|(m, ())| Reply::Bulk(m)).collect(),
+    ))
 }
 
 #[cfg(test)]
 mod tests {
     use super::super::Propagate;
-    use super::super::tests::{Harness, bulk};
+    use super::super::tests::{Harness, bulk, sorted_bulks};
     use super::*;
-
-    fn sorted(reply: Reply) -> Vec<String> {
-        let items = match reply {
-            Reply::Set(items) | Reply::Array(items) => items,
-            other => panic!("not a collection: {other:?}"),
-        };
-        let mut out: Vec<String> = items
-            .into_iter()
-            .map(|r| match r {
-                Reply::Bulk(b) => String::from_utf8(b.to_vec()).unwrap(),
-                other => panic!("not a bulk: {other:?}"),
-            })
-            .collect();
-        out.sort();
-        out
-    }
 
     fn words(s: &str) -> Vec<String> {
         s.split_whitespace().map(String::from).collect()
@@ -629,7 +508,7 @@ mod tests {
             h.reply("SMISMEMBER s a x c"),
             Reply::Array(vec![Reply::Int(1), Reply::Int(0), Reply::Int(1)])
         );
-        assert_eq!(sorted(h.reply("SMEMBERS s")), words("a b c"));
+        assert_eq!(sorted_bulks(h.reply("SMEMBERS s")), words("a b c"));
         let e = h.run("SREM s a x");
         assert_eq!((e.reply, e.dirty), (Reply::Int(1), 1));
         assert_eq!(h.run("SREM s x").propagate, Propagate::Nothing);
@@ -705,7 +584,7 @@ mod tests {
         );
 
         let e = h.run("SPOP s 2");
-        let popped = sorted(e.reply);
+        let popped = sorted_bulks(e.reply);
         assert_eq!(popped.len(), 2);
         let Propagate::Commands(cmds) = e.propagate else {
             panic!()
@@ -726,7 +605,7 @@ mod tests {
         assert_eq!(h.reply("SCARD s"), Reply::Int(2));
 
         let e = h.run("SPOP s 10");
-        assert_eq!(sorted(e.reply).len(), 2);
+        assert_eq!(sorted_bulks(e.reply).len(), 2);
         assert_eq!(
             e.propagate,
             Propagate::Commands(vec![vec![
@@ -766,18 +645,18 @@ mod tests {
         assert_eq!(e.propagate, Propagate::Nothing);
         // Positive: distinct members, at most the set.
         for n in [1usize, 3, 9] {
-            let got = sorted(h.reply(&format!("SRANDMEMBER s {n}")));
+            let got = sorted_bulks(h.reply(&format!("SRANDMEMBER s {n}")));
             assert_eq!(got.len(), n);
             let mut dedup = got.clone();
             dedup.dedup();
             assert_eq!(dedup, got, "distinct for {n}");
         }
         assert_eq!(
-            sorted(h.reply("SRANDMEMBER s 100")),
+            sorted_bulks(h.reply("SRANDMEMBER s 100")),
             words("a b c d e f g h i j")
         );
         // Negative: exactly |n| picks, repeats allowed (200 picks of 10 must repeat).
-        let got = sorted(h.reply("SRANDMEMBER s -200"));
+        let got = sorted_bulks(h.reply("SRANDMEMBER s -200"));
         assert_eq!(got.len(), 200);
         let mut dedup = got.clone();
         dedup.dedup();
@@ -818,13 +697,13 @@ mod tests {
             h.store.get(0, b"src", h.now_ms).is_none(),
             "emptied source deleted"
         );
-        assert_eq!(sorted(h.reply("SMEMBERS dst")), words("a b"));
+        assert_eq!(sorted_bulks(h.reply("SMEMBERS dst")), words("a b"));
         let e = h.run("SMOVE dst dst a");
         assert_eq!((e.reply, e.propagate), (Reply::Int(1), Propagate::Nothing));
         assert_eq!(h.reply("SMOVE dst dst zz"), Reply::Int(0));
         assert_eq!(h.run("SMOVE dst new zz").propagate, Propagate::Nothing);
         assert_eq!(h.reply("SMOVE dst new a"), Reply::Int(1));
-        assert_eq!(sorted(h.reply("SMEMBERS new")), words("a"));
+        assert_eq!(sorted_bulks(h.reply("SMEMBERS new")), words("a"));
     }
 
     #[test]
@@ -833,12 +712,15 @@ mod tests {
         h.run("SADD a 1 2 3 4");
         h.run("SADD b 3 4 5");
         h.run("SADD c 4 5 6");
-        assert_eq!(sorted(h.reply("SINTER a b")), words("3 4"));
-        assert_eq!(sorted(h.reply("SINTER a b c")), words("4"));
+        assert_eq!(sorted_bulks(h.reply("SINTER a b")), words("3 4"));
+        assert_eq!(sorted_bulks(h.reply("SINTER a b c")), words("4"));
         assert_eq!(h.reply("SINTER a missing"), Reply::Set(vec![]));
-        assert_eq!(sorted(h.reply("SUNION a b missing")), words("1 2 3 4 5"));
-        assert_eq!(sorted(h.reply("SDIFF a b c")), words("1 2"));
-        assert_eq!(sorted(h.reply("SDIFF a missing")), words("1 2 3 4"));
+        assert_eq!(
+            sorted_bulks(h.reply("SUNION a b missing")),
+            words("1 2 3 4 5")
+        );
+        assert_eq!(sorted_bulks(h.reply("SDIFF a b c")), words("1 2"));
+        assert_eq!(sorted_bulks(h.reply("SDIFF a missing")), words("1 2 3 4"));
         assert_eq!(h.reply("SDIFF missing a"), Reply::Set(vec![]));
         assert_eq!(h.reply("SDIFF a a"), Reply::Set(vec![]));
 
@@ -856,7 +738,7 @@ mod tests {
         let item = h.store.get(0, b"d", h.now_ms).unwrap();
         assert!(item.expire_at_ms.is_none(), "overwrite drops the TTL");
         assert_eq!(h.reply("SINTERSTORE d a b"), Reply::Int(2));
-        assert_eq!(sorted(h.reply("SMEMBERS d")), words("3 4"));
+        assert_eq!(sorted_bulks(h.reply("SMEMBERS d")), words("3 4"));
         assert_eq!(h.reply("SDIFFSTORE d b a"), Reply::Int(1));
         let e = h.run("SINTERSTORE d a missing");
         assert_eq!((e.reply, e.dirty), (Reply::Int(0), 1));
@@ -921,7 +803,7 @@ mod tests {
             let [Reply::Bulk(next), items] = &parts[..] else {
                 panic!()
             };
-            all.extend(sorted(items.clone()));
+            all.extend(sorted_bulks(items.clone()));
             cursor = String::from_utf8(next.to_vec()).unwrap();
             if cursor == "0" {
                 break;
@@ -960,7 +842,7 @@ mod tests {
         assert_eq!(h.reply("SSCAN s 0 FOO"), Reply::error(errors::SYNTAX));
         assert_eq!(
             h.reply("SSCAN missing 0 COUNT 0"),
-            scan_match::reply(0, vec![]),
+            scan::reply(0, vec![]),
             "options are not checked on a missing key"
         );
     }

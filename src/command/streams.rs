@@ -25,61 +25,100 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::scan_match::is_c_space;
-use super::{CommandSpec, Ctx, args, errors, flags, wrong_arity};
+use super::access::{get_stream, get_stream_mut, wrongtype};
+use super::args::is_c_space;
+use super::{CommandSpec, Ctx, Subcommand, args, errors, flags, wrong_arity};
 use crate::model::{Consumer, ConsumerGroup, PendingEntry, Stream, StreamEntry, StreamId};
 use crate::resp::Reply;
 use crate::store::{Store, Value, own};
 
-const fn spec(
-    name: &'static str,
-    arity: i32,
-    flags: u32,
-    keys: (i32, i32, i32),
-    run: super::Handler,
-) -> CommandSpec {
-    CommandSpec {
-        name,
-        arity,
-        flags,
-        first_key: keys.0,
-        last_key: keys.1,
-        step: keys.2,
-        run,
-    }
-}
+use flags::{BLOCKING, DENYOOM, FAST, LOADING, MOVABLEKEYS, READONLY, STALE, WRITE};
 
-use flags::{BLOCKING, DENYOOM, FAST, MOVABLEKEYS, READONLY, WRITE};
+/// `XGROUP` and `XINFO` are container commands: `COMMAND` reports no flags for them, their
+/// subcommands carry the flags (Redis 7.0.15's `COMMAND INFO xgroup|create`, …).
+const XGROUP_SUBCOMMANDS: &[Subcommand] = &[
+    Subcommand {
+        name: "create",
+        arity: -5,
+        flags: WRITE | DENYOOM,
+    },
+    Subcommand {
+        name: "setid",
+        arity: -5,
+        flags: WRITE,
+    },
+    Subcommand {
+        name: "destroy",
+        arity: 4,
+        flags: WRITE,
+    },
+    Subcommand {
+        name: "createconsumer",
+        arity: 5,
+        flags: WRITE | DENYOOM,
+    },
+    Subcommand {
+        name: "delconsumer",
+        arity: 5,
+        flags: WRITE,
+    },
+    Subcommand {
+        name: "help",
+        arity: 2,
+        flags: LOADING | STALE,
+    },
+];
 
-/// `XGROUP` and `XINFO` are container commands: `COMMAND` reports no flags for them (their
-/// subcommands carry the flags), so their handlers propagate explicitly.
+const XINFO_SUBCOMMANDS: &[Subcommand] = &[
+    Subcommand {
+        name: "stream",
+        arity: -3,
+        flags: READONLY,
+    },
+    Subcommand {
+        name: "groups",
+        arity: 3,
+        flags: READONLY,
+    },
+    Subcommand {
+        name: "consumers",
+        arity: 4,
+        flags: READONLY,
+    },
+    Subcommand {
+        name: "help",
+        arity: 2,
+        flags: LOADING | STALE,
+    },
+];
+
 pub(super) const COMMANDS: &[CommandSpec] = &[
-    spec("xadd", -5, WRITE | DENYOOM | FAST, (1, 1, 1), xadd),
-    spec("xlen", 2, READONLY | FAST, (1, 1, 1), xlen),
-    spec("xrange", -4, READONLY, (1, 1, 1), xrange),
-    spec("xrevrange", -4, READONLY, (1, 1, 1), xrevrange),
-    spec("xdel", -3, WRITE | FAST, (1, 1, 1), xdel),
-    spec("xtrim", -4, WRITE, (1, 1, 1), xtrim),
-    spec("xgroup", -2, 0, (0, 0, 0), xgroup),
-    spec(
+    command!("xadd", -5, WRITE | DENYOOM | FAST, (1, 1, 1), xadd),
+    command!("xlen", 2, READONLY | FAST, (1, 1, 1), xlen),
+    command!("xrange", -4, READONLY, (1, 1, 1), xrange),
+    command!("xrevrange", -4, READONLY, (1, 1, 1), xrevrange),
+    command!("xdel", -3, WRITE | FAST, (1, 1, 1), xdel),
+    command!("xtrim", -4, WRITE, (1, 1, 1), xtrim),
+    command!("xgroup", -2, 0, (0, 0, 0), xgroup, subcommands: XGROUP_SUBCOMMANDS),
+    command!(
         "xreadgroup",
         -7,
         WRITE | BLOCKING | MOVABLEKEYS,
         (0, 0, 0),
         xreadgroup,
     ),
-    spec(
+    command!(
         "xread",
         -4,
         READONLY | BLOCKING | MOVABLEKEYS,
         (0, 0, 0),
         xread,
     ),
-    spec("xack", -4, WRITE | FAST, (1, 1, 1), xack),
-    spec("xpending", -3, READONLY, (1, 1, 1), xpending),
-    spec("xclaim", -6, WRITE | FAST, (1, 1, 1), xclaim),
-    spec("xsetid", -3, WRITE | DENYOOM | FAST, (1, 1, 1), xsetid),
-    spec("xinfo", -2, 0, (0, 0, 0), xinfo),
+    command!("xack", -4, WRITE | FAST, (1, 1, 1), xack),
+    command!("xpending", -3, READONLY, (1, 1, 1), xpending),
+    command!("xclaim", -6, WRITE | FAST, (1, 1, 1), xclaim),
+    command!("xsetid", -3, WRITE | DENYOOM | FAST, (1, 1, 1), xsetid),
+    command!("xinfo", -2, 0, (0, 0, 0), xinfo, subcommands: XINFO_SUBCOMMANDS),
 ];
 
 const INVALID_ID: &str = "ERR Invalid stream ID specified as stream command argument";
@@ -230,29 +269,20 @@ fn parse_range(start: &[u8], end: &[u8]) -> Result<(StreamId, StreamId), Reply> 
 // ---------------------------------------------------------------------------------------
 // Access and stream bookkeeping.
 
+/// The stream at `key` as an O(1) shared copy (so the caller may write meanwhile): `None`
+/// when missing, WRONGTYPE for other types.
 fn read_stream(ctx: &mut Ctx<'_>, key: &[u8]) -> Result<Option<Arc<Stream>>, Reply> {
-    match ctx.store.get(ctx.db, key, ctx.now_ms) {
-        None => Ok(None),
-        Some(item) => match &item.value {
-            Value::Stream(s) => Ok(Some(s.clone())),
-            _ => Err(Reply::error(errors::WRONGTYPE)),
-        },
-    }
+    Ok(get_stream(ctx, key)?.cloned())
 }
 
+/// The stream at `key` for modification, copied first if a snapshot shares it.
 fn write_stream<'a>(
     store: &'a mut Store,
     db: usize,
     key: &[u8],
     now_ms: i64,
 ) -> Result<Option<&'a mut Stream>, Reply> {
-    match store.get_mut(db, key, now_ms) {
-        None => Ok(None),
-        Some(item) => match &mut item.value {
-            Value::Stream(s) => Ok(Some(Arc::make_mut(s))),
-            _ => Err(Reply::error(errors::WRONGTYPE)),
-        },
-    }
+    Ok(get_stream_mut(store, db, key, now_ms)?.map(Arc::make_mut))
 }
 
 fn entry_reply(entry: &StreamEntry) -> Reply {
@@ -1214,41 +1244,14 @@ fn find_entry_in(entries: &[StreamEntry], id: StreamId) -> Option<&StreamEntry> 
 // ---------------------------------------------------------------------------------------
 // XGROUP.
 
-/// A container command's subcommand: name and Redis arity.
-fn subcommand_arity(container: &str, name: &[u8]) -> Option<(&'static str, i32)> {
-    let table: &[(&str, i32)] = match container {
-        "xgroup" => &[
-            ("create", -5),
-            ("setid", -5),
-            ("destroy", 4),
-            ("createconsumer", 5),
-            ("delconsumer", 5),
-            ("help", 2),
-        ],
-        _ => &[("stream", -3), ("groups", 3), ("consumers", 4), ("help", 2)],
-    };
-    table
-        .iter()
-        .find(|(n, _)| name.eq_ignore_ascii_case(n.as_bytes()))
-        .map(|&(n, a)| (n, a))
-}
-
 /// Checks a container command's subcommand and arity as Redis's command lookup does.
 fn check_subcommand(container: &'static str, argv: &[Bytes]) -> Result<&'static str, Reply> {
-    let upper_name = container.to_ascii_uppercase();
-    let Some((name, arity)) = subcommand_arity(container, &argv[1]) else {
-        return Err(Reply::error(format!(
-            "ERR unknown subcommand '{}'. Try {upper_name} HELP.",
-            String::from_utf8_lossy(&argv[1][..argv[1].len().min(128)])
-        )));
+    let table = if container == "xgroup" {
+        XGROUP_SUBCOMMANDS
+    } else {
+        XINFO_SUBCOMMANDS
     };
-    let argc = argv.len() as i32;
-    if (arity >= 0 && argc != arity) || (arity < 0 && argc < -arity) {
-        return Err(Reply::error(format!(
-            "ERR wrong number of arguments for '{container}|{name}' command"
-        )));
-    }
-    Ok(name)
+    Ok(super::find_subcommand(container, table, argv)?.name)
 }
 
 fn subcommand_syntax_error(container: &str, argv: &[Bytes]) -> Reply {
@@ -1343,7 +1346,7 @@ fn xgroup(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Reply {
     }
     let entries_read = u64::try_from(entries_read).ok();
     let now_ms = ctx.now_ms;
-    let reply = match sub {
+    match sub {
         "create" => {
             if argv.len() > 8 {
                 return subcommand_syntax_error("xgroup", argv);
@@ -1365,7 +1368,7 @@ fn xgroup(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Reply {
                 );
             }
             let Ok(Some(stream)) = write_stream(ctx.store, ctx.db, key, now_ms) else {
-                return Reply::error(errors::WRONGTYPE);
+                return wrongtype();
             };
             if group_index(stream, group_name).is_some() {
                 return Reply::error("BUSYGROUP Consumer Group name already exists");
@@ -1391,7 +1394,7 @@ fn xgroup(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Reply {
                 return subcommand_syntax_error("xgroup", argv);
             }
             let Ok(Some(stream)) = write_stream(ctx.store, ctx.db, key, now_ms) else {
-                return Reply::error(errors::WRONGTYPE);
+                return wrongtype();
             };
             let id = if argv[4].as_ref() == b"$" {
                 stream.last_id
@@ -1414,7 +1417,7 @@ fn xgroup(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Reply {
                 return subcommand_syntax_error("xgroup", argv);
             }
             let Ok(Some(stream)) = write_stream(ctx.store, ctx.db, key, now_ms) else {
-                return Reply::error(errors::WRONGTYPE);
+                return wrongtype();
             };
             match group_index(stream, group_name) {
                 Some(gi) => {
@@ -1427,7 +1430,7 @@ fn xgroup(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Reply {
         }
         "createconsumer" => {
             let Ok(Some(stream)) = write_stream(ctx.store, ctx.db, key, now_ms) else {
-                return Reply::error(errors::WRONGTYPE);
+                return wrongtype();
             };
             let Some(gi) = group_index(stream, group_name) else {
                 return nogroup(key, group_name);
@@ -1443,7 +1446,7 @@ fn xgroup(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Reply {
         _ => {
             // delconsumer
             let Ok(Some(stream)) = write_stream(ctx.store, ctx.db, key, now_ms) else {
-                return Reply::error(errors::WRONGTYPE);
+                return wrongtype();
             };
             let Some(gi) = group_index(stream, group_name) else {
                 return nogroup(key, group_name);
@@ -1461,12 +1464,7 @@ fn xgroup(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Reply {
                 }
             }
         }
-    };
-    // XGROUP has no `write` flag of its own (see COMMANDS): propagate what changed.
-    if ctx.dirty > 0 {
-        ctx.rewrite(vec![argv.to_vec()]);
     }
-    reply
 }
 
 // ---------------------------------------------------------------------------------------
@@ -2064,14 +2062,8 @@ fn xinfo_stream(stream: &Stream, options: &[Bytes], argv: &[Bytes]) -> Reply {
 #[cfg(test)]
 mod tests {
     use super::super::Propagate;
-    use super::super::tests::{Harness, bulk};
+    use super::super::tests::{Harness, argv, bulk};
     use super::*;
-
-    fn argv(line: &str) -> Vec<Bytes> {
-        line.split_whitespace()
-            .map(|w| Bytes::copy_from_slice(w.as_bytes()))
-            .collect()
-    }
 
     fn commands(lines: &[&str]) -> Propagate {
         Propagate::Commands(lines.iter().map(|l| argv(l)).collect())
@@ -2252,10 +2244,7 @@ mod tests {
             h.run(&format!("XADD s {i}-0 f v{i}"));
         }
         let e = h.run("XGROUP CREATE s g 0");
-        assert_eq!(
-            (e.reply, e.propagate),
-            (Reply::Ok, commands(&["XGROUP CREATE s g 0"]))
-        );
+        assert_eq!((e.reply, e.propagate), (Reply::Ok, Propagate::Verbatim));
         let now = h.now_ms;
         let e = h.run("XREADGROUP GROUP g alice COUNT 2 STREAMS s >");
         assert_eq!(
@@ -2456,10 +2445,7 @@ mod tests {
             "groups in name order"
         );
         let e = h.run("XGROUP SETID s g 1-0");
-        assert_eq!(
-            e.propagate,
-            Propagate::Commands(vec![argv("XGROUP SETID s g 1-0")])
-        );
+        assert_eq!(e.propagate, Propagate::Verbatim);
         assert_eq!(
             stream(&mut h, "s").groups[1].entries_read,
             None,

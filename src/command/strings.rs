@@ -7,6 +7,7 @@
 
 use bytes::{Bytes, BytesMut};
 
+use super::access::{get_string, get_string_mut};
 use super::args::{int_arg, parse_i64};
 use super::flags::{DENYOOM, FAST, READONLY, WRITE};
 use super::longdouble::LongDouble;
@@ -49,36 +50,8 @@ type Outcome = Result<Reply, Reply>;
 /// Redis's default `proto-max-bulk-len`: no string may grow beyond it.
 const MAX_STRING_LEN: u64 = 512 * 1024 * 1024;
 
-fn wrongtype() -> Reply {
-    Reply::error(errors::WRONGTYPE)
-}
-
 fn invalid_expire(command: &str) -> Reply {
     Reply::error(errors::INVALID_EXPIRE.replace("{}", command))
-}
-
-/// The string at `key`: `None` when absent, WRONGTYPE for another type.
-fn read_string<'a>(ctx: &'a mut Ctx<'_>, key: &[u8]) -> Result<Option<&'a Bytes>, Reply> {
-    match ctx.store.get(ctx.db, key, ctx.now_ms) {
-        None => Ok(None),
-        Some(Item {
-            value: Value::String(s),
-            ..
-        }) => Ok(Some(s)),
-        Some(_) => Err(wrongtype()),
-    }
-}
-
-/// The item at `key` for modification, which must hold a string.
-fn string_item_mut<'a>(ctx: &'a mut Ctx<'_>, key: &[u8]) -> Result<Option<&'a mut Bytes>, Reply> {
-    match ctx.store.get_mut(ctx.db, key, ctx.now_ms) {
-        None => Ok(None),
-        Some(Item {
-            value: Value::String(s),
-            ..
-        }) => Ok(Some(s)),
-        Some(_) => Err(wrongtype()),
-    }
 }
 
 /// The TTL of a live key (`None` when the key is absent or persistent).
@@ -108,7 +81,7 @@ fn take_mut(bytes: &mut Bytes) -> BytesMut {
 }
 
 fn get(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Outcome {
-    Ok(Reply::bulk_or_nil(read_string(ctx, &argv[1])?.cloned()))
+    Ok(Reply::bulk_or_nil(get_string(ctx, &argv[1])?.cloned()))
 }
 
 /// Options of SET and GETEX (Redis's `OBJ_*` flags).
@@ -205,7 +178,7 @@ fn set_generic(
         None => None,
     };
     let old = if flags & opt::GET != 0 {
-        Some(Reply::bulk_or_nil(read_string(ctx, key)?.cloned()))
+        Some(Reply::bulk_or_nil(get_string(ctx, key)?.cloned()))
     } else {
         None
     };
@@ -281,7 +254,7 @@ fn psetex(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Outcome {
 }
 
 fn getset(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Outcome {
-    let old = Reply::bulk_or_nil(read_string(ctx, &argv[1])?.cloned());
+    let old = Reply::bulk_or_nil(get_string(ctx, &argv[1])?.cloned());
     ctx.store
         .insert(ctx.db, own(&argv[1]), Value::String(own(&argv[2])), None);
     ctx.changed(1);
@@ -294,7 +267,7 @@ fn getset(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Outcome {
 }
 
 fn getdel(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Outcome {
-    let Some(value) = read_string(ctx, &argv[1])?.cloned() else {
+    let Some(value) = get_string(ctx, &argv[1])?.cloned() else {
         return Ok(Reply::Nil);
     };
     ctx.store.remove(ctx.db, &argv[1]);
@@ -306,7 +279,7 @@ fn getdel(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Outcome {
 fn getex(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Outcome {
     let (flags, expire) = parse_string_options(argv, OptionsOf::GetEx)?;
     let key = &argv[1];
-    let Some(value) = read_string(ctx, key)?.cloned() else {
+    let Some(value) = get_string(ctx, key)?.cloned() else {
         return Ok(Reply::Nil);
     };
     let expire_at = match expire {
@@ -342,7 +315,7 @@ fn getex(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Outcome {
 
 fn append(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Outcome {
     let (key, suffix) = (&argv[1], &argv[2]);
-    let len = match string_item_mut(ctx, key)? {
+    let len = match get_string_mut(ctx.store, ctx.db, key, ctx.now_ms)? {
         None => {
             ctx.store
                 .insert(ctx.db, own(key), Value::String(own(suffix)), None);
@@ -362,13 +335,13 @@ fn append(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Outcome {
 
 fn strlen(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Outcome {
     Ok(Reply::Int(
-        read_string(ctx, &argv[1])?.map_or(0, |s| s.len() as i64),
+        get_string(ctx, &argv[1])?.map_or(0, |s| s.len() as i64),
     ))
 }
 
 /// `incrDecrCommand`: adds `by` to the integer at `key` (0 when absent), keeping its TTL.
 fn incr_by(ctx: &mut Ctx<'_>, key: &Bytes, by: i64) -> Outcome {
-    let current = match read_string(ctx, key)? {
+    let current = match get_string(ctx, key)? {
         None => 0,
         Some(text) => parse_i64(text).ok_or_else(|| Reply::error(errors::NOT_INTEGER))?,
     };
@@ -382,7 +355,7 @@ fn incr_by(ctx: &mut Ctx<'_>, key: &Bytes, by: i64) -> Outcome {
 
 /// Replaces the string at `key` (or creates it) without touching its TTL.
 fn store_string_keep_ttl(ctx: &mut Ctx<'_>, key: &Bytes, value: Bytes) -> Result<(), Reply> {
-    match string_item_mut(ctx, key)? {
+    match get_string_mut(ctx.store, ctx.db, key, ctx.now_ms)? {
         Some(current) => *current = value,
         None => ctx
             .store
@@ -415,7 +388,7 @@ fn decrby(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Outcome {
 fn incrbyfloat(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Outcome {
     let key = &argv[1];
     let not_float = || Reply::error(errors::NOT_FLOAT);
-    let current = match read_string(ctx, key)? {
+    let current = match get_string(ctx, key)? {
         None => LongDouble::parse(b"0").ok_or_else(not_float)?,
         Some(text) => LongDouble::parse(text).ok_or_else(not_float)?,
     };
@@ -485,7 +458,7 @@ fn setrange(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Outcome {
         return Err(Reply::error("ERR offset is out of range"));
     }
     let offset = offset as u64;
-    let len = match string_item_mut(ctx, key)? {
+    let len = match get_string_mut(ctx.store, ctx.db, key, ctx.now_ms)? {
         None => {
             if patch.is_empty() {
                 return Ok(Reply::Int(0));
@@ -520,7 +493,7 @@ fn setrange(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Outcome {
 fn getrange(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Outcome {
     let mut start = int_arg(&argv[2])?;
     let mut end = int_arg(&argv[3])?;
-    let Some(value) = read_string(ctx, &argv[1])? else {
+    let Some(value) = get_string(ctx, &argv[1])? else {
         return Ok(Reply::Bulk(Bytes::new()));
     };
     let len = value.len() as i64;
@@ -547,32 +520,8 @@ fn getrange(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Outcome {
 #[cfg(test)]
 mod tests {
     use super::super::Propagate;
-    use super::super::tests::Harness;
+    use super::super::tests::{Harness, bulk, err, propagated};
     use super::*;
-
-    fn bulk(s: &str) -> Reply {
-        Reply::bulk(s)
-    }
-
-    fn err(s: &str) -> Reply {
-        Reply::error(s.to_string())
-    }
-
-    fn commands(effect: &super::super::Effect) -> Vec<String> {
-        match &effect.propagate {
-            Propagate::Nothing => vec![],
-            Propagate::Verbatim => vec!["<verbatim>".into()],
-            Propagate::Commands(cmds) => cmds
-                .iter()
-                .map(|argv| {
-                    argv.iter()
-                        .map(|a| String::from_utf8_lossy(a).into_owned())
-                        .collect::<Vec<_>>()
-                        .join(" ")
-                })
-                .collect(),
-        }
-    }
 
     #[test]
     fn set_and_get() {
@@ -643,23 +592,23 @@ mod tests {
         let mut h = Harness::new();
         let now = h.now_ms;
         let e = h.run("set k v EX 10");
-        assert_eq!(commands(&e), [format!("SET k v PXAT {}", now + 10_000)]);
+        assert_eq!(propagated(&e), [format!("SET k v PXAT {}", now + 10_000)]);
         assert_eq!(h.reply("PTTL k"), Reply::Int(10_000));
         let e = h.run("SET k v PX 1500 NX");
         assert_eq!(e.reply, Reply::Nil);
-        assert_eq!(commands(&e), Vec::<String>::new());
+        assert_eq!(propagated(&e), Vec::<String>::new());
         let e = h.run("SET k v2 PX 1500 XX GET");
         assert_eq!(e.reply, bulk("v"));
-        assert_eq!(commands(&e), [format!("SET k v2 PXAT {}", now + 1500)]);
+        assert_eq!(propagated(&e), [format!("SET k v2 PXAT {}", now + 1500)]);
         let e = h.run("SET k v EXAT 2000000000");
-        assert_eq!(commands(&e), ["SET k v PXAT 2000000000000"]);
+        assert_eq!(propagated(&e), ["SET k v PXAT 2000000000000"]);
         let e = h.run("SETEX k 5 v");
-        assert_eq!(commands(&e), [format!("SET k v PXAT {}", now + 5000)]);
+        assert_eq!(propagated(&e), [format!("SET k v PXAT {}", now + 5000)]);
         let e = h.run("PSETEX k 5 v");
-        assert_eq!(commands(&e), [format!("SET k v PXAT {}", now + 5)]);
+        assert_eq!(propagated(&e), [format!("SET k v PXAT {}", now + 5)]);
         // Without an expiry, GET is dropped (in any case, repeated) and the rest kept.
         let e = h.run("set k get get KEEPTTL Get");
-        assert_eq!(commands(&e), ["set k get KEEPTTL"]);
+        assert_eq!(propagated(&e), ["set k get KEEPTTL"]);
         assert_eq!(e.reply, bulk("v"));
         assert_eq!(h.reply("PTTL k"), Reply::Int(5), "KEEPTTL kept the TTL");
         let e = h.run("SET k v");
@@ -685,12 +634,12 @@ mod tests {
         h.run("EXPIRE k 100");
         let e = h.run("getset k w");
         assert_eq!(e.reply, bulk("v"));
-        assert_eq!(commands(&e), ["SET k w"]);
+        assert_eq!(propagated(&e), ["SET k w"]);
         assert_eq!(h.reply("TTL k"), Reply::Int(-1), "GETSET clears the TTL");
         assert_eq!(h.reply("GETSET fresh x"), Reply::Nil);
         let e = h.run("getdel k");
         assert_eq!(e.reply, bulk("w"));
-        assert_eq!(commands(&e), ["DEL k"]);
+        assert_eq!(propagated(&e), ["DEL k"]);
         let e = h.run("GETDEL k");
         assert_eq!((e.reply, e.propagate), (Reply::Nil, Propagate::Nothing));
         h.run("LPUSH l a");
@@ -706,16 +655,16 @@ mod tests {
         let e = h.run("GETEX k");
         assert_eq!((e.reply, e.propagate), (bulk("v"), Propagate::Nothing));
         let e = h.run("GETEX k EX 10");
-        assert_eq!(commands(&e), [format!("PEXPIREAT k {}", now + 10_000)]);
+        assert_eq!(propagated(&e), [format!("PEXPIREAT k {}", now + 10_000)]);
         let e = h.run("GETEX k PXAT 99999999999999");
-        assert_eq!(commands(&e), ["PEXPIREAT k 99999999999999"]);
+        assert_eq!(propagated(&e), ["PEXPIREAT k 99999999999999"]);
         let e = h.run("GETEX k PERSIST");
-        assert_eq!(commands(&e), ["PERSIST k"]);
+        assert_eq!(propagated(&e), ["PERSIST k"]);
         let e = h.run("GETEX k PERSIST");
         assert_eq!(e.propagate, Propagate::Nothing, "nothing to persist");
         let e = h.run("GETEX k EXAT 1");
         assert_eq!(e.reply, bulk("v"));
-        assert_eq!(commands(&e), ["DEL k"]);
+        assert_eq!(propagated(&e), ["DEL k"]);
         assert_eq!(h.reply("EXISTS k"), Reply::Int(0));
         for (line, error) in [
             ("GETEX k PERSIST EX 1", errors::SYNTAX),
@@ -843,7 +792,7 @@ mod tests {
         h.run("EXPIRE k 100");
         let e = h.run("INCRBYFLOAT k 0.1");
         assert_eq!(e.reply, bulk("10.1"));
-        assert_eq!(commands(&e), ["SET k 10.1 KEEPTTL"]);
+        assert_eq!(propagated(&e), ["SET k 10.1 KEEPTTL"]);
         assert_eq!(h.reply("TTL k"), Reply::Int(100));
         h.run("SET k 3.0e3");
         assert_eq!(h.reply("INCRBYFLOAT k 0"), bulk("3000"));

@@ -26,11 +26,7 @@ impl Harness {
 
     /// Runs a command given as whitespace-separated words.
     pub fn run(&mut self, line: &str) -> Effect {
-        let argv: Vec<Bytes> = line
-            .split_whitespace()
-            .map(|w| Bytes::copy_from_slice(w.as_bytes()))
-            .collect();
-        self.run_argv(&argv)
+        self.run_argv(&argv(line))
     }
 
     pub fn run_argv(&mut self, argv: &[Bytes]) -> Effect {
@@ -43,8 +39,56 @@ impl Harness {
     }
 }
 
+/// The arguments of a command given as whitespace-separated words.
+pub(super) fn argv(line: &str) -> Vec<Bytes> {
+    line.split_whitespace()
+        .map(|w| Bytes::copy_from_slice(w.as_bytes()))
+        .collect()
+}
+
+/// A command's arguments as one line, for messages and comparisons.
+pub(super) fn show(argv: &[Bytes]) -> String {
+    argv.iter()
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 pub(super) fn bulk(s: &str) -> Reply {
     Reply::bulk(s)
+}
+
+pub(super) fn bulks(items: &[&str]) -> Reply {
+    Reply::Array(items.iter().map(Reply::bulk).collect())
+}
+
+pub(super) fn err(text: &str) -> Reply {
+    Reply::error(text.to_string())
+}
+
+/// The bulk strings of an array or set reply, sorted (for replies in hash order).
+pub(super) fn sorted_bulks(reply: Reply) -> Vec<String> {
+    let (Reply::Array(items) | Reply::Set(items)) = reply else {
+        panic!("not an array: {reply:?}")
+    };
+    let mut out: Vec<String> = items
+        .into_iter()
+        .map(|item| match item {
+            Reply::Bulk(b) => String::from_utf8_lossy(&b).into_owned(),
+            other => panic!("not a bulk: {other:?}"),
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// What a command propagated, one line per command (`<verbatim>` for the command as received).
+pub(super) fn propagated(effect: &Effect) -> Vec<String> {
+    match &effect.propagate {
+        Propagate::Nothing => vec![],
+        Propagate::Verbatim => vec!["<verbatim>".into()],
+        Propagate::Commands(commands) => commands.iter().map(|argv| show(argv)).collect(),
+    }
 }
 
 #[test]
@@ -59,5 +103,4 @@ fn unknown_and_arity_errors_match_redis() {
         Reply::error("ERR wrong number of arguments for 'get' command")
     );
     assert_eq!(h.reply("get missing"), Reply::Nil);
-    let _ = bulk("x");
 }

@@ -12,69 +12,49 @@ use std::ops::Bound;
 
 use bytes::Bytes;
 
-use super::scan_match;
-use super::{CommandSpec, Ctx, Rng, args, errors, flags};
+use super::access::{delete_if_empty, get_zset, get_zset_mut};
+use super::scan::{self, ScanOptions};
+use super::{CommandSpec, Ctx, Rng, args, errors, flags, random};
 use crate::resp::Reply;
-use crate::store::{Score, SortedSet, Store, Value, own};
-
-const fn spec(
-    name: &'static str,
-    arity: i32,
-    flags: u32,
-    keys: (i32, i32, i32),
-    run: super::Handler,
-) -> CommandSpec {
-    CommandSpec {
-        name,
-        arity,
-        flags,
-        first_key: keys.0,
-        last_key: keys.1,
-        step: keys.2,
-        run,
-    }
-}
+use crate::store::{Score, SortedSet, Value, own};
 
 use flags::{DENYOOM, FAST, READONLY, WRITE};
 
 pub(super) const COMMANDS: &[CommandSpec] = &[
-    spec("zadd", -4, WRITE | DENYOOM | FAST, (1, 1, 1), zadd),
-    spec("zincrby", 4, WRITE | DENYOOM | FAST, (1, 1, 1), zincrby),
-    spec("zrem", -3, WRITE | FAST, (1, 1, 1), zrem),
-    spec("zscore", 3, READONLY | FAST, (1, 1, 1), zscore),
-    spec("zmscore", -3, READONLY | FAST, (1, 1, 1), zmscore),
-    spec("zcard", 2, READONLY | FAST, (1, 1, 1), zcard),
-    spec("zrank", 3, READONLY | FAST, (1, 1, 1), zrank),
-    spec("zrevrank", 3, READONLY | FAST, (1, 1, 1), zrevrank),
-    spec("zrange", -4, READONLY, (1, 1, 1), zrange),
-    spec("zrangebyscore", -4, READONLY, (1, 1, 1), zrangebyscore),
-    spec(
+    command!("zadd", -4, WRITE | DENYOOM | FAST, (1, 1, 1), zadd),
+    command!("zincrby", 4, WRITE | DENYOOM | FAST, (1, 1, 1), zincrby),
+    command!("zrem", -3, WRITE | FAST, (1, 1, 1), zrem),
+    command!("zscore", 3, READONLY | FAST, (1, 1, 1), zscore),
+    command!("zmscore", -3, READONLY | FAST, (1, 1, 1), zmscore),
+    command!("zcard", 2, READONLY | FAST, (1, 1, 1), zcard),
+    command!("zrank", 3, READONLY | FAST, (1, 1, 1), zrank),
+    command!("zrevrank", 3, READONLY | FAST, (1, 1, 1), zrevrank),
+    command!("zrange", -4, READONLY, (1, 1, 1), zrange),
+    command!("zrangebyscore", -4, READONLY, (1, 1, 1), zrangebyscore),
+    command!(
         "zrevrangebyscore",
         -4,
         READONLY,
         (1, 1, 1),
         zrevrangebyscore,
     ),
-    spec("zrangebylex", -4, READONLY, (1, 1, 1), zrangebylex),
-    spec("zrevrangebylex", -4, READONLY, (1, 1, 1), zrevrangebylex),
-    spec("zrevrange", -4, READONLY, (1, 1, 1), zrevrange),
-    spec("zcount", 4, READONLY | FAST, (1, 1, 1), zcount),
-    spec("zlexcount", 4, READONLY | FAST, (1, 1, 1), zlexcount),
-    spec("zpopmin", -2, WRITE | FAST, (1, 1, 1), zpopmin),
-    spec("zpopmax", -2, WRITE | FAST, (1, 1, 1), zpopmax),
-    spec("zremrangebyscore", 4, WRITE, (1, 1, 1), zremrangebyscore),
-    spec("zremrangebyrank", 4, WRITE, (1, 1, 1), zremrangebyrank),
-    spec("zremrangebylex", 4, WRITE, (1, 1, 1), zremrangebylex),
-    spec("zscan", -3, READONLY, (1, 1, 1), zscan),
-    spec("zrandmember", -2, READONLY, (1, 1, 1), zrandmember),
+    command!("zrangebylex", -4, READONLY, (1, 1, 1), zrangebylex),
+    command!("zrevrangebylex", -4, READONLY, (1, 1, 1), zrevrangebylex),
+    command!("zrevrange", -4, READONLY, (1, 1, 1), zrevrange),
+    command!("zcount", 4, READONLY | FAST, (1, 1, 1), zcount),
+    command!("zlexcount", 4, READONLY | FAST, (1, 1, 1), zlexcount),
+    command!("zpopmin", -2, WRITE | FAST, (1, 1, 1), zpopmin),
+    command!("zpopmax", -2, WRITE | FAST, (1, 1, 1), zpopmax),
+    command!("zremrangebyscore", 4, WRITE, (1, 1, 1), zremrangebyscore),
+    command!("zremrangebyrank", 4, WRITE, (1, 1, 1), zremrangebyrank),
+    command!("zremrangebylex", 4, WRITE, (1, 1, 1), zremrangebylex),
+    command!("zscan", -3, READONLY, (1, 1, 1), zscan),
+    command!("zrandmember", -2, READONLY, (1, 1, 1), zrandmember),
 ];
 
 const NOT_A_RANGE_FLOAT: &str = "ERR min or max is not a float";
 const NOT_A_LEX_RANGE: &str = "ERR min or max not valid string range item";
 const NAN_RESULT: &str = "ERR resulting score is not a number (NaN)";
-
-/// Largest count a negative `ZRANDMEMBER` count may ask for (the reply is built in memory).
-const MAX_REPEATED_SAMPLES: u64 = 1 << 26;
 
 // ---------------------------------------------------------------------------------------
 // Number parsing exactly as Redis's C library calls do it.
@@ -84,7 +64,7 @@ const MAX_REPEATED_SAMPLES: u64 = 1 << 26;
 /// a non-zero number to 0: the cases Redis rejects through `errno == ERANGE`).
 fn strtod(s: &[u8]) -> (f64, usize, bool) {
     let mut i = 0;
-    while i < s.len() && scan_match::is_c_space(s[i]) {
+    while i < s.len() && args::is_c_space(s[i]) {
         i += 1;
     }
     let start = i;
@@ -213,7 +193,7 @@ fn hex_float(s: &[u8]) -> (f64, usize, bool) {
 
 /// A score argument as `getDoubleFromObject` (`string2d`) accepts it.
 fn parse_score(arg: &[u8]) -> Option<f64> {
-    if arg.is_empty() || scan_match::is_c_space(arg[0]) {
+    if arg.is_empty() || args::is_c_space(arg[0]) {
         return None;
     }
     let (value, used, out_of_range) = strtod(arg);
@@ -412,40 +392,10 @@ impl LexRange {
 // ---------------------------------------------------------------------------------------
 // Access.
 
-/// The sorted set at `key` (an O(1) shared copy), `None` when missing.
+/// The sorted set at `key` as an O(1) shared copy (so the caller may write meanwhile):
+/// `None` when missing, WRONGTYPE for other types.
 fn read_zset(ctx: &mut Ctx<'_>, key: &[u8]) -> Result<Option<SortedSet>, Reply> {
-    match ctx.store.get(ctx.db, key, ctx.now_ms) {
-        None => Ok(None),
-        Some(item) => match &item.value {
-            Value::SortedSet(zset) => Ok(Some(zset.clone())),
-            _ => Err(Reply::error(errors::WRONGTYPE)),
-        },
-    }
-}
-
-/// The sorted set at `key` for modification, `None` when missing.
-fn write_zset<'a>(
-    store: &'a mut Store,
-    db: usize,
-    key: &[u8],
-    now_ms: i64,
-) -> Result<Option<&'a mut SortedSet>, Reply> {
-    match store.get_mut(db, key, now_ms) {
-        None => Ok(None),
-        Some(item) => match &mut item.value {
-            Value::SortedSet(zset) => Ok(Some(zset)),
-            _ => Err(Reply::error(errors::WRONGTYPE)),
-        },
-    }
-}
-
-/// Deletes `key` if its sorted set became empty (Redis never keeps empty collections).
-fn delete_if_empty(ctx: &mut Ctx<'_>, key: &[u8]) {
-    if let Some(item) = ctx.store.get(ctx.db, key, ctx.now_ms)
-        && matches!(&item.value, Value::SortedSet(zset) if zset.is_empty())
-    {
-        ctx.store.remove(ctx.db, key);
-    }
+    Ok(get_zset(ctx, key)?.cloned())
 }
 
 /// Zero-based rank of `member` in ascending order (O(rank)).
@@ -619,7 +569,7 @@ fn zadd_generic(ctx: &mut Ctx<'_>, argv: &[Bytes], mut f: AddFlags) -> Reply {
     }
 
     let mut created = None;
-    let zset = match write_zset(ctx.store, ctx.db, key, ctx.now_ms) {
+    let zset = match get_zset_mut(ctx.store, ctx.db, key, ctx.now_ms) {
         Err(e) => return e,
         Ok(Some(zset)) => zset,
         Ok(None) if f.xx => {
@@ -684,7 +634,7 @@ fn zincrby(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Reply {
 
 fn zrem(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Reply {
     let key = &argv[1];
-    let removed = match write_zset(ctx.store, ctx.db, key, ctx.now_ms) {
+    let removed = match get_zset_mut(ctx.store, ctx.db, key, ctx.now_ms) {
         Err(e) => return e,
         Ok(None) => return Reply::Int(0),
         Ok(Some(zset)) => argv[2..]
@@ -958,7 +908,7 @@ fn zpop_generic(ctx: &mut Ctx<'_>, argv: &[Bytes], max: bool) -> Reply {
         None
     };
     let key = &argv[1];
-    let popped = match write_zset(ctx.store, ctx.db, key, ctx.now_ms) {
+    let popped = match get_zset_mut(ctx.store, ctx.db, key, ctx.now_ms) {
         Err(e) => return e,
         Ok(None) => return Reply::Array(Vec::new()),
         Ok(Some(_)) if count == Some(0) => return Reply::Array(Vec::new()),
@@ -1011,7 +961,7 @@ fn zremrange(
     select: impl FnOnce(&SortedSet) -> Vec<Bytes>,
 ) -> Reply {
     let key = &argv[1];
-    let removed = match write_zset(ctx.store, ctx.db, key, ctx.now_ms) {
+    let removed = match get_zset_mut(ctx.store, ctx.db, key, ctx.now_ms) {
         Err(e) => return e,
         Ok(None) => return Reply::Int(0),
         Ok(Some(zset)) => {
@@ -1080,40 +1030,17 @@ fn listpack_score(score: f64) -> String {
     crate::resp::format_double(score)
 }
 
-fn zscan(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Reply {
-    let cursor = match scan_match::parse_cursor(&argv[2]) {
-        Ok(c) => c,
-        Err(e) => return e,
+fn zscan(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, Reply> {
+    let cursor = scan::parse_cursor(&argv[2])?;
+    let Some(zset) = read_zset(ctx, &argv[1])? else {
+        return Ok(scan::reply(0, Vec::new()));
     };
-    let zset = match read_zset(ctx, &argv[1]) {
-        Err(e) => return e,
-        Ok(None) => return scan_match::reply(0, Vec::new()),
-        Ok(Some(zset)) => zset,
-    };
-    let options = match scan_match::parse_options(&argv[3..]) {
-        Ok(o) => o,
-        Err(e) => return e,
-    };
+    let options = ScanOptions::parse(argv, 3, false)?;
     let compact = is_listpack_sized(&zset);
-    let (items, next) = if compact {
-        let all = zset.iter().map(|(m, s)| (m.clone(), s)).collect::<Vec<_>>();
-        (all, 0)
-    } else {
-        let hashed = zset
-            .iter()
-            .map(|(m, s)| (scan_match::scan_hash(m), (m.clone(), s)))
-            .collect();
-        scan_match::page(hashed, zset.len(), cursor, options.count)
-    };
+    let all = zset.iter().map(|(m, s)| (m.clone(), s)).collect();
+    let (items, next) = scan::collection_page(all, cursor, &options, compact);
     let mut out = Vec::with_capacity(items.len() * 2);
     for (member, score) in items {
-        if options
-            .pattern
-            .as_ref()
-            .is_some_and(|p| !scan_match::glob_match(p, &member))
-        {
-            continue;
-        }
         let text = if compact {
             listpack_score(score)
         } else {
@@ -1122,7 +1049,7 @@ fn zscan(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Reply {
         out.push(Reply::Bulk(member));
         out.push(Reply::bulk(text));
     }
-    scan_match::reply(next, out)
+    Ok(scan::reply(next, out))
 }
 
 fn random_pair(zset: &SortedSet, rng: &mut Rng) -> Option<(Bytes, f64)> {
@@ -1130,60 +1057,22 @@ fn random_pair(zset: &SortedSet, rng: &mut Rng) -> Option<(Bytes, f64)> {
     zset.iter().nth(index).map(|(m, s)| (m.clone(), s))
 }
 
-fn zrandmember(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Reply {
+fn zrandmember(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Reply, Reply> {
     if argv.len() == 2 {
-        return match read_zset(ctx, &argv[1]) {
-            Err(e) => e,
-            Ok(None) => Reply::Nil,
-            Ok(Some(zset)) => Reply::bulk_or_nil(random_pair(&zset, ctx.rng).map(|(m, _)| m)),
-        };
+        return Ok(match read_zset(ctx, &argv[1])? {
+            None => Reply::Nil,
+            Some(zset) => Reply::bulk_or_nil(random_pair(&zset, ctx.rng).map(|(m, _)| m)),
+        });
     }
-    let requested = match args::parse_i64(&argv[2]) {
-        None => return Reply::error(errors::NOT_INTEGER),
-        Some(i64::MIN) => {
-            return Reply::error(
-                "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807",
-            );
-        }
-        Some(n) => n,
+    let (requested, with_scores) = random::count_and_flag(argv, b"withscores")?;
+    let Some(zset) = read_zset(ctx, &argv[1])? else {
+        return Ok(Reply::Array(Vec::new()));
     };
-    let with_scores = match argv.len() {
-        3 => false,
-        4 if argv[3].eq_ignore_ascii_case(b"withscores") => true,
-        _ => return Reply::error(errors::SYNTAX),
-    };
-    if with_scores && !(-(i64::MAX / 2)..=i64::MAX / 2).contains(&requested) {
-        return Reply::error("ERR value is out of range");
-    }
-    let zset = match read_zset(ctx, &argv[1]) {
-        Err(e) => return e,
-        Ok(None) => return Reply::Array(Vec::new()),
-        Ok(Some(zset)) => zset,
-    };
-    let count = requested.unsigned_abs();
-    if count == 0 {
-        return Reply::Array(Vec::new());
-    }
-    let all: Vec<(Bytes, f64)> = zset.iter().map(|(m, s)| (m.clone(), s)).collect();
-    let picked: Vec<(Bytes, f64)> = if requested < 0 || count == 1 {
-        if count > MAX_REPEATED_SAMPLES {
-            return Reply::error("ERR value is out of range");
-        }
-        (0..count)
-            .map(|_| all[ctx.rng.below(all.len() as u64) as usize].clone())
-            .collect()
-    } else if count >= all.len() as u64 {
-        all
-    } else {
-        let mut all = all;
-        for i in 0..count as usize {
-            let j = i + ctx.rng.below((all.len() - i) as u64) as usize;
-            all.swap(i, j);
-        }
-        all.truncate(count as usize);
-        all
-    };
-    scored(picked, with_scores)
+    let all = zset.iter().map(|(m, s)| (m.clone(), s)).collect();
+    Ok(scored(
+        random::sample(all, requested, ctx.rng)?,
+        with_scores,
+    ))
 }
 
 #[cfg(test)]
@@ -1539,7 +1428,7 @@ mod tests {
         h.run("ZADD z 1 a 1.5 b 100000000000000000 c");
         assert_eq!(
             h.reply("ZSCAN z 0"),
-            scan_match::reply(
+            scan::reply(
                 0,
                 ["a", "1", "b", "1.5", "c", "100000000000000000"]
                     .map(bulk)
@@ -1548,9 +1437,9 @@ mod tests {
         );
         assert_eq!(
             h.reply("ZSCAN z 0 MATCH b"),
-            scan_match::reply(0, vec![bulk("b"), bulk("1.5")])
+            scan::reply(0, vec![bulk("b"), bulk("1.5")])
         );
-        assert_eq!(h.reply("ZSCAN missing 0"), scan_match::reply(0, vec![]));
+        assert_eq!(h.reply("ZSCAN missing 0"), scan::reply(0, vec![]));
         assert_eq!(h.reply("ZSCAN z x"), Reply::error("ERR invalid cursor"));
         let members: Vec<String> = (0..200).map(|i| format!("{i} m{i}")).collect();
         h.run(&format!("ZADD big {}", members.join(" ")));
