@@ -382,6 +382,13 @@ impl Cmd {
             Cmd::Server(s) => s.flags,
         }
     }
+    /// The flags of this call: a container command's subcommand decides.
+    fn call_flags(self, argv: &[Bytes]) -> u32 {
+        match self {
+            Cmd::Data(s) => s.call_flags(argv),
+            Cmd::Server(s) => s.flags,
+        }
+    }
     fn keys(self) -> (i32, i32, i32) {
         match self {
             Cmd::Data(s) => (s.first_key, s.last_key, s.step),
@@ -468,7 +475,8 @@ pub(crate) fn dispatch(
         reject(client, Some(cmd), NOAUTH.into());
         return;
     }
-    let is_write = cmd.flags() & flags::WRITE != 0;
+    // Container commands (XGROUP, …) are writes or not by subcommand.
+    let is_write = cmd.call_flags(&argv) & flags::WRITE != 0;
     if (is_write || cmd.is("ping"))
         && let Some(misconf) = state.engine.writes_refused()
     {
@@ -526,7 +534,7 @@ fn run_command(
             let changes_before = state.engine.changes();
             let reply = state.engine.execute(spec, client.db, argv, now_ms);
             if !state.watched.is_empty()
-                && spec.is_write()
+                && spec.is_write_call(argv)
                 && state.engine.changes() != changes_before
             {
                 touch_command_keys(state, client.db, cmd, argv);
