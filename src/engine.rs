@@ -711,41 +711,28 @@ mod tests {
         assert_eq!(rec.commands().len(), 2);
     }
 
-    /// A write command for these tests (the data families live elsewhere): `TSET key value`.
-    fn tset(ctx: &mut command::Ctx<'_>, argv: &[Bytes]) -> Reply {
-        ctx.store
-            .insert(ctx.db, own(&argv[1]), Value::String(own(&argv[2])), None);
-        ctx.changed(1);
-        Reply::Ok
+    /// The real `SET` (its propagation is verbatim without options).
+    fn set() -> &'static CommandSpec {
+        command::lookup(b"set").expect("SET is a data command")
     }
-
-    static TSET: CommandSpec = CommandSpec {
-        name: "tset",
-        arity: 3,
-        flags: command::flags::WRITE,
-        first_key: 1,
-        last_key: 1,
-        step: 1,
-        run: tset,
-    };
 
     #[test]
     fn writes_propagate_verbatim_and_transactions_as_one_block() {
         let (mut engine, rec) = engine();
-        engine.execute(&TSET, 0, &argv("tset a 1"), NOW);
+        engine.execute(set(), 0, &argv("SET a 1"), NOW);
         assert_eq!(engine.dirty(), 1);
         // A transaction with one write: bare; with two: MULTI … EXEC.
         engine.begin_unit();
-        engine.execute(&TSET, 0, &argv("tset b 1"), NOW);
+        engine.execute(set(), 0, &argv("SET b 1"), NOW);
         engine.end_unit();
         engine.begin_unit();
-        engine.execute(&TSET, 1, &argv("tset c 1"), NOW);
-        engine.execute(&TSET, 1, &argv("tset d 1"), NOW);
+        engine.execute(set(), 1, &argv("SET c 1"), NOW);
+        engine.execute(set(), 1, &argv("SET d 1"), NOW);
         engine.end_unit();
         assert_eq!(
             rec.commands(),
             [
-                "SELECT 0", "tset a 1", "tset b 1", "SELECT 1", "MULTI", "tset c 1", "tset d 1",
+                "SELECT 0", "SET a 1", "SET b 1", "SELECT 1", "MULTI", "SET c 1", "SET d 1",
                 "EXEC"
             ]
         );
@@ -760,11 +747,11 @@ mod tests {
         let get = command::lookup(b"get").unwrap();
         engine.begin_unit();
         engine.execute(get, 0, &argv("get x"), NOW);
-        engine.execute(&TSET, 0, &argv("tset x 2"), NOW);
+        engine.execute(set(), 0, &argv("SET x 2"), NOW);
         engine.end_unit();
         assert_eq!(
             rec.commands(),
-            ["SELECT 0", "MULTI", "DEL x", "tset x 2", "EXEC"]
+            ["SELECT 0", "MULTI", "DEL x", "SET x 2", "EXEC"]
         );
     }
 
@@ -868,7 +855,7 @@ mod tests {
         set_string(&mut engine, 0, "a", "1", None);
         set_string(&mut engine, 5, "b", "2", Some(unix_now_ms() + 100_000));
         set_string(&mut engine, 5, "gone", "2", Some(NOW));
-        engine.execute(&TSET, 1, &argv("tset c 3"), NOW);
+        engine.execute(set(), 1, &argv("SET c 3"), NOW);
         assert_eq!(engine.dirty(), 1);
         engine.save().unwrap();
         assert_eq!(engine.dirty(), 0);
@@ -887,14 +874,14 @@ mod tests {
     fn bgsave_is_point_in_time_and_subtracts_dirty_at_start() {
         let storage = Arc::new(SimStorage::new(1));
         let mut engine = Engine::new(Config::default(), storage.clone());
-        engine.execute(&TSET, 0, &argv("tset a 1"), NOW);
+        engine.execute(set(), 0, &argv("SET a 1"), NOW);
         engine.bgsave().unwrap();
         assert_eq!(engine.bgsave(), Err(BGSAVE_IN_PROGRESS_ERROR));
         let err = engine.save().unwrap_err().to_string();
         assert!(err.ends_with(BGSAVE_IN_PROGRESS_ERROR), "{err}");
         // Written after the snapshot: not in the file, and still counted as unsaved.
-        engine.execute(&TSET, 0, &argv("tset b 2"), NOW);
-        engine.execute(&TSET, 0, &argv("tset c 3"), NOW);
+        engine.execute(set(), 0, &argv("SET b 2"), NOW);
+        engine.execute(set(), 0, &argv("SET c 3"), NOW);
         assert!(engine.finish_bgsave(true).unwrap().is_ok());
         assert!(!engine.persistence().bgsave_in_progress());
         assert_eq!(engine.dirty(), 2);
@@ -971,10 +958,10 @@ mod tests {
         let mut engine = Engine::new(config.clone(), storage);
         // The last save was ten seconds ago.
         engine.persistence.state = PersistenceState::new(config.save, unix_now_ms() / 1000 - 10);
-        engine.execute(&TSET, 0, &argv("tset a 1"), NOW);
+        engine.execute(set(), 0, &argv("SET a 1"), NOW);
         engine.cron();
         assert!(!engine.persistence().bgsave_in_progress(), "1 change < 2");
-        engine.execute(&TSET, 0, &argv("tset b 1"), NOW);
+        engine.execute(set(), 0, &argv("SET b 1"), NOW);
         engine.cron();
         assert!(engine.persistence().bgsave_in_progress());
         engine.finish_bgsave(true);
@@ -1021,10 +1008,10 @@ mod tests {
     fn flushall_with_save_points_saves_the_empty_dataset() {
         let storage = Arc::new(SlowCreate(SimStorage::new(1)));
         let mut engine = Engine::new(config_with_save("3600 1"), storage.clone());
-        engine.execute(&TSET, 0, &argv("tset a 1"), NOW);
-        engine.execute(&TSET, 3, &argv("tset b 1"), NOW);
+        engine.execute(set(), 0, &argv("SET a 1"), NOW);
+        engine.execute(set(), 3, &argv("SET b 1"), NOW);
         engine.save().unwrap();
-        engine.execute(&TSET, 0, &argv("tset c 1"), NOW);
+        engine.execute(set(), 0, &argv("SET c 1"), NOW);
         engine.bgsave().unwrap();
         let flushall = command::lookup(b"flushall").unwrap();
         let changes = engine.changes();
@@ -1046,7 +1033,7 @@ mod tests {
             (0, 0)
         );
         // A refused FLUSHALL saves nothing.
-        engine.execute(&TSET, 0, &argv("tset d 1"), NOW);
+        engine.execute(set(), 0, &argv("SET d 1"), NOW);
         let reply = engine.execute(flushall, 0, &argv("flushall bogus"), NOW);
         assert!(matches!(reply, Reply::Error(_)));
         assert_eq!(engine.dirty(), 1);
