@@ -16,6 +16,7 @@
 
 mod support;
 
+use keeper::command::Rng;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -25,23 +26,6 @@ use std::time::Duration;
 use support::client::{KeeperServer, Resp};
 
 const WRITERS: usize = 3;
-
-/// A small deterministic generator (the harness must replay from its seed).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 /// What one writer's operation does. Operation `i` of writer `w` in round `r` always writes
 /// the marker key `r{r}:w{w}:op:{i}`, so presence of operations can be read back.
@@ -77,7 +61,7 @@ fn run_writer(port: u16, round: usize, writer: usize, seed: u64, log: Arc<Mutex<
     let Ok(mut client) = support::client::Client::connect(port) else {
         return;
     };
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let p = prefix(round, writer);
     for i in 0.. {
         let kind = match rng.below(3) {
@@ -124,7 +108,7 @@ fn run_saver(
     let Ok(mut client) = support::client::Client::connect(port) else {
         return;
     };
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     while !stop.load(Ordering::Relaxed) {
         thread::sleep(Duration::from_millis(20 + rng.below(80)));
         let acked: [usize; WRITERS] = std::array::from_fn(|w| logs[w].lock().unwrap().acked);
@@ -260,7 +244,7 @@ fn sigkill_at_random_moments_loses_nothing_a_save_promised() {
     eprintln!(
         "crash harness: seed {seed} (replay with KEEPER_CRASH_SEED={seed}), {iterations} rounds"
     );
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let dir = tempfile::tempdir().unwrap();
     // What earlier rounds left, checked again after every restart.
     let mut earlier: Vec<EarlierRound> = Vec::new();
@@ -274,14 +258,14 @@ fn sigkill_at_random_moments_loses_nothing_a_save_promised() {
         let stop = Arc::new(AtomicBool::new(false));
         let mut threads = Vec::new();
         for (writer, log) in logs.iter().enumerate() {
-            let (log, s) = (log.clone(), rng.next());
+            let (log, s) = (log.clone(), rng.next_u64());
             threads.push(thread::spawn(move || {
                 run_writer(port, round, writer, s, log)
             }));
         }
         {
             let (logs, promises, stop, s) =
-                (logs.clone(), promises.clone(), stop.clone(), rng.next());
+                (logs.clone(), promises.clone(), stop.clone(), rng.next_u64());
             threads.push(thread::spawn(move || {
                 run_saver(port, s, logs, promises, stop)
             }));

@@ -9,6 +9,7 @@
 //! With the AOF (issue 5) this grows a round per `appendfsync` policy: `always` loses nothing
 //! acknowledged, `everysec` a bounded recent suffix. `KEEPER_POWER_LOSS_SEED` replays a run.
 
+use keeper::command::Rng;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -22,22 +23,6 @@ use keeper::store::Value;
 
 const WRITERS: usize = 3;
 const ROUNDS: u64 = 40;
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 fn engine(storage: &Arc<SimStorage>) -> Engine {
     let config = Config {
@@ -87,7 +72,7 @@ fn list_len(engine: &Engine, key: &str) -> usize {
 
 /// One round: returns (operations present, operations sent).
 fn round(seed: u64) -> (usize, usize) {
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let storage = Arc::new(SimStorage::new(seed));
     let mut node = engine(&storage);
     // kinds[w][i]: 0 = SET, 1 = INCR transaction, 2 = RPUSH+INCR transaction.
