@@ -732,8 +732,7 @@ mod tests {
         assert_eq!(
             rec.commands(),
             [
-                "SELECT 0", "SET a 1", "SET b 1", "SELECT 1", "MULTI", "SET c 1", "SET d 1",
-                "EXEC"
+                "SELECT 0", "SET a 1", "SET b 1", "SELECT 1", "MULTI", "SET c 1", "SET d 1", "EXEC"
             ]
         );
         assert_eq!(engine.repl_offset(), rec.len());

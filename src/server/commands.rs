@@ -885,7 +885,7 @@ fn client_command(call: &mut Call<'_>) {
                     out.push('\n');
                 }
             }
-            call.reply(Reply::Bulk(Bytes::from(out)));
+            call.reply(Reply::Verbatim(Bytes::from(out)));
         }
         "id" | "getname" | "info" | "setname" => call.reply(arity_error(&sub)),
         _ => unknown_subcommand(call, "CLIENT"),
@@ -1030,7 +1030,7 @@ fn unwatch(call: &mut Call<'_>) {
 fn info(call: &mut Call<'_>) {
     let sections: Vec<String> = call.argv[1..].iter().map(|a| lower(a)).collect();
     let text = super::info::render(call.state, call.shared, &sections);
-    call.reply(Reply::Bulk(Bytes::from(text)));
+    call.reply(Reply::Verbatim(Bytes::from(text)));
 }
 
 fn config(call: &mut Call<'_>) {
@@ -1188,12 +1188,24 @@ fn command_entry(cmd: Cmd) -> Reply {
         .filter(|(bit, _)| flag_bits & bit != 0)
         .map(|(_, name)| Reply::Simple((*name).into()))
         .collect();
+    // Redis lists categories in the order of their bits: keyspace, read, write, then the
+    // data type, …
+    let family = match cmd {
+        Cmd::Data(spec) => command::category(spec),
+        Cmd::Server(_) => "",
+    };
     let mut categories = Vec::new();
-    if flag_bits & flags::WRITE != 0 {
-        categories.push("@write");
+    if family == "@keyspace" {
+        categories.push(family);
     }
     if flag_bits & flags::READONLY != 0 {
         categories.push("@read");
+    }
+    if flag_bits & flags::WRITE != 0 {
+        categories.push("@write");
+    }
+    if !family.is_empty() && family != "@keyspace" {
+        categories.push(family);
     }
     if flag_bits & flags::ADMIN != 0 {
         categories.extend(["@admin", "@dangerous"]);
@@ -1209,9 +1221,9 @@ fn command_entry(cmd: Cmd) -> Reply {
     let (first, last, step) = cmd.keys();
     let key_specs = if first > 0 {
         let access = if flag_bits & flags::WRITE != 0 {
-            ["RW", "UPDATE"]
+            ["RW", "update"]
         } else {
-            ["RO", "ACCESS"]
+            ["RO", "access"]
         };
         let last_relative = if last < 0 { last } else { last - first };
         vec![Reply::Map(vec![
@@ -1261,8 +1273,9 @@ fn command_entry(cmd: Cmd) -> Reply {
                 .collect(),
         ),
         Reply::Set(Vec::new()),
-        Reply::Array(key_specs),
-        Reply::Array(Vec::new()),
+        Reply::Set(key_specs),
+        // Redis: an empty set without subcommands, an array of entries with them.
+        Reply::Set(Vec::new()),
     ])
 }
 
@@ -1300,7 +1313,7 @@ fn command_command(call: &mut Call<'_>) {
                 Reply::Array(
                     call.argv[2..]
                         .iter()
-                        .map(|name| lookup(name).map_or(Reply::NilArray, command_entry))
+                        .map(|name| lookup(name).map_or(Reply::Nil, command_entry))
                         .collect(),
                 )
             };
