@@ -16,6 +16,9 @@
 //! - `~known`: sent to both, not compared, a known difference (the line before must be a `#`
 //!   comment saying why).
 //!
+//! A line `@2 …` runs on a second connection (opened on first use), e.g. to invalidate a
+//! `WATCH`.
+//!
 //! Every test starts its own pair of servers, so scripts never share a keyspace.
 
 mod support;
@@ -206,12 +209,10 @@ fn scan_all(conn: &mut Raw, argv: &[Vec<u8>]) -> Node {
     panic!("{name}: cursor never returned to 0");
 }
 
-/// Runs `script` on both servers, in database `db`, after `HELLO 3` when `resp3`; returns the
-/// differences, one text per line.
-fn run(pair: &Pair, db: u32, resp3: bool, script: &str) -> Vec<String> {
+/// A connection to each server, after `HELLO 3` when `resp3`, with database `db` selected.
+fn open(pair: &Pair, db: u32, resp3: bool) -> (Raw, Raw) {
     let mut redis = Raw::connect(pair.redis.port());
     let mut keeper = Raw::connect(pair.keeper.port);
-    let mut failures = Vec::new();
     if resp3 {
         // The HELLO reply names the server and its version: only the shape is compared.
         let (r, k) = (
@@ -220,18 +221,36 @@ fn run(pair: &Pair, db: u32, resp3: bool, script: &str) -> Vec<String> {
         );
         assert_eq!((r.kind(), k.kind()), (b'%', b'%'), "HELLO 3");
     }
+    let select = words(&format!("SELECT {db}"));
+    assert_eq!(redis.call(&select), keeper.call(&select), "SELECT {db}");
+    (redis, keeper)
+}
+
+/// Runs `script` on both servers, in database `db`, after `HELLO 3` when `resp3`; returns the
+/// differences, one text per line.
+fn run(pair: &Pair, db: u32, resp3: bool, script: &str) -> Vec<String> {
+    // connections[0] runs unprefixed lines; a line `@N …` runs on connection N (N ≥ 2), opened
+    // on first use (a second client invalidating a WATCH).
+    let mut connections = vec![open(pair, db, resp3)];
+    let mut failures = Vec::new();
     let mut previous = "";
-    let select = format!("SELECT {db}");
-    let all_lines = std::iter::once(select.as_str()).chain(script.lines().map(str::trim));
-    for line in all_lines.filter(|l| !l.is_empty()) {
+    for line in script.lines().map(str::trim).filter(|l| !l.is_empty()) {
         if line.starts_with('#') {
             previous = line;
             continue;
         }
-        let (command, marker) = split_marker(line);
+        let (number, rest) = match line.strip_prefix('@').and_then(|l| l.split_once(' ')) {
+            Some((n, rest)) => (n.parse::<usize>().expect("@N connection number"), rest),
+            None => (1, line),
+        };
+        while connections.len() < number {
+            connections.push(open(pair, db, resp3));
+        }
+        let (redis, keeper) = &mut connections[number - 1];
+        let (command, marker) = split_marker(rest);
         let argv = words(command);
         let (mut expected, mut ours) = if marker == Some("~scan") {
-            (scan_all(&mut redis, &argv), scan_all(&mut keeper, &argv))
+            (scan_all(redis, &argv), scan_all(keeper, &argv))
         } else {
             (redis.call(&argv), keeper.call(&argv))
         };
@@ -1252,6 +1271,22 @@ WATCH a
 MULTI
 GET a
 EXEC
+WATCH a b
+@2 SET b changed
+MULTI
+GET b
+EXEC
+WATCH a
+@2 GET a
+MULTI
+GET a
+EXEC
+MULTI
+SET a 1
+EXEC
+@2 MULTI
+WATCH a
+@2 EXEC
 UNWATCH
 MULTI
 WATCH a
