@@ -234,7 +234,11 @@ fn run(pair: &Pair, db: u32, resp3: bool, script: &str) -> Vec<String> {
     let mut connections = vec![open(pair, db, resp3)];
     let mut failures = Vec::new();
     let mut previous = "";
-    for line in script.lines().map(str::trim).filter(|l| !l.is_empty()) {
+    for (number, line) in script.lines().enumerate() {
+        let (line_number, line) = (number + 1, line.trim());
+        if line.is_empty() {
+            continue;
+        }
         if line.starts_with('#') {
             previous = line;
             continue;
@@ -295,7 +299,9 @@ fn run(pair: &Pair, db: u32, resp3: bool, script: &str) -> Vec<String> {
             (text(&expected), text(&ours))
         });
         if expected != ours {
-            failures.push(format!("{line}\n  redis:  {expected}\n  keeper: {ours}"));
+            failures.push(format!(
+                "line {line_number}: {line}\n  redis:  {expected}\n  keeper: {ours}"
+            ));
         }
         previous = line;
     }
@@ -467,6 +473,21 @@ ZRANGE lex 0 -1
 ZADD mixed 1 b 2 a 3 c
 ZRANGEBYLEX mixed - +
 ZRANGEBYLEX mixed [b +
+ZADD num 01 a +2 b -0 c 1e1 d 0x1p4 e
+ZADD num nan f
+ZADD num +inf g -inf h
+ZADD num 1_0 i
+ZINCRBY num nan a
+ZINCRBY num +inf g
+ZINCRBY num -inf g
+ZRANGE num 0 -1 WITHSCORES
+ZRANGEBYSCORE num (inf +inf
+ZRANGEBYSCORE num (-inf (+inf WITHSCORES
+ZRANGEBYSCORE num (1e1 1e1
+ZRANGEBYSCORE num nan 1
+ZRANGE num 01 +2
+ZCOUNT num -inf (2
+ZSCORE num c
 ZADD sc 1 a 1.5 b 100000000000000000 c -0 d 1e300 e inf f -inf g
 ZSCAN sc 0
 ZRANGE sc 0 -1 WITHSCORES
@@ -921,6 +942,49 @@ GET int
 GETDEL int
 MGET
 GETSET k
+# Number parsing: Redis's string2ll / strtold rules.
+SET n 007
+INCR n
+SET n -0
+INCR n
+SET n +1
+INCR n
+SET n 9223372036854775808
+INCR n
+SET n 0
+INCRBY n 00
+INCRBY n +5
+INCRBY n -0
+INCRBY n 1e3
+INCRBY n \e
+INCRBY n 0x10
+SETRANGE n 00 x
+SETRANGE n 1e0 x
+GETRANGE n 01 -01
+SET f 1
+INCRBYFLOAT f 1e
+INCRBYFLOAT f nan
+INCRBYFLOAT f -inf
+INCRBYFLOAT f 1.
+INCRBYFLOAT f .5
+INCRBYFLOAT f 1e+2
+INCRBYFLOAT f 0x1p3
+INCRBYFLOAT f \e
+INCRBYFLOAT f 1_0
+INCRBYFLOAT f 00001
+SET f 1.10000
+INCRBYFLOAT f 0
+SET f -0
+INCRBYFLOAT f -0
+SET f 3e-320
+INCRBYFLOAT f 0
+set lower v ex 100
+get lower
+sEt lower v Px 100000 nX
+GeT lower
+EXPIRE lower 010
+EXPIRE lower +100
+EXPIRE lower 1e2
 ";
 
 const KEYS_SCRIPT: &str = r"
@@ -1235,6 +1299,13 @@ LMOVE s dst LEFT LEFT
 LMOVE dst2 s LEFT LEFT
 LPOS s a
 LINSERT s BEFORE a b
+RPUSH nums a b c d
+LRANGE nums 01 +2
+LRANGE nums -0 -01
+LINDEX nums +1
+LPOS nums c RANK +1
+LPOS nums c RANK 01
+LPOP nums 01
 LPUSH
 LPUSH nl
 RPUSH big 1 2 3
@@ -1406,6 +1477,55 @@ EXEC
 @2 MULTI
 WATCH a
 @2 EXEC
+SET w1 v
+WATCH w1
+@2 SWAPDB 1 3
+MULTI
+PING
+EXEC
+@2 SWAPDB 1 3
+WATCH nokey-w
+@2 SWAPDB 1 3
+MULTI
+PING
+EXEC
+@2 SWAPDB 1 3
+WATCH w1
+@2 FLUSHDB
+MULTI
+PING
+EXEC
+WATCH nokey-w
+@2 FLUSHDB
+MULTI
+PING
+EXEC
+SET w2 v
+WATCH w2
+@2 EXPIRE w2 100
+MULTI
+PING
+EXEC
+WATCH w2
+@2 PERSIST w2
+@2 PERSIST w2
+MULTI
+PING
+EXEC
+WATCH w2
+@2 SET other v
+@2 DEL nokey-w
+@2 SELECT 3
+@2 SET w2 v
+MULTI
+PING
+EXEC
+WATCH w2
+@2 SELECT 1
+@2 RENAME w2 w3
+MULTI
+PING
+EXEC
 UNWATCH
 MULTI
 WATCH a
@@ -1637,6 +1757,19 @@ fn redis_cli_output_matches_redis() {
         &["NOSUCHCOMMAND"],
         &["--no-raw", "SMEMBERS", "nokey"],
         &["INCR", "n"],
+        // redis-cli prints raw output to a pipe; --no-raw is the formatted, typed form.
+        &["--no-raw", "ZRANGE", "z", "0", "-1", "WITHSCORES"],
+        &["--no-raw", "-3", "ZRANGE", "z", "0", "-1", "WITHSCORES"],
+        &["--no-raw", "HGETALL", "h"],
+        &["--no-raw", "-3", "HGETALL", "h"],
+        &["--no-raw", "XRANGE", "x", "-", "+"],
+        &["--no-raw", "-3", "XREAD", "STREAMS", "x", "0"],
+        &["--no-raw", "INCR", "n"],
+        &["--no-raw", "GET", "nokey"],
+        &["--no-raw", "-3", "GET", "nokey"],
+        &["--no-raw", "LPUSH", "h", "x"],
+        &["--no-raw", "NOSUCHCOMMAND", "a"],
+        &["--no-raw", "-3", "CONFIG", "GET", "save"],
     ];
     let mut failures = Vec::new();
     for args in lines {

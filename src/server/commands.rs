@@ -532,12 +532,22 @@ fn run_command(
     match cmd {
         Cmd::Data(spec) => {
             let changes_before = state.engine.changes();
+            // FLUSHDB, FLUSHALL and SWAPDB touch only the watched keys that exist in the
+            // databases they empty or exchange, so look before they run.
+            let emptied = if state.watched.is_empty() || !spec.is_write_call(argv) {
+                None
+            } else {
+                watchers_of_emptied_keys(state, client.db, spec.name, argv, now_ms)
+            };
             let reply = state.engine.execute(spec, client.db, argv, now_ms);
             if !state.watched.is_empty()
                 && spec.is_write_call(argv)
                 && state.engine.changes() != changes_before
             {
-                touch_command_keys(state, client.db, cmd, argv);
+                match emptied {
+                    Some(ids) => state.dirty_cas.extend(ids),
+                    None => touch_command_keys(state, client.db, cmd, argv),
+                }
             }
             client.reply(&reply);
         }
@@ -561,6 +571,52 @@ fn run_command(
             (spec.run)(&mut call);
         }
     }
+}
+
+/// For FLUSHDB, FLUSHALL and SWAPDB, the clients whose watched keys exist in the databases the
+/// command empties or exchanges (Redis 7.0's `touchAllWatchedKeysInDb`: watching a missing
+/// key survives a flush); `None` for every other command.
+fn watchers_of_emptied_keys(
+    state: &mut State,
+    db: usize,
+    name: &str,
+    argv: &[Bytes],
+    now_ms: i64,
+) -> Option<Vec<u64>> {
+    let databases: Vec<usize> = match name {
+        "flushdb" => vec![db],
+        "flushall" => (0..state.engine.store().databases()).collect(),
+        "swapdb" => {
+            let index = |arg: Option<&Bytes>| {
+                arg.and_then(|a| std::str::from_utf8(a).ok()?.parse::<usize>().ok())
+            };
+            // An invalid index fails the command: nothing changes, nobody is touched.
+            vec![index(argv.get(1))?, index(argv.get(2))?]
+        }
+        _ => return None,
+    };
+    let watched: Vec<((usize, Bytes), Vec<u64>)> = state
+        .watched
+        .iter()
+        .filter(|((watched_db, _), _)| databases.contains(watched_db))
+        .map(|(key, ids)| (key.clone(), ids.clone()))
+        .collect();
+    let store = state.engine.store_mut();
+    let mut touched = Vec::new();
+    for ((watched_db, key), ids) in watched {
+        // A flushed key must exist in its database; a swapped one in either database.
+        let exists = if name == "swapdb" {
+            databases
+                .iter()
+                .any(|&d| d < store.databases() && store.contains(d, &key, now_ms))
+        } else {
+            store.contains(watched_db, &key, now_ms)
+        };
+        if exists {
+            touched.extend(ids);
+        }
+    }
+    Some(touched)
 }
 
 /// Marks the watchers of the keys a write command named (every watcher for commands
