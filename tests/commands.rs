@@ -16,7 +16,8 @@
 //! - `~known`: sent to both, not compared, a known difference (the line before must be a `#`
 //!   comment saying why).
 //!
-//! A line `READ` sends nothing and compares the next reply each server pushes (a pub/sub
+//! A line `SLEEP MS` sends nothing and waits (keys with a short TTL expire). A line `READ`
+//! sends nothing and compares the next reply each server pushes (a pub/sub
 //! message). A line `@2 …` runs on a second connection (opened on first use), e.g. to invalidate a
 //! `WATCH`.
 //!
@@ -253,6 +254,12 @@ fn run(pair: &Pair, db: u32, resp3: bool, script: &str) -> Vec<String> {
         }
         let (redis, keeper) = &mut connections[number - 1];
         let (command, marker) = split_marker(rest);
+        if let Some(ms) = command.strip_prefix("SLEEP ") {
+            std::thread::sleep(Duration::from_millis(
+                ms.parse().expect("SLEEP milliseconds"),
+            ));
+            continue;
+        }
         let argv = words(command);
         let (mut expected, mut ours) = if marker == Some("~scan") {
             (scan_all(redis, &argv), scan_all(keeper, &argv))
@@ -1150,6 +1157,33 @@ FLUSHDB SYNC
 FLUSHDB FOO
 SELECT 3
 DBSIZE
+SET x1 v PX 20
+SET x2 v PX 20
+RPUSH x3 a
+PEXPIRE x3 20
+SET x4 v
+EXPIRE x4 100
+SLEEP 60
+GET x1
+EXISTS x1 x2 x3 x4
+TTL x2
+PTTL x3
+TYPE x3
+LRANGE x3 0 -1
+SET x1 new KEEPTTL
+TTL x1
+RENAME x2 y
+RENAMENX x2 y
+COPY x2 y
+MOVE x2 4
+PERSIST x2
+EXPIRE x2 100
+GETEX x2 PERSIST
+APPEND x2 a
+GET x2
+INCR x3
+KEYS x* ~sorted
+SCAN 0 MATCH x* ~scan
 SET p v
 EXPIRE p 100 GT
 EXPIRE p 100 LT
@@ -1724,6 +1758,66 @@ fn stream_trimming_matches_redis() {
     add(&mut script, 421, 460);
     script.push_str("XADD y MINID ~ 999 461-1 f v\nXLEN y\n");
     compare(&[(12, false, &script)]);
+}
+
+/// Collections past Redis's compact encodings (listpack, intset): orders that stay
+/// deterministic (sorted sets, lists, an intset's sorted members) and full scans.
+#[test]
+fn big_collections_match_redis() {
+    let mut rng = keeper::command::Rng::new(0xB16);
+    let mut script = String::new();
+    for i in 0..300 {
+        let n = rng.below(100_000);
+        script.push_str(&format!(
+            "SADD ints {n}\nZADD z {} m{n}\nZADD lex 0 {n}\n",
+            n % 7
+        ));
+        script.push_str(&format!(
+            "RPUSH l {}\nHSET h f{i} {n}\nSADD s m{n}\n",
+            n % 10
+        ));
+    }
+    script.push_str(
+        "SMEMBERS ints
+         SCARD ints
+         SISMEMBER ints 5
+         SADD small 3 1 2 -5 100
+         SMEMBERS small
+         SADD small x
+         SMEMBERS small ~sorted
+         SSCAN ints 0 ~scan
+         SSCAN s 0 COUNT 7 ~scan
+         SSCAN s 0 MATCH m1* ~scan
+         ZRANGE z 0 -1 WITHSCORES
+         ZRANGE z 100 120 REV
+         ZRANGEBYSCORE z (2 4 LIMIT 10 20 WITHSCORES
+         ZRANGEBYLEX lex [5 (6
+         ZRANK z m5
+         ZREVRANK lex 5
+         ZCOUNT z 1 3
+         ZSCAN z 0 ~scan
+         ZSCAN z 0 MATCH m2* COUNT 3 ~scan
+         ZREMRANGEBYRANK z 10 200
+         ZRANGE z 0 -1 WITHSCORES
+         LRANGE l 0 -1
+         LPOS l 3 COUNT 0
+         LPOS l 7 RANK -3 COUNT 5
+         LREM l 2 5
+         LINSERT l AFTER 9 x
+         LINDEX l 150
+         LRANGE l 140 160
+         HLEN h
+         HSCAN h 0 ~scan
+         HSCAN h 0 MATCH f1* COUNT 5 ~scan
+         HGETALL h ~pairs
+         SUNIONSTORE u ints s
+         SCARD u
+         SINTERCARD 2 ints u
+         SDIFF ints u
+         SCAN 0 COUNT 3 ~scan
+         KEYS * ~sorted",
+    );
+    compare(&[(6, false, &script), (7, true, &script)]);
 }
 
 /// `KEYS` with random patterns over random keys finds what Redis finds: the glob matcher
