@@ -1346,6 +1346,81 @@ fn command_docs(cmd: Cmd) -> Option<Reply> {
     ]))
 }
 
+/// `COMMAND GETKEYS command args…`: the key arguments of that call, with Redis 7.0's
+/// errors. Keys come from the key positions; the commands whose keys move are parsed
+/// (SINTERCARD's numkeys, XREAD/XREADGROUP's `STREAMS` keyword: the first half after it).
+fn command_getkeys(argv: &[Bytes]) -> Reply {
+    let invalid = || Reply::error("ERR Invalid arguments specified for command");
+    let Some(cmd) = lookup(&argv[0]) else {
+        return Reply::error("ERR Invalid command specified");
+    };
+    let argc = argv.len();
+    // A container's subcommands (XGROUP CREATE, XINFO STREAM) take their key at index 2.
+    let (arity, (first, last, step)) = match cmd {
+        Cmd::Data(spec) if !spec.subcommands.is_empty() && argc >= 2 => {
+            let Some(sub) = spec.subcommand(argv) else {
+                return Reply::error("ERR Invalid command specified");
+            };
+            (
+                sub.arity,
+                if sub.name == "help" {
+                    (0, 0, 0)
+                } else {
+                    (2, 2, 1)
+                },
+            )
+        }
+        _ => (cmd.arity(), cmd.keys()),
+    };
+    let movable = cmd.flags() & flags::MOVABLEKEYS != 0;
+    if first <= 0 && !movable {
+        return Reply::error("ERR The command has no key arguments");
+    }
+    if (arity > 0 && arity as usize != argc) || (argc as i64) < -i64::from(arity) {
+        return Reply::error("ERR Invalid number of arguments specified for command");
+    }
+    let positions: Vec<usize> = match cmd.name() {
+        "sintercard" => {
+            let numkeys = std::str::from_utf8(&argv[1])
+                .ok()
+                .and_then(|n| n.parse::<usize>().ok());
+            match numkeys {
+                Some(n) if n >= 1 && n <= argc - 2 => (2..2 + n).collect(),
+                _ => return invalid(),
+            }
+        }
+        "xread" | "xreadgroup" => {
+            let start = if cmd.name() == "xread" { 1 } else { 4 };
+            let Some(keyword) = (start..argc).find(|&i| argv[i].eq_ignore_ascii_case(b"streams"))
+            else {
+                return invalid();
+            };
+            let count = (argc - keyword - 1) / 2;
+            if count == 0 {
+                return invalid();
+            }
+            (keyword + 1..keyword + 1 + count).collect()
+        }
+        _ => {
+            let last = if last < 0 {
+                argc as i64 + i64::from(last)
+            } else {
+                i64::from(last)
+            };
+            (i64::from(first)..=last.min(argc as i64 - 1))
+                .step_by(step.max(1) as usize)
+                .map(|i| i as usize)
+                .collect()
+        }
+    };
+    Reply::Array(
+        positions
+            .into_iter()
+            .map(|i| Reply::Bulk(argv[i].clone()))
+            .collect(),
+    )
+}
+
 fn command_command(call: &mut Call<'_>) {
     if call.argv.len() == 1 {
         let reply = Reply::Array(all_commands().into_iter().map(command_entry).collect());
@@ -1355,6 +1430,10 @@ fn command_command(call: &mut Call<'_>) {
     let argc = call.argv.len();
     match sub.as_str() {
         "count" if argc == 2 => call.reply(Reply::Int(TABLE.len() as i64)),
+        "getkeys" if argc >= 4 => {
+            let reply = command_getkeys(&call.argv[2..]);
+            call.reply(reply);
+        }
         "list" if argc == 2 => {
             let names = all_commands()
                 .into_iter()
@@ -1387,7 +1466,9 @@ fn command_command(call: &mut Call<'_>) {
                 .collect();
             call.reply(Reply::Map(docs));
         }
-        "count" | "list" => call.reply(Reply::error(wrong_arity(&format!("command|{sub}")))),
+        "count" | "list" | "getkeys" => {
+            call.reply(Reply::error(wrong_arity(&format!("command|{sub}"))))
+        }
         _ => unknown_subcommand(call, "COMMAND"),
     }
 }
