@@ -1789,7 +1789,10 @@ fn stream_trimming_matches_redis() {
     script.push_str("XTRIM y MAXLEN ~ 0\nXLEN y\nXINFO STREAM y\n");
     add(&mut script, 421, 460);
     script.push_str("XADD y MINID ~ 999 461-1 f v\nXLEN y\n");
-    compare(&[(12, false, &script)]);
+    script.push_str(
+        "XINFO STREAM y FULL\nXINFO STREAM y FULL COUNT 2\nXINFO STREAM y FULL COUNT 0\n",
+    );
+    compare(&[(12, false, &script), (13, true, &script)]);
 }
 
 /// Collections past Redis's compact encodings (listpack, intset): orders that stay
