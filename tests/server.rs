@@ -109,7 +109,7 @@ fn redis_cli_talks_to_keeper() {
         server
             .cli(&["--no-raw", "nosuch", "a"])
             .trim_end_matches('\n'),
-        "(error) ERR unknown command 'nosuch', with args beginning with: 'a', "
+        "(error) ERR unknown command 'nosuch', with args beginning with: 'a' "
     );
     let hello = server.cli(&["-3", "hello", "3"]);
     assert!(hello.contains("proto") && hello.contains('3'), "{hello}");

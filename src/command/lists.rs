@@ -389,7 +389,13 @@ fn lpos(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Outcome {
     let element = argv[2].as_ref();
     let len = list.len();
     let from_tail = rank < 0;
-    let skip = rank.unsigned_abs() - 1;
+    // Redis negates a negative rank in a `long`: -LONG_MIN wraps to LONG_MIN, still negative,
+    // and every match is then ">= rank", so RANK -9223372036854775808 acts like RANK -1.
+    let skip = if rank == i64::MIN {
+        0
+    } else {
+        rank.unsigned_abs() - 1
+    };
     let scan_limit = if maxlen == 0 {
         len
     } else {

@@ -66,8 +66,6 @@ mod strings;
 mod zsets;
 
 #[cfg(test)]
-mod diff_tests;
-#[cfg(test)]
 mod propagation_tests;
 #[cfg(test)]
 mod table_tests;
@@ -317,6 +315,24 @@ pub fn specs() -> impl Iterator<Item = &'static CommandSpec> {
     .flatten()
 }
 
+/// The ACL category of the family `spec` belongs to (`@string`, `@keyspace`, …), as
+/// `COMMAND INFO` lists it.
+pub fn category(spec: &CommandSpec) -> &'static str {
+    let families: [(&[CommandSpec], &str); 7] = [
+        (strings::COMMANDS, "@string"),
+        (keys::COMMANDS, "@keyspace"),
+        (lists::COMMANDS, "@list"),
+        (hashes::COMMANDS, "@hash"),
+        (sets::COMMANDS, "@set"),
+        (zsets::COMMANDS, "@sortedset"),
+        (streams::COMMANDS, "@stream"),
+    ];
+    families
+        .iter()
+        .find(|(table, _)| table.iter().any(|s| std::ptr::eq(s, spec)))
+        .map_or("", |(_, category)| category)
+}
+
 static BY_NAME: LazyLock<HashMap<&'static str, &'static CommandSpec>> =
     LazyLock::new(|| specs().map(|spec| (spec.name, spec)).collect());
 
@@ -335,21 +351,23 @@ pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
 /// The error for an unknown command, as Redis words it (arguments quoted, at most 128 bytes
 /// of them).
 pub fn unknown_command(argv: &[Bytes]) -> Reply {
-    let name = argv
-        .first()
-        .map(|a| String::from_utf8_lossy(a))
-        .unwrap_or_default();
-    let mut args = String::new();
+    // Redis 7.0: `'%.128s'` for the name, then `'%.*s' ` per argument while the list is
+    // shorter than 128 bytes, each argument cut to what is left of those 128.
+    let name = argv.first().map_or(&b""[..], |a| &a[..a.len().min(128)]);
+    let mut args: Vec<u8> = Vec::new();
     for arg in argv.iter().skip(1) {
         if args.len() >= 128 {
             break;
         }
-        args.push('\'');
-        args.push_str(&String::from_utf8_lossy(arg));
-        args.push_str("', ");
+        let room = 128 - args.len();
+        args.push(b'\'');
+        args.extend_from_slice(&arg[..arg.len().min(room)]);
+        args.extend_from_slice(b"' ");
     }
     Reply::error(format!(
-        "ERR unknown command '{name}', with args beginning with: {args}"
+        "ERR unknown command '{}', with args beginning with: {}",
+        String::from_utf8_lossy(name),
+        String::from_utf8_lossy(&args)
     ))
 }
 

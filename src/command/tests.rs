@@ -96,7 +96,7 @@ fn unknown_and_arity_errors_match_redis() {
     let mut h = Harness::new();
     assert_eq!(
         h.reply("nosuch a b"),
-        Reply::error("ERR unknown command 'nosuch', with args beginning with: 'a', 'b', ")
+        Reply::error("ERR unknown command 'nosuch', with args beginning with: 'a' 'b' ")
     );
     assert_eq!(
         h.reply("GET"),

@@ -31,6 +31,9 @@ pub enum Reply {
     /// Pairs RESP2 sends flat (`m1 s1 m2 s2 …`) and RESP3 as an array of two-element arrays:
     /// `ZRANGE … WITHSCORES`, `ZPOPMIN key count`, `ZRANDMEMBER … WITHSCORES`.
     Pairs(Vec<(Reply, Reply)>),
+    /// Text RESP3 sends as a verbatim string (`=N\r\ntxt:…`) and RESP2 as a bulk string:
+    /// `INFO`, `CLIENT LIST`.
+    Verbatim(Bytes),
     /// Keyed results RESP3 sends as a map and RESP2 as an array of two-element arrays:
     /// `XREAD`, `XREADGROUP`.
     KeyedArrays(Vec<(Reply, Reply)>),
@@ -69,6 +72,14 @@ impl Reply {
                 out.extend_from_slice(b"\r\n");
             }
             Reply::Bulk(b) => bulk(out, b),
+            Reply::Verbatim(text) if resp3 => {
+                out.push(b'=');
+                push_int(out, text.len() as i64 + 4);
+                out.extend_from_slice(b"\r\ntxt:");
+                out.extend_from_slice(text);
+                out.extend_from_slice(b"\r\n");
+            }
+            Reply::Verbatim(text) => bulk(out, text),
             Reply::Nil => out.extend_from_slice(if resp3 { b"_\r\n" } else { b"$-1\r\n" }),
             Reply::NilArray => out.extend_from_slice(if resp3 { b"_\r\n" } else { b"*-1\r\n" }),
             Reply::Array(items) => aggregate(out, b'*', items, resp3),
@@ -216,6 +227,9 @@ mod tests {
     fn resp2_and_resp3_forms() {
         assert_eq!(enc(&Reply::Nil, false), "$-1\r\n");
         assert_eq!(enc(&Reply::Nil, true), "_\r\n");
+        let info = Reply::Verbatim(Bytes::from_static(b"a:1"));
+        assert_eq!(enc(&info, false), "$3\r\na:1\r\n");
+        assert_eq!(enc(&info, true), "=7\r\ntxt:a:1\r\n");
         assert_eq!(enc(&Reply::Double(1.5), false), "$3\r\n1.5\r\n");
         assert_eq!(enc(&Reply::Double(1.5), true), ",1.5\r\n");
         let map = Reply::Map(vec![(Reply::bulk("a"), Reply::Int(1))]);

@@ -532,12 +532,22 @@ fn run_command(
     match cmd {
         Cmd::Data(spec) => {
             let changes_before = state.engine.changes();
+            // FLUSHDB, FLUSHALL and SWAPDB touch only the watched keys that exist in the
+            // databases they empty or exchange, so look before they run.
+            let emptied = if state.watched.is_empty() || !spec.is_write_call(argv) {
+                None
+            } else {
+                watchers_of_emptied_keys(state, client.db, spec.name, argv, now_ms)
+            };
             let reply = state.engine.execute(spec, client.db, argv, now_ms);
             if !state.watched.is_empty()
                 && spec.is_write_call(argv)
                 && state.engine.changes() != changes_before
             {
-                touch_command_keys(state, client.db, cmd, argv);
+                match emptied {
+                    Some(ids) => state.dirty_cas.extend(ids),
+                    None => touch_command_keys(state, client.db, cmd, argv),
+                }
             }
             client.reply(&reply);
         }
@@ -561,6 +571,52 @@ fn run_command(
             (spec.run)(&mut call);
         }
     }
+}
+
+/// For FLUSHDB, FLUSHALL and SWAPDB, the clients whose watched keys exist in the databases the
+/// command empties or exchanges (Redis 7.0's `touchAllWatchedKeysInDb`: watching a missing
+/// key survives a flush); `None` for every other command.
+fn watchers_of_emptied_keys(
+    state: &mut State,
+    db: usize,
+    name: &str,
+    argv: &[Bytes],
+    now_ms: i64,
+) -> Option<Vec<u64>> {
+    let databases: Vec<usize> = match name {
+        "flushdb" => vec![db],
+        "flushall" => (0..state.engine.store().databases()).collect(),
+        "swapdb" => {
+            let index = |arg: Option<&Bytes>| {
+                arg.and_then(|a| std::str::from_utf8(a).ok()?.parse::<usize>().ok())
+            };
+            // An invalid index fails the command: nothing changes, nobody is touched.
+            vec![index(argv.get(1))?, index(argv.get(2))?]
+        }
+        _ => return None,
+    };
+    let watched: Vec<((usize, Bytes), Vec<u64>)> = state
+        .watched
+        .iter()
+        .filter(|((watched_db, _), _)| databases.contains(watched_db))
+        .map(|(key, ids)| (key.clone(), ids.clone()))
+        .collect();
+    let store = state.engine.store_mut();
+    let mut touched = Vec::new();
+    for ((watched_db, key), ids) in watched {
+        // A flushed key must exist in its database; a swapped one in either database.
+        let exists = if name == "swapdb" {
+            databases
+                .iter()
+                .any(|&d| d < store.databases() && store.contains(d, &key, now_ms))
+        } else {
+            store.contains(watched_db, &key, now_ms)
+        };
+        if exists {
+            touched.extend(ids);
+        }
+    }
+    Some(touched)
 }
 
 /// Marks the watchers of the keys a write command named (every watcher for commands
@@ -885,7 +941,7 @@ fn client_command(call: &mut Call<'_>) {
                     out.push('\n');
                 }
             }
-            call.reply(Reply::Bulk(Bytes::from(out)));
+            call.reply(Reply::Verbatim(Bytes::from(out)));
         }
         "id" | "getname" | "info" | "setname" => call.reply(arity_error(&sub)),
         _ => unknown_subcommand(call, "CLIENT"),
@@ -1030,7 +1086,7 @@ fn unwatch(call: &mut Call<'_>) {
 fn info(call: &mut Call<'_>) {
     let sections: Vec<String> = call.argv[1..].iter().map(|a| lower(a)).collect();
     let text = super::info::render(call.state, call.shared, &sections);
-    call.reply(Reply::Bulk(Bytes::from(text)));
+    call.reply(Reply::Verbatim(Bytes::from(text)));
 }
 
 fn config(call: &mut Call<'_>) {
@@ -1188,12 +1244,24 @@ fn command_entry(cmd: Cmd) -> Reply {
         .filter(|(bit, _)| flag_bits & bit != 0)
         .map(|(_, name)| Reply::Simple((*name).into()))
         .collect();
+    // Redis lists categories in the order of their bits: keyspace, read, write, then the
+    // data type, …
+    let family = match cmd {
+        Cmd::Data(spec) => command::category(spec),
+        Cmd::Server(_) => "",
+    };
     let mut categories = Vec::new();
-    if flag_bits & flags::WRITE != 0 {
-        categories.push("@write");
+    if family == "@keyspace" {
+        categories.push(family);
     }
     if flag_bits & flags::READONLY != 0 {
         categories.push("@read");
+    }
+    if flag_bits & flags::WRITE != 0 {
+        categories.push("@write");
+    }
+    if !family.is_empty() && family != "@keyspace" {
+        categories.push(family);
     }
     if flag_bits & flags::ADMIN != 0 {
         categories.extend(["@admin", "@dangerous"]);
@@ -1209,9 +1277,9 @@ fn command_entry(cmd: Cmd) -> Reply {
     let (first, last, step) = cmd.keys();
     let key_specs = if first > 0 {
         let access = if flag_bits & flags::WRITE != 0 {
-            ["RW", "UPDATE"]
+            ["RW", "update"]
         } else {
-            ["RO", "ACCESS"]
+            ["RO", "access"]
         };
         let last_relative = if last < 0 { last } else { last - first };
         vec![Reply::Map(vec![
@@ -1261,8 +1329,9 @@ fn command_entry(cmd: Cmd) -> Reply {
                 .collect(),
         ),
         Reply::Set(Vec::new()),
-        Reply::Array(key_specs),
-        Reply::Array(Vec::new()),
+        Reply::Set(key_specs),
+        // Redis: an empty set without subcommands, an array of entries with them.
+        Reply::Set(Vec::new()),
     ])
 }
 
@@ -1277,6 +1346,81 @@ fn command_docs(cmd: Cmd) -> Option<Reply> {
     ]))
 }
 
+/// `COMMAND GETKEYS command args…`: the key arguments of that call, with Redis 7.0's
+/// errors. Keys come from the key positions; the commands whose keys move are parsed
+/// (SINTERCARD's numkeys, XREAD/XREADGROUP's `STREAMS` keyword: the first half after it).
+fn command_getkeys(argv: &[Bytes]) -> Reply {
+    let invalid = || Reply::error("ERR Invalid arguments specified for command");
+    let Some(cmd) = lookup(&argv[0]) else {
+        return Reply::error("ERR Invalid command specified");
+    };
+    let argc = argv.len();
+    // A container's subcommands (XGROUP CREATE, XINFO STREAM) take their key at index 2.
+    let (arity, (first, last, step)) = match cmd {
+        Cmd::Data(spec) if !spec.subcommands.is_empty() && argc >= 2 => {
+            let Some(sub) = spec.subcommand(argv) else {
+                return Reply::error("ERR Invalid command specified");
+            };
+            (
+                sub.arity,
+                if sub.name == "help" {
+                    (0, 0, 0)
+                } else {
+                    (2, 2, 1)
+                },
+            )
+        }
+        _ => (cmd.arity(), cmd.keys()),
+    };
+    let movable = cmd.flags() & flags::MOVABLEKEYS != 0;
+    if first <= 0 && !movable {
+        return Reply::error("ERR The command has no key arguments");
+    }
+    if (arity > 0 && arity as usize != argc) || (argc as i64) < -i64::from(arity) {
+        return Reply::error("ERR Invalid number of arguments specified for command");
+    }
+    let positions: Vec<usize> = match cmd.name() {
+        "sintercard" => {
+            let numkeys = std::str::from_utf8(&argv[1])
+                .ok()
+                .and_then(|n| n.parse::<usize>().ok());
+            match numkeys {
+                Some(n) if n >= 1 && n <= argc - 2 => (2..2 + n).collect(),
+                _ => return invalid(),
+            }
+        }
+        "xread" | "xreadgroup" => {
+            let start = if cmd.name() == "xread" { 1 } else { 4 };
+            let Some(keyword) = (start..argc).find(|&i| argv[i].eq_ignore_ascii_case(b"streams"))
+            else {
+                return invalid();
+            };
+            let count = (argc - keyword - 1) / 2;
+            if count == 0 {
+                return invalid();
+            }
+            (keyword + 1..keyword + 1 + count).collect()
+        }
+        _ => {
+            let last = if last < 0 {
+                argc as i64 + i64::from(last)
+            } else {
+                i64::from(last)
+            };
+            (i64::from(first)..=last.min(argc as i64 - 1))
+                .step_by(step.max(1) as usize)
+                .map(|i| i as usize)
+                .collect()
+        }
+    };
+    Reply::Array(
+        positions
+            .into_iter()
+            .map(|i| Reply::Bulk(argv[i].clone()))
+            .collect(),
+    )
+}
+
 fn command_command(call: &mut Call<'_>) {
     if call.argv.len() == 1 {
         let reply = Reply::Array(all_commands().into_iter().map(command_entry).collect());
@@ -1286,6 +1430,10 @@ fn command_command(call: &mut Call<'_>) {
     let argc = call.argv.len();
     match sub.as_str() {
         "count" if argc == 2 => call.reply(Reply::Int(TABLE.len() as i64)),
+        "getkeys" if argc >= 4 => {
+            let reply = command_getkeys(&call.argv[2..]);
+            call.reply(reply);
+        }
         "list" if argc == 2 => {
             let names = all_commands()
                 .into_iter()
@@ -1300,7 +1448,7 @@ fn command_command(call: &mut Call<'_>) {
                 Reply::Array(
                     call.argv[2..]
                         .iter()
-                        .map(|name| lookup(name).map_or(Reply::NilArray, command_entry))
+                        .map(|name| lookup(name).map_or(Reply::Nil, command_entry))
                         .collect(),
                 )
             };
@@ -1318,7 +1466,9 @@ fn command_command(call: &mut Call<'_>) {
                 .collect();
             call.reply(Reply::Map(docs));
         }
-        "count" | "list" => call.reply(Reply::error(wrong_arity(&format!("command|{sub}")))),
+        "count" | "list" | "getkeys" => {
+            call.reply(Reply::error(wrong_arity(&format!("command|{sub}"))))
+        }
         _ => unknown_subcommand(call, "COMMAND"),
     }
 }
