@@ -863,6 +863,8 @@ fn bgsave_files_hold_one_moment_while_transactions_run() {
     for path in &files {
         let mut store = load_store(path);
         let mut total = 0;
+        // Writers that had written before this snapshot hold two keys (counter and log).
+        let mut started = 0;
         for (i, &last) in done.iter().enumerate() {
             let counter = match store.get(0, format!("counter:{i}").as_bytes(), 0) {
                 Some(item) => match &item.value {
@@ -890,8 +892,9 @@ fn bgsave_files_hold_one_moment_while_transactions_run() {
             );
             assert!(counter <= last);
             total += counter;
+            started += usize::from(counter > 0);
         }
-        assert_eq!(store.db(0).len(), FILLER_KEYS + 2 * WRITERS);
+        assert_eq!(store.db(0).len(), FILLER_KEYS + 2 * started);
         assert!(
             total >= previous_total,
             "{}: time went back",
