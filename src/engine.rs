@@ -727,6 +727,7 @@ mod tests {
         last_key: 1,
         step: 1,
         run: tset,
+        subcommands: &[],
     };
 
     #[test]
