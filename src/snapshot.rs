@@ -196,41 +196,49 @@ pub(crate) fn write_rdb_controlled(
     let started = Instant::now();
     let mut stats = SaveStats::default();
     publish_atomically(storage, path, |file| {
-        let mut file = IncrementalSync::new(file, options.incremental_fsync);
-        let mut writer = Writer::new(FileSink::new(&mut file), options.write_options())?;
-        for db in 0..snapshot.databases() {
-            let index = u32::try_from(db).map_err(|_| {
-                Error::InvalidArgument(format!("database index {db} does not fit RDB"))
-            })?;
-            let (keys_hint, expires_hint) = snapshot.db_size(db);
-            // SELECTDB + RESIZEDB go out with the first key, so an empty database leaves no
-            // trace (as in Redis) even when a snapshot's size hint is stale.
-            let mut selected = false;
-            snapshot.for_each_entry(db, &mut |mut entry| {
-                if control.cancel.load(Ordering::Relaxed) {
-                    return Err(cancelled());
-                }
-                if entry.value.is_empty() {
-                    stats.empty_values_skipped += 1;
-                    return Ok(());
-                }
-                if !selected {
-                    writer.select_db(index, keys_hint, expires_hint)?;
-                    selected = true;
-                }
-                entry.db = index;
-                writer.write_entry(&entry)?;
-                stats.keys += 1;
-                control.keys_done.fetch_add(1, Ordering::Relaxed);
-                Ok(())
-            })?;
-            fail::fail_point!(failpoints::SNAPSHOT_AFTER_DB, |_| Err(
-                failpoints::injected(failpoints::SNAPSHOT_AFTER_DB)
-            ));
-        }
-        writer.finish()?;
-        stats.bytes = file.len();
-        Ok(())
+        let syncer = options
+            .incremental_fsync
+            .then(|| file.background_syncer())
+            .flatten();
+        std::thread::scope(|scope| {
+            let background = syncer.and_then(|sync| BackgroundSync::start(scope, sync));
+            let mut file = IncrementalSync::new(file, options.incremental_fsync, background);
+            let mut writer = Writer::new(FileSink::new(&mut file), options.write_options())?;
+            for db in 0..snapshot.databases() {
+                let index = u32::try_from(db).map_err(|_| {
+                    Error::InvalidArgument(format!("database index {db} does not fit RDB"))
+                })?;
+                let (keys_hint, expires_hint) = snapshot.db_size(db);
+                // SELECTDB + RESIZEDB go out with the first key, so an empty database leaves no
+                // trace (as in Redis) even when a snapshot's size hint is stale.
+                let mut selected = false;
+                snapshot.for_each_entry(db, &mut |mut entry| {
+                    if control.cancel.load(Ordering::Relaxed) {
+                        return Err(cancelled());
+                    }
+                    if entry.value.is_empty() {
+                        stats.empty_values_skipped += 1;
+                        return Ok(());
+                    }
+                    if !selected {
+                        writer.select_db(index, keys_hint, expires_hint)?;
+                        selected = true;
+                    }
+                    entry.db = index;
+                    writer.write_entry(&entry)?;
+                    stats.keys += 1;
+                    control.keys_done.fetch_add(1, Ordering::Relaxed);
+                    Ok(())
+                })?;
+                fail::fail_point!(failpoints::SNAPSHOT_AFTER_DB, |_| Err(
+                    failpoints::injected(failpoints::SNAPSHOT_AFTER_DB)
+                ));
+            }
+            writer.finish()?;
+            file.wait_for_background()?;
+            stats.bytes = file.len();
+            Ok(())
+        })
     })?;
     fail::fail_point!(failpoints::SNAPSHOT_AFTER_PUBLISH, |_| Err(
         failpoints::injected(failpoints::SNAPSHOT_AFTER_PUBLISH)
@@ -249,40 +257,124 @@ fn cancelled() -> Error {
 }
 
 /// A [`WritableFile`] that syncs every [`INCREMENTAL_FSYNC_BYTES`] when asked to.
-struct IncrementalSync<'a> {
+///
+/// With a [`BackgroundSync`], the sync of one chunk runs on another thread while the next
+/// chunk is written (the save no longer waits for the disk every 4 MiB; measured: the save
+/// thread spent most of a `BGSAVE` blocked in `fdatasync`). At most one sync is in flight: a
+/// chunk waits for the previous chunk's sync, so dirty data stays bounded by about two chunks,
+/// as with Redis's `sync_file_range` writeback.
+struct IncrementalSync<'a, 'scope> {
     file: &'a mut dyn WritableFile,
     enabled: bool,
     unsynced: u64,
+    background: Option<BackgroundSync<'scope>>,
 }
 
-impl<'a> IncrementalSync<'a> {
-    fn new(file: &'a mut dyn WritableFile, enabled: bool) -> Self {
+impl<'a, 'scope> IncrementalSync<'a, 'scope> {
+    fn new(
+        file: &'a mut dyn WritableFile,
+        enabled: bool,
+        background: Option<BackgroundSync<'scope>>,
+    ) -> Self {
         IncrementalSync {
             file,
             enabled,
             unsynced: 0,
+            background,
+        }
+    }
+
+    /// Waits for the sync in flight, if any, and returns its result.
+    fn wait_for_background(&mut self) -> Result<()> {
+        match &mut self.background {
+            Some(background) => background.wait(),
+            None => Ok(()),
         }
     }
 }
 
-impl WritableFile for IncrementalSync<'_> {
+impl WritableFile for IncrementalSync<'_, '_> {
     fn write_all(&mut self, buf: &[u8]) -> Result<()> {
         self.file.write_all(buf)?;
         self.unsynced += buf.len() as u64;
         if self.enabled && self.unsynced >= INCREMENTAL_FSYNC_BYTES {
-            self.file.sync_data()?;
+            match &mut self.background {
+                Some(background) => background.start_sync()?,
+                None => self.file.sync_data()?,
+            }
             self.unsynced = 0;
         }
         Ok(())
     }
 
     fn sync_data(&mut self) -> Result<()> {
+        self.wait_for_background()?;
         self.unsynced = 0;
         self.file.sync_data()
     }
 
     fn len(&self) -> u64 {
         self.file.len()
+    }
+}
+
+/// A thread that runs a file's `fdatasync` on request ([`WritableFile::background_syncer`]).
+/// It ends when this handle is dropped.
+struct BackgroundSync<'scope> {
+    requests: std::sync::mpsc::Sender<()>,
+    results: std::sync::mpsc::Receiver<Result<()>>,
+    in_flight: bool,
+    _thread: std::thread::ScopedJoinHandle<'scope, ()>,
+}
+
+impl<'scope> BackgroundSync<'scope> {
+    /// `None` when the thread cannot start (the caller then syncs inline).
+    fn start<'env>(
+        scope: &'scope std::thread::Scope<'scope, 'env>,
+        mut sync: Box<dyn FnMut() -> Result<()> + Send>,
+    ) -> Option<Self> {
+        let (requests, request_rx) = std::sync::mpsc::channel::<()>();
+        let (result_tx, results) = std::sync::mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("keeper-fsync".into())
+            .spawn_scoped(scope, move || {
+                while request_rx.recv().is_ok() {
+                    if result_tx.send(sync()).is_err() {
+                        break;
+                    }
+                }
+            })
+            .ok()?;
+        Some(BackgroundSync {
+            requests,
+            results,
+            in_flight: false,
+            _thread: thread,
+        })
+    }
+
+    /// Starts syncing what was written so far, once the previous sync has completed.
+    fn start_sync(&mut self) -> Result<()> {
+        self.wait()?;
+        self.requests.send(()).map_err(|_| sync_thread_gone())?;
+        self.in_flight = true;
+        Ok(())
+    }
+
+    /// Waits for the sync in flight, if any.
+    fn wait(&mut self) -> Result<()> {
+        if !std::mem::take(&mut self.in_flight) {
+            return Ok(());
+        }
+        self.results.recv().map_err(|_| sync_thread_gone())?
+    }
+}
+
+fn sync_thread_gone() -> Error {
+    Error::Io {
+        path: None,
+        op: "fdatasync",
+        source: std::io::Error::other("the background sync thread ended"),
     }
 }
 
