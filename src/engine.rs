@@ -38,7 +38,7 @@ use crate::snapshot::{
     LoadOutcome, MISCONF_ERROR, PersistenceState, SaveOptions,
 };
 use crate::storage::Storage;
-use crate::store::Store;
+use crate::store::{BulkLoad, Store};
 
 /// A consumer of the propagated stream (AOF writer, replication backlog, a test recorder).
 /// `append` gets whole RESP commands, in order, exactly once.
@@ -535,7 +535,7 @@ impl Engine {
         let path = self.config.rdb_path();
         let storage = Arc::clone(&self.persistence.storage);
         let mut target = StartupLoad {
-            store: &mut self.store,
+            load: self.store.bulk_load(),
             path: &path,
         };
         let outcome = snapshot::load_rdb(
@@ -543,7 +543,9 @@ impl Engine {
             &path,
             &mut target,
             ExpiredKeys::SkipAt(unix_now_ms()),
-        )?;
+        );
+        target.load.finish();
+        let outcome = outcome?;
         if let LoadOutcome::Loaded(stats) = &outcome {
             self.persistence.state.loaded(stats);
             if !stats.functions.is_empty() {
@@ -562,17 +564,18 @@ impl Engine {
 /// have stops the load (Redis exits: the file was made with more `databases`), where
 /// [`Store`]'s own [`Apply`] would drop it silently.
 struct StartupLoad<'a> {
-    store: &'a mut Store,
+    /// Entries are stored in batches, sorted (see [`crate::store::BulkLoad`]).
+    load: BulkLoad<'a>,
     path: &'a std::path::Path,
 }
 
 impl Apply for StartupLoad<'_> {
     fn clear(&mut self) {
-        self.store.flush_all();
+        self.load.clear();
     }
 
     fn load_entry(&mut self, entry: Entry) -> Result<()> {
-        let databases = self.store.databases();
+        let databases = self.load.databases();
         if entry.db as usize >= databases {
             return Err(Error::InvalidArgument(format!(
                 "{}: a key in database {} but `databases` is {databases} (the file was \
@@ -581,12 +584,12 @@ impl Apply for StartupLoad<'_> {
                 entry.db
             )));
         }
-        self.store.load_entry(entry);
+        self.load.load_entry(entry);
         Ok(())
     }
 
     fn apply_command(&mut self, db: usize, argv: &[Bytes], now_ms: i64) -> Result<()> {
-        Apply::apply_command(self.store, db, argv, now_ms)
+        Apply::apply_command(&mut self.load, db, argv, now_ms)
     }
 }
 

@@ -101,6 +101,7 @@ pub mod error;
 pub mod failpoints;
 pub mod glob;
 pub mod model;
+mod os;
 pub mod rdb;
 pub mod resp;
 pub mod server;

@@ -196,41 +196,49 @@ pub(crate) fn write_rdb_controlled(
     let started = Instant::now();
     let mut stats = SaveStats::default();
     publish_atomically(storage, path, |file| {
-        let mut file = IncrementalSync::new(file, options.incremental_fsync);
-        let mut writer = Writer::new(FileSink::new(&mut file), options.write_options())?;
-        for db in 0..snapshot.databases() {
-            let index = u32::try_from(db).map_err(|_| {
-                Error::InvalidArgument(format!("database index {db} does not fit RDB"))
-            })?;
-            let (keys_hint, expires_hint) = snapshot.db_size(db);
-            // SELECTDB + RESIZEDB go out with the first key, so an empty database leaves no
-            // trace (as in Redis) even when a snapshot's size hint is stale.
-            let mut selected = false;
-            snapshot.for_each_entry(db, &mut |mut entry| {
-                if control.cancel.load(Ordering::Relaxed) {
-                    return Err(cancelled());
-                }
-                if entry.value.is_empty() {
-                    stats.empty_values_skipped += 1;
-                    return Ok(());
-                }
-                if !selected {
-                    writer.select_db(index, keys_hint, expires_hint)?;
-                    selected = true;
-                }
-                entry.db = index;
-                writer.write_entry(&entry)?;
-                stats.keys += 1;
-                control.keys_done.fetch_add(1, Ordering::Relaxed);
-                Ok(())
-            })?;
-            fail::fail_point!(failpoints::SNAPSHOT_AFTER_DB, |_| Err(
-                failpoints::injected(failpoints::SNAPSHOT_AFTER_DB)
-            ));
-        }
-        writer.finish()?;
-        stats.bytes = file.len();
-        Ok(())
+        let syncer = options
+            .incremental_fsync
+            .then(|| file.background_syncer())
+            .flatten();
+        std::thread::scope(|scope| {
+            let background = syncer.and_then(|sync| BackgroundSync::start(scope, sync));
+            let mut file = IncrementalSync::new(file, options.incremental_fsync, background);
+            let mut writer = Writer::new(FileSink::new(&mut file), options.write_options())?;
+            for db in 0..snapshot.databases() {
+                let index = u32::try_from(db).map_err(|_| {
+                    Error::InvalidArgument(format!("database index {db} does not fit RDB"))
+                })?;
+                let (keys_hint, expires_hint) = snapshot.db_size(db);
+                // SELECTDB + RESIZEDB go out with the first key, so an empty database leaves no
+                // trace (as in Redis) even when a snapshot's size hint is stale.
+                let mut selected = false;
+                snapshot.for_each_entry(db, &mut |mut entry| {
+                    if control.cancel.load(Ordering::Relaxed) {
+                        return Err(cancelled());
+                    }
+                    if entry.value.is_empty() {
+                        stats.empty_values_skipped += 1;
+                        return Ok(());
+                    }
+                    if !selected {
+                        writer.select_db(index, keys_hint, expires_hint)?;
+                        selected = true;
+                    }
+                    entry.db = index;
+                    writer.write_entry(&entry)?;
+                    stats.keys += 1;
+                    control.keys_done.fetch_add(1, Ordering::Relaxed);
+                    Ok(())
+                })?;
+                fail::fail_point!(failpoints::SNAPSHOT_AFTER_DB, |_| Err(
+                    failpoints::injected(failpoints::SNAPSHOT_AFTER_DB)
+                ));
+            }
+            writer.finish()?;
+            file.wait_for_background()?;
+            stats.bytes = file.len();
+            Ok(())
+        })
     })?;
     fail::fail_point!(failpoints::SNAPSHOT_AFTER_PUBLISH, |_| Err(
         failpoints::injected(failpoints::SNAPSHOT_AFTER_PUBLISH)
@@ -249,40 +257,124 @@ fn cancelled() -> Error {
 }
 
 /// A [`WritableFile`] that syncs every [`INCREMENTAL_FSYNC_BYTES`] when asked to.
-struct IncrementalSync<'a> {
+///
+/// With a [`BackgroundSync`], the sync of one chunk runs on another thread while the next
+/// chunk is written (the save no longer waits for the disk every 4 MiB; measured: the save
+/// thread spent most of a `BGSAVE` blocked in `fdatasync`). At most one sync is in flight: a
+/// chunk waits for the previous chunk's sync, so dirty data stays bounded by about two chunks,
+/// as with Redis's `sync_file_range` writeback.
+struct IncrementalSync<'a, 'scope> {
     file: &'a mut dyn WritableFile,
     enabled: bool,
     unsynced: u64,
+    background: Option<BackgroundSync<'scope>>,
 }
 
-impl<'a> IncrementalSync<'a> {
-    fn new(file: &'a mut dyn WritableFile, enabled: bool) -> Self {
+impl<'a, 'scope> IncrementalSync<'a, 'scope> {
+    fn new(
+        file: &'a mut dyn WritableFile,
+        enabled: bool,
+        background: Option<BackgroundSync<'scope>>,
+    ) -> Self {
         IncrementalSync {
             file,
             enabled,
             unsynced: 0,
+            background,
+        }
+    }
+
+    /// Waits for the sync in flight, if any, and returns its result.
+    fn wait_for_background(&mut self) -> Result<()> {
+        match &mut self.background {
+            Some(background) => background.wait(),
+            None => Ok(()),
         }
     }
 }
 
-impl WritableFile for IncrementalSync<'_> {
+impl WritableFile for IncrementalSync<'_, '_> {
     fn write_all(&mut self, buf: &[u8]) -> Result<()> {
         self.file.write_all(buf)?;
         self.unsynced += buf.len() as u64;
         if self.enabled && self.unsynced >= INCREMENTAL_FSYNC_BYTES {
-            self.file.sync_data()?;
+            match &mut self.background {
+                Some(background) => background.start_sync()?,
+                None => self.file.sync_data()?,
+            }
             self.unsynced = 0;
         }
         Ok(())
     }
 
     fn sync_data(&mut self) -> Result<()> {
+        self.wait_for_background()?;
         self.unsynced = 0;
         self.file.sync_data()
     }
 
     fn len(&self) -> u64 {
         self.file.len()
+    }
+}
+
+/// A thread that runs a file's `fdatasync` on request ([`WritableFile::background_syncer`]).
+/// It ends when this handle is dropped.
+struct BackgroundSync<'scope> {
+    requests: std::sync::mpsc::Sender<()>,
+    results: std::sync::mpsc::Receiver<Result<()>>,
+    in_flight: bool,
+    _thread: std::thread::ScopedJoinHandle<'scope, ()>,
+}
+
+impl<'scope> BackgroundSync<'scope> {
+    /// `None` when the thread cannot start (the caller then syncs inline).
+    fn start<'env>(
+        scope: &'scope std::thread::Scope<'scope, 'env>,
+        mut sync: Box<dyn FnMut() -> Result<()> + Send>,
+    ) -> Option<Self> {
+        let (requests, request_rx) = std::sync::mpsc::channel::<()>();
+        let (result_tx, results) = std::sync::mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("keeper-fsync".into())
+            .spawn_scoped(scope, move || {
+                while request_rx.recv().is_ok() {
+                    if result_tx.send(sync()).is_err() {
+                        break;
+                    }
+                }
+            })
+            .ok()?;
+        Some(BackgroundSync {
+            requests,
+            results,
+            in_flight: false,
+            _thread: thread,
+        })
+    }
+
+    /// Starts syncing what was written so far, once the previous sync has completed.
+    fn start_sync(&mut self) -> Result<()> {
+        self.wait()?;
+        self.requests.send(()).map_err(|_| sync_thread_gone())?;
+        self.in_flight = true;
+        Ok(())
+    }
+
+    /// Waits for the sync in flight, if any.
+    fn wait(&mut self) -> Result<()> {
+        if !std::mem::take(&mut self.in_flight) {
+            return Ok(());
+        }
+        self.results.recv().map_err(|_| sync_thread_gone())?
+    }
+}
+
+fn sync_thread_gone() -> Error {
+    Error::Io {
+        path: None,
+        op: "fdatasync",
+        source: std::io::Error::other("the background sync thread ended"),
     }
 }
 
@@ -355,32 +447,91 @@ pub fn load_rdb(
         bytes: view.len() as u64,
         ..LoadStats::default()
     };
-    let mut reader = Reader::from_slice(view).map_err(|e| e.with_file(path))?;
+    let reader = Reader::from_slice(view).map_err(|e| e.with_file(path))?;
     stats.rdb_version = reader.version();
-    while let Some(event) = reader.next_event().map_err(|e| e.with_file(path))? {
-        match event {
-            Event::Entry(entry) => {
-                let is_expired = match (expired, entry.expire_at_ms) {
-                    (ExpiredKeys::SkipAt(now_ms), Some(at)) => at < now_ms,
-                    _ => false,
-                };
-                if is_expired {
-                    stats.keys_expired += 1;
-                } else {
-                    target.load_entry(entry).map_err(|e| e.with_file(path))?;
-                    stats.keys_loaded += 1;
-                }
+    // Decoding runs on its own thread, a batch of events ahead of the target that stores them
+    // (on a large file the two halves cost about the same).
+    let empty_keys_skipped = std::thread::scope(|scope| -> Result<u64> {
+        let (batches, received) = std::sync::mpsc::sync_channel::<Result<Vec<Event>>>(4);
+        let decoder = std::thread::Builder::new()
+            .name("keeper-rdb-decode".into())
+            .spawn_scoped(scope, move || decode_in_batches(reader, &batches));
+        let decoder = decoder.map_err(|e| Error::io(path, "spawn decoder thread", e))?;
+        for batch in received {
+            for event in batch.map_err(|e| e.with_file(path))? {
+                apply_event(event, target, expired, path, &mut stats)?;
             }
-            Event::Aux { key, value } => stats.aux.push((key, value)),
-            Event::Function(code) => stats.functions.push(code),
-            Event::ModuleAux { .. } => stats.module_aux_skipped += 1,
-            Event::SelectDb(_) | Event::ResizeDb { .. } | Event::SlotInfo { .. } => {}
         }
-    }
-    stats.empty_keys_skipped = reader.empty_keys_skipped();
+        decoder
+            .join()
+            .map_err(|_| Error::corrupt(0, "the RDB decoder thread panicked").with_file(path))
+    })?;
+    stats.empty_keys_skipped = empty_keys_skipped;
     stats.replication = replication_from_aux(&stats.aux);
     stats.elapsed = started.elapsed();
     Ok(LoadOutcome::Loaded(stats))
+}
+
+/// Events decoded per batch handed from the decoder thread to the loader.
+const LOAD_BATCH: usize = 4096;
+
+/// Decodes every event of `reader` and sends them in batches of [`LOAD_BATCH`]; an error is
+/// sent as the last batch. Stops early when the receiver is gone (the load failed). Returns
+/// the reader's count of empty collections skipped.
+fn decode_in_batches<S: crate::rdb::Source>(
+    mut reader: Reader<S>,
+    batches: &std::sync::mpsc::SyncSender<Result<Vec<Event>>>,
+) -> u64 {
+    loop {
+        let mut batch = Vec::with_capacity(LOAD_BATCH);
+        let mut ended = false;
+        while batch.len() < LOAD_BATCH {
+            match reader.next_event() {
+                Ok(Some(event)) => batch.push(event),
+                Ok(None) => {
+                    ended = true;
+                    break;
+                }
+                Err(e) => {
+                    let _ = batches.send(Ok(batch));
+                    let _ = batches.send(Err(e));
+                    return reader.empty_keys_skipped();
+                }
+            }
+        }
+        if batches.send(Ok(batch)).is_err() || ended {
+            return reader.empty_keys_skipped();
+        }
+    }
+}
+
+/// Hands one decoded event of a load to `target` (entries) or to `stats` (the rest).
+fn apply_event(
+    event: Event,
+    target: &mut dyn Apply,
+    expired: ExpiredKeys,
+    path: &Path,
+    stats: &mut LoadStats,
+) -> Result<()> {
+    match event {
+        Event::Entry(entry) => {
+            let is_expired = match (expired, entry.expire_at_ms) {
+                (ExpiredKeys::SkipAt(now_ms), Some(at)) => at < now_ms,
+                _ => false,
+            };
+            if is_expired {
+                stats.keys_expired += 1;
+            } else {
+                target.load_entry(entry).map_err(|e| e.with_file(path))?;
+                stats.keys_loaded += 1;
+            }
+        }
+        Event::Aux { key, value } => stats.aux.push((key, value)),
+        Event::Function(code) => stats.functions.push(code),
+        Event::ModuleAux { .. } => stats.module_aux_skipped += 1,
+        Event::SelectDb(_) | Event::ResizeDb { .. } | Event::SlotInfo { .. } => {}
+    }
+    Ok(())
 }
 
 /// The replication position recorded in AUX fields, as Redis's `rdbLoad` accepts it: a

@@ -171,6 +171,7 @@ impl Shared {
 /// Errors: the data folder or `dump.rdb` cannot be read (a corrupt file names file, offset
 /// and reason), or the port cannot be bound.
 pub fn run(config: Config, config_file: Option<String>) -> Result<()> {
+    crate::os::disable_malloc_fastbins();
     let storage = crate::storage::from_env()?;
     storage.create_dir_all(&config.dir)?;
     let mut engine = Engine::new(config, storage);

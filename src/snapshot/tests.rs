@@ -307,7 +307,7 @@ impl WritableFile for CountingFile {
 fn incremental_fsync_syncs_every_4_mib() {
     for (enabled, want) in [(true, 2), (false, 0)] {
         let mut inner = CountingFile::default();
-        let mut file = IncrementalSync::new(&mut inner, enabled);
+        let mut file = IncrementalSync::new(&mut inner, enabled, None);
         let chunk = vec![0u8; 1 << 20];
         for _ in 0..9 {
             file.write_all(&chunk).unwrap();
@@ -492,4 +492,42 @@ fn background_save_reports_the_peak_memory_above_its_start() {
     let outcome = job.wait();
     assert!(outcome.is_ok(), "{:?}", outcome.status);
     assert_eq!(outcome.peak_extra_bytes, 8000);
+}
+
+#[test]
+fn a_save_larger_than_several_sync_chunks_round_trips_on_the_real_disk() {
+    // Incompressible values, so the file spans several INCREMENTAL_FSYNC_BYTES chunks and the
+    // background fdatasync thread runs more than once.
+    let mut store = Store::new(16);
+    let mut state = 0x2545_F491_4F6C_DD1Du64;
+    for i in 0..3_000u32 {
+        let value: Vec<u8> = (0..5_000)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state as u8
+            })
+            .collect();
+        store.insert(
+            0,
+            own(format!("k{i}").as_bytes()),
+            Value::String(own(&value)),
+            None,
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dump.rdb");
+    let storage = crate::storage::OsStorage;
+    let stats = write_rdb(&storage, &path, &store.snapshot(), SaveOptions::default()).unwrap();
+    assert!(
+        stats.bytes > 3 * INCREMENTAL_FSYNC_BYTES,
+        "{} bytes",
+        stats.bytes
+    );
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), stats.bytes);
+    let mut loaded = Store::new(16);
+    let outcome = load_rdb(&storage, &path, &mut loaded, ExpiredKeys::Keep).unwrap();
+    assert!(matches!(outcome, LoadOutcome::Loaded(s) if s.keys_loaded == 3_000));
+    assert_eq!(entries(&loaded.snapshot()), entries(&store.snapshot()));
 }

@@ -86,6 +86,12 @@ pub trait WritableFile: Send {
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
+    /// A way to `fdatasync` this file from another thread, while this handle keeps writing:
+    /// the background save flushes one chunk while it writes the next. `None` (the default)
+    /// when the file cannot offer one; callers then call [`WritableFile::sync_data`].
+    fn background_syncer(&self) -> Option<Box<dyn FnMut() -> Result<()> + Send>> {
+        None
+    }
 }
 
 /// Read-only bytes of a whole file: a memory map, or owned bytes.

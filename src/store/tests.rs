@@ -93,3 +93,97 @@ fn sorted_set_keeps_both_indexes() {
     assert_eq!(z.len(), 2);
     assert_eq!(z.ordered().len(), 2);
 }
+
+/// What a database holds, in slot order: (key, string value, expiry).
+fn contents(store: &Store, db: usize) -> Vec<(Bytes, Bytes, Option<i64>)> {
+    store
+        .db(db)
+        .iter()
+        .map(|(key, item)| match &item.value {
+            Value::String(v) => (key.clone(), v.clone(), item.expire_at_ms),
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect()
+}
+
+fn entry(db: u32, key: &str, value: &str, expire_at_ms: Option<i64>) -> Entry {
+    let mut e = Entry::new(
+        db,
+        own(key.as_bytes()),
+        crate::model::Value::String(own(value.as_bytes())),
+    );
+    e.expire_at_ms = expire_at_ms;
+    e
+}
+
+#[test]
+fn bulk_load_stores_what_loading_one_by_one_stores() {
+    // Enough keys for a tree several levels deep, duplicates (the later entry wins, TTL
+    // included), TTLs, two databases, an out-of-range database and an empty collection.
+    let mut entries = Vec::new();
+    for i in 0..5000 {
+        let ttl = (i % 3 == 0).then_some(1_000 + i64::from(i % 7));
+        entries.push(entry(i % 2, &format!("key:{i}"), &format!("v{i}"), ttl));
+    }
+    for i in (0..5000).step_by(11) {
+        let ttl = (i % 2 == 0).then_some(5_000);
+        entries.push(entry(i % 2, &format!("key:{i}"), "again", ttl));
+    }
+    entries.push(entry(7, "elsewhere", "x", None));
+    entries.push(Entry::new(
+        0,
+        own(b"empty"),
+        crate::model::Value::List(Vec::new()),
+    ));
+
+    let mut one_by_one = Store::new(2);
+    one_by_one.hasher = foldhash::fast::FixedState::with_seed(42);
+    let mut bulk = Store::new(2);
+    bulk.hasher = foldhash::fast::FixedState::with_seed(42);
+    for e in entries.iter().cloned() {
+        one_by_one.load_entry(e);
+    }
+    let mut load = bulk.bulk_load();
+    for e in entries {
+        load.load_entry(e);
+    }
+    load.finish();
+
+    for db in 0..2 {
+        assert_eq!(contents(&bulk, db), contents(&one_by_one, db));
+        assert_eq!(bulk.db(db).expires_len(), one_by_one.db(db).expires_len());
+        assert_eq!(bulk.dbs[db].expires, one_by_one.dbs[db].expires);
+    }
+    assert_eq!(bulk.db(0).len(), 2500);
+    assert!(
+        bulk.get(0, b"key:0", 0)
+            .is_some_and(|i| i.expire_at_ms == Some(5_000))
+    );
+    // Past the deadlines: both stores expire the same keys.
+    assert_eq!(
+        bulk.expire_cycle(10_000, usize::MAX),
+        one_by_one.expire_cycle(10_000, usize::MAX)
+    );
+}
+
+#[test]
+fn bulk_load_into_a_store_with_keys_replaces_them_and_their_ttls() {
+    let mut store = Store::new(1);
+    store.insert(0, own(b"a"), s("old"), Some(100));
+    store.insert(0, own(b"b"), s("kept"), Some(200));
+    {
+        let mut load = store.bulk_load();
+        load.load_entry(entry(0, "a", "new", None));
+        load.load_entry(entry(0, "c", "added", Some(300)));
+        // Dropped without `finish`: an interrupted load keeps what it read.
+    }
+    assert!(
+        store
+            .get(0, b"a", 0)
+            .is_some_and(|i| i.expire_at_ms.is_none())
+    );
+    assert_eq!(store.db(0).len(), 3);
+    assert_eq!(store.db(0).expires_len(), 2);
+    assert_eq!(store.expire_cycle(1_000, usize::MAX), 2);
+    assert!(store.get(0, b"a", 1_000).is_some());
+}
