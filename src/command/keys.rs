@@ -9,9 +9,9 @@ use bytes::Bytes;
 
 use super::args::{c_int_arg, int_arg};
 use super::flags::{DENYOOM, FAST, READONLY, WRITE};
-use super::glob::glob_match;
 use super::scan::{self, ScanOptions};
 use super::{CommandSpec, Ctx, errors};
+use crate::glob::glob_match;
 use crate::resp::Reply;
 use crate::store::{Item, Value, own};
 

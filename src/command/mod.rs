@@ -53,7 +53,6 @@ impl IntoReply for Result<Reply, Reply> {
 
 mod access;
 mod args;
-pub mod glob;
 mod hashes;
 mod keys;
 mod lists;

@@ -20,7 +20,8 @@ use std::sync::LazyLock;
 
 use bytes::Bytes;
 
-use super::{args, errors, glob};
+use super::{args, errors};
+use crate::glob;
 use crate::resp::Reply;
 
 /// The options after the cursor: `COUNT n`, `MATCH pattern`, and for the keyspace only,
