@@ -192,15 +192,24 @@ fn parse_exponent(text: &[u8]) -> Option<i64> {
     Some(if negative { -value } else { value })
 }
 
-fn parse_decimal(negative: bool, body: &[u8]) -> Option<LongDouble> {
+/// Splits a literal's body into integer digits, fraction digits and the exponent after
+/// `exponent_marker` (either case): `12.5e3` → (`12`, `5`, 3). `None` when it is malformed (two
+/// dots, no digits, junk after the exponent).
+fn split_literal(
+    body: &[u8],
+    is_digit: fn(&u8) -> bool,
+    exponent_marker: u8,
+) -> Option<(&[u8], &[u8], i64)> {
     let mantissa_end = body
         .iter()
-        .position(|&b| !(b.is_ascii_digit() || b == b'.'))
+        .position(|b| !(is_digit(b) || *b == b'.'))
         .unwrap_or(body.len());
     let (mantissa_text, rest) = body.split_at(mantissa_end);
     let exponent = match rest {
         [] => 0,
-        [b'e' | b'E', exp @ ..] => parse_exponent(exp)?,
+        [marker, exp @ ..] if marker.to_ascii_lowercase() == exponent_marker => {
+            parse_exponent(exp)?
+        }
         _ => return None,
     };
     let (int_part, frac_part) = match mantissa_text.iter().position(|&b| b == b'.') {
@@ -210,6 +219,11 @@ fn parse_decimal(negative: bool, body: &[u8]) -> Option<LongDouble> {
     if frac_part.contains(&b'.') || (int_part.is_empty() && frac_part.is_empty()) {
         return None;
     }
+    Some((int_part, frac_part, exponent))
+}
+
+fn parse_decimal(negative: bool, body: &[u8]) -> Option<LongDouble> {
+    let (int_part, frac_part, exponent) = split_literal(body, u8::is_ascii_digit, b'e')?;
     // value = digits × 10^(exponent - frac digits), with leading and trailing zeros dropped.
     let all: Vec<u8> = int_part.iter().chain(frac_part).copied().collect();
     let mut scale = exponent - frac_part.len() as i64;
@@ -257,23 +271,7 @@ fn in_range(value: LongDouble) -> Option<LongDouble> {
 }
 
 fn parse_hex(negative: bool, body: &[u8]) -> Option<LongDouble> {
-    let mantissa_end = body
-        .iter()
-        .position(|&b| !(b.is_ascii_hexdigit() || b == b'.'))
-        .unwrap_or(body.len());
-    let (mantissa_text, rest) = body.split_at(mantissa_end);
-    let exponent = match rest {
-        [] => 0,
-        [b'p' | b'P', exp @ ..] => parse_exponent(exp)?,
-        _ => return None,
-    };
-    let (int_part, frac_part) = match mantissa_text.iter().position(|&b| b == b'.') {
-        Some(dot) => (&mantissa_text[..dot], &mantissa_text[dot + 1..]),
-        None => (mantissa_text, &b""[..]),
-    };
-    if frac_part.contains(&b'.') || (int_part.is_empty() && frac_part.is_empty()) {
-        return None;
-    }
+    let (int_part, frac_part, exponent) = split_literal(body, u8::is_ascii_hexdigit, b'p')?;
     let mut number = Big::default();
     for &d in int_part.iter().chain(frac_part) {
         let nibble = (d as char).to_digit(16)?;

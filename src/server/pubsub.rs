@@ -26,11 +26,11 @@ pub(crate) struct PubSub {
 impl PubSub {
     /// Adds `client` to `channel`; false if it was already there.
     pub fn subscribe(&mut self, channel: &Bytes, client: u64, mailbox: &Mailbox) -> bool {
-        self.channels
-            .entry(channel.clone())
-            .or_default()
-            .insert(client, mailbox.clone())
-            .is_none()
+        add(
+            self.channels.entry(channel.clone()).or_default(),
+            client,
+            mailbox,
+        )
     }
 
     /// Removes `client` from `channel`; false if it was not there.
@@ -38,27 +38,29 @@ impl PubSub {
         let Some(subscribers) = self.channels.get_mut(channel) else {
             return false;
         };
-        let removed = subscribers.remove(&client).is_some();
-        if subscribers.is_empty() {
+        let (removed, now_empty) = remove(subscribers, client);
+        if now_empty {
             self.channels.remove(channel);
         }
         removed
     }
 
+    /// Adds `client` to `pattern`; false if it was already there.
     pub fn psubscribe(&mut self, pattern: &Bytes, client: u64, mailbox: &Mailbox) -> bool {
-        self.patterns
-            .entry(pattern.clone())
-            .or_default()
-            .insert(client, mailbox.clone())
-            .is_none()
+        add(
+            self.patterns.entry(pattern.clone()).or_default(),
+            client,
+            mailbox,
+        )
     }
 
+    /// Removes `client` from `pattern`; false if it was not there.
     pub fn punsubscribe(&mut self, pattern: &[u8], client: u64) -> bool {
         let Some(subscribers) = self.patterns.get_mut(pattern) else {
             return false;
         };
-        let removed = subscribers.remove(&client).is_some();
-        if subscribers.is_empty() {
+        let (removed, now_empty) = remove(subscribers, client);
+        if now_empty {
             self.patterns.remove(pattern);
         }
         removed
@@ -135,6 +137,17 @@ impl PubSub {
     pub fn subscribers(&self, channel: &[u8]) -> usize {
         self.channels.get(channel).map_or(0, BTreeMap::len)
     }
+}
+
+/// Adds a subscriber; false if it was already there.
+fn add(subscribers: &mut BTreeMap<u64, Mailbox>, client: u64, mailbox: &Mailbox) -> bool {
+    subscribers.insert(client, mailbox.clone()).is_none()
+}
+
+/// Removes a subscriber: (was it there, is the list now empty and to be dropped).
+fn remove(subscribers: &mut BTreeMap<u64, Mailbox>, client: u64) -> (bool, bool) {
+    let removed = subscribers.remove(&client).is_some();
+    (removed, subscribers.is_empty())
 }
 
 #[cfg(test)]
