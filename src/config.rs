@@ -75,6 +75,14 @@ pub struct Config {
     pub aof_load_truncated: bool,
     /// `aof-use-rdb-preamble`: AOF base files in RDB format. Default: yes.
     pub aof_use_rdb_preamble: bool,
+    /// `aof-timestamp-enabled`: `#TS:` annotations in the AOF. Default: no.
+    pub aof_timestamp_enabled: bool,
+    /// `aof-max-disk-size` (keeper's): bytes the AOF directory may hold, a rewrite in
+    /// progress included; 0 = unlimited. Default: 0.
+    pub aof_max_disk_size: u64,
+    /// `aof-disk-reserve` (keeper's): free space the file system must keep beyond the AOF's
+    /// next write; writes that would eat into it are refused as over budget. Default: 16mb.
+    pub aof_disk_reserve: u64,
     /// `maxclients`: connections accepted at once. Default: 10000, at least 1.
     pub maxclients: u32,
     /// `hz`: background cycles (expiry, save points) per second. Default: 10, bounds 1..=500.
@@ -108,6 +116,9 @@ impl Default for Config {
             auto_aof_rewrite_min_size: 64 * 1024 * 1024,
             aof_load_truncated: true,
             aof_use_rdb_preamble: true,
+            aof_timestamp_enabled: false,
+            aof_max_disk_size: 0,
+            aof_disk_reserve: 16 * 1024 * 1024,
             maxclients: 10000,
             hz: 10,
             loglevel: LogLevel::Notice,
@@ -358,6 +369,33 @@ static OPTIONS: &[OptionDef] = &[
         |c| yes_no(c.aof_use_rdb_preamble),
         |c, a| {
             c.aof_use_rdb_preamble = boolean(one(a)?)?;
+            Ok(())
+        },
+    ),
+    opt(
+        "aof-timestamp-enabled",
+        Mutable,
+        |c| yes_no(c.aof_timestamp_enabled),
+        |c, a| {
+            c.aof_timestamp_enabled = boolean(one(a)?)?;
+            Ok(())
+        },
+    ),
+    opt(
+        "aof-max-disk-size",
+        Mutable,
+        |c| c.aof_max_disk_size.to_string(),
+        |c, a| {
+            c.aof_max_disk_size = memory(one(a)?)?;
+            Ok(())
+        },
+    ),
+    opt(
+        "aof-disk-reserve",
+        Mutable,
+        |c| c.aof_disk_reserve.to_string(),
+        |c, a| {
+            c.aof_disk_reserve = memory(one(a)?)?;
             Ok(())
         },
     ),
@@ -730,6 +768,11 @@ impl Config {
     /// The RDB file's path (`dir/dbfilename`).
     pub fn rdb_path(&self) -> PathBuf {
         self.dir.join(&self.dbfilename)
+    }
+
+    /// The AOF directory's path (`dir/appenddirname`).
+    pub fn aof_dir(&self) -> PathBuf {
+        self.dir.join(&self.appenddirname)
     }
 }
 
