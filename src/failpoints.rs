@@ -22,6 +22,26 @@ pub const SNAPSHOT_AFTER_DB: &str = "snapshot::write::after_db";
 /// the safe side) although the file is complete. A power loss: the complete new file.
 pub const SNAPSHOT_AFTER_PUBLISH: &str = "snapshot::after_publish";
 
+/// An AOF rewrite's new base is complete and durable in `dir` under its temp name, not yet
+/// renamed into the AOF directory. An error: the rewrite fails, the temp file is removed, the
+/// old manifest (with the rewrite's new incr) stays authoritative. A power loss: the same.
+pub const AOF_REWRITE_BEFORE_RENAME: &str = "aof::rewrite::before_rename";
+/// The new base is in the AOF directory, the manifest naming it is not yet written. An error:
+/// the rewrite fails and the new base is removed. A power loss: the old manifest, with the
+/// unlisted new base as garbage.
+pub const AOF_REWRITE_BEFORE_MANIFEST: &str = "aof::rewrite::before_manifest";
+/// The manifest naming the new base and the current incr is durable; the history files are
+/// not yet deleted. An error: the rewrite reports failure though the new set is in place
+/// (history is deleted at the next start). A power loss: the new set.
+pub const AOF_REWRITE_BEFORE_GC: &str = "aof::rewrite::before_gc";
+
+/// Every point an AOF rewrite passes after its base is written, in order.
+pub const AOF_REWRITE: &[&str] = &[
+    AOF_REWRITE_BEFORE_RENAME,
+    AOF_REWRITE_BEFORE_MANIFEST,
+    AOF_REWRITE_BEFORE_GC,
+];
+
 /// The points of [`crate::storage::publish_atomically`].
 pub const PUBLISH: &[&str] = &[
     PUBLISH_BEFORE_SYNC,

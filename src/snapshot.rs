@@ -114,6 +114,9 @@ pub struct SaveOptions {
     pub used_mem: u64,
     /// The `ctime` AUX field, unix seconds. Default: the time the save starts.
     pub ctime: Option<i64>,
+    /// The `aof-base 1` AUX field: the file is the RDB preamble of a multi-part AOF's base.
+    /// Default: no.
+    pub aof_base: bool,
 }
 
 impl Default for SaveOptions {
@@ -126,6 +129,7 @@ impl Default for SaveOptions {
             replication: None,
             used_mem: 0,
             ctime: None,
+            aof_base: false,
         }
     }
 }
@@ -140,7 +144,7 @@ impl SaveOptions {
                 ctime: self.ctime,
                 used_mem: self.used_mem,
                 replication: self.replication.clone(),
-                aof_base: false,
+                aof_base: self.aof_base,
             },
         }
     }
@@ -248,7 +252,7 @@ pub(crate) fn write_rdb_controlled(
 }
 
 /// The error a cancelled save stops with (see [`BackgroundSave::cancel`]).
-fn cancelled() -> Error {
+pub(crate) fn cancelled() -> Error {
     Error::Io {
         path: None,
         op: "save",

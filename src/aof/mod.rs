@@ -1,5 +1,821 @@
-//! The append-only file. For now: the commands that recreate a dataset, which are both the
-//! RESP base of an AOF rewrite (`aof-use-rdb-preamble no`) and `keeper inspect --format resp`.
+//! The append-only file: Redis 7's multi-part AOF (redis-formats.md §2), written by keeper.
+//!
+//! An AOF directory (`dir/appenddirname`) holds a manifest naming one base file (a snapshot:
+//! RDB preamble `.base.rdb`, or RESP `.base.aof`) and the incr files that follow it, oldest
+//! first. The incr files hold exactly the propagated stream ([`crate::engine::Engine::propagate`]:
+//! `SELECT`, `MULTI`/`EXEC`, one replication offset per byte) plus `#` annotation lines that
+//! Redis's loader skips: `#TS:` when `aof-timestamp-enabled`, and keeper's own
+//! `#keeper-repl:<replid>:<offset>` at the start of each incr file, so a node started from its
+//! AOF alone knows its replication position.
+//!
+//! - [`manifest`]: the manifest grammar and file names, persisted atomically.
+//! - [`loader`]: base then incr files through [`crate::dataset::Apply`], torn tails.
+//! - [`writer`]: the incr file's writer thread: fsync policies, group commit, poisoning.
+//! - [`rewrite`]: the commands that recreate an entry (a RESP base) and the base writer.
+//! - [`budget`]: `aof-max-disk-size` and the free-space reserve.
+//! - [`Aof`] (here): the node's AOF: opening at start, appending, background rewrite with the
+//!   manifest swap of DESIGN.md, automatic and budget-driven rewrites, `INFO persistence`.
+//!
+//! # The rewrite, step by step (what a crash at each step leaves)
+//! 1. Under the engine lock: open a new incr file, persist a manifest listing it after the old
+//!    ones, and switch the writer to it; take an O(1) snapshot at that same point of the stream.
+//!    A crash now loads the old base and every incr: nothing is lost.
+//! 2. On a thread: write the snapshot as the new base to `dir/temp-rewriteaof-bg-<pid>.aof`
+//!    (temp file, fsync, rename, fsync dir), through the disk budget's cap.
+//! 3. The cron collects it: rename it into the AOF directory under the next base name, fsync
+//!    the directory, persist a manifest naming the new base and the current incr only (the old
+//!    base and incr files listed as history). Until that manifest is durable the old set is
+//!    authoritative; after, the new one.
+//! 4. Delete the history files, then persist the manifest without them. A crash in between
+//!    leaves history lines, whose files are deleted at the next start.
+//!
+//! A failed rewrite removes its temp file and keeps the new incr listed (as Redis); the next
+//! attempt reuses that incr while nothing was written to it, so repeated failures do not
+//! multiply incr files, and after [`REWRITE_LIMIT_THRESHOLD`] consecutive failures automatic
+//! rewrites back off 1, 2, 4 … 60 minutes (Redis's `aofRewriteLimited`).
 
-pub mod rewrite;
 pub mod budget;
+pub mod check;
+pub mod loader;
+pub mod manifest;
+pub mod rewrite;
+pub mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::config::Config;
+use crate::dataset::DatasetSnapshot;
+use crate::error::{Error, Result};
+use crate::snapshot::{self, BackgroundSave, BgsaveOutcome, BgsaveStatus, SaveOptions};
+use crate::storage::Storage;
+
+use budget::{Budget, CappedStorage};
+use manifest::{AofFile, AofNames, FileKind, Manifest};
+use writer::AofWriter;
+
+/// Consecutive failed rewrites after which automatic rewrites back off (Redis's
+/// `AOF_REWRITE_LIMITE_THRESHOLD`).
+pub const REWRITE_LIMIT_THRESHOLD: u32 = 3;
+/// The longest back-off between automatic rewrites after repeated failures.
+pub const REWRITE_LIMIT_MAX: Duration = Duration::from_secs(60 * 60);
+
+/// The error `BGREWRITEAOF` gets while one runs.
+pub const REWRITE_IN_PROGRESS_ERROR: &str =
+    "ERR Background append only file rewriting already in progress";
+
+/// The annotation that records the replication position at the start of an incr file.
+pub fn repl_annotation(replid: &str, offset: u64) -> Vec<u8> {
+    format!("#keeper-repl:{replid}:{offset}\r\n").into_bytes()
+}
+
+/// What made a rewrite start (for the log and INFO).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RewriteTrigger {
+    /// `BGREWRITEAOF`.
+    Command,
+    /// `auto-aof-rewrite-percentage` growth.
+    Growth,
+    /// The disk budget is getting tight.
+    Budget,
+}
+
+/// A rewrite writing its new base on a thread.
+struct RunningRewrite {
+    job: BackgroundSave,
+    /// `dir/temp-rewriteaof-bg-<pid>.aof`.
+    temp: PathBuf,
+    /// The storage the base is written through, capped by the budget.
+    capped: CappedStorage,
+    started: Instant,
+}
+
+/// Rewrite history for INFO and the back-off.
+#[derive(Debug, Clone, Default)]
+pub struct RewriteStats {
+    /// Successful rewrites since start (`aof_rewrites`).
+    pub rewrites: u64,
+    pub consecutive_failures: u32,
+    /// `aof_last_bgrewrite_status`.
+    pub last_ok: bool,
+    /// Duration of the last rewrite (`aof_last_rewrite_time_sec`).
+    pub last_duration: Option<Duration>,
+    /// Why the last rewrite failed or was not started.
+    pub last_error: Option<String>,
+    /// Automatic rewrites wait until then after repeated failures.
+    backoff_until: Option<Instant>,
+    backoff: Duration,
+}
+
+/// The node's AOF. Lives in the engine, under its lock.
+pub struct Aof {
+    storage: Arc<dyn Storage>,
+    /// `dir/appenddirname`.
+    dir: PathBuf,
+    /// `dir` (rewrite temp files live there, as Redis's do).
+    data_dir: PathBuf,
+    names: AofNames,
+    manifest: Manifest,
+    writer: AofWriter,
+    rdb_preamble: bool,
+    timestamps: bool,
+    /// Unix seconds of the last `#TS:` written.
+    last_timestamp: i64,
+    replid: String,
+    /// Size of the base and of the incr files before the current one.
+    settled_bytes: u64,
+    /// Size of the current incr file, bytes queued to the writer included.
+    incr_bytes: u64,
+    /// Size of the current incr when it was opened (its annotation), to tell an incr that
+    /// received nothing.
+    incr_header_bytes: u64,
+    /// AOF size after the last rewrite or at start (Redis's `aof_rewrite_base_size`).
+    rewrite_base_size: u64,
+    rewrite: Option<RunningRewrite>,
+    rewrite_scheduled: bool,
+    pub rewrite_stats: RewriteStats,
+    pub budget: Budget,
+    auto_rewrite_percentage: u64,
+    auto_rewrite_min_size: u64,
+}
+
+/// What [`Aof::prepare`] found on disk.
+pub struct Prepared {
+    /// The manifest, if the directory has one.
+    pub manifest: Option<Manifest>,
+    /// An old single-file `appendonly.aof` was moved into the directory.
+    pub upgraded: bool,
+}
+
+impl Aof {
+    /// Readies the AOF directory at start: upgrades an old single-file AOF as Redis 7 does,
+    /// reads the manifest and deletes the history files it lists (a rewrite that crashed
+    /// before cleaning up).
+    pub fn prepare(storage: &dyn Storage, config: &Config) -> Result<Prepared> {
+        let names = AofNames::new(&config.appendfilename);
+        let dir = config.aof_dir();
+        let upgraded =
+            loader::upgrade_single_file(storage, &config.dir, &config.appenddirname, &names)?;
+        let manifest = manifest::read(storage, &dir, &names)?;
+        if let Some(m) = &manifest
+            && !m.history.is_empty()
+        {
+            let mut cleaned = m.clone();
+            delete_history(storage, &dir, &mut cleaned);
+            manifest::persist(storage, &dir, &names, &cleaned)?;
+            return Ok(Prepared {
+                manifest: Some(cleaned),
+                upgraded,
+            });
+        }
+        Ok(Prepared { manifest, upgraded })
+    }
+
+    /// Opens the AOF for appending after loading: writes a base from `snapshot` when the
+    /// directory has neither base nor incr (as Redis does at a fresh start), opens the last
+    /// incr file (or a new one), persists the manifest and starts the writer at `offset`.
+    pub fn open(
+        storage: Arc<dyn Storage>,
+        config: &Config,
+        manifest: Option<Manifest>,
+        snapshot: &dyn DatasetSnapshot,
+        replid: &str,
+        offset: u64,
+    ) -> Result<Aof> {
+        let names = AofNames::new(&config.appendfilename);
+        let dir = config.aof_dir();
+        storage.create_dir_all(&dir)?;
+        let mut manifest = manifest.unwrap_or_default();
+        if manifest.base.is_none() && manifest.incrs.is_empty() {
+            let seq = next_base_seq(&manifest);
+            let name = names.base_name(seq, config.aof_use_rdb_preamble);
+            let temp = config.dir.join(temp_rewrite_name());
+            write_base(
+                &*storage,
+                &temp,
+                snapshot,
+                config.aof_use_rdb_preamble,
+                config.aof_timestamp_enabled.then(|| crate::engine::unix_now_ms() / 1000),
+                &snapshot::SaveControl::default(),
+            )?;
+            storage.rename(&temp, &dir.join(&name))?;
+            storage.sync_dir(&dir)?;
+            storage.sync_dir(&config.dir)?;
+            manifest.base = Some(AofFile {
+                name,
+                seq,
+                kind: FileKind::Base,
+            });
+        }
+        let (incr_name, fresh) = match manifest.incrs.last() {
+            Some(last) => (last.name.clone(), false),
+            None => {
+                let seq = next_incr_seq(&manifest);
+                let name = names.incr_name(seq);
+                manifest.incrs.push(AofFile {
+                    name: name.clone(),
+                    seq,
+                    kind: FileKind::Incr,
+                });
+                (name, true)
+            }
+        };
+        let incr_path = dir.join(&incr_name);
+        let file = storage.open_append(&incr_path)?;
+        if fresh {
+            storage.sync_dir(&dir)?;
+        }
+        manifest::persist(&*storage, &dir, &names, &manifest)?;
+        let incr_len = file.len();
+        let mut settled_bytes = 0;
+        for f in manifest.base.iter().chain(&manifest.incrs) {
+            if f.name != incr_name {
+                settled_bytes += storage.len(&dir.join(&f.name))?.unwrap_or(0);
+            }
+        }
+        let mut writer = AofWriter::start(
+            storage.clone(),
+            incr_path,
+            file,
+            config.appendfsync,
+            offset,
+        );
+        let header = repl_annotation(replid, offset);
+        writer.annotate(&header);
+        let incr_bytes = incr_len + header.len() as u64;
+        Ok(Aof {
+            data_dir: config.dir.clone(),
+            dir,
+            names,
+            manifest,
+            writer,
+            rdb_preamble: config.aof_use_rdb_preamble,
+            timestamps: config.aof_timestamp_enabled,
+            last_timestamp: 0,
+            replid: replid.to_string(),
+            settled_bytes,
+            incr_bytes,
+            incr_header_bytes: if incr_len == 0 {
+                header.len() as u64
+            } else {
+                0
+            },
+            rewrite_base_size: settled_bytes + incr_bytes,
+            rewrite: None,
+            rewrite_scheduled: false,
+            rewrite_stats: RewriteStats {
+                last_ok: true,
+                ..RewriteStats::default()
+            },
+            budget: Budget::new(config.aof_max_disk_size, config.aof_disk_reserve),
+            auto_rewrite_percentage: config.auto_aof_rewrite_percentage,
+            auto_rewrite_min_size: config.auto_aof_rewrite_min_size,
+            storage,
+        })
+        .map(|mut aof| {
+            aof.observe_free_space();
+            aof
+        })
+    }
+
+    /// Applies the options `CONFIG SET` may change.
+    pub fn update_config(&mut self, config: &Config) {
+        self.writer.set_policy(config.appendfsync);
+        self.timestamps = config.aof_timestamp_enabled;
+        self.rdb_preamble = config.aof_use_rdb_preamble;
+        self.budget.max_bytes = config.aof_max_disk_size;
+        self.budget.reserve = config.aof_disk_reserve;
+        self.auto_rewrite_percentage = config.auto_aof_rewrite_percentage;
+        self.auto_rewrite_min_size = config.auto_aof_rewrite_min_size;
+    }
+
+    /// Appends propagated stream bytes (a `#TS:` line first when timestamps are on and the
+    /// second changed).
+    pub fn append(&mut self, stream_bytes: &[u8], now_ms: i64) {
+        if self.timestamps {
+            let now = now_ms / 1000;
+            if now > self.last_timestamp {
+                self.last_timestamp = now;
+                let line = format!("#TS:{now}\r\n");
+                self.annotate(line.as_bytes());
+            }
+        }
+        self.writer.append(stream_bytes);
+        self.incr_bytes += stream_bytes.len() as u64;
+        self.budget.appended(stream_bytes.len() as u64);
+    }
+
+    fn annotate(&mut self, line: &[u8]) {
+        self.writer.annotate(line);
+        self.incr_bytes += line.len() as u64;
+        self.budget.appended(line.len() as u64);
+    }
+
+    /// The writer: ack offsets, subscriptions, status.
+    pub fn writer(&self) -> &AofWriter {
+        &self.writer
+    }
+
+    /// The manifest as last persisted.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// The AOF directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Bytes of the AOF (base and incr files; `aof_current_size`).
+    pub fn current_size(&self) -> u64 {
+        self.settled_bytes + self.incr_bytes
+    }
+
+    /// Size of the AOF after the last rewrite (`aof_base_size`).
+    pub fn base_size(&self) -> u64 {
+        self.rewrite_base_size
+    }
+
+    /// Everything the budget counts: the AOF's files and a rewrite's new base so far.
+    pub fn disk_usage(&self) -> u64 {
+        self.current_size() + self.rewrite.as_ref().map_or(0, |r| r.capped.written())
+    }
+
+    /// The error a write of about `incoming` bytes must get now, if any: the writer's
+    /// (a failed write or fsync), then the disk budget's.
+    pub fn write_refusal(&mut self, incoming: u64) -> Option<String> {
+        if let Some(refusal) = self.writer.writes_refused() {
+            return Some(refusal);
+        }
+        let usage = self.disk_usage();
+        self.budget.refusal(usage, incoming)
+    }
+
+    /// True while a rewrite runs.
+    pub fn rewrite_in_progress(&self) -> bool {
+        self.rewrite.is_some()
+    }
+
+    /// True when a `BGREWRITEAOF` waits for a running save to end.
+    pub fn rewrite_scheduled(&self) -> bool {
+        self.rewrite_scheduled
+    }
+
+    /// Asks the cron to start a rewrite as soon as it can.
+    pub fn schedule_rewrite(&mut self) {
+        self.rewrite_scheduled = true;
+    }
+
+    /// Starts a background rewrite of `snapshot`, which must be taken under the engine lock at
+    /// the current end of the stream (step 1 of the module docs). `offset` is that point's
+    /// replication offset.
+    pub fn start_rewrite(
+        &mut self,
+        snapshot: impl DatasetSnapshot + Send + 'static,
+        offset: u64,
+        trigger: RewriteTrigger,
+    ) -> std::result::Result<(), String> {
+        if self.rewrite.is_some() {
+            return Err(REWRITE_IN_PROGRESS_ERROR.into());
+        }
+        self.rewrite_scheduled = false;
+        let usage = self.disk_usage();
+        let room = self.budget.room_for_rewrite(usage);
+        let estimate = self.base_file_size();
+        if room < estimate {
+            let why = format!(
+                "ERR AOF rewrite not started: the new base needs about {estimate} bytes and the \
+                 disk budget leaves {room} (aof-max-disk-size {}, aof-disk-reserve {}, {usage} in \
+                 use)",
+                self.budget.max_bytes, self.budget.reserve
+            );
+            tracing::warn!("{}", &why[4..]);
+            self.rewrite_stats.last_error = Some(why.clone());
+            return Err(why);
+        }
+        if let Err(e) = self.open_next_incr(offset) {
+            let why = format!("ERR AOF rewrite not started: opening a new incr file: {e}");
+            tracing::warn!("{}", &why[4..]);
+            self.rewrite_failed(why.clone());
+            return Err(why);
+        }
+        let temp = self.data_dir.join(temp_rewrite_name());
+        let capped = CappedStorage::new(self.storage.clone(), room);
+        let job = {
+            let storage = capped.clone();
+            let temp = temp.clone();
+            let preamble = self.rdb_preamble;
+            let timestamp = self
+                .timestamps
+                .then(|| crate::engine::unix_now_ms() / 1000);
+            BackgroundSave::start_job(
+                snapshot,
+                snapshot::rss::resident_bytes,
+                move |snapshot, control| {
+                    write_base(&storage, &temp, snapshot, preamble, timestamp, control)
+                },
+            )
+        };
+        match job {
+            Ok(job) => {
+                tracing::info!("Background append only file rewriting started ({trigger:?})");
+                self.rewrite = Some(RunningRewrite {
+                    job,
+                    temp,
+                    capped,
+                    started: Instant::now(),
+                });
+                Ok(())
+            }
+            Err(e) => {
+                let why = format!("ERR Can't rewrite append only file in background: {e}");
+                self.rewrite_failed(why.clone());
+                Err(why)
+            }
+        }
+    }
+
+    /// Size of the base file now listed (the estimate of a new base's size).
+    fn base_file_size(&self) -> u64 {
+        self.manifest
+            .base
+            .as_ref()
+            .and_then(|b| self.storage.len(&self.dir.join(&b.name)).ok().flatten())
+            .unwrap_or(0)
+    }
+
+    /// Step 1: a new incr file, listed in a persisted manifest, and the writer switched to it.
+    /// Reuses the current incr when nothing was written to it since it was opened (a retry
+    /// after a failed rewrite), so failures do not multiply incr files.
+    fn open_next_incr(&mut self, offset: u64) -> Result<()> {
+        let only_header = self.incr_bytes == self.incr_header_bytes;
+        if only_header && self.manifest.incrs.len() > 1 {
+            return Ok(());
+        }
+        let seq = next_incr_seq(&self.manifest);
+        let name = self.names.incr_name(seq);
+        let path = self.dir.join(&name);
+        let file = self.storage.create(&path)?;
+        let mut next = self.manifest.clone();
+        next.incrs.push(AofFile {
+            name,
+            seq,
+            kind: FileKind::Incr,
+        });
+        let persisted = self
+            .storage
+            .sync_dir(&self.dir)
+            .and_then(|()| manifest::persist(&*self.storage, &self.dir, &self.names, &next));
+        if let Err(e) = persisted {
+            drop(file);
+            let _ = self.storage.remove(&path);
+            return Err(e);
+        }
+        self.manifest = next;
+        self.writer.switch_file(path, file);
+        let header = repl_annotation(&self.replid, offset);
+        self.settled_bytes += self.incr_bytes;
+        self.incr_bytes = 0;
+        self.annotate(&header);
+        self.incr_header_bytes = header.len() as u64;
+        Ok(())
+    }
+
+    /// Collects a finished rewrite (steps 3 and 4 of the module docs). `wait` blocks until
+    /// it ends. Returns whether one finished.
+    pub fn finish_rewrite(&mut self, wait: bool) -> bool {
+        let Some(running) = self.rewrite.take() else {
+            return false;
+        };
+        let outcome: BgsaveOutcome = if wait {
+            running.job.wait()
+        } else {
+            match running.job.try_finish() {
+                Ok(outcome) => outcome,
+                Err(job) => {
+                    self.rewrite = Some(RunningRewrite { job, ..running });
+                    return false;
+                }
+            }
+        };
+        let elapsed = running.started.elapsed();
+        match outcome.status {
+            BgsaveStatus::Saved(_) => match self.install_base(&running.temp) {
+                Ok(()) => {
+                    tracing::info!("Background AOF rewrite finished successfully");
+                    self.rewrite_stats.rewrites += 1;
+                    self.rewrite_stats.consecutive_failures = 0;
+                    self.rewrite_stats.last_ok = true;
+                    self.rewrite_stats.last_error = None;
+                    self.rewrite_stats.last_duration = Some(elapsed);
+                    self.rewrite_stats.backoff = Duration::ZERO;
+                    self.rewrite_stats.backoff_until = None;
+                }
+                Err(e) => {
+                    let _ = self.storage.remove(&running.temp);
+                    self.rewrite_failed(format!("installing the new base: {e}"));
+                }
+            },
+            BgsaveStatus::Failed(e) => {
+                let _ = self.storage.remove(&running.temp);
+                self.rewrite_failed(format!("writing the new base: {e}"));
+            }
+            BgsaveStatus::Cancelled => {
+                let _ = self.storage.remove(&running.temp);
+            }
+        }
+        self.rewrite_stats.last_duration = Some(elapsed);
+        true
+    }
+
+    /// Steps 3 and 4: the new base into the directory, the manifest swap, history deleted.
+    fn install_base(&mut self, temp: &Path) -> Result<()> {
+        let seq = next_base_seq(&self.manifest);
+        let name = self.names.base_name(seq, self.rdb_preamble);
+        let path = self.dir.join(&name);
+        fail::fail_point!(crate::failpoints::AOF_REWRITE_BEFORE_RENAME, |_| Err(
+            crate::failpoints::injected(crate::failpoints::AOF_REWRITE_BEFORE_RENAME)
+        ));
+        self.storage.rename(temp, &path)?;
+        self.storage.sync_dir(&self.dir)?;
+        let mut next = self.manifest.clone();
+        let current = next.incrs.pop();
+        if let Some(mut old) = next.base.take() {
+            old.kind = FileKind::History;
+            next.history.push(old);
+        }
+        for mut old in next.incrs.drain(..) {
+            old.kind = FileKind::History;
+            next.history.push(old);
+        }
+        next.incrs.extend(current);
+        next.base = Some(AofFile {
+            name,
+            seq,
+            kind: FileKind::Base,
+        });
+        fail::fail_point!(crate::failpoints::AOF_REWRITE_BEFORE_MANIFEST, |_| Err(
+            crate::failpoints::injected(crate::failpoints::AOF_REWRITE_BEFORE_MANIFEST)
+        ));
+        if let Err(e) = manifest::persist(&*self.storage, &self.dir, &self.names, &next) {
+            let _ = self.storage.remove(&path);
+            return Err(e);
+        }
+        // The new set is authoritative from here on.
+        self.manifest = next;
+        let base_len = self.storage.len(&path)?.unwrap_or(0);
+        fail::fail_point!(crate::failpoints::AOF_REWRITE_BEFORE_GC, |_| Err(
+            crate::failpoints::injected(crate::failpoints::AOF_REWRITE_BEFORE_GC)
+        ));
+        delete_history(&*self.storage, &self.dir, &mut self.manifest);
+        if let Err(e) = manifest::persist(&*self.storage, &self.dir, &self.names, &self.manifest)
+        {
+            // The history lines stay; their files are gone and the next start drops them.
+            tracing::warn!("AOF manifest without history not persisted: {e}");
+        }
+        self.settled_bytes = base_len;
+        self.rewrite_base_size = self.current_size();
+        Ok(())
+    }
+
+    fn rewrite_failed(&mut self, why: String) {
+        tracing::warn!("Background AOF rewrite failed: {why}");
+        let stats = &mut self.rewrite_stats;
+        stats.consecutive_failures += 1;
+        stats.last_ok = false;
+        stats.last_error = Some(why);
+    }
+
+    /// True when an automatic rewrite may start now, applying Redis's back-off after
+    /// repeated failures (`aofRewriteLimited`): from the [`REWRITE_LIMIT_THRESHOLD`]th
+    /// consecutive failure, wait 1, 2, 4 … up to 60 minutes between attempts.
+    fn automatic_rewrite_allowed(&mut self, now: Instant) -> bool {
+        let stats = &mut self.rewrite_stats;
+        if stats.consecutive_failures < REWRITE_LIMIT_THRESHOLD {
+            stats.backoff = Duration::ZERO;
+            stats.backoff_until = None;
+            return true;
+        }
+        if let Some(until) = stats.backoff_until {
+            if now < until {
+                return false;
+            }
+            stats.backoff_until = None;
+            return true;
+        }
+        stats.backoff = if stats.backoff.is_zero() {
+            Duration::from_secs(60)
+        } else {
+            (stats.backoff * 2).min(REWRITE_LIMIT_MAX)
+        };
+        stats.backoff_until = Some(now + stats.backoff);
+        tracing::warn!(
+            "Background AOF rewrite has repeatedly failed and triggered the limit, will retry \
+             in {} minutes",
+            stats.backoff.as_secs() / 60
+        );
+        false
+    }
+
+    /// What the cron should start, if anything: a scheduled `BGREWRITEAOF`, a rewrite for
+    /// growth (`auto-aof-rewrite-percentage` over `auto-aof-rewrite-min-size`), or one because
+    /// the budget is getting tight (usage past three quarters of `aof-max-disk-size` with at
+    /// least a quarter of it in incr files a rewrite would fold away).
+    pub fn rewrite_due(&mut self, now: Instant) -> Option<RewriteTrigger> {
+        if self.rewrite.is_some() {
+            return None;
+        }
+        if self.rewrite_scheduled {
+            return Some(RewriteTrigger::Command);
+        }
+        let size = self.current_size();
+        let growth_due = self.auto_rewrite_percentage > 0
+            && size > self.auto_rewrite_min_size
+            && self.rewrite_base_size > 0
+            && (size * 100 / self.rewrite_base_size).saturating_sub(100)
+                >= self.auto_rewrite_percentage;
+        let usage = self.disk_usage();
+        let max = self.budget.max_bytes;
+        let foldable = usage.saturating_sub(self.base_file_size());
+        let budget_due = max > 0 && usage >= max / 4 * 3 && foldable >= usage / 4;
+        let trigger = if budget_due {
+            RewriteTrigger::Budget
+        } else if growth_due {
+            RewriteTrigger::Growth
+        } else {
+            return None;
+        };
+        self.automatic_rewrite_allowed(now).then_some(trigger)
+    }
+
+    /// Refreshes the free space the budget's reserve is checked against.
+    pub fn observe_free_space(&mut self) {
+        match self.storage.available_space(&self.dir) {
+            Ok(free) => self.budget.observe_free_space(free),
+            Err(e) => tracing::debug!("free space of {}: {e}", self.dir.display()),
+        }
+    }
+
+    /// Stops a running rewrite (shutdown), removing its temp file.
+    pub fn cancel_rewrite(&mut self) {
+        if let Some(running) = self.rewrite.take() {
+            running.job.cancel();
+            let _ = running.job.wait();
+            let _ = self.storage.remove(&running.temp);
+        }
+    }
+
+    /// Flushes and syncs what was appended, stops the writer (shutdown).
+    pub fn close(mut self) -> Result<()> {
+        self.cancel_rewrite();
+        self.writer.close()
+    }
+
+    /// The AOF lines of `INFO persistence` after `aof_enabled:1` (Redis's names), keeper's
+    /// own at the end.
+    pub fn info_fields(&self) -> String {
+        let status = self.writer.status();
+        let stats = &self.rewrite_stats;
+        let mut out = String::new();
+        let current_rewrite = self
+            .rewrite
+            .as_ref()
+            .map_or(-1, |r| r.started.elapsed().as_secs() as i64);
+        let push = |out: &mut String, k: &str, v: String| {
+            out.push_str(k);
+            out.push(':');
+            out.push_str(&v);
+            out.push_str("\r\n");
+        };
+        push(&mut out, "aof_rewrite_in_progress", u8::from(self.rewrite.is_some()).to_string());
+        push(&mut out, "aof_rewrite_scheduled", u8::from(self.rewrite_scheduled).to_string());
+        push(
+            &mut out,
+            "aof_last_rewrite_time_sec",
+            stats
+                .last_duration
+                .map_or(-1, |d| d.as_secs() as i64)
+                .to_string(),
+        );
+        push(&mut out, "aof_current_rewrite_time_sec", current_rewrite.to_string());
+        push(
+            &mut out,
+            "aof_last_bgrewrite_status",
+            if stats.last_ok { "ok" } else { "err" }.into(),
+        );
+        push(&mut out, "aof_rewrites", stats.rewrites.to_string());
+        push(
+            &mut out,
+            "aof_rewrites_consecutive_failures",
+            stats.consecutive_failures.to_string(),
+        );
+        push(
+            &mut out,
+            "aof_last_write_status",
+            if status.last_write_ok { "ok" } else { "err" }.into(),
+        );
+        push(&mut out, "aof_last_cow_size", "0".into());
+        push(&mut out, "module_fork_in_progress", "0".into());
+        push(&mut out, "module_fork_last_cow_size", "0".into());
+        push(&mut out, "aof_current_size", self.current_size().to_string());
+        push(&mut out, "aof_base_size", self.rewrite_base_size.to_string());
+        push(&mut out, "aof_pending_rewrite", u8::from(self.rewrite_scheduled).to_string());
+        push(&mut out, "aof_buffer_length", status.pending_bytes.to_string());
+        push(&mut out, "aof_pending_bio_fsync", "0".into());
+        push(&mut out, "aof_delayed_fsync", status.delayed_fsync.to_string());
+        push(&mut out, "aof_written_offset", status.written_offset.to_string());
+        push(&mut out, "aof_durable_offset", status.durable_offset.to_string());
+        push(&mut out, "aof_fsyncs", status.fsyncs.to_string());
+        push(&mut out, "aof_last_fsync_usec", status.last_fsync_micros.to_string());
+        push(&mut out, "aof_max_fsync_usec", status.max_fsync_micros.to_string());
+        push(&mut out, "aof_poisoned", u8::from(status.poisoned.is_some()).to_string());
+        push(&mut out, "aof_disk_budget", self.budget.max_bytes.to_string());
+        push(&mut out, "aof_disk_usage", self.disk_usage().to_string());
+        push(&mut out, "aof_disk_reserve", self.budget.reserve.to_string());
+        push(&mut out, "aof_budget_refusals", self.budget.refusals.to_string());
+        out
+    }
+}
+
+/// Redis's name for a rewrite's finished temp file (in `dir`).
+fn temp_rewrite_name() -> String {
+    format!("temp-rewriteaof-bg-{}.aof", std::process::id())
+}
+
+/// The next base sequence number: one past every base (current or history) listed.
+fn next_base_seq(manifest: &Manifest) -> u64 {
+    manifest
+        .base
+        .iter()
+        .chain(&manifest.history)
+        .filter(|f| f.name.contains(".base."))
+        .map(|f| f.seq)
+        .max()
+        .unwrap_or(0)
+        + 1
+}
+
+/// The next incr sequence number: one past every incr (current or history) listed.
+fn next_incr_seq(manifest: &Manifest) -> u64 {
+    manifest
+        .incrs
+        .iter()
+        .chain(&manifest.history)
+        .filter(|f| f.name.contains(".incr."))
+        .map(|f| f.seq)
+        .max()
+        .unwrap_or(0)
+        + 1
+}
+
+/// Deletes the history files `manifest` lists and forgets them. A file already gone is fine;
+/// another failure keeps its line (the next start tries again).
+fn delete_history(storage: &dyn Storage, dir: &Path, manifest: &mut Manifest) {
+    manifest.history.retain(|f| {
+        let path = dir.join(&f.name);
+        match storage.len(&path) {
+            Ok(None) => false,
+            _ => match storage.remove(&path) {
+                Ok(()) => false,
+                Err(e) => {
+                    tracing::warn!("removing AOF history file {}: {e}", path.display());
+                    true
+                }
+            },
+        }
+    });
+    if let Err(e) = storage.sync_dir(dir) {
+        tracing::warn!("syncing {} after removing history: {e}", dir.display());
+    }
+}
+
+/// Writes `snapshot` as a base file at `path`, published atomically: an RDB with `aof-base 1`
+/// (and no replication fields, as Redis writes it) or RESP commands.
+fn write_base(
+    storage: &dyn Storage,
+    path: &Path,
+    snapshot: &dyn DatasetSnapshot,
+    rdb_preamble: bool,
+    timestamp: Option<i64>,
+    control: &snapshot::SaveControl,
+) -> Result<snapshot::SaveStats> {
+    if rdb_preamble {
+        let options = SaveOptions {
+            aof_base: true,
+            used_mem: snapshot::rss::resident_bytes().unwrap_or(0),
+            ..SaveOptions::default()
+        };
+        snapshot::write_rdb_controlled(storage, path, snapshot, &options, control)
+    } else {
+        rewrite::write_resp_base(storage, path, snapshot, timestamp, control)
+    }
+    .map_err(|e| match e {
+        Error::Io { path: None, op, source } => Error::Io {
+            path: Some(path.to_path_buf()),
+            op,
+            source,
+        },
+        other => other,
+    })
+}

@@ -1,11 +1,20 @@
 //! Commands that recreate an entry, as Redis's `rewriteAppendOnlyFileRio` emits them
-//! (redis-formats.md §2.2): `SET`, `RPUSH`/`SADD`/`ZADD`/`HSET` in batches of 64 items, streams
+//! (redis-formats.md §2.2): `SET`, `RPUSH`/`SADD`/`ZADD`/`HMSET` in batches of 64 items, streams
 //! with `XADD`, `XSETID`, `XGROUP CREATE`, `XCLAIM … JUSTID FORCE` and `XGROUP CREATECONSUMER`,
 //! then `PEXPIREAT` when the key has a TTL.
 
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
 use bytes::Bytes;
 
+use crate::dataset::DatasetSnapshot;
+use crate::error::{Error, Result};
 use crate::model::{Entry, Value};
+use crate::resp;
+use crate::snapshot::{SaveControl, SaveStats};
+use crate::storage::{Storage, publish_atomically};
 
 /// Items per command for collections (`AOF_REWRITE_ITEMS_PER_CMD`).
 pub const ITEMS_PER_COMMAND: usize = 64;
@@ -53,7 +62,7 @@ pub fn entry_commands(entry: &Entry, emit: &mut dyn FnMut(Command)) -> Result<()
         }
         Value::Hash(fields) => {
             for chunk in fields.chunks(ITEMS_PER_COMMAND) {
-                let mut cmd = vec![arg("HSET"), key.clone()];
+                let mut cmd = vec![arg("HMSET"), key.clone()];
                 for f in chunk {
                     cmd.push(f.field.clone());
                     cmd.push(f.value.clone());
@@ -171,4 +180,62 @@ pub fn format_score(score: f64) -> Bytes {
         return num(score as i64);
     }
     num(format!("{score:?}"))
+}
+
+/// Writes `snapshot` as a RESP base file (`aof-use-rdb-preamble no`) at `path`, published
+/// atomically (temp file, sync, rename, sync dir): a `#TS:` annotation when `timestamp` is
+/// given (as Redis's rewrite starts), then for each database that holds a key `SELECT n` and
+/// the commands of [`entry_commands`]. Empty collections are left out, as Redis never stores
+/// them; a module value fails the rewrite (its commands belong to its module).
+pub(crate) fn write_resp_base(
+    storage: &dyn Storage,
+    path: &Path,
+    snapshot: &dyn DatasetSnapshot,
+    timestamp: Option<i64>,
+    control: &SaveControl,
+) -> Result<SaveStats> {
+    /// Bytes gathered before each write to the file.
+    const CHUNK: usize = 64 * 1024;
+    let started = Instant::now();
+    let mut stats = SaveStats::default();
+    publish_atomically(storage, path, |file| {
+        let mut out = Vec::with_capacity(CHUNK * 2);
+        if let Some(ts) = timestamp {
+            out.extend_from_slice(format!("#TS:{ts}\r\n").as_bytes());
+        }
+        for db in 0..snapshot.databases() {
+            let mut selected = false;
+            snapshot.for_each_entry(db, &mut |entry| {
+                if control.cancel.load(Ordering::Relaxed) {
+                    return Err(crate::snapshot::cancelled());
+                }
+                if entry.value.is_empty() {
+                    stats.empty_values_skipped += 1;
+                    return Ok(());
+                }
+                if !selected {
+                    resp::write_command(&mut out, &[&b"SELECT"[..], db.to_string().as_bytes()]);
+                    selected = true;
+                }
+                entry_commands(&entry, &mut |command| resp::write_command(&mut out, &command))
+                    .map_err(|what| Error::Unsupported {
+                        file: Some(path.to_path_buf()),
+                        offset: None,
+                        what,
+                    })?;
+                stats.keys += 1;
+                control.keys_done.fetch_add(1, Ordering::Relaxed);
+                if out.len() >= CHUNK {
+                    file.write_all(&out)?;
+                    out.clear();
+                }
+                Ok(())
+            })?;
+        }
+        file.write_all(&out)?;
+        stats.bytes = file.len();
+        Ok(())
+    })?;
+    stats.elapsed = started.elapsed();
+    Ok(stats)
 }

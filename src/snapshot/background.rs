@@ -107,6 +107,28 @@ impl BackgroundSave {
     where
         S: DatasetSnapshot + Send + 'static,
     {
+        Self::start_job(
+            snapshot,
+            sample_rss,
+            move |snapshot: &S, control: &SaveControl| {
+                write_rdb_controlled(&*storage, &path, snapshot, &options, control)
+            },
+        )
+    }
+
+    /// Runs `job` over `snapshot` on a new thread with the same progress, memory watch and
+    /// cancellation as a `BGSAVE` (an AOF rewrite writes its base this way). The job counts
+    /// keys in [`SaveControl::keys_done`] and stops with an error when
+    /// [`SaveControl::cancel`] is set.
+    pub(crate) fn start_job<S, J>(
+        snapshot: S,
+        sample_rss: fn() -> Option<u64>,
+        job: J,
+    ) -> Result<BackgroundSave>
+    where
+        S: DatasetSnapshot + Send + 'static,
+        J: FnOnce(&S, &SaveControl) -> Result<SaveStats> + Send + 'static,
+    {
         let started = Instant::now();
         let keys_total = (0..snapshot.databases())
             .map(|db| snapshot.db_size(db).0)
@@ -122,7 +144,7 @@ impl BackgroundSave {
                 .name("keeper-bgsave".into())
                 .spawn(move || {
                     let _done = done_tx;
-                    write_rdb_controlled(&*storage, &path, &snapshot, &options, &control)
+                    job(&snapshot, &control)
                 })
                 .map_err(|source| Error::Io {
                     path: None,
