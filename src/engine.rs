@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use crate::aof::{self, Aof, RewriteTrigger};
 use crate::command::{self, CommandSpec, Propagate, Rng};
 use crate::config::Config;
 use crate::dataset::Apply;
@@ -117,6 +118,8 @@ pub struct Engine {
     pending: Vec<(usize, Vec<Bytes>)>,
     rng: Rng,
     persistence: Persistence,
+    /// The AOF when `appendonly` is on and [`Engine::open_aof`] opened it.
+    aof: Option<Aof>,
     pub stats: Stats,
     started: Instant,
 }
@@ -148,6 +151,7 @@ impl Engine {
                 running: None,
                 bgsave_scheduled: false,
             },
+            aof: None,
             stats: Stats::default(),
             started: Instant::now(),
         }
@@ -175,6 +179,9 @@ impl Engine {
             state.save_points = self.config.save.clone();
         }
         state.stop_writes_on_bgsave_error = self.config.stop_writes_on_bgsave_error;
+        if let Some(aof) = &mut self.aof {
+            aof.update_config(&self.config);
+        }
         result
     }
 
@@ -234,6 +241,9 @@ impl Engine {
         }
         resp::write_command(&mut self.encoded, argv);
         self.repl_offset += self.encoded.len() as u64;
+        if let Some(aof) = &mut self.aof {
+            aof.append(&self.encoded, unix_now_ms());
+        }
         for sink in &mut self.sinks {
             sink.append(&self.encoded);
         }
@@ -351,6 +361,146 @@ impl Engine {
             .state
             .writes_refused()
             .then_some(MISCONF_ERROR)
+    }
+
+    /// The error a write command of about `incoming` request bytes must get now, if any:
+    /// [`Engine::writes_refused`]'s, then the AOF's (a failed write, a poisoned fsync, the
+    /// disk budget). Counts a budget refusal.
+    pub fn write_refusal(&mut self, incoming: u64) -> Option<String> {
+        if let Some(misconf) = self.writes_refused() {
+            return Some(misconf.to_string());
+        }
+        self.aof.as_mut()?.write_refusal(incoming)
+    }
+
+    /// [`Engine::write_refusal`] without the disk budget (for `PING`).
+    pub fn write_refusal_without_budget(&self) -> Option<String> {
+        if let Some(misconf) = self.writes_refused() {
+            return Some(misconf.to_string());
+        }
+        self.aof.as_ref()?.writer().writes_refused()
+    }
+
+    /// The AOF, when it is on.
+    pub fn aof(&self) -> Option<&Aof> {
+        self.aof.as_ref()
+    }
+
+    /// What a connection must wait for before it sends the replies of commands it just ran:
+    /// the AOF's acknowledgement of everything propagated so far (under `always`, the group
+    /// commit's fdatasync; otherwise the write). `None` when there is nothing to wait for.
+    pub fn aof_ack_wait(&self) -> Option<aof::writer::AckWait> {
+        let aof = self.aof.as_ref()?;
+        aof.writer().ack_wait(aof.writer().offset())
+    }
+
+    /// The AOF, when it is on (to schedule a rewrite).
+    pub fn aof_mut(&mut self) -> Option<&mut Aof> {
+        self.aof.as_mut()
+    }
+
+    /// Loads the AOF directory at start (upgrading an old single-file AOF, truncating a torn
+    /// tail when `aof-load-truncated` allows it), takes the replication position it records,
+    /// and opens it for appending (see [`Aof::open`]). As Redis, `dump.rdb` is not read when
+    /// the AOF is on. Returns what the loader reported, `None` when there was no AOF yet.
+    pub fn open_aof(&mut self) -> Result<Option<aof::loader::LoadReport>> {
+        let storage = Arc::clone(&self.persistence.storage);
+        let prepared = Aof::prepare(&*storage, &self.config)?;
+        if prepared.upgraded {
+            tracing::info!(
+                "Successfully migrated an old-style AOF into the AOF directory {}",
+                self.config.aof_dir().display()
+            );
+        }
+        let mut report = None;
+        if let Some(manifest) = &prepared.manifest {
+            let path = self.config.aof_dir();
+            let mut target = StartupLoad {
+                load: self.store.bulk_load(),
+                path: &path,
+            };
+            let options = aof::loader::LoadOptions {
+                load_truncated: self.config.aof_load_truncated,
+                now_ms: unix_now_ms(),
+            };
+            let names = aof::manifest::AofNames::new(&self.config.appendfilename);
+            let loaded =
+                aof::loader::load(&*storage, &path, &names, manifest, &mut target, &options);
+            target.load.finish();
+            let loaded = loaded?;
+            if let Some(repl) = &loaded.repl {
+                self.replid = repl.replid.clone();
+                self.repl_offset = repl.offset;
+            }
+            report = Some(loaded);
+        }
+        let aof = Aof::open(
+            storage,
+            &self.config,
+            prepared.manifest,
+            &self.store.snapshot(),
+            &self.replid,
+            self.repl_offset,
+        )?;
+        self.aof = Some(aof);
+        self.propagated_db = None;
+        Ok(report)
+    }
+
+    /// `BGREWRITEAOF`: starts a background rewrite now (keeper needs no fork, so it may run
+    /// beside a `BGSAVE`). Returns the status reply's text.
+    pub fn bgrewriteaof(&mut self) -> std::result::Result<&'static str, String> {
+        let offset = self.repl_offset;
+        let snapshot = self.store.snapshot();
+        let Some(aof) = &mut self.aof else {
+            return Err("ERR Background append only file rewriting needs appendonly yes in \
+                        keeper (Redis's rewrite of a disabled AOF has nothing to append to)"
+                .into());
+        };
+        // Every incr file starts with a SELECT (as Redis's do after a rewrite).
+        aof.start_rewrite(snapshot, offset, RewriteTrigger::Command)?;
+        self.propagated_db = None;
+        Ok("Background append only file rewriting started")
+    }
+
+    /// Waits for a running AOF rewrite to end and installs it (tests, shutdown).
+    pub fn finish_aof_rewrite(&mut self) -> bool {
+        self.aof.as_mut().is_some_and(|aof| aof.finish_rewrite(true))
+    }
+
+    /// The AOF part of the cron: collects a finished rewrite, refreshes the free space the
+    /// budget keeps, and starts a rewrite that is due.
+    fn aof_cron(&mut self) {
+        let offset = self.repl_offset;
+        let Some(aof) = &mut self.aof else {
+            return;
+        };
+        aof.finish_rewrite(false);
+        aof.observe_free_space();
+        if let Some(trigger) = aof.rewrite_due(Instant::now()) {
+            if aof
+                .start_rewrite(self.store.snapshot(), offset, trigger)
+                .is_ok()
+            {
+                self.propagated_db = None;
+            }
+        }
+    }
+
+    /// Stops the AOF as a crash would: what the writer had not written yet is dropped and
+    /// nothing more is synced (power-loss tests stop the node this way before cutting power).
+    pub fn abandon_aof(&mut self) {
+        if let Some(aof) = self.aof.take() {
+            aof.abandon();
+        }
+    }
+
+    /// Flushes, syncs and closes the AOF (shutdown). Nothing is appended after this.
+    pub fn close_aof(&mut self) -> Result<()> {
+        match self.aof.take() {
+            Some(aof) => aof.close(),
+            None => Ok(()),
+        }
     }
 
     fn save_options(&self) -> SaveOptions {
@@ -509,6 +659,7 @@ impl Engine {
     /// starts a scheduled one or one a save point asks for (after a failure, only once
     /// [`snapshot::BGSAVE_RETRY_DELAY_SECS`] have passed).
     pub fn cron(&mut self) {
+        self.aof_cron();
         self.finish_bgsave(false);
         let now = unix_now_ms() / 1000;
         let state = &self.persistence.state;

@@ -7,9 +7,10 @@
 //!   present are a prefix of the ones it sent (a snapshot is point-in-time);
 //! - transactions are all-or-nothing: a `MULTI` block is never half applied (its counter, log
 //!   list and marker key agree);
-//! - durability: every write acknowledged before a `SAVE` (or a `BGSAVE` seen completed) that
-//!   itself completed before the kill is present. With the AOF (`appendfsync always`, issue
-//!   5) the bar becomes every acknowledged write.
+//! - durability: without the AOF, every write acknowledged before a `SAVE` (or a `BGSAVE` seen
+//!   completed) that itself completed before the kill is present. With the AOF (`appendfsync
+//!   always`, and `everysec`, whose replies also wait for the write to reach the file) the bar
+//!   is every acknowledged write, while `BGREWRITEAOF`s swap base files under the writers.
 //!
 //! `KEEPER_CRASH_ITERATIONS` (default 3) sets the number of kill/restart rounds and
 //! `KEEPER_CRASH_SEED` replays a run; the seed is printed first. `tools/crash` runs many rounds.
@@ -26,6 +27,31 @@ use std::time::Duration;
 use support::client::{KeeperServer, Resp};
 
 const WRITERS: usize = 3;
+
+/// How the node persists in a run.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Mode {
+    /// RDB only: `SAVE` and `BGSAVE` now and then.
+    Snapshots,
+    /// AOF with this `appendfsync`, and `BGREWRITEAOF` now and then.
+    Aof(&'static str),
+}
+
+impl Mode {
+    fn server_args(self) -> Vec<&'static str> {
+        match self {
+            Mode::Snapshots => vec!["--save", ""],
+            Mode::Aof(policy) => vec![
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                policy,
+            ],
+        }
+    }
+}
 
 /// What one writer's operation does. Operation `i` of writer `w` in round `r` always writes
 /// the marker key `r{r}:w{w}:op:{i}`, so presence of operations can be read back.
@@ -100,6 +126,7 @@ fn run_writer(port: u16, round: usize, writer: usize, seed: u64, log: Arc<Mutex<
 /// start.
 fn run_saver(
     port: u16,
+    mode: Mode,
     seed: u64,
     logs: Vec<Arc<Mutex<WriterLog>>>,
     promises: Arc<Mutex<Promises>>,
@@ -112,6 +139,23 @@ fn run_saver(
     while !stop.load(Ordering::Relaxed) {
         thread::sleep(Duration::from_millis(20 + rng.below(80)));
         let acked: [usize; WRITERS] = std::array::from_fn(|w| logs[w].lock().unwrap().acked);
+        if mode != Mode::Snapshots {
+            // Rewrites swap the AOF's base under the writers; what they promise is checked
+            // through the writers' own acknowledgements.
+            if matches!(client.try_cmd(&["BGREWRITEAOF"]), Ok(Resp::Simple(_))) {
+                for _ in 0..500 {
+                    let Ok(info) = client.try_cmd(&["INFO", "persistence"]) else {
+                        return;
+                    };
+                    let fields = support::client::info_fields(&info);
+                    if fields.get("aof_rewrite_in_progress").map(String::as_str) == Some("0") {
+                        break;
+                    }
+                    thread::sleep(Duration::from_millis(5));
+                }
+            }
+            continue;
+        }
         let completed = if rng.below(2) == 0 {
             matches!(client.try_cmd(&["SAVE"]), Ok(Resp::Simple(ref s)) if s == "OK")
         } else {
@@ -233,6 +277,20 @@ fn check_round(
 
 #[test]
 fn sigkill_at_random_moments_loses_nothing_a_save_promised() {
+    crash_rounds(Mode::Snapshots);
+}
+
+#[test]
+fn sigkill_under_appendfsync_always_loses_no_acknowledged_write() {
+    crash_rounds(Mode::Aof("always"));
+}
+
+#[test]
+fn sigkill_under_appendfsync_everysec_loses_no_acknowledged_write() {
+    crash_rounds(Mode::Aof("everysec"));
+}
+
+fn crash_rounds(mode: Mode) {
     let iterations: usize = std::env::var("KEEPER_CRASH_ITERATIONS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -242,14 +300,15 @@ fn sigkill_at_random_moments_loses_nothing_a_save_promised() {
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| support::now_ms() as u64);
     eprintln!(
-        "crash harness: seed {seed} (replay with KEEPER_CRASH_SEED={seed}), {iterations} rounds"
+        "crash harness ({mode:?}): seed {seed} (replay with KEEPER_CRASH_SEED={seed}), {iterations} rounds"
     );
+    let args = mode.server_args();
     let mut rng = Rng::new(seed);
     let dir = tempfile::tempdir().unwrap();
     // What earlier rounds left, checked again after every restart.
     let mut earlier: Vec<EarlierRound> = Vec::new();
     for round in 0..iterations {
-        let server = KeeperServer::start(dir.path(), &["--save", ""]);
+        let server = KeeperServer::start(dir.path(), &args);
         let port = server.port;
         let logs: Vec<_> = (0..WRITERS)
             .map(|_| Arc::new(Mutex::new(WriterLog::default())))
@@ -267,7 +326,7 @@ fn sigkill_at_random_moments_loses_nothing_a_save_promised() {
             let (logs, promises, stop, s) =
                 (logs.clone(), promises.clone(), stop.clone(), rng.next_u64());
             threads.push(thread::spawn(move || {
-                run_saver(port, s, logs, promises, stop)
+                run_saver(port, mode, s, logs, promises, stop)
             }));
         }
         let kill_after = Duration::from_millis(150 + rng.below(1200));
@@ -278,14 +337,18 @@ fn sigkill_at_random_moments_loses_nothing_a_save_promised() {
         for t in threads {
             t.join().expect("a client thread panicked");
         }
-        let promises = Arc::try_unwrap(promises)
+        let mut promises = Arc::try_unwrap(promises)
             .ok()
             .unwrap()
             .into_inner()
             .unwrap();
+        if mode != Mode::Snapshots {
+            // The AOF's promise: every acknowledged write.
+            promises.push(std::array::from_fn(|w| logs[w].lock().unwrap().acked));
+        }
         let sent: usize = logs.iter().map(|l| l.lock().unwrap().ops.len()).sum();
 
-        let server = KeeperServer::start(dir.path(), &["--save", ""]);
+        let server = KeeperServer::start(dir.path(), &args);
         let mut client = server.client();
         let present = check_round(&mut client, round, &logs, &promises, seed);
         for (r, l, p) in &earlier {

@@ -68,22 +68,38 @@ impl Budget {
         self.free_space
     }
 
+    /// Space writes leave free for a rewrite's new base while none runs, so the rewrite that
+    /// gives space back always has room to run: a quarter more than the current base (the
+    /// best estimate of the next one), at least an eighth of the budget, at most half.
+    /// Zero when the budget is unlimited.
+    pub fn rewrite_headroom(&self, base_size: u64) -> u64 {
+        if self.max_bytes == 0 {
+            return 0;
+        }
+        base_size
+            .saturating_add(base_size / 4)
+            .max(self.max_bytes / 8)
+            .min(self.max_bytes / 2)
+    }
+
     /// The error a write of about `incoming` bytes gets when the AOF directory already holds
-    /// `usage` bytes, or `None` when it may go ahead. Counts the refusal.
-    pub fn refusal(&mut self, usage: u64, incoming: u64) -> Option<String> {
-        let reason = self.check(usage, incoming)?;
+    /// `usage` bytes and `headroom` must stay free for a rewrite, or `None` when it may go
+    /// ahead. Counts the refusal.
+    pub fn refusal(&mut self, usage: u64, incoming: u64, headroom: u64) -> Option<String> {
+        let reason = self.check(usage, incoming, headroom)?;
         self.refusals += 1;
         self.last_refusal = Some(reason.clone());
         Some(reason)
     }
 
-    fn check(&self, usage: u64, incoming: u64) -> Option<String> {
+    fn check(&self, usage: u64, incoming: u64, headroom: u64) -> Option<String> {
         let needed = incoming.saturating_add(WRITE_SLACK);
-        if self.max_bytes > 0 && usage.saturating_add(needed) > self.max_bytes {
+        let limit = self.max_bytes.saturating_sub(headroom);
+        if self.max_bytes > 0 && usage.saturating_add(needed) > limit {
             return Some(format!(
                 "MISCONF Write refused: the AOF would exceed its disk budget \
-                 (aof-max-disk-size {} bytes, {usage} in use). Reads keep working; writes \
-                 resume when an AOF rewrite frees space.",
+                 (aof-max-disk-size {} bytes, {usage} in use, {headroom} kept for a rewrite). \
+                 Reads keep working; writes resume when an AOF rewrite frees space.",
                 self.max_bytes
             ));
         }
@@ -250,15 +266,18 @@ mod tests {
     #[test]
     fn unlimited_budget_refuses_nothing() {
         let mut budget = Budget::new(0, 0);
-        assert_eq!(budget.refusal(u64::MAX / 2, 1 << 30), None);
+        assert_eq!(budget.refusal(u64::MAX / 2, 1 << 30, 0), None);
+        assert_eq!(budget.rewrite_headroom(1 << 40), 0);
         assert_eq!(budget.refusals, 0);
     }
 
     #[test]
     fn a_write_that_would_cross_the_budget_is_refused_and_counted() {
         let mut budget = Budget::new(10_000, 0);
-        assert_eq!(budget.refusal(5_000, 1_000), None);
-        let refusal = budget.refusal(9_900, 1_000).expect("over budget");
+        assert_eq!(budget.refusal(5_000, 1_000, 0), None);
+        assert!(budget.refusal(5_000, 1_000, 4_000).is_some(), "headroom kept");
+        budget.refusals = 0;
+        let refusal = budget.refusal(9_900, 1_000, 0).expect("over budget");
         assert!(refusal.starts_with("MISCONF "), "{refusal}");
         assert!(refusal.contains("aof-max-disk-size 10000"), "{refusal}");
         assert_eq!(budget.refusals, 1);
@@ -269,12 +288,20 @@ mod tests {
     fn the_reserve_of_free_space_is_kept() {
         let mut budget = Budget::new(0, 1_000);
         budget.observe_free_space(2_000);
-        assert_eq!(budget.refusal(0, 100), None);
+        assert_eq!(budget.refusal(0, 100, 0), None);
         budget.appended(900);
-        let refusal = budget.refusal(0, 100).expect("reserve reached");
+        let refusal = budget.refusal(0, 100, 0).expect("reserve reached");
         assert!(refusal.contains("aof-disk-reserve 1000"), "{refusal}");
         budget.observe_free_space(50_000);
-        assert_eq!(budget.refusal(0, 100), None);
+        assert_eq!(budget.refusal(0, 100, 0), None);
+    }
+
+    #[test]
+    fn headroom_for_a_rewrite_follows_the_base_within_bounds() {
+        let budget = Budget::new(80_000, 0);
+        assert_eq!(budget.rewrite_headroom(0), 10_000);
+        assert_eq!(budget.rewrite_headroom(16_000), 20_000);
+        assert_eq!(budget.rewrite_headroom(70_000), 40_000);
     }
 
     #[test]

@@ -125,6 +125,8 @@ pub struct Aof {
     replid: String,
     /// Size of the base and of the incr files before the current one.
     settled_bytes: u64,
+    /// Size of the base file.
+    base_bytes: u64,
     /// Size of the current incr file, bytes queued to the writer included.
     incr_bytes: u64,
     /// Size of the current incr when it was opened (its annotation), to tell an incr that
@@ -228,6 +230,10 @@ impl Aof {
         }
         manifest::persist(&*storage, &dir, &names, &manifest)?;
         let incr_len = file.len();
+        let base_bytes = match &manifest.base {
+            Some(base) => storage.len(&dir.join(&base.name))?.unwrap_or(0),
+            None => 0,
+        };
         let mut settled_bytes = 0;
         for f in manifest.base.iter().chain(&manifest.incrs) {
             if f.name != incr_name {
@@ -255,6 +261,7 @@ impl Aof {
             last_timestamp: 0,
             replid: replid.to_string(),
             settled_bytes,
+            base_bytes,
             incr_bytes,
             incr_header_bytes: if incr_len == 0 {
                 header.len() as u64
@@ -349,7 +356,18 @@ impl Aof {
             return Some(refusal);
         }
         let usage = self.disk_usage();
-        self.budget.refusal(usage, incoming)
+        let headroom = self.rewrite_headroom();
+        self.budget.refusal(usage, incoming, headroom)
+    }
+
+    /// Space writes must leave for a rewrite: none while one runs (its bytes count in the
+    /// usage), else [`Budget::rewrite_headroom`] of the current base.
+    fn rewrite_headroom(&self) -> u64 {
+        if self.rewrite.is_some() {
+            0
+        } else {
+            self.budget.rewrite_headroom(self.base_file_size())
+        }
     }
 
     /// True while a rewrite runs.
@@ -438,11 +456,7 @@ impl Aof {
 
     /// Size of the base file now listed (the estimate of a new base's size).
     fn base_file_size(&self) -> u64 {
-        self.manifest
-            .base
-            .as_ref()
-            .and_then(|b| self.storage.len(&self.dir.join(&b.name)).ok().flatten())
-            .unwrap_or(0)
+        self.base_bytes
     }
 
     /// Step 1: a new incr file, listed in a persisted manifest, and the writer switched to it.
@@ -564,7 +578,9 @@ impl Aof {
         }
         // The new set is authoritative from here on.
         self.manifest = next;
-        let base_len = self.storage.len(&path)?.unwrap_or(0);
+        self.base_bytes = self.storage.len(&path)?.unwrap_or(0);
+        self.settled_bytes = self.base_bytes;
+        self.rewrite_base_size = self.current_size();
         fail::fail_point!(crate::failpoints::AOF_REWRITE_BEFORE_GC, |_| Err(
             crate::failpoints::injected(crate::failpoints::AOF_REWRITE_BEFORE_GC)
         ));
@@ -574,8 +590,6 @@ impl Aof {
             // The history lines stay; their files are gone and the next start drops them.
             tracing::warn!("AOF manifest without history not persisted: {e}");
         }
-        self.settled_bytes = base_len;
-        self.rewrite_base_size = self.current_size();
         Ok(())
     }
 
@@ -620,8 +634,9 @@ impl Aof {
 
     /// What the cron should start, if anything: a scheduled `BGREWRITEAOF`, a rewrite for
     /// growth (`auto-aof-rewrite-percentage` over `auto-aof-rewrite-min-size`), or one because
-    /// the budget is getting tight (usage past three quarters of `aof-max-disk-size` with at
-    /// least a quarter of it in incr files a rewrite would fold away).
+    /// the budget is getting tight (usage past three quarters of what writes may use of
+    /// `aof-max-disk-size`, with at least a quarter of it in incr files a rewrite would fold
+    /// away).
     pub fn rewrite_due(&mut self, now: Instant) -> Option<RewriteTrigger> {
         if self.rewrite.is_some() {
             return None;
@@ -637,8 +652,9 @@ impl Aof {
                 >= self.auto_rewrite_percentage;
         let usage = self.disk_usage();
         let max = self.budget.max_bytes;
+        let writable = max.saturating_sub(self.rewrite_headroom());
         let foldable = usage.saturating_sub(self.base_file_size());
-        let budget_due = max > 0 && usage >= max / 4 * 3 && foldable >= usage / 4;
+        let budget_due = max > 0 && usage >= writable / 4 * 3 && foldable >= usage / 4;
         let trigger = if budget_due {
             RewriteTrigger::Budget
         } else if growth_due {
@@ -664,6 +680,16 @@ impl Aof {
             let _ = running.job.wait();
             let _ = self.storage.remove(&running.temp);
         }
+    }
+
+    /// Stops as a crash would: the rewrite is stopped, the writer drops what it has not
+    /// written and syncs nothing more.
+    pub fn abandon(mut self) {
+        if let Some(running) = self.rewrite.take() {
+            running.job.cancel();
+            let _ = running.job.wait();
+        }
+        self.writer.abandon();
     }
 
     /// Flushes and syncs what was appended, stops the writer (shutdown).

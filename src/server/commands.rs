@@ -278,6 +278,15 @@ static SERVER_COMMANDS: &[ServerSpec] = &[
         bgsave,
     ),
     server(
+        "bgrewriteaof",
+        1,
+        ADMIN | NOSCRIPT,
+        "server",
+        "1.0.0",
+        "Asynchronously rewrite the append-only file",
+        bgrewriteaof,
+    ),
+    server(
         "shutdown",
         -1,
         ADMIN | NOSCRIPT | LOADING | STALE,
@@ -477,10 +486,18 @@ pub(crate) fn dispatch(
     }
     // Container commands (XGROUP, …) are writes or not by subcommand.
     let is_write = cmd.call_flags(&argv) & flags::WRITE != 0;
-    if (is_write || cmd.is("ping"))
-        && let Some(misconf) = state.engine.writes_refused()
-    {
-        reject(client, Some(cmd), misconf.into());
+    let refusal = if is_write {
+        let incoming = argv.iter().map(|a| a.len() as u64 + 16).sum();
+        state.engine.write_refusal(incoming)
+    } else if cmd.is("ping") {
+        // As Redis, PING reports a persistence error; the disk budget leaves reads (and
+        // PING) alone.
+        state.engine.write_refusal_without_budget()
+    } else {
+        None
+    };
+    if let Some(refusal) = refusal {
+        reject(client, Some(cmd), refusal);
         return;
     }
     if client.subscribed() && !client.resp3 && !allowed_when_subscribed(cmd) {
@@ -1184,6 +1201,26 @@ fn bgsave(call: &mut Call<'_>) {
     }
     match engine.bgsave() {
         Ok(()) => call.reply(Reply::Simple("Background saving started".into())),
+        Err(e) => call.reply(Reply::error(e)),
+    }
+}
+
+fn bgrewriteaof(call: &mut Call<'_>) {
+    let engine = &mut call.state.engine;
+    if engine.aof().is_some_and(|aof| aof.rewrite_in_progress()) {
+        return call.reply(Reply::error(crate::aof::REWRITE_IN_PROGRESS_ERROR));
+    }
+    if call.in_exec {
+        // As BGSAVE: the rewrite's snapshot must not fall inside a transaction.
+        if let Some(aof) = engine.aof_mut() {
+            aof.schedule_rewrite();
+            return call.reply(Reply::Simple(
+                "Background append only file rewriting scheduled".into(),
+            ));
+        }
+    }
+    match engine.bgrewriteaof() {
+        Ok(status) => call.reply(Reply::Simple(status.into())),
         Err(e) => call.reply(Reply::error(e)),
     }
 }

@@ -13,6 +13,7 @@ use tokio::sync::mpsc;
 
 use super::pubsub::Mailbox;
 use super::{ClientInfo, MAX_BATCH, Shared, State};
+use crate::aof::writer::AckWait;
 use crate::resp::{Limits, ProtocolError, Reply, RequestParser};
 
 /// Initial read buffer; it grows for large arguments and pipelines.
@@ -89,6 +90,8 @@ pub(crate) async fn serve(mut stream: TcpStream, addr: SocketAddr, shared: Arc<S
     let mut batch: Vec<Vec<Bytes>> = Vec::with_capacity(64);
     let mut max_bulk_len = crate::resp::DEFAULT_MAX_BULK_LEN;
 
+    let mut ack_wait: Option<AckWait> = None;
+
     'serve: loop {
         input.reserve(READ_BUFFER.max(parser.wanted(&input)));
         tokio::select! {
@@ -119,6 +122,11 @@ pub(crate) async fn serve(mut stream: TcpStream, addr: SocketAddr, shared: Arc<S
                                 let mut state = shared.lock();
                                 run_batch(&mut client, &mut state, &shared, &mut batch);
                                 max_bulk_len = state.engine.config().proto_max_bulk_len;
+                                // Replies wait until the AOF acknowledges everything
+                                // propagated so far (group commit under `always`).
+                                if let Some(wait) = state.engine.aof_ack_wait() {
+                                    ack_wait = Some(wait);
+                                }
                             }
                             if protocol_error.is_some() || client.close || !full {
                                 break;
@@ -140,6 +148,17 @@ pub(crate) async fn serve(mut stream: TcpStream, addr: SocketAddr, shared: Arc<S
                     }
                 }
             }
+        }
+        if let Some(wait) = ack_wait.take()
+            && let Err(reason) = wait.acknowledged().await
+        {
+            // What these replies report may not be durable: send none of them (no
+            // acknowledgement for what a failed fsync covered) and close the connection.
+            tracing::warn!(
+                "closing client {} without replies: the AOF cannot acknowledge them: {reason}",
+                client.id
+            );
+            break 'serve;
         }
         if !client.out.is_empty() {
             let written = client.out.len() as u64;

@@ -160,17 +160,23 @@ fn persistence(out: &mut String, state: &State) -> std::fmt::Result {
         "aof_enabled:{}\r",
         u8::from(engine.config().appendonly)
     )?;
-    writeln!(out, "aof_rewrite_in_progress:0\r")?;
-    writeln!(out, "aof_rewrite_scheduled:0\r")?;
-    writeln!(out, "aof_last_rewrite_time_sec:-1\r")?;
-    writeln!(out, "aof_current_rewrite_time_sec:-1\r")?;
-    writeln!(out, "aof_last_bgrewrite_status:ok\r")?;
-    writeln!(out, "aof_rewrites:0\r")?;
-    writeln!(out, "aof_rewrites_consecutive_failures:0\r")?;
-    writeln!(out, "aof_last_write_status:ok\r")?;
-    writeln!(out, "aof_last_cow_size:0\r")?;
-    writeln!(out, "module_fork_in_progress:0\r")?;
-    writeln!(out, "module_fork_last_cow_size:0\r")
+    match engine.aof() {
+        Some(aof) => out.push_str(&aof.info_fields()),
+        None => {
+            writeln!(out, "aof_rewrite_in_progress:0\r")?;
+            writeln!(out, "aof_rewrite_scheduled:0\r")?;
+            writeln!(out, "aof_last_rewrite_time_sec:-1\r")?;
+            writeln!(out, "aof_current_rewrite_time_sec:-1\r")?;
+            writeln!(out, "aof_last_bgrewrite_status:ok\r")?;
+            writeln!(out, "aof_rewrites:0\r")?;
+            writeln!(out, "aof_rewrites_consecutive_failures:0\r")?;
+            writeln!(out, "aof_last_write_status:ok\r")?;
+            writeln!(out, "aof_last_cow_size:0\r")?;
+            writeln!(out, "module_fork_in_progress:0\r")?;
+            writeln!(out, "module_fork_last_cow_size:0\r")?;
+        }
+    }
+    Ok(())
 }
 
 fn stats(out: &mut String, state: &State, shared: &Shared) -> std::fmt::Result {

@@ -176,6 +176,53 @@ pub fn run(config: Config, config_file: Option<String>) -> Result<()> {
     storage.create_dir_all(&config.dir)?;
     let mut engine = Engine::new(config, storage);
     let started = Instant::now();
+    if engine.config().appendonly {
+        load_aof(&mut engine, started)?;
+    } else {
+        load_rdb(&mut engine, started)?;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("keeper-io")
+        .build()
+        .map_err(|e| Error::io("tokio runtime", "start", e))?;
+    let result = runtime.block_on(serve(engine, config_file));
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    result
+}
+
+/// Loads the AOF directory (Redis does not read `dump.rdb` when the AOF is on) and opens it.
+fn load_aof(engine: &mut Engine, started: Instant) -> Result<()> {
+    match engine.open_aof()? {
+        Some(report) => {
+            if let Some(cut) = &report.truncation {
+                tracing::warn!(
+                    "!!! Truncating the AOF {} at offset {} (it was {} bytes) !!!",
+                    cut.file.display(),
+                    cut.new_len,
+                    cut.original_len
+                );
+                tracing::warn!(
+                    "AOF {} loaded anyway because aof-load-truncated is enabled",
+                    cut.file.display()
+                );
+            }
+            tracing::info!(
+                "DB loaded from append only file: {:.3} seconds ({} files, {} commands)",
+                started.elapsed().as_secs_f64(),
+                report.files.len(),
+                report.files.iter().map(|f| f.commands).sum::<u64>()
+            );
+        }
+        None => tracing::info!(
+            "no AOF in {} yet: starting with an empty dataset",
+            engine.config().aof_dir().display()
+        ),
+    }
+    Ok(())
+}
+
+fn load_rdb(engine: &mut Engine, started: Instant) -> Result<()> {
     match engine.load_rdb()? {
         // Redis 7.0's two lines, then the file for the operator.
         LoadOutcome::Loaded(stats) => {
@@ -197,14 +244,7 @@ pub fn run(config: Config, config_file: Option<String>) -> Result<()> {
             engine.config().rdb_path().display()
         ),
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("keeper-io")
-        .build()
-        .map_err(|e| Error::io("tokio runtime", "start", e))?;
-    let result = runtime.block_on(serve(engine, config_file));
-    runtime.shutdown_timeout(Duration::from_secs(1));
-    result
+    Ok(())
 }
 
 async fn serve(engine: Engine, config_file: Option<String>) -> Result<()> {
@@ -261,6 +301,9 @@ async fn serve(engine: Engine, config_file: Option<String>) -> Result<()> {
     // A background save still running (SHUTDOWN NOSAVE) stops and removes its temp file,
     // as Redis kills its child: exiting under it would leave the temp file behind.
     state.engine.cancel_bgsave();
+    if let Err(e) = state.engine.close_aof() {
+        tracing::error!("Error closing the AOF: {e}");
+    }
     drop(state);
     tracing::info!("keeper is now ready to exit, bye bye...");
     Ok(())
