@@ -2,3 +2,7 @@
 //! RESP base of an AOF rewrite (`aof-use-rdb-preamble no`) and `keeper inspect --format resp`.
 
 pub mod rewrite;
+pub mod check;
+pub mod loader;
+pub mod manifest;
+pub mod record;
