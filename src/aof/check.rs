@@ -179,8 +179,8 @@ pub enum AofInput {
 }
 
 /// Finds out what `path` is: a directory (holding `appendonly.aof.manifest`, or exactly one
-/// other `*.manifest`), a manifest (its first line that is not a comment starts with `file`,
-/// as `redis-check-aof` decides), or a single AOF file.
+/// other `*.manifest`), a manifest (named `*.manifest`, or its first line that is not a
+/// comment starts with `file`, as `redis-check-aof` decides), or a single AOF file.
 pub fn locate(storage: &dyn Storage, path: &Path) -> Result<AofInput> {
     if storage.len(path)?.is_none() {
         return Err(Error::io(
@@ -219,12 +219,15 @@ pub fn locate(storage: &dyn Storage, path: &Path) -> Result<AofInput> {
             dir: path.to_path_buf(),
         });
     }
+    let named_manifest = path
+        .file_name()
+        .is_some_and(|n| n.to_string_lossy().ends_with(".manifest"));
     let data = storage.read_all(path)?;
     let first_line = data
         .split(|&b| b == b'\n')
         .find(|line| !line.starts_with(b"#"))
         .unwrap_or_default();
-    if first_line.starts_with(b"file") {
+    if named_manifest || first_line.starts_with(b"file") {
         let dir = match path.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
@@ -432,7 +435,14 @@ pub fn load_path(
         AofInput::MultiPart { manifest, dir } => {
             let bytes = storage.read_all(&manifest)?;
             let parsed = Manifest::parse(&bytes, &manifest)?;
-            super::loader::load(storage, &dir, &AofNames::default(), &parsed, target, &options)
+            super::loader::load(
+                storage,
+                &dir,
+                &AofNames::default(),
+                &parsed,
+                target,
+                &options,
+            )
         }
     }
 }
@@ -544,6 +554,9 @@ mod tests {
         write("b.aof", &bad);
         let checked = check(&storage, &dir.join("appendonly.aof.manifest"), None).unwrap();
         assert!(fix(&storage, &checked, 44).unwrap().is_err());
-        assert_eq!(storage.len(&dir.join("b.aof")).unwrap(), Some(bad.len() as u64));
+        assert_eq!(
+            storage.len(&dir.join("b.aof")).unwrap(),
+            Some(bad.len() as u64)
+        );
     }
 }

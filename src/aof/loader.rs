@@ -343,8 +343,7 @@ fn load_file(
             }
             None => {
                 if !name.eq_ignore_ascii_case(b"SELECT") {
-                    let args: Vec<Bytes> =
-                        argv.iter().map(|a| Bytes::copy_from_slice(a)).collect();
+                    let args: Vec<Bytes> = argv.iter().map(|a| Bytes::copy_from_slice(a)).collect();
                     target
                         .apply_command(db, &args, options.now_ms)
                         .map_err(|e| corrupt(start, e.to_string()))?;
@@ -599,7 +598,10 @@ mod tests {
     fn torn_tail_of_last_file_is_truncated_and_reported() {
         let d = Dir::new();
         let good = sample_incr();
-        for tail in [&b"*3\r\n$3\r\nset\r\n$1\r\nz"[..], b"*1\r\n$5\r\nMULTI\r\n*3\r\n$3\r\nset\r\n$1\r\nz\r\n$1\r\n1\r\n"] {
+        for tail in [
+            &b"*3\r\n$3\r\nset\r\n$1\r\nz"[..],
+            b"*1\r\n$5\r\nMULTI\r\n*3\r\n$3\r\nset\r\n$1\r\nz\r\n$1\r\n1\r\n",
+        ] {
             let mut data = good.clone();
             data.extend_from_slice(tail);
             d.write("i1.aof", &data);
@@ -608,8 +610,14 @@ mod tests {
             assert_eq!(string(&mut store, 0, "z"), None);
             assert_eq!(string(&mut store, 3, "b").as_deref(), Some(&b"3"[..]));
             let t = report.truncation.unwrap();
-            assert_eq!((t.original_len, t.new_len), (data.len() as u64, good.len() as u64));
-            assert_eq!(d.storage.len(&d.dir.join("i1.aof")).unwrap(), Some(good.len() as u64));
+            assert_eq!(
+                (t.original_len, t.new_len),
+                (data.len() as u64, good.len() as u64)
+            );
+            assert_eq!(
+                d.storage.len(&d.dir.join("i1.aof")).unwrap(),
+                Some(good.len() as u64)
+            );
             // Refused without aof-load-truncated.
             d.write("i1.aof", &data);
             let err = d.load(&m, false).err().expect("refused");
@@ -628,9 +636,15 @@ mod tests {
         let m = d.manifest(None, &["i1.aof", "i2.aof"]);
         let err = d.load(&m, true).err().expect("refused");
         let text = err.to_string();
-        assert!(text.contains("i1.aof") && text.contains("not the last"), "{text}");
+        assert!(
+            text.contains("i1.aof") && text.contains("not the last"),
+            "{text}"
+        );
         assert_eq!(err.offset(), Some(good_len));
-        assert_eq!(d.storage.len(&d.dir.join("i1.aof")).unwrap(), Some(torn.len() as u64));
+        assert_eq!(
+            d.storage.len(&d.dir.join("i1.aof")).unwrap(),
+            Some(torn.len() as u64)
+        );
     }
 
     #[test]
@@ -645,7 +659,10 @@ mod tests {
         let err = d.load(&m, true).err().expect("refused");
         assert_eq!(err.offset(), Some(at as u64));
         assert!(err.to_string().contains("i1.aof"), "{err}");
-        assert_eq!(d.storage.len(&d.dir.join("i1.aof")).unwrap(), Some(data.len() as u64));
+        assert_eq!(
+            d.storage.len(&d.dir.join("i1.aof")).unwrap(),
+            Some(data.len() as u64)
+        );
     }
 
     #[test]
@@ -673,7 +690,10 @@ mod tests {
                 cmd(&mut data, c);
             }
             d.write("i1.aof", &data);
-            let err = d.load(&d.manifest(None, &["i1.aof"]), true).err().expect("refused");
+            let err = d
+                .load(&d.manifest(None, &["i1.aof"]), true)
+                .err()
+                .expect("refused");
             assert_eq!(err.offset(), Some(offsets[at_cmd]), "{cmds:?}: {err}");
         }
     }
@@ -718,7 +738,10 @@ mod tests {
         assert_eq!(m.to_bytes(), b"file appendonly.aof seq 1 type b\n".to_vec());
         assert_eq!(storage.len(&dir.join("appendonly.aof")).unwrap(), None);
         let mut store = Store::new(16);
-        let opts = LoadOptions { load_truncated: true, now_ms: NOW };
+        let opts = LoadOptions {
+            load_truncated: true,
+            now_ms: NOW,
+        };
         load(&storage, &aof_dir, &names, &m, &mut store, &opts).unwrap();
         assert_eq!(string(&mut store, 0, "k").as_deref(), Some(&b"v"[..]));
         // Nothing left to upgrade.

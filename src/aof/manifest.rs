@@ -182,8 +182,8 @@ impl Manifest {
             if kind == FileKind::Incr && seq <= max_incr_seq as i64 {
                 return Err(err(start, line_no, "Found a non-monotonic sequence number"));
             }
-            let seq = u64::try_from(seq)
-                .map_err(|_| err(start, line_no, "negative sequence number"))?;
+            let seq =
+                u64::try_from(seq).map_err(|_| err(start, line_no, "negative sequence number"))?;
             if name.is_empty() {
                 return Err(err(start, line_no, "empty file name"));
             }
@@ -381,8 +381,10 @@ fn is_print(b: u8) -> bool {
 /// for an opening quote); quoted, Redis reads it fine.
 fn needs_repr(s: &[u8]) -> bool {
     s.iter().any(|&b| {
-        matches!(b, b'\\' | b'"' | b'\'' | b'\n' | b'\r' | b'\t' | 0x07 | 0x08)
-            || !is_print(b)
+        matches!(
+            b,
+            b'\\' | b'"' | b'\'' | b'\n' | b'\r' | b'\t' | 0x07 | 0x08
+        ) || !is_print(b)
             || b == b' '
             || (b'\t'..=b'\r').contains(&b)
     })
@@ -533,30 +535,89 @@ mod tests {
         // Only comments: a manifest with nothing in it, not an error.
         assert!(parse("# nothing\n").unwrap().is_empty());
         // atoll: digits up to the first non-digit.
-        assert_eq!(parse("file z seq 12abc type b\n").unwrap().base.unwrap().seq, 12);
+        assert_eq!(
+            parse("file z seq 12abc type b\n")
+                .unwrap()
+                .base
+                .unwrap()
+                .seq,
+            12
+        );
     }
 
     #[test]
     fn rejects_every_broken_rule() {
         let cases: &[(&[u8], u64, &str)] = &[
             (b"", 0, "empty AOF manifest"),
-            (b"file a seq 1 type b\n\n", 20, "Invalid AOF manifest file format"),
-            (b"file a seq 1 type b\n  \t\r\n", 20, "Invalid AOF manifest file format"),
+            (
+                b"file a seq 1 type b\n\n",
+                20,
+                "Invalid AOF manifest file format",
+            ),
+            (
+                b"file a seq 1 type b\n  \t\r\n",
+                20,
+                "Invalid AOF manifest file format",
+            ),
             (b"file a seq 1 type b", 0, "too long line"),
-            (b"file a seq 1 type\n", 0, "Invalid AOF manifest file format"),
-            (b"file a seq 1 type b x\n", 0, "Invalid AOF manifest file format"),
-            (b"file a seq 1 kind b\n", 0, "Invalid AOF manifest file format"),
-            (b"file a seq 0 type b\n", 0, "Invalid AOF manifest file format"),
-            (b"file a seq x type b\n", 0, "Invalid AOF manifest file format"),
-            (b"file a seq 1 type ''\n", 0, "Invalid AOF manifest file format"),
-            (b"file \"a seq 1 type b\n", 0, "Invalid AOF manifest file format"),
-            (b"file \"a\"b seq 1 type b\n", 0, "Invalid AOF manifest file format"),
+            (
+                b"file a seq 1 type\n",
+                0,
+                "Invalid AOF manifest file format",
+            ),
+            (
+                b"file a seq 1 type b x\n",
+                0,
+                "Invalid AOF manifest file format",
+            ),
+            (
+                b"file a seq 1 kind b\n",
+                0,
+                "Invalid AOF manifest file format",
+            ),
+            (
+                b"file a seq 0 type b\n",
+                0,
+                "Invalid AOF manifest file format",
+            ),
+            (
+                b"file a seq x type b\n",
+                0,
+                "Invalid AOF manifest file format",
+            ),
+            (
+                b"file a seq 1 type ''\n",
+                0,
+                "Invalid AOF manifest file format",
+            ),
+            (
+                b"file \"a seq 1 type b\n",
+                0,
+                "Invalid AOF manifest file format",
+            ),
+            (
+                b"file \"a\"b seq 1 type b\n",
+                0,
+                "Invalid AOF manifest file format",
+            ),
             (b"file d/a seq 1 type b\n", 0, "just a filename"),
             (b"file d\\\\a seq 1 type b\n", 0, "just a filename"),
             (b"file a seq 1 type x\n", 0, "Unknown AOF file type"),
-            (b"file a seq 1 type b\nfile c seq 2 type b\n", 20, "duplicate base"),
-            (b"file a seq 2 type i\nfile c seq 2 type i\n", 20, "non-monotonic"),
-            (b"file a seq 3 type i\nfile c seq 2 type i\n", 20, "non-monotonic"),
+            (
+                b"file a seq 1 type b\nfile c seq 2 type b\n",
+                20,
+                "duplicate base",
+            ),
+            (
+                b"file a seq 2 type i\nfile c seq 2 type i\n",
+                20,
+                "non-monotonic",
+            ),
+            (
+                b"file a seq 3 type i\nfile c seq 2 type i\n",
+                20,
+                "non-monotonic",
+            ),
             (b"file a seq -1 type i\n", 0, "non-monotonic"),
             (b"file a seq -1 type b\n", 0, "negative"),
             (b"file \"\" seq 1 type b\n", 0, "empty file name"),
@@ -645,9 +706,10 @@ mod tests {
     fn arb_name() -> impl Strategy<Value = String> {
         prop_oneof![
             "[a-z0-9.]{1,20}",
-            proptest::collection::vec(any::<char>().prop_filter("no NUL/slash", |c| {
-                !matches!(c, '\0' | '/' | '\\')
-            }), 1..12)
+            proptest::collection::vec(
+                any::<char>().prop_filter("no NUL/slash", |c| { !matches!(c, '\0' | '/' | '\\') }),
+                1..12
+            )
             .prop_map(|cs| cs.into_iter().collect()),
         ]
     }

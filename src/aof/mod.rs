@@ -1,8 +1,8 @@
 //! The append-only file. For now: the commands that recreate a dataset, which are both the
 //! RESP base of an AOF rewrite (`aof-use-rdb-preamble no`) and `keeper inspect --format resp`.
 
-pub mod rewrite;
 pub mod check;
 pub mod loader;
 pub mod manifest;
 pub mod record;
+pub mod rewrite;

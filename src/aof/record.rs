@@ -130,7 +130,10 @@ pub fn next_record(data: &[u8], pos: usize) -> Result<Option<Parsed<'_>>, Record
         }
         b => Err(format(
             pos,
-            format!("expected '*' or '#' at the start of a record, got {:?}", char::from(b)),
+            format!(
+                "expected '*' or '#' at the start of a record, got {:?}",
+                char::from(b)
+            ),
         )),
     }
 }

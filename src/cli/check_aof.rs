@@ -103,13 +103,16 @@ fn describe(f: &FileCheck) -> String {
         f.commands,
         f.ok_up_to
     );
-    let cut = f
-        .timestamp_cut
-        .map_or(String::new(), |at| format!(", first timestamp beyond the limit at offset {at}"));
+    let cut = f.timestamp_cut.map_or(String::new(), |at| {
+        format!(", first timestamp beyond the limit at offset {at}")
+    });
     match &f.verdict {
         Verdict::Valid => format!("{head}{cut}: valid"),
         Verdict::Empty => format!("{head}: empty"),
-        Verdict::Missing => format!("{kind}{}: MISSING (listed in the manifest)", f.path.display()),
+        Verdict::Missing => format!(
+            "{kind}{}: MISSING (listed in the manifest)",
+            f.path.display()
+        ),
         Verdict::TornTail { at, reason } => format!(
             "{head}: TORN TAIL at offset {at} ({reason}), diff={} bytes",
             f.size - f.ok_up_to
