@@ -152,14 +152,12 @@ pub fn check_file(
                         return out;
                     }
                     multi_start = Some(parsed.start);
-                } else if argv[0].eq_ignore_ascii_case(b"EXEC") {
-                    if multi_start.take().is_none() {
-                        out.verdict = Verdict::Corrupt {
-                            at: parsed.start as u64,
-                            reason: "unexpected EXEC without MULTI".into(),
-                        };
-                        return out;
-                    }
+                } else if argv[0].eq_ignore_ascii_case(b"EXEC") && multi_start.take().is_none() {
+                    out.verdict = Verdict::Corrupt {
+                        at: parsed.start as u64,
+                        reason: "unexpected EXEC without MULTI".into(),
+                    };
+                    return out;
                 }
             }
         }
