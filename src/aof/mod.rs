@@ -38,6 +38,7 @@ pub mod budget;
 pub mod check;
 pub mod loader;
 pub mod manifest;
+pub mod record;
 pub mod rewrite;
 pub mod writer;
 

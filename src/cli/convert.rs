@@ -10,6 +10,21 @@ use keeper::{OsStorage, Result, Storage};
 use super::progress::Progress;
 
 pub fn run(input: &Path, output: &Path, version: u32) -> Result<()> {
+    if super::is_aof(input)? {
+        let (store, report) = super::load_aof(input)?;
+        if !report.functions.is_empty() {
+            eprintln!(
+                "note: {} function libraries of the AOF are not carried over",
+                report.functions.len()
+            );
+        }
+        let options = keeper::snapshot::SaveOptions {
+            rdb_version: version,
+            ..keeper::snapshot::SaveOptions::default()
+        };
+        keeper::snapshot::write_rdb(&OsStorage, output, &store.snapshot(), options)?;
+        return Ok(());
+    }
     let view = OsStorage.read_all(input)?;
     let progress = Progress::new(view.len() as u64);
     let mut reader = Reader::from_slice(view).map_err(|e| e.with_file(input))?;

@@ -1,6 +1,7 @@
 //! `keeper` subcommands. Exit codes: 0 success, 1 invalid input file, 2 usage or I/O error.
 
 mod check;
+mod check_aof;
 mod convert;
 mod inspect;
 mod json;
@@ -39,21 +40,35 @@ enum Command {
         /// The RDB file.
         file: PathBuf,
     },
-    /// Print the content of an RDB file.
+    /// Verify an AOF: a single file, a manifest, or an AOF directory (exit 1 if it is not
+    /// valid). Reports each file with ok_up_to (the offset after the last valid command) and
+    /// whether it is a torn tail (crash mid-write) or corruption with data after it.
+    CheckAof {
+        /// Cut a torn tail of the last file (never mid-file corruption), keeping a copy of the
+        /// original as FILE.bak-UNIXTIME.
+        #[arg(long, conflicts_with = "truncate_to_timestamp")]
+        fix: bool,
+        /// Cut the last file at its first `#TS:` annotation later than this (keeping a copy).
+        #[arg(long, value_name = "UNIX_SECONDS")]
+        truncate_to_timestamp: Option<i64>,
+        /// The AOF file, manifest or directory.
+        path: PathBuf,
+    },
+    /// Print the content of an RDB file or an AOF (file, manifest or directory).
     Inspect {
         /// json: one object per key per line; resp: commands that rebuild the dataset
         /// (pipe into `redis-cli --pipe`); summary: one line per key.
         #[arg(long, value_enum, default_value_t = Format::Json)]
         format: Format,
-        /// The RDB file.
+        /// The RDB file, or an AOF file, manifest or directory.
         file: PathBuf,
     },
-    /// Read an RDB file and write it again with keeper's writer.
+    /// Read an RDB file (or an AOF) and write it as an RDB with keeper's writer.
     Convert {
         /// RDB version to write: 10 (Redis 7.0+), 11 (Redis 7.2+, Valkey 7.2+), 12 (Redis 7.4+).
         #[arg(long, default_value_t = keeper::rdb::DEFAULT_WRITE_VERSION)]
         rdb_version: u32,
-        /// Input RDB file.
+        /// Input RDB file, or an AOF file, manifest or directory.
         input: PathBuf,
         /// Output RDB file (written atomically).
         output: PathBuf,
@@ -73,6 +88,14 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Server { options } => return server::run(&options),
         Command::CheckRdb { file } => check::run(&file),
+        Command::CheckAof {
+            fix,
+            truncate_to_timestamp,
+            path,
+        } => match check_aof::run(&path, fix, truncate_to_timestamp) {
+            Ok(code) => return code,
+            Err(err) => Err(err),
+        },
         Command::Inspect { format, file } => inspect::run(&file, format),
         Command::Convert {
             rdb_version,
@@ -87,6 +110,30 @@ pub fn main() -> ExitCode {
             ExitCode::from(exit_code(&err))
         }
     }
+}
+
+/// True when `path` is an AOF rather than an RDB file: a directory, or a file that does not
+/// start with an RDB signature (a pre-7.0 AOF with an RDB preamble reads as its RDB).
+fn is_aof(path: &std::path::Path) -> keeper::Result<bool> {
+    use keeper::Storage;
+    if path.is_dir() {
+        return Ok(true);
+    }
+    let data = keeper::OsStorage.read_all(path)?;
+    Ok(!(data.starts_with(b"REDIS") || data.starts_with(b"VALKEY")))
+}
+
+/// Replays the AOF at `path` (file, manifest or directory) into a fresh store, modifying
+/// nothing: a torn tail is an error (`keeper check-aof --fix` repairs it).
+fn load_aof(
+    path: &std::path::Path,
+) -> keeper::Result<(keeper::store::Store, keeper::aof::loader::LoadReport)> {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    let mut store = keeper::store::Store::new(16);
+    let report = keeper::aof::check::load_path(&keeper::OsStorage, path, &mut store, now_ms)?;
+    Ok((store, report))
 }
 
 /// 1 when the input is bad (damaged or unsupported), 2 for everything else.
