@@ -60,7 +60,22 @@ pub enum RecordError {
 }
 
 /// The record starting at `pos`, `Ok(None)` at the end of `data`.
+///
+/// A bad byte followed by nothing but zeros to the end of the data is a torn tail
+/// ([`RecordError::Eof`]), not damage: after a power loss ext4 and XFS can keep a file's new
+/// length while the data written there never reached the disk, and the tail reads as zeros.
 pub fn next_record(data: &[u8], pos: usize) -> Result<Option<Parsed<'_>>, RecordError> {
+    match next_record_strict(data, pos) {
+        Err(RecordError::Format { start, at, .. })
+            if at < data.len() && data[at..].iter().all(|&b| b == 0) =>
+        {
+            Err(RecordError::Eof { start })
+        }
+        other => other,
+    }
+}
+
+fn next_record_strict(data: &[u8], pos: usize) -> Result<Option<Parsed<'_>>, RecordError> {
     let start = pos;
     let Some(&first) = data.get(pos) else {
         return Ok(None);
@@ -263,7 +278,7 @@ mod tests {
             (b"*1\r\n$999999999999\r\n", 4),
             (b"*1\r\n$99999999999999999999999\r\n", 4),
             (b"*1x", 0),
-            (b"*1\r\n$1\r\nx\r\n\x00", 11),
+            (b"*1\r\n$1\r\nx\r\n\x00\x00x", 11),
         ];
         for (data, at) in cases {
             let mut pos = 0;
@@ -287,6 +302,21 @@ mod tests {
             next_record(&long, 0),
             Err(RecordError::Format { .. })
         ));
+    }
+
+    #[test]
+    fn a_tail_of_zeros_is_a_torn_tail() {
+        // Whole records, then the length of a write whose data never reached the disk.
+        let data = b"*1\r\n$1\r\nx\r\n\x00\x00\x00\x00";
+        assert_eq!(
+            next_record(data, 11),
+            Err(RecordError::Eof { start: 11 })
+        );
+        // Zeros from inside a record on.
+        assert_eq!(
+            next_record(b"*2\r\n$1\r\nx\r\n\x00\x00\x00", 0),
+            Err(RecordError::Eof { start: 0 })
+        );
     }
 
     #[test]
