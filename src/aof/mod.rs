@@ -2,3 +2,4 @@
 //! RESP base of an AOF rewrite (`aof-use-rdb-preamble no`) and `keeper inspect --format resp`.
 
 pub mod rewrite;
+pub mod writer;
