@@ -116,6 +116,16 @@ impl Gate {
     }
 }
 
+/// Opens the gate when dropped: declared after the writer, it lets a failing test's writer
+/// stop instead of hanging on a closed gate.
+struct OpenOnDrop(Arc<Gate>);
+
+impl Drop for OpenOnDrop {
+    fn drop(&mut self) {
+        self.0.open();
+    }
+}
+
 /// [`SimStorage`] whose file syncs go through a [`Gate`]; with `background`, files offer a
 /// background syncer that waits at the gate without blocking writes.
 #[derive(Debug, Clone)]
@@ -305,6 +315,7 @@ fn always_groups_what_arrives_during_a_sync_into_one_commit() {
     let gate = Gate::closed();
     let (_sim, storage) = gated(8, gate.clone(), false);
     let mut writer = start(storage, AppendFsync::Always, fast());
+    let _open = OpenOnDrop(gate.clone());
     writer.append(&record(0));
     gate.wait_for_syncs(1);
     // The first sync is stuck on the disk; 100 commands arrive meanwhile.
@@ -472,6 +483,7 @@ fn switch_file_splits_exactly_at_the_call() {
     let gate = Gate::closed();
     let (sim, storage) = gated(12, gate.clone(), false);
     let mut writer = start(storage.clone(), AppendFsync::Always, fast());
+    let _open = OpenOnDrop(gate.clone());
     writer.append(b"old-1\r\n");
     gate.wait_for_syncs(1);
     // The switch is queued behind bytes the thread has not taken yet.
@@ -522,6 +534,7 @@ fn everysec_writes_go_on_while_a_slow_sync_runs_and_count_as_delayed() {
         ..fast()
     };
     let mut writer = start(storage, AppendFsync::EverySec, timings);
+    let _open = OpenOnDrop(gate.clone());
     writer.append(&record(0));
     gate.wait_for_syncs(1);
     // Past the delay the writer writes anyway (and counts it), as Redis does after 2 s.
