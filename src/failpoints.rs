@@ -42,6 +42,20 @@ pub const AOF_REWRITE: &[&str] = &[
     AOF_REWRITE_BEFORE_GC,
 ];
 
+/// The AOF writer thread is about to write a batch of appended bytes to the incr file. An
+/// error: the batch stays queued, writes are refused with `MISCONF Errors writing to the AOF
+/// file`, and a later retry writes it; nothing of it is acknowledged before. A power loss:
+/// every acknowledged byte under `appendfsync always`, a prefix of the stream otherwise.
+pub const AOF_WRITE: &str = "aof::writer::write";
+/// The AOF writer is about to `fdatasync` the incr file (inline, or on its background sync
+/// thread under `everysec`). An error poisons the AOF: nothing the sync covered is
+/// acknowledged, writes are refused until a restart. A power loss: every byte acknowledged
+/// under `appendfsync always`.
+pub const AOF_FSYNC: &str = "aof::writer::fsync";
+
+/// The points of [`crate::aof::writer::AofWriter`].
+pub const AOF_WRITER: &[&str] = &[AOF_WRITE, AOF_FSYNC];
+
 /// The points of [`crate::storage::publish_atomically`].
 pub const PUBLISH: &[&str] = &[
     PUBLISH_BEFORE_SYNC,
@@ -65,6 +79,8 @@ pub const ALL: &[&str] = &[
     PUBLISH_BEFORE_SYNC_DIR,
     SNAPSHOT_AFTER_DB,
     SNAPSHOT_AFTER_PUBLISH,
+    AOF_WRITE,
+    AOF_FSYNC,
 ];
 
 /// The error a fail point configured with `return` injects.

@@ -4,7 +4,11 @@
 //! so run with `--test-threads=1` (`tools/test` does).
 
 use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
 
+use keeper::aof::writer::{AckError, AofWriter, WriterTimings};
+use keeper::config::AppendFsync;
 use keeper::failpoints;
 use keeper::snapshot::{self, ExpiredKeys, LoadOutcome, SaveOptions};
 use keeper::storage::{CrashMode, SimStorage, publish_atomically};
@@ -66,7 +70,9 @@ fn every_publish_fail_point_keeps_the_old_file_or_the_whole_new_one() {
 fn every_fail_point_is_driven_by_a_test() {
     for point in failpoints::ALL {
         assert!(
-            failpoints::PUBLISH.contains(point) || failpoints::SNAPSHOT_SAVE.contains(point),
+            failpoints::PUBLISH.contains(point)
+                || failpoints::SNAPSHOT_SAVE.contains(point)
+                || failpoints::AOF_WRITER.contains(point),
             "{point} is driven by no test"
         );
     }
@@ -154,6 +160,104 @@ fn every_snapshot_fail_point_keeps_the_old_dump_or_the_whole_new_one() {
                 assert_eq!(after, "old", "{point} {mode:?}");
             }
         }
+    }
+    scenario.teardown();
+}
+
+/// The AOF writer on a fresh incr file, syncing on every round, retrying failed writes fast.
+fn aof_writer(storage: &SimStorage) -> AofWriter {
+    let dir = Path::new("appendonlydir");
+    storage.create_dir_all(dir).unwrap();
+    let path = dir.join("appendonly.aof.1.incr.aof");
+    let file = storage.create(&path).unwrap();
+    storage.sync_dir(dir).unwrap();
+    let timings = WriterTimings {
+        write_retry_interval: Duration::from_millis(5),
+        ..WriterTimings::default()
+    };
+    AofWriter::start_with(
+        Arc::new(storage.clone()),
+        path,
+        file,
+        AppendFsync::Always,
+        0,
+        timings,
+    )
+    .unwrap()
+}
+
+fn aof_content(storage: &SimStorage) -> Vec<u8> {
+    storage
+        .read_all(Path::new("appendonlydir/appendonly.aof.1.incr.aof"))
+        .unwrap()
+        .to_vec()
+}
+
+#[test]
+fn an_aof_write_error_refuses_writes_until_a_retry_succeeds() {
+    let scenario = fail::FailScenario::setup();
+    for (seed, mode) in CRASH_MODES {
+        let storage = SimStorage::new(seed);
+        let mut writer = aof_writer(&storage);
+        writer.append(b"*1\r\n$4\r\nPING\r\n");
+        let first = writer.offset();
+        writer.acks().wait(first).unwrap();
+
+        fail::cfg(failpoints::AOF_WRITE, "return").unwrap();
+        writer.append(b"*1\r\n$5\r\nMULTI\r\n");
+        while writer.writes_refused().is_none() {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(
+            writer.writes_refused().unwrap(),
+            format!(
+                "MISCONF Errors writing to the AOF file: injected failure at {}",
+                failpoints::AOF_WRITE
+            )
+        );
+        assert_eq!(writer.ack_offset(), first, "nothing unwritten is acknowledged");
+        assert_eq!(aof_content(&storage), b"*1\r\n$4\r\nPING\r\n");
+
+        fail::remove(failpoints::AOF_WRITE);
+        writer.acks().wait(writer.offset()).unwrap();
+        assert_eq!(writer.writes_refused(), None);
+        assert_eq!(writer.status().last_write_status(), "ok");
+        // Acknowledged under `always`: durable.
+        storage.crash(mode);
+        assert_eq!(
+            aof_content(&storage),
+            b"*1\r\n$4\r\nPING\r\n*1\r\n$5\r\nMULTI\r\n",
+            "{mode:?}"
+        );
+        drop(writer);
+    }
+    scenario.teardown();
+}
+
+#[test]
+fn an_aof_fsync_error_poisons_the_writer() {
+    let scenario = fail::FailScenario::setup();
+    for (seed, mode) in CRASH_MODES {
+        let storage = SimStorage::new(seed);
+        let mut writer = aof_writer(&storage);
+        writer.append(b"*1\r\n$4\r\nPING\r\n");
+        let first = writer.offset();
+        writer.acks().wait(first).unwrap();
+
+        fail::cfg(failpoints::AOF_FSYNC, "return").unwrap();
+        writer.append(b"*1\r\n$5\r\nMULTI\r\n");
+        let outcome = writer.acks().wait(writer.offset());
+        fail::remove(failpoints::AOF_FSYNC);
+        assert!(matches!(outcome, Err(AckError::Poisoned(_))), "{outcome:?}");
+        assert_eq!(writer.ack_offset(), first);
+        let refused = writer.writes_refused().unwrap();
+        assert!(refused.starts_with("MISCONF Errors writing to the AOF file: fsync failed"));
+        // Removing the fault does not unpoison: a restart is needed.
+        writer.append(b"*1\r\n$4\r\nEXEC\r\n");
+        assert!(writer.acks().wait(writer.offset()).is_err());
+        assert!(writer.close().is_err());
+        storage.crash(mode);
+        assert!(aof_content(&storage).starts_with(b"*1\r\n$4\r\nPING\r\n"));
     }
     scenario.teardown();
 }

@@ -247,7 +247,7 @@ impl Aof {
             file,
             config.appendfsync,
             offset,
-        );
+        )?;
         let header = repl_annotation(replid, offset);
         writer.annotate(&header);
         let incr_bytes = incr_len + header.len() as u64;

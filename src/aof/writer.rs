@@ -1,0 +1,1221 @@
+//! The incr-file writer: one thread that owns the AOF file being appended to, and turns what
+//! the engine propagates into bytes on disk under the `appendfsync` policy.
+//!
+//! The engine calls [`AofWriter::append`] (and [`AofWriter::annotate`]) under its own lock;
+//! both only copy bytes into a shared queue and, when the thread sleeps, wake it. The engine
+//! never waits on the disk. Connections wait for their *ack* instead: every stream byte below
+//! the ack offset is as safe as the policy promises, published through a
+//! [`tokio::sync::watch`] channel ([`wait_for_ack`]) and a blocking [`AckWaiter::wait`].
+//!
+//! | Policy | ack offset | what survives |
+//! |---|---|---|
+//! | [`AppendFsync::Always`] | durable offset: written **and** `fdatasync`ed | a power loss loses nothing acknowledged |
+//! | [`AppendFsync::EverySec`] | written offset | a process crash loses nothing acknowledged; a power loss up to about a second |
+//! | [`AppendFsync::No`] | written offset | a process crash loses nothing acknowledged; a power loss whatever the OS had not flushed |
+//!
+//! `always` is a group commit: the thread takes everything queued, writes it with one
+//! `write_all`, syncs once and acknowledges it all; what arrives during the sync goes in the next
+//! round. `everysec` writes as data comes and syncs at most once per interval on a separate
+//! thread (through [`WritableFile::background_syncer`]; files without one are synced by the
+//! writer thread between writes), so writes go on while a sync runs; a sync still running after
+//! 2 s while data is being written counts one `aof_delayed_fsync`, as Redis counts it.
+//!
+//! Failures (issue 5):
+//! - a failed `fdatasync` **poisons** the writer for good: the bytes it covered may be lost
+//!   although a later sync would "succeed" (Linux reports a writeback error once), so nothing it
+//!   covered is acknowledged, the writer never syncs again, subscribers see [`Ack::Poisoned`] and
+//!   writes are refused ([`AofWriter::writes_refused`]) until an operator restarts the server;
+//! - a failed write (`ENOSPC`, `EIO`) truncates the file back to its length before the write, so
+//!   no partial record stays behind, keeps the bytes queued, refuses writes with Redis's
+//!   `MISCONF Errors writing to the AOF file: <strerror>`, and retries about once a second;
+//!   the first retry that succeeds clears the error.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+
+use crate::config::AppendFsync;
+use crate::error::{Error, Result};
+#[cfg_attr(not(feature = "failpoints"), allow(unused_imports))]
+use crate::failpoints;
+use crate::storage::{Storage, WritableFile};
+
+/// How Redis 7.0 starts the error that refuses writes after an AOF write error
+/// (`writeCommandsGetDiskErrorMessage`), without the leading `-`.
+pub const MISCONF_AOF_PREFIX: &str = "MISCONF Errors writing to the AOF file: ";
+
+/// What a connection waiting for its write learns from the writer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ack {
+    /// Every stream byte below this offset is acknowledged.
+    Offset(u64),
+    /// An `fdatasync` failed: bytes below `acked` were acknowledged before it and stay so;
+    /// nothing after them ever will be.
+    Poisoned { acked: u64, reason: Arc<str> },
+    /// The writer stopped (closed or dropped) with bytes below `acked` acknowledged.
+    Closed { acked: u64 },
+}
+
+impl Ack {
+    /// The acknowledged offset.
+    pub fn acked(&self) -> u64 {
+        match self {
+            Ack::Offset(acked) | Ack::Poisoned { acked, .. } | Ack::Closed { acked } => *acked,
+        }
+    }
+
+    /// The outcome for a write that ends at stream offset `offset`: `None` while it must still
+    /// wait, `Ok` once acknowledged, an error when it never will be.
+    pub fn outcome(&self, offset: u64) -> Option<std::result::Result<(), AckError>> {
+        if offset <= self.acked() {
+            return Some(Ok(()));
+        }
+        match self {
+            Ack::Offset(_) => None,
+            Ack::Poisoned { reason, .. } => Some(Err(AckError::Poisoned(reason.clone()))),
+            Ack::Closed { .. } => Some(Err(AckError::Closed)),
+        }
+    }
+}
+
+/// Why a write will never be acknowledged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AckError {
+    /// The AOF is poisoned by a failed `fdatasync` (the reason names file and OS error).
+    Poisoned(Arc<str>),
+    /// The writer stopped before the write was acknowledged.
+    Closed,
+}
+
+impl fmt::Display for AckError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AckError::Poisoned(reason) => write!(f, "the AOF is poisoned: {reason}"),
+            AckError::Closed => f.write_str("the AOF writer stopped before the write was durable"),
+        }
+    }
+}
+
+impl std::error::Error for AckError {}
+
+/// Waits, without blocking a runtime thread, until the write ending at stream offset `offset`
+/// is acknowledged (`Ok`) or never will be.
+pub async fn wait_for_ack(
+    rx: &mut watch::Receiver<Ack>,
+    offset: u64,
+) -> std::result::Result<(), AckError> {
+    let waited = rx
+        .wait_for(|ack| ack.outcome(offset).is_some())
+        .await
+        .map(|ack| ack.outcome(offset));
+    // An error: the sender is gone, and its last value is final.
+    let outcome = match waited {
+        Ok(outcome) => outcome,
+        Err(_) => rx.borrow().outcome(offset),
+    };
+    outcome.unwrap_or(Err(AckError::Closed))
+}
+
+/// The ack state shared by the writer thread, [`AckWaiter`]s and watch subscribers.
+struct AckCell {
+    ack: Mutex<Ack>,
+    changed: Condvar,
+    tx: watch::Sender<Ack>,
+}
+
+impl AckCell {
+    fn lock(&self) -> MutexGuard<'_, Ack> {
+        self.ack.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Publishes `next`. An ack offset never moves back (an ack is a promise), and
+    /// [`Ack::Poisoned`] and [`Ack::Closed`] are final.
+    fn publish(&self, next: Ack) {
+        let mut ack = self.lock();
+        let next = match (&*ack, next) {
+            (Ack::Poisoned { .. } | Ack::Closed { .. }, _) => return,
+            (current, Ack::Offset(offset)) if offset <= current.acked() => return,
+            (_, Ack::Offset(offset)) => Ack::Offset(offset),
+            (current, Ack::Poisoned { acked, reason }) => Ack::Poisoned {
+                acked: acked.max(current.acked()),
+                reason,
+            },
+            (current, Ack::Closed { acked }) => Ack::Closed {
+                acked: acked.max(current.acked()),
+            },
+        };
+        *ack = next.clone();
+        drop(ack);
+        self.changed.notify_all();
+        self.tx.send_replace(next);
+    }
+}
+
+/// A cloneable handle to wait for acks from any thread, without the engine's lock.
+#[derive(Clone)]
+pub struct AckWaiter {
+    cell: Arc<AckCell>,
+}
+
+impl fmt::Debug for AckWaiter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AckWaiter")
+            .field("ack", &*self.cell.lock())
+            .finish()
+    }
+}
+
+impl AckWaiter {
+    /// The current ack.
+    pub fn current(&self) -> Ack {
+        self.cell.lock().clone()
+    }
+
+    /// Blocks until the write ending at `offset` is acknowledged or never will be.
+    pub fn wait(&self, offset: u64) -> std::result::Result<(), AckError> {
+        let mut ack = self.cell.lock();
+        loop {
+            if let Some(outcome) = ack.outcome(offset) {
+                return outcome;
+            }
+            ack = self
+                .cell
+                .changed
+                .wait(ack)
+                .unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    /// As [`AckWaiter::wait`], giving up after `timeout` (`None`: still waiting).
+    pub fn wait_timeout(
+        &self,
+        offset: u64,
+        timeout: Duration,
+    ) -> Option<std::result::Result<(), AckError>> {
+        let deadline = Instant::now() + timeout;
+        let mut ack = self.cell.lock();
+        loop {
+            if let Some(outcome) = ack.outcome(offset) {
+                return Some(outcome);
+            }
+            let left = deadline.checked_duration_since(Instant::now())?;
+            ack = self
+                .cell
+                .changed
+                .wait_timeout(ack, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
+
+    /// A watch receiver for async waiters ([`wait_for_ack`]).
+    pub fn subscribe(&self) -> watch::Receiver<Ack> {
+        self.cell.tx.subscribe()
+    }
+}
+
+/// A wait for the ack of one offset, taken under the engine lock and awaited without it.
+#[derive(Debug)]
+pub struct AckWait {
+    offset: u64,
+    waiter: AckWaiter,
+}
+
+impl AckWait {
+    /// The offset waited for.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// Waits without blocking a runtime thread; `Err` says why it never will be acknowledged.
+    pub async fn acknowledged(self) -> std::result::Result<(), String> {
+        let mut rx = self.waiter.subscribe();
+        wait_for_ack(&mut rx, self.offset)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// Blocks the calling thread until acknowledged (or never).
+    pub fn wait_blocking(self) -> std::result::Result<(), String> {
+        self.waiter.wait(self.offset).map_err(|e| e.to_string())
+    }
+
+    /// As [`AckWait::wait_blocking`], giving up after `timeout` (`None`: still waiting).
+    pub fn wait_timeout(&self, timeout: Duration) -> Option<std::result::Result<(), String>> {
+        self.waiter
+            .wait_timeout(self.offset, timeout)
+            .map(|r| r.map_err(|e| e.to_string()))
+    }
+}
+
+/// The writer's clocks. [`Default`] is Redis's; tests shorten them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriterTimings {
+    /// `everysec`: least time between the starts of two syncs. Default: 1 s.
+    pub fsync_interval: Duration,
+    /// Wait between retries of a failed write (Redis retries from `serverCron`). Default: 1 s.
+    pub write_retry_interval: Duration,
+    /// `everysec`: a sync running this long while data is written counts one
+    /// `aof_delayed_fsync` (and then again every such period). Default: 2 s.
+    pub delayed_fsync_after: Duration,
+}
+
+impl Default for WriterTimings {
+    fn default() -> Self {
+        WriterTimings {
+            fsync_interval: Duration::from_secs(1),
+            write_retry_interval: Duration::from_secs(1),
+            delayed_fsync_after: Duration::from_secs(2),
+        }
+    }
+}
+
+/// The writer as `INFO persistence` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriterStatus {
+    /// The policy in force.
+    pub policy: AppendFsync,
+    /// The file appended to now.
+    pub path: PathBuf,
+    /// `aof_last_write_status`: false while a write error is unresolved or after a failed sync.
+    pub last_write_ok: bool,
+    /// The last write or sync error, in full (file, operation, OS error); kept after recovery.
+    pub last_error: Option<String>,
+    /// The failed sync that poisoned the writer, if one did.
+    pub poisoned: Option<String>,
+    /// `aof_delayed_fsync`.
+    pub delayed_fsync: u64,
+    /// End of what was appended (stream offset).
+    pub appended_offset: u64,
+    /// End of what was written to the file(s).
+    pub written_offset: u64,
+    /// End of what a successful `fdatasync` covered.
+    pub durable_offset: u64,
+    /// What acks promise (see the module docs).
+    pub ack_offset: u64,
+    /// Successful `fdatasync` calls.
+    pub fsyncs: u64,
+    /// Duration of the last successful `fdatasync`, microseconds.
+    pub last_fsync_micros: u64,
+    /// Longest successful `fdatasync`, microseconds.
+    pub max_fsync_micros: u64,
+    /// Length of the current file (`aof_current_size` of the incr part).
+    pub file_len: u64,
+    /// Bytes appended and not yet written (`aof_buffer_length`).
+    pub pending_bytes: u64,
+}
+
+impl WriterStatus {
+    /// `aof_last_write_status`: `ok` or `err`.
+    pub fn last_write_status(&self) -> &'static str {
+        if self.last_write_ok { "ok" } else { "err" }
+    }
+}
+
+/// A file queued by [`AofWriter::switch_file`], with what was appended after the switch.
+struct NextFile {
+    path: PathBuf,
+    file: Box<dyn WritableFile>,
+    bytes: Vec<u8>,
+    /// Stream offset at the end of `bytes`.
+    end: u64,
+}
+
+/// A background sync that finished, posted by the sync thread.
+struct SyncDone {
+    sync: Box<dyn FnMut() -> Result<()> + Send>,
+    generation: u64,
+    covers: u64,
+    elapsed: Duration,
+    result: Result<()>,
+}
+
+/// What the writer thread reports, under the queue lock.
+#[derive(Default)]
+struct Stats {
+    write_error: Option<String>,
+    last_error: Option<String>,
+    poisoned: Option<String>,
+    delayed_fsync: u64,
+    written: u64,
+    durable: u64,
+    fsyncs: u64,
+    last_fsync_micros: u64,
+    max_fsync_micros: u64,
+    file_len: u64,
+    path: PathBuf,
+    /// Bytes the thread took from the queue and has not written yet.
+    unwritten: u64,
+}
+
+struct Queue {
+    /// Bytes for the file the thread writes to now.
+    head: Vec<u8>,
+    /// Stream offset at the end of `head`.
+    head_end: u64,
+    /// Files to move to, in order; appends go to the last one once there is one.
+    next_files: VecDeque<NextFile>,
+    /// Stream offset at the end of everything appended.
+    appended: u64,
+    policy: AppendFsync,
+    closing: bool,
+    /// Stop at once, writing and syncing nothing more (a simulated crash).
+    abandoned: bool,
+    /// The thread sleeps on `work`: the next append must wake it.
+    worker_idle: bool,
+    sync_done: Option<SyncDone>,
+    stats: Stats,
+}
+
+impl Queue {
+    fn push(&mut self, bytes: &[u8]) {
+        match self.next_files.back_mut() {
+            Some(next) => {
+                next.bytes.extend_from_slice(bytes);
+                next.end = self.appended;
+            }
+            None => {
+                self.head.extend_from_slice(bytes);
+                self.head_end = self.appended;
+            }
+        }
+    }
+
+    fn queued_bytes(&self) -> u64 {
+        (self.head.len() + self.next_files.iter().map(|n| n.bytes.len()).sum::<usize>()) as u64
+    }
+}
+
+struct Shared {
+    queue: Mutex<Queue>,
+    /// Wakes the writer thread: data, a switch, a policy change, close, a finished sync.
+    work: Condvar,
+    /// Set while writes must be refused (a write error or poisoning), for a lock-free check.
+    refusing: AtomicBool,
+    acks: Arc<AckCell>,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        // The queue holds plain data; a panic elsewhere does not make it inconsistent.
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The AOF incr-file writer (see the module docs). Dropping it stops the thread as
+/// [`AofWriter::close`] does, without reporting errors.
+pub struct AofWriter {
+    shared: Arc<Shared>,
+    appended: u64,
+    thread: Option<JoinHandle<Result<()>>>,
+}
+
+impl fmt::Debug for AofWriter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AofWriter")
+            .field("appended", &self.appended)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AofWriter {
+    /// Starts the writer thread on `file` (open for appending at `path`, whose stream starts at
+    /// offset `start_offset`), with Redis's timings.
+    pub fn start(
+        storage: Arc<dyn Storage>,
+        path: PathBuf,
+        file: Box<dyn WritableFile>,
+        policy: AppendFsync,
+        start_offset: u64,
+    ) -> Result<AofWriter> {
+        Self::start_with(
+            storage,
+            path,
+            file,
+            policy,
+            start_offset,
+            WriterTimings::default(),
+        )
+    }
+
+    /// [`AofWriter::start`] with chosen timings.
+    pub fn start_with(
+        storage: Arc<dyn Storage>,
+        path: PathBuf,
+        file: Box<dyn WritableFile>,
+        policy: AppendFsync,
+        start_offset: u64,
+        timings: WriterTimings,
+    ) -> Result<AofWriter> {
+        let (tx, _) = watch::channel(Ack::Offset(start_offset));
+        let acks = Arc::new(AckCell {
+            ack: Mutex::new(Ack::Offset(start_offset)),
+            changed: Condvar::new(),
+            tx,
+        });
+        let shared = Arc::new(Shared {
+            queue: Mutex::new(Queue {
+                head: Vec::new(),
+                head_end: start_offset,
+                next_files: VecDeque::new(),
+                appended: start_offset,
+                policy,
+                closing: false,
+                abandoned: false,
+                worker_idle: false,
+                sync_done: None,
+                stats: Stats {
+                    written: start_offset,
+                    durable: start_offset,
+                    file_len: file.len(),
+                    path: path.clone(),
+                    ..Stats::default()
+                },
+            }),
+            work: Condvar::new(),
+            refusing: AtomicBool::new(false),
+            acks,
+        });
+        let worker = Worker {
+            shared: shared.clone(),
+            storage,
+            path,
+            file,
+            generation: 0,
+            syncer: None,
+            sync_thread: None,
+            in_flight: None,
+            timings,
+            policy,
+            unwritten: Vec::new(),
+            unwritten_end: start_offset,
+            written: start_offset,
+            synced: start_offset,
+            repair_to: None,
+            next_retry: None,
+            last_sync_start: None,
+            poison: None,
+        };
+        let thread = std::thread::Builder::new()
+            .name("keeper-aof".into())
+            .spawn(move || worker.run())
+            .map_err(|e| Error::Io {
+                path: None,
+                op: "start the AOF writer thread",
+                source: e,
+            })?;
+        Ok(AofWriter {
+            shared,
+            appended: start_offset,
+            thread: Some(thread),
+        })
+    }
+
+    /// Queues propagated stream bytes; the offset grows by their length.
+    pub fn append(&mut self, stream_bytes: &[u8]) {
+        if stream_bytes.is_empty() {
+            return;
+        }
+        self.appended += stream_bytes.len() as u64;
+        let mut queue = self.shared.lock();
+        queue.appended = self.appended;
+        queue.push(stream_bytes);
+        self.wake(queue);
+    }
+
+    /// Queues an annotation line (`#…\r\n`): written to the file, not counted in the offset.
+    pub fn annotate(&mut self, line: &[u8]) {
+        debug_assert!(line.starts_with(b"#") && line.ends_with(b"\r\n"));
+        let mut queue = self.shared.lock();
+        queue.push(line);
+        self.wake(queue);
+    }
+
+    fn wake(&self, mut queue: MutexGuard<'_, Queue>) {
+        if std::mem::take(&mut queue.worker_idle) {
+            drop(queue);
+            self.shared.work.notify_one();
+        }
+    }
+
+    /// Stream offset at the end of what was appended.
+    pub fn offset(&self) -> u64 {
+        self.appended
+    }
+
+    /// What acks promise now (see the module docs).
+    pub fn ack_offset(&self) -> u64 {
+        self.shared.acks.lock().acked()
+    }
+
+    /// The current ack.
+    pub fn ack(&self) -> Ack {
+        self.shared.acks.lock().clone()
+    }
+
+    /// A watch receiver of acks, for connections.
+    pub fn subscribe(&self) -> watch::Receiver<Ack> {
+        self.shared.acks.tx.subscribe()
+    }
+
+    /// A handle to wait for acks from other threads (blocking or async).
+    pub fn acks(&self) -> AckWaiter {
+        AckWaiter {
+            cell: self.shared.acks.clone(),
+        }
+    }
+
+    /// Moves appending to `file` at `path` (an AOF rewrite's new incr file): everything
+    /// appended before this call goes to the current file, which is synced and closed; the
+    /// rest goes to `file`.
+    pub fn switch_file(&mut self, path: PathBuf, file: Box<dyn WritableFile>) {
+        let mut queue = self.shared.lock();
+        let end = queue.appended;
+        queue.next_files.push_back(NextFile {
+            path,
+            file,
+            bytes: Vec::new(),
+            end,
+        });
+        self.wake(queue);
+    }
+
+    /// Changes the `appendfsync` policy from the next round on. Acks never move back: what
+    /// was acknowledged under `everysec` stays acknowledged under `always`.
+    pub fn set_policy(&mut self, policy: AppendFsync) {
+        let mut queue = self.shared.lock();
+        queue.policy = policy;
+        self.wake(queue);
+    }
+
+    /// The error to refuse writes with, as the server sends it (without the leading `-`):
+    /// Redis's `MISCONF Errors writing to the AOF file: <strerror>` during a write error, and
+    /// a message in the same form after a failed sync poisoned the AOF.
+    pub fn writes_refused(&self) -> Option<String> {
+        if !self.shared.refusing.load(Ordering::Acquire) {
+            return None;
+        }
+        let queue = self.shared.lock();
+        let stats = &queue.stats;
+        if let Some(reason) = &stats.poisoned {
+            return Some(format!(
+                "{MISCONF_AOF_PREFIX}fsync failed ({reason}), so the AOF may not hold what it \
+                 acknowledged. Writes are refused until the server is restarted."
+            ));
+        }
+        stats
+            .write_error
+            .as_ref()
+            .map(|strerror| format!("{MISCONF_AOF_PREFIX}{strerror}"))
+    }
+
+    /// The writer for `INFO persistence`.
+    pub fn status(&self) -> WriterStatus {
+        let ack_offset = self.ack_offset();
+        let queue = self.shared.lock();
+        let stats = &queue.stats;
+        WriterStatus {
+            policy: queue.policy,
+            path: stats.path.clone(),
+            last_write_ok: stats.write_error.is_none() && stats.poisoned.is_none(),
+            last_error: stats.last_error.clone(),
+            poisoned: stats.poisoned.clone(),
+            delayed_fsync: stats.delayed_fsync,
+            appended_offset: queue.appended,
+            written_offset: stats.written,
+            durable_offset: stats.durable,
+            ack_offset,
+            fsyncs: stats.fsyncs,
+            last_fsync_micros: stats.last_fsync_micros,
+            max_fsync_micros: stats.max_fsync_micros,
+            file_len: stats.file_len,
+            pending_bytes: queue.queued_bytes() + stats.unwritten,
+        }
+    }
+
+    /// Stops the thread as a crash would: what is queued is dropped, nothing more is written
+    /// or synced (a sync already running finishes). Power-loss tests stop a node this way
+    /// before cutting the power.
+    pub fn abandon(mut self) {
+        if let Some(thread) = self.thread.take() {
+            {
+                let mut queue = self.shared.lock();
+                queue.abandoned = true;
+                queue.closing = true;
+                queue.worker_idle = false;
+            }
+            self.shared.work.notify_one();
+            let _ = thread.join();
+        }
+    }
+
+    /// What a connection that just ran commands waits for before replying: the ack of
+    /// `offset` (the end of the stream after its commands). `None` when it is already
+    /// acknowledged.
+    pub fn ack_wait(&self, offset: u64) -> Option<AckWait> {
+        if self.ack_offset() >= offset {
+            return None;
+        }
+        Some(AckWait {
+            offset,
+            waiter: self.acks(),
+        })
+    }
+
+    /// Writes everything queued, syncs it (under every policy) and stops the thread. Returns
+    /// the error that poisoned the writer, or the error that kept the last bytes from the
+    /// disk.
+    pub fn close(mut self) -> Result<()> {
+        self.stop()
+    }
+
+    fn stop(&mut self) -> Result<()> {
+        let Some(thread) = self.thread.take() else {
+            return Ok(());
+        };
+        {
+            let mut queue = self.shared.lock();
+            queue.closing = true;
+            queue.worker_idle = false;
+        }
+        self.shared.work.notify_one();
+        thread.join().unwrap_or_else(|_| {
+            Err(Error::Io {
+                path: None,
+                op: "AOF writer",
+                source: io::Error::other("the AOF writer thread panicked"),
+            })
+        })
+    }
+}
+
+impl Drop for AofWriter {
+    fn drop(&mut self) {
+        if let Err(e) = self.stop() {
+            tracing::warn!("AOF writer stopped with an error: {e}");
+        }
+    }
+}
+
+/// A background sync on its way.
+struct InFlight {
+    /// When the sync started, or when it was last counted as delayed.
+    delay_mark: Instant,
+}
+
+/// The writer thread.
+struct Worker {
+    shared: Arc<Shared>,
+    storage: Arc<dyn Storage>,
+    path: PathBuf,
+    file: Box<dyn WritableFile>,
+    /// Counts file handles, so a background sync of a replaced handle does not hand its
+    /// syncer back for reuse.
+    generation: u64,
+    /// The current file's background syncer, while no sync is in flight.
+    syncer: Option<Box<dyn FnMut() -> Result<()> + Send>>,
+    sync_thread: Option<SyncThread>,
+    in_flight: Option<InFlight>,
+    timings: WriterTimings,
+    policy: AppendFsync,
+    /// Bytes taken from the queue and not written yet (kept across a failed write).
+    unwritten: Vec<u8>,
+    /// Stream offset at the end of `unwritten`.
+    unwritten_end: u64,
+    written: u64,
+    synced: u64,
+    /// After a failed write: the file must be cut back to this length before writing again.
+    repair_to: Option<u64>,
+    /// After a failed write: when to try again.
+    next_retry: Option<Instant>,
+    last_sync_start: Option<Instant>,
+    /// The failed sync that poisoned the writer.
+    poison: Option<Error>,
+}
+
+struct SyncThread {
+    requests: mpsc::Sender<SyncRequest>,
+    thread: JoinHandle<()>,
+}
+
+struct SyncRequest {
+    sync: Box<dyn FnMut() -> Result<()> + Send>,
+    generation: u64,
+    covers: u64,
+}
+
+impl Worker {
+    fn run(mut self) -> Result<()> {
+        let result = self.run_rounds();
+        // Wait for a background sync in flight so its outcome is counted, then stop its thread.
+        self.settle_background_sync();
+        if let Some(sync_thread) = self.sync_thread.take() {
+            drop(sync_thread.requests);
+            let _ = sync_thread.thread.join();
+        }
+        let acked = self.shared.acks.lock().acked();
+        self.shared.acks.publish(Ack::Closed { acked });
+        match self.poison.take() {
+            Some(poison) => Err(poison),
+            None => result,
+        }
+    }
+
+    fn run_rounds(&mut self) -> Result<()> {
+        loop {
+            let closing = self.next_round();
+            if self.poison.is_some() || self.shared.lock().abandoned {
+                return Ok(());
+            }
+            let retry_due = self.next_retry.is_none_or(|at| Instant::now() >= at);
+            if !self.unwritten.is_empty() && (closing || retry_due) {
+                if let Err(e) = self.write_unwritten() {
+                    if closing {
+                        return Err(e);
+                    }
+                    continue;
+                }
+            }
+            if self.unwritten.is_empty() && !self.switch_if_queued() {
+                return Ok(());
+            }
+            match self.policy {
+                AppendFsync::Always if self.written > self.synced => {
+                    self.sync_inline();
+                }
+                AppendFsync::EverySec if self.everysec_sync_due() => self.start_everysec_sync(),
+                _ => {}
+            }
+            if closing && self.unwritten.is_empty() && self.queue_is_empty() {
+                self.settle_background_sync();
+                if self.poison.is_none() && self.written > self.synced {
+                    self.sync_inline();
+                }
+                return Ok(());
+            }
+        }
+    }
+
+    fn queue_is_empty(&self) -> bool {
+        let queue = self.shared.lock();
+        queue.head.is_empty() && queue.next_files.is_empty()
+    }
+
+    /// Waits for something to do, takes the queued bytes of the current file and returns
+    /// whether the writer is closing.
+    fn next_round(&mut self) -> bool {
+        let shared = self.shared.clone();
+        let mut queue = shared.lock();
+        loop {
+            if let Some(done) = queue.sync_done.take() {
+                drop(queue);
+                self.background_sync_finished(done);
+                queue = shared.lock();
+                continue;
+            }
+            self.policy = queue.policy;
+            if self.poison.is_some() {
+                // Nothing will ever be written again: drop what is queued, wait for close.
+                queue.head = Vec::new();
+                queue.next_files.clear();
+                self.unwritten = Vec::new();
+                queue.stats.unwritten = 0;
+                if queue.closing {
+                    return true;
+                }
+                queue.worker_idle = true;
+                queue = shared.work.wait(queue).unwrap_or_else(|p| p.into_inner());
+                continue;
+            }
+            let now = Instant::now();
+            let retry_at = self.next_retry.filter(|at| *at > now && !queue.closing);
+            let has_data = !queue.head.is_empty() || !queue.next_files.is_empty();
+            let sync_at = self.everysec_sync_at();
+            let work = queue.closing
+                || (retry_at.is_none() && (has_data || !self.unwritten.is_empty()))
+                || (self.policy == AppendFsync::Always && self.written > self.synced)
+                || sync_at.is_some_and(|at| at <= now);
+            if work {
+                if !queue.head.is_empty() {
+                    if self.unwritten.is_empty() {
+                        // Swap buffers: the queue keeps the capacity of the last batch.
+                        std::mem::swap(&mut self.unwritten, &mut queue.head);
+                    } else {
+                        self.unwritten.extend_from_slice(&queue.head);
+                        queue.head.clear();
+                    }
+                    self.unwritten_end = queue.head_end;
+                    queue.stats.unwritten = self.unwritten.len() as u64;
+                }
+                return queue.closing;
+            }
+            let deadline = [retry_at, sync_at].into_iter().flatten().min();
+            queue.worker_idle = true;
+            queue = match deadline {
+                Some(at) => {
+                    let timeout = at.saturating_duration_since(now);
+                    shared
+                        .work
+                        .wait_timeout(queue, timeout)
+                        .unwrap_or_else(|p| p.into_inner())
+                        .0
+                }
+                None => shared.work.wait(queue).unwrap_or_else(|p| p.into_inner()),
+            };
+            queue.worker_idle = false;
+        }
+    }
+
+    /// Writes `unwritten` with one `write_all`. On failure the file is cut back to its length
+    /// before the write, the bytes stay in `unwritten` and a retry is scheduled.
+    fn write_unwritten(&mut self) -> Result<()> {
+        let result = self.repair().and_then(|()| {
+            if let Some(in_flight) = &mut self.in_flight
+                && in_flight.delay_mark.elapsed() >= self.timings.delayed_fsync_after
+            {
+                // Redis writes anyway after postponing 2 s for a running fsync, and counts it.
+                in_flight.delay_mark = Instant::now();
+                tracing::warn!(
+                    "Asynchronous AOF fsync is taking too long (disk is busy?). Writing the AOF \
+                     buffer without waiting for fsync to complete, this may slow down Redis."
+                );
+                self.shared.lock().stats.delayed_fsync += 1;
+            }
+            let before = self.file.len();
+            let result = write_file(self.file.as_mut(), &self.unwritten);
+            if result.is_err() {
+                self.repair_to = Some(before);
+                // Remove the partial bytes now, so the file never shows a torn record while
+                // the error lasts; if this fails too, the next retry tries again first.
+                let _ = self.repair();
+            }
+            result
+        });
+        match result {
+            Ok(()) => {
+                self.written = self.unwritten_end;
+                self.unwritten.clear();
+                self.next_retry = None;
+                let recovered = {
+                    let mut queue = self.shared.lock();
+                    queue.stats.unwritten = 0;
+                    queue.stats.written = self.written;
+                    queue.stats.file_len = self.file.len();
+                    queue.stats.write_error.take().is_some()
+                };
+                if recovered {
+                    self.update_refusing();
+                    tracing::warn!("AOF write error looks solved, Redis can write again.");
+                }
+                if self.policy != AppendFsync::Always {
+                    self.shared.acks.publish(Ack::Offset(self.written));
+                }
+                Ok(())
+            }
+            Err(e) => {
+                tracing::warn!("Error writing to the AOF file: {e}");
+                self.next_retry = Some(Instant::now() + self.timings.write_retry_interval);
+                {
+                    let mut queue = self.shared.lock();
+                    queue.stats.write_error = Some(strerror(&e));
+                    queue.stats.last_error = Some(e.to_string());
+                    queue.stats.file_len = self.file.len();
+                }
+                self.update_refusing();
+                Err(e)
+            }
+        }
+    }
+
+    /// Cuts the file back to where the failed write started and reopens it, so the next write
+    /// lands right after the last complete one (a handle from `create` keeps its position).
+    fn repair(&mut self) -> Result<()> {
+        let Some(len) = self.repair_to else {
+            return Ok(());
+        };
+        self.storage.truncate(&self.path, len)?;
+        let file = self.storage.open_append(&self.path)?;
+        if file.len() != len {
+            return Err(Error::io(
+                &self.path,
+                "truncate",
+                io::Error::other(format!(
+                    "the file has {} bytes after truncating to {len}",
+                    file.len()
+                )),
+            ));
+        }
+        self.replace_file(file);
+        self.repair_to = None;
+        Ok(())
+    }
+
+    fn replace_file(&mut self, file: Box<dyn WritableFile>) {
+        self.file = file;
+        self.generation += 1;
+        self.syncer = None;
+    }
+
+    fn update_refusing(&self) {
+        let queue = self.shared.lock();
+        let refusing = queue.stats.write_error.is_some() || queue.stats.poisoned.is_some();
+        self.shared.refusing.store(refusing, Ordering::Release);
+    }
+
+    /// Moves to the next queued file once the current one has everything appended before the
+    /// switch: syncs and closes the current file. False when the writer got poisoned.
+    fn switch_if_queued(&mut self) -> bool {
+        let next = {
+            let mut queue = self.shared.lock();
+            if !queue.head.is_empty() {
+                return true;
+            }
+            let Some(next) = queue.next_files.pop_front() else {
+                return true;
+            };
+            queue.head = next.bytes;
+            queue.head_end = next.end;
+            (next.path, next.file)
+        };
+        self.settle_background_sync();
+        if self.poison.is_none() && self.written > self.synced {
+            self.sync_inline();
+        }
+        if self.poison.is_some() {
+            return false;
+        }
+        let (path, file) = next;
+        self.path = path;
+        self.replace_file(file);
+        self.repair_to = None;
+        let mut queue = self.shared.lock();
+        queue.stats.path = self.path.clone();
+        queue.stats.file_len = self.file.len();
+        true
+    }
+
+    /// Syncs the current file on this thread. A failure poisons the writer.
+    fn sync_inline(&mut self) {
+        self.settle_background_sync();
+        if self.poison.is_some() {
+            return;
+        }
+        let covers = self.written;
+        let started = Instant::now();
+        self.last_sync_start = Some(started);
+        let result = sync_file(self.file.as_mut());
+        let elapsed = started.elapsed();
+        self.sync_finished(covers, elapsed, result);
+        if self.policy == AppendFsync::EverySec && elapsed >= self.timings.delayed_fsync_after {
+            // Writes waited for this sync as they wait for a delayed background one.
+            let mut queue = self.shared.lock();
+            if !queue.head.is_empty() {
+                queue.stats.delayed_fsync += periods(elapsed, self.timings.delayed_fsync_after);
+            }
+        }
+    }
+
+    fn sync_finished(&mut self, covers: u64, elapsed: Duration, result: Result<()>) {
+        match result {
+            Ok(()) => {
+                self.synced = self.synced.max(covers);
+                {
+                    let mut queue = self.shared.lock();
+                    let stats = &mut queue.stats;
+                    stats.durable = self.synced;
+                    stats.fsyncs += 1;
+                    let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+                    stats.last_fsync_micros = micros;
+                    stats.max_fsync_micros = stats.max_fsync_micros.max(micros);
+                }
+                if self.policy == AppendFsync::Always {
+                    self.shared.acks.publish(Ack::Offset(self.synced));
+                }
+            }
+            Err(e) => self.poison(e),
+        }
+    }
+
+    /// A failed sync: the bytes it covered may be gone although the process still reads them,
+    /// and a later sync cannot bring them back, so the writer stops for good.
+    fn poison(&mut self, e: Error) {
+        tracing::error!(
+            "Can't persist AOF: fdatasync failed ({e}). The AOF is poisoned: writes are refused \
+             until the server is restarted."
+        );
+        let reason: Arc<str> = e.to_string().into();
+        {
+            let mut queue = self.shared.lock();
+            queue.stats.poisoned = Some(strerror(&e));
+            queue.stats.last_error = Some(e.to_string());
+        }
+        self.update_refusing();
+        let acked = self.shared.acks.lock().acked();
+        self.shared.acks.publish(Ack::Poisoned { acked, reason });
+        if self.poison.is_none() {
+            self.poison = Some(e);
+        }
+    }
+
+    /// When the next `everysec` sync may start, if one is needed.
+    fn everysec_sync_at(&self) -> Option<Instant> {
+        if self.policy != AppendFsync::EverySec
+            || self.written <= self.synced
+            || self.in_flight.is_some()
+        {
+            return None;
+        }
+        Some(match self.last_sync_start {
+            Some(at) => at + self.timings.fsync_interval,
+            None => Instant::now(),
+        })
+    }
+
+    fn everysec_sync_due(&self) -> bool {
+        self.everysec_sync_at()
+            .is_some_and(|at| at <= Instant::now())
+    }
+
+    /// Starts an `everysec` sync on the sync thread, or runs it here when the file offers no
+    /// background syncer (or the thread cannot start).
+    fn start_everysec_sync(&mut self) {
+        if self.syncer.is_none() {
+            self.syncer = self.file.background_syncer();
+        }
+        if self.syncer.is_some() && self.sync_thread.is_none() {
+            self.sync_thread = SyncThread::start(self.shared.clone());
+        }
+        let (Some(sync), Some(sync_thread)) = (self.syncer.take(), &self.sync_thread) else {
+            self.sync_inline();
+            return;
+        };
+        let request = SyncRequest {
+            sync,
+            generation: self.generation,
+            covers: self.written,
+        };
+        let now = Instant::now();
+        match sync_thread.requests.send(request) {
+            Ok(()) => {
+                self.last_sync_start = Some(now);
+                self.in_flight = Some(InFlight { delay_mark: now });
+            }
+            Err(mpsc::SendError(request)) => {
+                self.syncer = Some(request.sync);
+                self.sync_thread = None;
+                self.sync_inline();
+            }
+        }
+    }
+
+    fn background_sync_finished(&mut self, done: SyncDone) {
+        self.in_flight = None;
+        if done.generation == self.generation {
+            self.syncer = Some(done.sync);
+        }
+        self.sync_finished(done.covers, done.elapsed, done.result);
+    }
+
+    /// Waits for the background sync in flight, if any, and takes its outcome.
+    fn settle_background_sync(&mut self) {
+        if self.in_flight.is_none() {
+            return;
+        }
+        let shared = self.shared.clone();
+        let mut queue = shared.lock();
+        loop {
+            if let Some(done) = queue.sync_done.take() {
+                drop(queue);
+                self.background_sync_finished(done);
+                return;
+            }
+            queue.worker_idle = true;
+            queue = shared.work.wait(queue).unwrap_or_else(|p| p.into_inner());
+            queue.worker_idle = false;
+        }
+    }
+}
+
+impl SyncThread {
+    /// `None` when the thread cannot start (the writer then syncs inline).
+    fn start(shared: Arc<Shared>) -> Option<SyncThread> {
+        let (requests, rx) = mpsc::channel::<SyncRequest>();
+        let thread = std::thread::Builder::new()
+            .name("keeper-aof-fsync".into())
+            .spawn(move || {
+                while let Ok(mut request) = rx.recv() {
+                    let started = Instant::now();
+                    let result = background_sync(&mut request.sync);
+                    let done = SyncDone {
+                        sync: request.sync,
+                        generation: request.generation,
+                        covers: request.covers,
+                        elapsed: started.elapsed(),
+                        result,
+                    };
+                    shared.lock().sync_done = Some(done);
+                    shared.work.notify_one();
+                }
+            })
+            .ok()?;
+        Some(SyncThread { requests, thread })
+    }
+}
+
+fn write_file(file: &mut dyn WritableFile, bytes: &[u8]) -> Result<()> {
+    fail::fail_point!(failpoints::AOF_WRITE, |_| Err(failpoints::injected(
+        failpoints::AOF_WRITE
+    )));
+    file.write_all(bytes)
+}
+
+fn sync_file(file: &mut dyn WritableFile) -> Result<()> {
+    fail::fail_point!(failpoints::AOF_FSYNC, |_| Err(failpoints::injected(
+        failpoints::AOF_FSYNC
+    )));
+    file.sync_data()
+}
+
+fn background_sync(sync: &mut Box<dyn FnMut() -> Result<()> + Send>) -> Result<()> {
+    fail::fail_point!(failpoints::AOF_FSYNC, |_| Err(failpoints::injected(
+        failpoints::AOF_FSYNC
+    )));
+    sync()
+}
+
+/// How many whole `period`s fit in `elapsed` (at least one when called).
+fn periods(elapsed: Duration, period: Duration) -> u64 {
+    if period.is_zero() {
+        return 1;
+    }
+    u64::try_from(elapsed.as_nanos() / period.as_nanos())
+        .unwrap_or(u64::MAX)
+        .max(1)
+}
+
+/// What C's `strerror` says for the OS error behind `e` (Redis's MISCONF text), or the error's
+/// own text when no OS error is behind it.
+fn strerror(e: &Error) -> String {
+    match e {
+        Error::Io { source, .. } => match source.raw_os_error() {
+            Some(code) => {
+                let text = io::Error::from_raw_os_error(code).to_string();
+                let suffix = format!(" (os error {code})");
+                text.strip_suffix(&suffix).unwrap_or(&text).to_string()
+            }
+            None => source.to_string(),
+        },
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests;
