@@ -175,13 +175,13 @@ fn round(seed: u64, mode: Mode) -> (usize, usize) {
     node.cancel_bgsave();
     node.abandon_aof();
     drop(node);
-    let mode = [
+    let crash = [
         CrashMode::DropUnsynced,
         CrashMode::KeepRandomPrefix,
         CrashMode::TearLastWrite,
         CrashMode::ZeroFillTail,
     ][rng.below(4) as usize];
-    storage.crash(mode);
+    storage.crash(crash);
 
     let node = engine(&storage, mode);
     let mut present = 0;
@@ -198,12 +198,12 @@ fn round(seed: u64, mode: Mode) -> (usize, usize) {
         for later in n..sent.len() + 2 {
             assert!(
                 string(&node, &format!("w{w}:op:{later}")).is_none(),
-                "seed {seed} {mode:?}: writer {w} has operation {later} but not {n} (or it was never sent)"
+                "seed {seed} {mode:?} {crash:?}: writer {w} has operation {later} but not {n} (or it was never sent)"
             );
         }
         assert!(
             n >= promised[w],
-            "seed {seed} {mode:?}: writer {w} lost saved operations: {n} < {}",
+            "seed {seed} {mode:?} {crash:?}: writer {w} lost saved operations: {n} < {}",
             promised[w]
         );
         let done = &sent[..n];
@@ -212,17 +212,17 @@ fn round(seed: u64, mode: Mode) -> (usize, usize) {
         assert_eq!(
             int(format!("w{w}:count")),
             count(1),
-            "seed {seed} {mode:?}: writer {w} INCR transactions"
+            "seed {seed} {mode:?} {crash:?}: writer {w} INCR transactions"
         );
         assert_eq!(
             int(format!("w{w}:txcount")),
             count(2),
-            "seed {seed} {mode:?}: writer {w} transactions"
+            "seed {seed} {mode:?} {crash:?}: writer {w} transactions"
         );
         assert_eq!(
             list_len(&node, &format!("w{w}:log")),
             count(2),
-            "seed {seed} {mode:?}: writer {w} transaction log"
+            "seed {seed} {mode:?} {crash:?}: writer {w} transaction log"
         );
         present += n;
     }
