@@ -477,13 +477,12 @@ impl Engine {
         };
         aof.finish_rewrite(false);
         aof.observe_free_space();
-        if let Some(trigger) = aof.rewrite_due(Instant::now()) {
-            if aof
+        if let Some(trigger) = aof.rewrite_due(Instant::now())
+            && aof
                 .start_rewrite(self.store.snapshot(), offset, trigger)
                 .is_ok()
-            {
-                self.propagated_db = None;
-            }
+        {
+            self.propagated_db = None;
         }
     }
 
