@@ -4,12 +4,19 @@
 //! `Store` is used.
 //!
 //! ```text
-//! cargo run --example own_store -- 127.0.0.1:7000 ./own-data
+//! cargo run --example own_store -- 127.0.0.1:7000 ./own-data [--appendonly]
 //! redis-cli -p 7000 SET greeting hello
 //! redis-cli -p 7000 SAVE            # ./own-data/dump.rdb, loadable by redis-server
+//! redis-cli -p 7000 BGREWRITEAOF    # with --appendonly: ./own-data/appendonlydir/
 //! ```
 //!
-//! Commands: PING, GET, SET, DEL, DBSIZE, SAVE, BGSAVE. The keyspace is an
+//! With `--appendonly` the server also gets keeper's AOF (Redis 7's multi-part format,
+//! `appendfsync always` with group commit): at start keeper's loader replays the directory
+//! through [`Apply`]; each write is encoded as RESP and appended to [`Aof`] under the same lock
+//! that orders the writes, and its reply waits for the fdatasync that covers it; a rewrite
+//! writes the new base from a [`Dataset`] snapshot.
+//!
+//! Commands: PING, GET, SET, DEL, DBSIZE, SAVE, BGSAVE, BGREWRITEAOF. The keyspace is an
 //! `Arc<HashMap<…>>`: a snapshot clones the `Arc` (O(1)), and the first write while a snapshot
 //! is alive copies the map once (`Arc::make_mut`). That is the simplest point-in-time scheme
 //! for a server of its own; keeper's `Store` uses persistent maps instead.
@@ -21,6 +28,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use bytes::{Bytes, BytesMut};
+use keeper::aof::{self, Aof, RewriteTrigger};
+use keeper::config::{AppendFsync, Config};
 use keeper::dataset::{Apply, Dataset, DatasetSnapshot};
 use keeper::resp::{Limits, Reply, RequestParser};
 use keeper::snapshot::{self, ExpiredKeys, LoadOutcome, SaveOptions};
@@ -125,28 +134,85 @@ fn execute(strings: &mut Strings, argv: &[Bytes]) -> Reply {
     }
 }
 
+/// What the server's one lock guards: the keyspace and, with `--appendonly`, the AOF. Both
+/// change under the lock, so the AOF's order is the order writes were applied in.
+struct State {
+    strings: Strings,
+    aof: Option<Aof>,
+    /// The AOF's stream needs a `SELECT` before its first command (every incr file starts
+    /// with one; this server has one database).
+    selected: bool,
+}
+
 /// The server: the keyspace and where it is saved.
 struct Server {
-    strings: Mutex<Strings>,
+    state: Mutex<State>,
     dump: PathBuf,
 }
 
+fn unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
 impl Server {
-    /// Loads `dir/dump.rdb` when there is one.
-    fn open(dir: &Path) -> keeper::Result<Server> {
+    /// Loads `dir/dump.rdb` when there is one; with `appendonly`, loads and opens the AOF
+    /// directory instead (as Redis: the RDB is not read when the AOF is on).
+    fn open(dir: &Path, appendonly: bool) -> keeper::Result<Server> {
         std::fs::create_dir_all(dir).map_err(|e| keeper::Error::io(dir, "create", e))?;
         let dump = dir.join("dump.rdb");
         let mut strings = Strings::default();
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
-        if let LoadOutcome::Loaded(stats) =
+        let now = unix_ms();
+        let mut aof_opened = None;
+        if appendonly {
+            let config = Config {
+                dir: dir.to_path_buf(),
+                appendonly: true,
+                appendfsync: AppendFsync::Always,
+                ..Config::default()
+            };
+            let prepared = Aof::prepare(&OsStorage, &config)?;
+            let mut position = (String::from("0").repeat(40), 0);
+            if let Some(manifest) = &prepared.manifest {
+                let names = aof::manifest::AofNames::new(&config.appendfilename);
+                let options = aof::loader::LoadOptions {
+                    load_truncated: true,
+                    now_ms: now,
+                };
+                let report = aof::loader::load(
+                    &OsStorage,
+                    &config.aof_dir(),
+                    &names,
+                    manifest,
+                    &mut strings,
+                    &options,
+                )?;
+                eprintln!("loaded {} AOF commands", report.commands());
+                if let Some(repl) = report.repl {
+                    position = (repl.replid, repl.offset);
+                }
+            }
+            let aof = Aof::open(
+                Arc::new(OsStorage),
+                &config,
+                prepared.manifest,
+                &strings.snapshot(),
+                &position.0,
+                position.1,
+            )?;
+            aof_opened = Some(aof);
+        } else if let LoadOutcome::Loaded(stats) =
             snapshot::load_rdb(&OsStorage, &dump, &mut strings, ExpiredKeys::SkipAt(now))?
         {
             eprintln!("loaded {} keys from {}", stats.keys_loaded, dump.display());
         }
         Ok(Server {
-            strings: Mutex::new(strings),
+            state: Mutex::new(State {
+                strings,
+                aof: aof_opened,
+                selected: false,
+            }),
             dump,
         })
     }
@@ -159,22 +225,76 @@ impl Server {
     }
 
     fn command(self: &Arc<Self>, argv: &[Bytes]) -> Reply {
-        let mut strings = self.strings.lock().expect("keyspace lock");
+        let mut state = self.state.lock().expect("keyspace lock");
         match argv[0].to_ascii_lowercase().as_slice() {
             b"save" => {
-                let view = strings.snapshot();
-                drop(strings);
+                let view = state.strings.snapshot();
+                drop(state);
                 self.save(view)
             }
             b"bgsave" => {
                 // The view is taken under the lock (one point of the write stream); the
                 // file is written after it is released, while clients go on writing.
-                let view = strings.snapshot();
+                let view = state.strings.snapshot();
                 let server = Arc::clone(self);
                 std::thread::spawn(move || server.save(view));
                 Reply::Simple("Background saving started".into())
             }
-            _ => execute(&mut strings, argv),
+            b"bgrewriteaof" => {
+                let view = state.strings.snapshot();
+                let State { aof, selected, .. } = &mut *state;
+                let Some(aof) = aof else {
+                    return Reply::error("ERR the AOF is off (start with --appendonly)");
+                };
+                let offset = aof.writer().offset();
+                match aof.start_rewrite(view, offset, RewriteTrigger::Command) {
+                    Ok(()) => {
+                        // The new incr file starts with its own SELECT.
+                        *selected = false;
+                        Reply::Simple("Background append only file rewriting started".into())
+                    }
+                    Err(e) => Reply::error(e),
+                }
+            }
+            name => {
+                let is_write = matches!(name, b"set" | b"del");
+                if is_write
+                    && let Some(refusal) = state.aof.as_mut().and_then(|a| a.write_refusal(0))
+                {
+                    return Reply::error(refusal);
+                }
+                let reply = execute(&mut state.strings, argv);
+                let changed = name == b"set" || matches!(reply, Reply::Int(n) if n > 0);
+                let State { aof, selected, .. } = &mut *state;
+                let Some(aof) = aof.as_mut().filter(|_| is_write && changed) else {
+                    return reply;
+                };
+                let mut record = Vec::new();
+                if !*selected {
+                    keeper::resp::write_command(&mut record, &[&b"SELECT"[..], b"0"]);
+                    *selected = true;
+                }
+                keeper::resp::write_command(&mut record, argv);
+                aof.append(&record, unix_ms());
+                let wait = aof.writer().ack_wait(aof.writer().offset());
+                drop(state);
+                // The reply waits for the fdatasync covering the write (group commit:
+                // other clients' writes go on meanwhile).
+                match wait.map_or(Ok(()), |w| w.wait_blocking()) {
+                    Ok(()) => reply,
+                    Err(e) => Reply::error(format!("ERR the write is not durable: {e}")),
+                }
+            }
+        }
+    }
+
+    /// Collects a finished AOF rewrite (what keeper server's cron does), ten times a second.
+    fn cron(self: Arc<Self>) {
+        loop {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            if let Some(aof) = &mut self.state.lock().expect("keyspace lock").aof {
+                aof.finish_rewrite(false);
+            }
         }
     }
 }
@@ -210,7 +330,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let addr = args.next().unwrap_or_else(|| "127.0.0.1:7000".into());
     let dir = PathBuf::from(args.next().unwrap_or_else(|| "own-data".into()));
-    let server = Arc::new(Server::open(&dir)?);
+    let appendonly = args.next().as_deref() == Some("--appendonly");
+    let server = Arc::new(Server::open(&dir, appendonly)?);
+    std::thread::spawn({
+        let server = Arc::clone(&server);
+        move || server.cron()
+    });
     let listener = TcpListener::bind(&addr)?;
     eprintln!("own_store listening on {addr}, data in {}", dir.display());
     for socket in listener.incoming() {
@@ -236,7 +361,7 @@ mod tests {
     #[test]
     fn saves_a_dump_redis_tools_accept_and_loads_it_back() {
         let dir = tempfile::tempdir().unwrap();
-        let server = Arc::new(Server::open(dir.path()).unwrap());
+        let server = Arc::new(Server::open(dir.path(), false).unwrap());
         assert_eq!(run(&server, &["SET", "greeting", "hello"]), Reply::Ok);
         assert_eq!(run(&server, &["SET", "n", "42"]), Reply::Ok);
         assert_eq!(run(&server, &["SAVE"]), Reply::Ok);
@@ -254,10 +379,49 @@ mod tests {
             String::from_utf8_lossy(&check.stdout)
         );
 
-        let server = Arc::new(Server::open(dir.path()).unwrap());
+        let server = Arc::new(Server::open(dir.path(), false).unwrap());
         assert_eq!(run(&server, &["GET", "greeting"]), Reply::bulk("hello"));
         assert_eq!(run(&server, &["GET", "after"]), Reply::Nil);
         assert_eq!(run(&server, &["DBSIZE"]), Reply::Int(2));
+    }
+
+    #[test]
+    fn the_aof_through_the_traits_survives_restarts_and_rewrites() {
+        let dir = tempfile::tempdir().unwrap();
+        let server = Arc::new(Server::open(dir.path(), true).unwrap());
+        assert_eq!(run(&server, &["SET", "greeting", "hello"]), Reply::Ok);
+        assert_eq!(run(&server, &["SET", "gone", "x"]), Reply::Ok);
+        assert_eq!(run(&server, &["DEL", "gone"]), Reply::Int(1));
+        drop(server);
+
+        let server = Arc::new(Server::open(dir.path(), true).unwrap());
+        assert_eq!(run(&server, &["GET", "greeting"]), Reply::bulk("hello"));
+        assert_eq!(run(&server, &["DBSIZE"]), Reply::Int(1));
+        assert_eq!(
+            run(&server, &["BGREWRITEAOF"]),
+            Reply::Simple("Background append only file rewriting started".into())
+        );
+        assert_eq!(run(&server, &["SET", "during", "rewrite"]), Reply::Ok);
+        {
+            let mut state = server.state.lock().unwrap();
+            assert!(state.aof.as_mut().unwrap().finish_rewrite(true));
+        }
+        assert_eq!(run(&server, &["SET", "after", "rewrite"]), Reply::Ok);
+        drop(server);
+
+        // Real Redis's checker accepts the directory keeper wrote for this server.
+        let check = std::process::Command::new("redis-check-aof")
+            .arg(dir.path().join("appendonlydir/appendonly.aof.manifest"))
+            .output()
+            .expect("redis-check-aof (redis-tools) must be installed");
+        assert!(
+            check.status.success(),
+            "{}",
+            String::from_utf8_lossy(&check.stdout)
+        );
+        let server = Arc::new(Server::open(dir.path(), true).unwrap());
+        assert_eq!(run(&server, &["DBSIZE"]), Reply::Int(3));
+        assert_eq!(run(&server, &["GET", "during"]), Reply::bulk("rewrite"));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! # keeper
 //!
-//! Redis-grade durability for in-memory cache servers: Redis's own RDB snapshot format (and,
-//! as the project grows, the multi-part AOF, backups and the PSYNC2 replication stream) as a
+//! Redis-grade durability for in-memory cache servers: Redis's own RDB snapshots and Redis 7's
+//! multi-part AOF (and, as the project grows, backups and the PSYNC2 replication stream) as a
 //! Rust library, plus the `keeper` command-line tool operators run to check, inspect and
 //! convert those files.
 //!
@@ -34,7 +34,10 @@
 //!
 //! A cache server with its own data structures implements [`dataset::Dataset`] (a cheap,
 //! point-in-time view) and [`dataset::Apply`] (take loaded entries and replayed commands);
-//! snapshots need nothing else. `examples/own_store.rs` is a whole server built that way.
+//! snapshots need nothing else, and neither does the AOF: [`aof::loader::load`] replays a
+//! directory through `Apply`, [`aof::Aof`] takes the server's writes as RESP bytes (with a
+//! wait for the group commit's fdatasync before the reply) and rewrites from a `Dataset`
+//! snapshot. `examples/own_store.rs` is a whole server built that way, with both.
 //!
 //! ```
 //! use keeper::dataset::{Apply, Dataset, DatasetSnapshot};
