@@ -710,13 +710,14 @@ impl Worker {
                 return Ok(());
             }
             let retry_due = self.next_retry.is_none_or(|at| Instant::now() >= at);
-            if !self.unwritten.is_empty() && (closing || retry_due) {
-                if let Err(e) = self.write_unwritten() {
-                    if closing {
-                        return Err(e);
-                    }
-                    continue;
+            if !self.unwritten.is_empty()
+                && (closing || retry_due)
+                && let Err(e) = self.write_unwritten()
+            {
+                if closing {
+                    return Err(e);
                 }
+                continue;
             }
             if self.unwritten.is_empty() && !self.switch_if_queued() {
                 return Ok(());
