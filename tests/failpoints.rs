@@ -215,7 +215,11 @@ fn an_aof_write_error_refuses_writes_until_a_retry_succeeds() {
                 failpoints::AOF_WRITE
             )
         );
-        assert_eq!(writer.ack_offset(), first, "nothing unwritten is acknowledged");
+        assert_eq!(
+            writer.ack_offset(),
+            first,
+            "nothing unwritten is acknowledged"
+        );
         assert_eq!(aof_content(&storage), b"*1\r\n$4\r\nPING\r\n");
 
         fail::remove(failpoints::AOF_WRITE);

@@ -300,7 +300,11 @@ fn nothing_acknowledged_under_always_is_lost_at_a_power_loss() {
         sim.crash(mode);
         let image = live(&sim, "a.1.incr.aof");
         let stream = engine.lock().unwrap().1.clone();
-        assert!(image.len() >= acked, "seed {seed}: {} < {acked}", image.len());
+        assert!(
+            image.len() >= acked,
+            "seed {seed}: {} < {acked}",
+            image.len()
+        );
         assert_eq!(image[..acked], stream[..acked], "seed {seed} {mode:?}");
         for client in clients {
             client.join().unwrap();
@@ -322,10 +326,18 @@ fn always_groups_what_arrives_during_a_sync_into_one_commit() {
     for i in 1..=100 {
         writer.append(&record(i));
     }
-    assert_eq!(writer.ack_offset(), 0, "nothing is acked before its sync returns");
+    assert_eq!(
+        writer.ack_offset(),
+        0,
+        "nothing is acked before its sync returns"
+    );
     gate.open();
     writer.acks().wait(writer.offset()).unwrap();
-    assert_eq!(gate.syncs(), 2, "one sync for the first command, one for the 100");
+    assert_eq!(
+        gate.syncs(),
+        2,
+        "one sync for the first command, one for the 100"
+    );
     assert_eq!(writer.status().fsyncs, 2);
     writer.close().unwrap();
 }
@@ -374,7 +386,9 @@ fn a_failed_fsync_poisons_for_good() {
             "{refused}"
         );
         assert!(refused.contains("restarted"), "{refused}");
-        assert!(matches!(writer.ack(), Ack::Poisoned { acked, .. } if acked == writer.ack_offset()));
+        assert!(
+            matches!(writer.ack(), Ack::Poisoned { acked, .. } if acked == writer.ack_offset())
+        );
 
         // Later appends are never acknowledged and never synced.
         let syncs = gate.syncs();
@@ -386,7 +400,11 @@ fn a_failed_fsync_poisons_for_good() {
         ));
         let err = writer.close().unwrap_err();
         assert!(err.to_string().contains("fdatasync"), "{err}");
-        assert_eq!(gate.syncs(), syncs, "{policy:?}: no sync after the failed one");
+        assert_eq!(
+            gate.syncs(),
+            syncs,
+            "{policy:?}: no sync after the failed one"
+        );
         sim.crash(CrashMode::DropUnsynced);
         assert!(live(&sim, "a.1.incr.aof").starts_with(b"first\r\n"));
     }
@@ -455,7 +473,11 @@ fn eio_on_write_under_always_acks_nothing_until_written_and_synced() {
         // Close retries the write (the fault hit once), syncs and reports success.
         writer.close().unwrap();
         sim.crash(CrashMode::DropUnsynced);
-        assert_eq!(live(&sim, "a.1.incr.aof"), [one, two].concat(), "seed {seed}");
+        assert_eq!(
+            live(&sim, "a.1.incr.aof"),
+            [one, two].concat(),
+            "seed {seed}"
+        );
     }
 }
 
@@ -518,7 +540,10 @@ fn switch_file_syncs_the_old_file_under_no() {
     writer.append(b"new\r\n");
     writer.acks().wait(writer.offset()).unwrap();
     let status = writer.status();
-    assert_eq!(status.durable_offset, 5, "the old file was synced at the switch");
+    assert_eq!(
+        status.durable_offset, 5,
+        "the old file was synced at the switch"
+    );
     assert_eq!(status.fsyncs, 1);
     sim.crash(CrashMode::DropUnsynced);
     assert_eq!(live(&sim, "a.1.incr.aof"), b"old\r\n");
