@@ -63,6 +63,19 @@ pub enum Error {
     /// A caller asked for something invalid (bad argument, bad option value).
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+
+    /// A write would pass the AOF's disk budget (`aof-max-disk-size`, or the free space
+    /// `aof-disk-reserve` keeps): nothing of it was written.
+    #[error("the AOF disk budget leaves {left} bytes for this write of {needed}")]
+    DiskBudget { left: u64, needed: u64 },
+
+    /// An `fdatasync` of the AOF failed: what it covered may be lost although a later sync
+    /// would report success, so the AOF acknowledges nothing more until a restart.
+    #[error("the AOF is poisoned by a failed fdatasync: {source}")]
+    Poisoned {
+        #[source]
+        source: Box<Error>,
+    },
 }
 
 impl Error {
@@ -96,7 +109,7 @@ impl Error {
                     *p = Some(path.to_path_buf());
                 }
             }
-            Error::InvalidArgument(_) => {}
+            Error::InvalidArgument(_) | Error::DiskBudget { .. } | Error::Poisoned { .. } => {}
         }
         self
     }

@@ -130,7 +130,7 @@ impl Budget {
 }
 
 /// A [`Storage`] whose files may together grow by at most a shared number of bytes: a write
-/// that would pass it fails with `ENOSPC`-like "AOF disk budget" error and writes nothing.
+/// that would pass it fails with [`Error::DiskBudget`] and writes nothing.
 /// Everything else goes straight to the inner storage.
 #[derive(Debug, Clone)]
 pub struct CappedStorage {
@@ -155,22 +155,10 @@ impl CappedStorage {
     }
 }
 
-/// The error of a write the cap refused.
-fn over_budget(limit: u64) -> Error {
-    Error::Io {
-        path: None,
-        op: "write within the AOF disk budget",
-        source: io::Error::new(
-            io::ErrorKind::StorageFull,
-            format!("the AOF disk budget leaves {limit} bytes for this file"),
-        ),
-    }
-}
 
 struct CappedFile {
     inner: Box<dyn WritableFile>,
     remaining: Arc<AtomicU64>,
-    limit: u64,
 }
 
 impl WritableFile for CappedFile {
@@ -181,8 +169,8 @@ impl WritableFile for CappedFile {
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
                 left.checked_sub(len)
             });
-        if taken.is_err() {
-            return Err(over_budget(self.limit));
+        if let Err(left) = taken {
+            return Err(Error::DiskBudget { left, needed: len });
         }
         self.inner.write_all(buf)
     }
@@ -205,7 +193,6 @@ impl Storage for CappedStorage {
         Ok(Box::new(CappedFile {
             inner: self.inner.create(path)?,
             remaining: self.remaining.clone(),
-            limit: self.limit,
         }))
     }
 
@@ -213,7 +200,6 @@ impl Storage for CappedStorage {
         Ok(Box::new(CappedFile {
             inner: self.inner.open_append(path)?,
             remaining: self.remaining.clone(),
-            limit: self.limit,
         }))
     }
 

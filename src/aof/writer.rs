@@ -764,7 +764,9 @@ impl Worker {
         let acked = self.shared.acks.lock().acked();
         self.shared.acks.publish(Ack::Closed { acked });
         match self.poison.take() {
-            Some(poison) => Err(poison),
+            Some(poison) => Err(Error::Poisoned {
+                source: Box::new(poison),
+            }),
             None => result,
         }
     }
