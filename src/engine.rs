@@ -453,9 +453,11 @@ impl Engine {
         let offset = self.repl_offset;
         let snapshot = self.store.snapshot();
         let Some(aof) = &mut self.aof else {
-            return Err("ERR Background append only file rewriting needs appendonly yes in \
+            return Err(
+                "ERR Background append only file rewriting needs appendonly yes in \
                         keeper (Redis's rewrite of a disabled AOF has nothing to append to)"
-                .into());
+                    .into(),
+            );
         };
         // Every incr file starts with a SELECT (as Redis's do after a rewrite).
         aof.start_rewrite(snapshot, offset, RewriteTrigger::Command)?;
@@ -465,7 +467,9 @@ impl Engine {
 
     /// Waits for a running AOF rewrite to end and installs it (tests, shutdown).
     pub fn finish_aof_rewrite(&mut self) -> bool {
-        self.aof.as_mut().is_some_and(|aof| aof.finish_rewrite(true))
+        self.aof
+            .as_mut()
+            .is_some_and(|aof| aof.finish_rewrite(true))
     }
 
     /// The AOF part of the cron: collects a finished rewrite, refreshes the free space the

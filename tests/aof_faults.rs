@@ -109,7 +109,9 @@ fn enospc_while_appending_removes_the_partial_bytes_refuses_writes_and_recovers(
     });
     write(&mut engine, &["SET", "big", &"x".repeat(200)]).expect("accepted before the error");
     eventually("the write error", || {
-        engine.write_refusal(10).is_some_and(|e| e.contains("MISCONF"))
+        engine
+            .write_refusal(10)
+            .is_some_and(|e| e.contains("MISCONF"))
     });
     let refusal = write(&mut engine, &["SET", "refused", "1"]).unwrap_err();
     assert!(
@@ -157,8 +159,9 @@ fn assert_no_torn_tail(storage: &Arc<SimStorage>, config: &Config) {
         load_truncated: false,
         now_ms: keeper::engine::unix_now_ms(),
     };
-    let report = keeper::aof::loader::load(&**storage, &dir, &names, &manifest, &mut store, &options)
-        .expect("the AOF loads without cutting a torn tail");
+    let report =
+        keeper::aof::loader::load(&**storage, &dir, &names, &manifest, &mut store, &options)
+            .expect("the AOF loads without cutting a torn tail");
     assert!(report.truncation.is_none());
 }
 
@@ -175,7 +178,10 @@ fn a_failed_fsync_poisons_the_aof_until_a_restart() {
     });
     write(&mut engine, &["SET", "unlucky", "1"]).expect("accepted before the error");
     let err = ack(&engine).expect_err("no acknowledgement for what the failed fsync covered");
-    assert!(err.contains("poisoned") && err.contains("fdatasync"), "{err}");
+    assert!(
+        err.contains("poisoned") && err.contains("fdatasync"),
+        "{err}"
+    );
     storage.set_faults(FaultPlan::default());
     // Never retried and trusted: writes stay refused although the disk works again.
     std::thread::sleep(Duration::from_millis(50));
@@ -208,14 +214,19 @@ fn rewrite_with_fault(seed: u64, plan: impl Fn(&SimStorage) -> FaultPlan) {
         for i in 100..150 {
             // Writes refused while the disk is full are simply not acknowledged.
             if write(&mut engine, &["SET", &format!("k{i}"), &i.to_string()]).is_ok() {
-                let _ = engine.aof_ack_wait().map(|w| w.wait_timeout(Duration::from_millis(200)));
+                let _ = engine
+                    .aof_ack_wait()
+                    .map(|w| w.wait_timeout(Duration::from_millis(200)));
             }
         }
         if started.is_ok() {
             engine.finish_aof_rewrite();
         }
         let info = engine.aof().unwrap().info_fields();
-        assert!(info.contains("aof_last_bgrewrite_status:err") || started.is_err(), "{info}");
+        assert!(
+            info.contains("aof_last_bgrewrite_status:err") || started.is_err(),
+            "{info}"
+        );
         storage.set_faults(FaultPlan::default());
         eventually("writes to resume", || engine.write_refusal(10).is_none());
         for i in 150..200 {

@@ -167,7 +167,12 @@ fn a_restart_from_the_aof_keeps_the_data_and_the_replication_position() {
 fn the_disk_budget_refuses_writes_over_tcp_keeps_reads_and_recovers_by_itself() {
     let dir = tempfile::tempdir().unwrap();
     let mut args = aof_args("everysec");
-    args.extend(["--aof-max-disk-size", "256kb", "--auto-aof-rewrite-percentage", "0"]);
+    args.extend([
+        "--aof-max-disk-size",
+        "256kb",
+        "--auto-aof-rewrite-percentage",
+        "0",
+    ]);
     let server = KeeperServer::start(dir.path(), &args);
     let mut client = server.client();
     let value = "v".repeat(1000);
@@ -205,7 +210,10 @@ fn the_disk_budget_refuses_writes_over_tcp_keeps_reads_and_recovers_by_itself() 
     }
     let fields = persistence(&mut client);
     assert_eq!(fields["aof_disk_budget"], "262144");
-    assert!(fields["aof_rewrites"].parse::<u64>().unwrap() >= 1, "{fields:?}");
+    assert!(
+        fields["aof_rewrites"].parse::<u64>().unwrap() >= 1,
+        "{fields:?}"
+    );
     let usage: u64 = fields["aof_disk_usage"].parse().unwrap();
     assert!(usage <= 262_144, "{usage}");
     let on_disk: u64 = std::fs::read_dir(dir.path().join("appendonlydir"))

@@ -41,14 +41,7 @@ impl Mode {
     fn server_args(self) -> Vec<&'static str> {
         match self {
             Mode::Snapshots => vec!["--save", ""],
-            Mode::Aof(policy) => vec![
-                "--save",
-                "",
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                policy,
-            ],
+            Mode::Aof(policy) => vec!["--save", "", "--appendonly", "yes", "--appendfsync", policy],
         }
     }
 }

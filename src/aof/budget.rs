@@ -155,7 +155,6 @@ impl CappedStorage {
     }
 }
 
-
 struct CappedFile {
     inner: Box<dyn WritableFile>,
     remaining: Arc<AtomicU64>,
@@ -261,7 +260,10 @@ mod tests {
     fn a_write_that_would_cross_the_budget_is_refused_and_counted() {
         let mut budget = Budget::new(10_000, 0);
         assert_eq!(budget.refusal(5_000, 1_000, 0), None);
-        assert!(budget.refusal(5_000, 1_000, 4_000).is_some(), "headroom kept");
+        assert!(
+            budget.refusal(5_000, 1_000, 4_000).is_some(),
+            "headroom kept"
+        );
         budget.refusals = 0;
         let refusal = budget.refusal(9_900, 1_000, 0).expect("over budget");
         assert!(refusal.starts_with("MISCONF "), "{refusal}");

@@ -153,14 +153,17 @@ pub struct Prepared {
 
 impl Aof {
     /// Readies the AOF directory at start: upgrades an old single-file AOF as Redis 7 does,
-    /// reads the manifest and deletes the history files it lists (a rewrite that crashed
-    /// before cleaning up).
+    /// reads the manifest, and deletes what a crashed rewrite left: the history files the
+    /// manifest lists, base and incr files it does not list (a new base renamed in, or a new
+    /// incr created, before the manifest naming them was durable), and rewrite temp files in
+    /// `dir`. Left in place they would take disk space the budget does not see.
     pub fn prepare(storage: &dyn Storage, config: &Config) -> Result<Prepared> {
         let names = AofNames::new(&config.appendfilename);
         let dir = config.aof_dir();
         let upgraded =
             loader::upgrade_single_file(storage, &config.dir, &config.appenddirname, &names)?;
         let manifest = manifest::read(storage, &dir, &names)?;
+        remove_leftovers(storage, config, &names, manifest.as_ref());
         if let Some(m) = &manifest
             && !m.history.is_empty()
         {
@@ -199,7 +202,9 @@ impl Aof {
                 &temp,
                 snapshot,
                 config.aof_use_rdb_preamble,
-                config.aof_timestamp_enabled.then(|| crate::engine::unix_now_ms() / 1000),
+                config
+                    .aof_timestamp_enabled
+                    .then(|| crate::engine::unix_now_ms() / 1000),
                 &snapshot::SaveControl::default(),
             )?;
             storage.rename(&temp, &dir.join(&name))?;
@@ -241,13 +246,8 @@ impl Aof {
                 settled_bytes += storage.len(&dir.join(&f.name))?.unwrap_or(0);
             }
         }
-        let mut writer = AofWriter::start(
-            storage.clone(),
-            incr_path,
-            file,
-            config.appendfsync,
-            offset,
-        )?;
+        let mut writer =
+            AofWriter::start(storage.clone(), incr_path, file, config.appendfsync, offset)?;
         let header = repl_annotation(replid, offset);
         writer.annotate(&header);
         let incr_bytes = incr_len + header.len() as u64;
@@ -425,9 +425,7 @@ impl Aof {
             let storage = capped.clone();
             let temp = temp.clone();
             let preamble = self.rdb_preamble;
-            let timestamp = self
-                .timestamps
-                .then(|| crate::engine::unix_now_ms() / 1000);
+            let timestamp = self.timestamps.then(|| crate::engine::unix_now_ms() / 1000);
             BackgroundSave::start_job(
                 snapshot,
                 snapshot::rss::resident_bytes,
@@ -586,8 +584,7 @@ impl Aof {
             crate::failpoints::injected(crate::failpoints::AOF_REWRITE_BEFORE_GC)
         ));
         delete_history(&*self.storage, &self.dir, &mut self.manifest);
-        if let Err(e) = manifest::persist(&*self.storage, &self.dir, &self.names, &self.manifest)
-        {
+        if let Err(e) = manifest::persist(&*self.storage, &self.dir, &self.names, &self.manifest) {
             // The history lines stay; their files are gone and the next start drops them.
             tracing::warn!("AOF manifest without history not persisted: {e}");
         }
@@ -715,8 +712,16 @@ impl Aof {
             out.push_str(&v);
             out.push_str("\r\n");
         };
-        push(&mut out, "aof_rewrite_in_progress", u8::from(self.rewrite.is_some()).to_string());
-        push(&mut out, "aof_rewrite_scheduled", u8::from(self.rewrite_scheduled).to_string());
+        push(
+            &mut out,
+            "aof_rewrite_in_progress",
+            u8::from(self.rewrite.is_some()).to_string(),
+        );
+        push(
+            &mut out,
+            "aof_rewrite_scheduled",
+            u8::from(self.rewrite_scheduled).to_string(),
+        );
         push(
             &mut out,
             "aof_last_rewrite_time_sec",
@@ -725,7 +730,11 @@ impl Aof {
                 .map_or(-1, |d| d.as_secs() as i64)
                 .to_string(),
         );
-        push(&mut out, "aof_current_rewrite_time_sec", current_rewrite.to_string());
+        push(
+            &mut out,
+            "aof_current_rewrite_time_sec",
+            current_rewrite.to_string(),
+        );
         push(
             &mut out,
             "aof_last_bgrewrite_status",
@@ -745,23 +754,135 @@ impl Aof {
         push(&mut out, "aof_last_cow_size", "0".into());
         push(&mut out, "module_fork_in_progress", "0".into());
         push(&mut out, "module_fork_last_cow_size", "0".into());
-        push(&mut out, "aof_current_size", self.current_size().to_string());
-        push(&mut out, "aof_base_size", self.rewrite_base_size.to_string());
-        push(&mut out, "aof_pending_rewrite", u8::from(self.rewrite_scheduled).to_string());
-        push(&mut out, "aof_buffer_length", status.pending_bytes.to_string());
+        push(
+            &mut out,
+            "aof_current_size",
+            self.current_size().to_string(),
+        );
+        push(
+            &mut out,
+            "aof_base_size",
+            self.rewrite_base_size.to_string(),
+        );
+        push(
+            &mut out,
+            "aof_pending_rewrite",
+            u8::from(self.rewrite_scheduled).to_string(),
+        );
+        push(
+            &mut out,
+            "aof_buffer_length",
+            status.pending_bytes.to_string(),
+        );
         push(&mut out, "aof_pending_bio_fsync", "0".into());
-        push(&mut out, "aof_delayed_fsync", status.delayed_fsync.to_string());
-        push(&mut out, "aof_written_offset", status.written_offset.to_string());
-        push(&mut out, "aof_durable_offset", status.durable_offset.to_string());
+        push(
+            &mut out,
+            "aof_delayed_fsync",
+            status.delayed_fsync.to_string(),
+        );
+        push(
+            &mut out,
+            "aof_written_offset",
+            status.written_offset.to_string(),
+        );
+        push(
+            &mut out,
+            "aof_durable_offset",
+            status.durable_offset.to_string(),
+        );
         push(&mut out, "aof_fsyncs", status.fsyncs.to_string());
-        push(&mut out, "aof_last_fsync_usec", status.last_fsync_micros.to_string());
-        push(&mut out, "aof_max_fsync_usec", status.max_fsync_micros.to_string());
-        push(&mut out, "aof_poisoned", u8::from(status.poisoned.is_some()).to_string());
-        push(&mut out, "aof_disk_budget", self.budget.max_bytes.to_string());
+        push(
+            &mut out,
+            "aof_last_fsync_usec",
+            status.last_fsync_micros.to_string(),
+        );
+        push(
+            &mut out,
+            "aof_max_fsync_usec",
+            status.max_fsync_micros.to_string(),
+        );
+        push(
+            &mut out,
+            "aof_poisoned",
+            u8::from(status.poisoned.is_some()).to_string(),
+        );
+        push(
+            &mut out,
+            "aof_disk_budget",
+            self.budget.max_bytes.to_string(),
+        );
         push(&mut out, "aof_disk_usage", self.disk_usage().to_string());
-        push(&mut out, "aof_disk_reserve", self.budget.reserve.to_string());
-        push(&mut out, "aof_budget_refusals", self.budget.refusals.to_string());
+        push(
+            &mut out,
+            "aof_disk_reserve",
+            self.budget.reserve.to_string(),
+        );
+        push(
+            &mut out,
+            "aof_budget_refusals",
+            self.budget.refusals.to_string(),
+        );
         out
+    }
+}
+
+/// Removes what a crash in the middle of a rewrite leaves behind (see [`Aof::prepare`]).
+/// Failures are logged, not fatal: the files are garbage either way.
+fn remove_leftovers(
+    storage: &dyn Storage,
+    config: &Config,
+    names: &AofNames,
+    manifest: Option<&Manifest>,
+) {
+    let remove = |path: PathBuf| {
+        tracing::info!(
+            "Removing {} left by an interrupted AOF rewrite",
+            path.display()
+        );
+        if let Err(e) = storage.remove(&path) {
+            tracing::warn!("removing {}: {e}", path.display());
+        }
+    };
+    if let Ok(entries) = storage.list(&config.dir) {
+        for name in entries {
+            // `temp-rewriteaof-bg-<pid>.aof`, or the temp file of its atomic publish,
+            // `temp-<pid>-temp-rewriteaof-bg-<pid>.aof`, whatever process wrote them.
+            let rewrite_temp = name.ends_with(".aof")
+                && (name.starts_with("temp-rewriteaof-bg-")
+                    || (name.starts_with("temp-") && name.contains("-temp-rewriteaof-bg-")));
+            if rewrite_temp {
+                remove(config.dir.join(name));
+            }
+        }
+    }
+    let Some(manifest) = manifest else {
+        return;
+    };
+    let dir = config.aof_dir();
+    let listed = |name: &str| {
+        manifest
+            .base
+            .iter()
+            .chain(&manifest.incrs)
+            .chain(&manifest.history)
+            .any(|f| f.name == name)
+    };
+    let Ok(entries) = storage.list(&dir) else {
+        return;
+    };
+    let prefix = format!("{}.", names.appendfilename);
+    for name in entries {
+        let Some(rest) = name.strip_prefix(&prefix) else {
+            continue;
+        };
+        let numbered = rest.split_once('.').is_some_and(|(seq, kind)| {
+            !seq.is_empty()
+                && seq.bytes().all(|b| b.is_ascii_digit())
+                && ["base.rdb", "base.aof", "incr.aof"].contains(&kind)
+        });
+        if numbered && !listed(&name) {
+            remove(dir.join(name));
+        }
     }
 }
 
@@ -838,11 +959,72 @@ fn write_base(
         rewrite::write_resp_base(storage, path, snapshot, timestamp, control)
     }
     .map_err(|e| match e {
-        Error::Io { path: None, op, source } => Error::Io {
+        Error::Io {
+            path: None,
+            op,
+            source,
+        } => Error::Io {
             path: Some(path.to_path_buf()),
             op,
             source,
         },
         other => other,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::SimStorage;
+
+    #[test]
+    fn prepare_removes_what_a_crashed_rewrite_left_and_nothing_else() {
+        let storage = SimStorage::new(3);
+        let config = Config {
+            dir: PathBuf::from("data"),
+            ..Config::default()
+        };
+        let dir = config.aof_dir();
+        storage.create_dir_all(&dir).unwrap();
+        let names = AofNames::new(&config.appendfilename);
+        let manifest = Manifest::parse(
+            b"file appendonly.aof.1.base.rdb seq 1 type b\nfile appendonly.aof.1.incr.aof seq 1 type i\n",
+            Path::new("m"),
+        )
+        .unwrap();
+        manifest::persist(&storage, &dir, &names, &manifest).unwrap();
+        let kept = [
+            "data/appendonlydir/appendonly.aof.1.base.rdb",
+            "data/appendonlydir/appendonly.aof.1.incr.aof",
+            "data/appendonlydir/notes.txt",
+            "data/dump.rdb",
+        ];
+        let leftovers = [
+            "data/appendonlydir/appendonly.aof.2.base.rdb",
+            "data/appendonlydir/appendonly.aof.2.incr.aof",
+            "data/temp-rewriteaof-bg-999.aof",
+            "data/temp-999-temp-rewriteaof-bg-999.aof",
+        ];
+        for path in kept.iter().chain(&leftovers) {
+            storage
+                .create(Path::new(path))
+                .unwrap()
+                .write_all(b"x")
+                .unwrap();
+        }
+        let prepared = Aof::prepare(&storage, &config).unwrap();
+        assert_eq!(prepared.manifest, Some(manifest));
+        for path in kept {
+            assert!(
+                storage.len(Path::new(path)).unwrap().is_some(),
+                "{path} removed"
+            );
+        }
+        for path in leftovers {
+            assert!(
+                storage.len(Path::new(path)).unwrap().is_none(),
+                "{path} kept"
+            );
+        }
+    }
 }

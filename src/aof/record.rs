@@ -308,10 +308,7 @@ mod tests {
     fn a_tail_of_zeros_is_a_torn_tail() {
         // Whole records, then the length of a write whose data never reached the disk.
         let data = b"*1\r\n$1\r\nx\r\n\x00\x00\x00\x00";
-        assert_eq!(
-            next_record(data, 11),
-            Err(RecordError::Eof { start: 11 })
-        );
+        assert_eq!(next_record(data, 11), Err(RecordError::Eof { start: 11 }));
         // Zeros from inside a record on.
         assert_eq!(
             next_record(b"*2\r\n$1\r\nx\r\n\x00\x00\x00", 0),

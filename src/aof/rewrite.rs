@@ -217,12 +217,14 @@ pub(crate) fn write_resp_base(
                     resp::write_command(&mut out, &[&b"SELECT"[..], db.to_string().as_bytes()]);
                     selected = true;
                 }
-                entry_commands(&entry, &mut |command| resp::write_command(&mut out, &command))
-                    .map_err(|what| Error::Unsupported {
-                        file: Some(path.to_path_buf()),
-                        offset: None,
-                        what,
-                    })?;
+                entry_commands(&entry, &mut |command| {
+                    resp::write_command(&mut out, &command)
+                })
+                .map_err(|what| Error::Unsupported {
+                    file: Some(path.to_path_buf()),
+                    offset: None,
+                    what,
+                })?;
                 stats.keys += 1;
                 control.keys_done.fetch_add(1, Ordering::Relaxed);
                 if out.len() >= CHUNK {
