@@ -100,7 +100,18 @@ fn write_mix(c: &mut Client, t: &str) {
     ok(
         c,
         &[
-            "ZADD", &k("z"), "1", "a", "2.5", "b", "-inf", "c", "+inf", "d", "0.1", "e",
+            "ZADD",
+            &k("z"),
+            "1",
+            "a",
+            "2.5",
+            "b",
+            "-inf",
+            "c",
+            "+inf",
+            "d",
+            "0.1",
+            "e",
         ],
     );
     ok(c, &["ZINCRBY", &k("z"), "0.2", "e"]);
@@ -136,13 +147,29 @@ fn write_mix(c: &mut Client, t: &str) {
     ok(
         c,
         &[
-            "XREADGROUP", "GROUP", "g1", "alice", "COUNT", "2", "STREAMS", &st, ">",
+            "XREADGROUP",
+            "GROUP",
+            "g1",
+            "alice",
+            "COUNT",
+            "2",
+            "STREAMS",
+            &st,
+            ">",
         ],
     );
     ok(
         c,
         &[
-            "XREADGROUP", "GROUP", "g1", "bob", "COUNT", "2", "STREAMS", &st, ">",
+            "XREADGROUP",
+            "GROUP",
+            "g1",
+            "bob",
+            "COUNT",
+            "2",
+            "STREAMS",
+            &st,
+            ">",
         ],
     );
     ok(c, &["XACK", &st, "g1", "1-1"]);
@@ -150,7 +177,10 @@ fn write_mix(c: &mut Client, t: &str) {
     ok(c, &["XGROUP", "CREATECONSUMER", &st, "g1", "dave"]);
     let trimmed = k("trimmed");
     for i in 1..=20 {
-        ok(c, &["XADD", &trimmed, &format!("{i}-0"), "i", &i.to_string()]);
+        ok(
+            c,
+            &["XADD", &trimmed, &format!("{i}-0"), "i", &i.to_string()],
+        );
     }
     ok(c, &["XTRIM", &trimmed, "MAXLEN", "5"]);
     ok(c, &["XADD", &k("emptied"), "5-5", "f", "v"]);
@@ -291,14 +321,22 @@ fn scenario(config: &[&str], rewrite: bool, stop: Stop) {
     if plain_files() {
         // The directory has the shape the configuration asks for.
         let manifest = std::fs::read_to_string(aof_dir.join("appendonly.aof.manifest")).unwrap();
-        let base = if config.contains(&"no") { ".base.aof " } else { ".base.rdb " };
+        let base = if config.contains(&"no") {
+            ".base.aof "
+        } else {
+            ".base.rdb "
+        };
         assert!(manifest.contains(base), "{what}: {manifest}");
         // Like Redis, a `#TS:` goes before the first write of each new second only (not at
         // the start of each incr file), so only the first incr file surely has one.
         if !rewrite {
             let incr = std::fs::read(aof_dir.join("appendonly.aof.1.incr.aof")).unwrap();
             let stamped = incr.windows(4).any(|w| w == b"#TS:");
-            assert_eq!(stamped, config.contains(&"--aof-timestamp-enabled"), "{what}");
+            assert_eq!(
+                stamped,
+                config.contains(&"--aof-timestamp-enabled"),
+                "{what}"
+            );
         }
 
         let copy = tempfile::tempdir().unwrap();
@@ -315,16 +353,18 @@ fn scenario(config: &[&str], rewrite: bool, stop: Stop) {
 
         let redis = RedisServer::start_with(copy.path(), "dump.rdb", &["--appendonly", "yes"]);
         let loaded = comparable(&redis.dump());
-        if let Err(report) = compare(&format!("{what}: redis-server vs the node"), &held, &loaded)
-        {
+        if let Err(report) = compare(&format!("{what}: redis-server vs the node"), &held, &loaded) {
             panic!("{report}\n--- redis-server log ---\n{}", redis.log());
         }
     }
 
     let restarted = KeeperServer::start(dir.path(), &args);
     let reloaded = comparable(&dump_port(restarted.port));
-    if let Err(report) = compare(&format!("{what}: restarted keeper vs the node"), &held, &reloaded)
-    {
+    if let Err(report) = compare(
+        &format!("{what}: restarted keeper vs the node"),
+        &held,
+        &reloaded,
+    ) {
         panic!("{report}\n--- keeper log ---\n{}", restarted.log());
     }
 }

@@ -216,7 +216,11 @@ fn an_aof_write_error_refuses_writes_until_a_retry_succeeds() {
                 failpoints::AOF_WRITE
             )
         );
-        assert_eq!(writer.ack_offset(), first, "nothing unwritten is acknowledged");
+        assert_eq!(
+            writer.ack_offset(),
+            first,
+            "nothing unwritten is acknowledged"
+        );
         assert_eq!(aof_content(&storage), b"*1\r\n$4\r\nPING\r\n");
 
         fail::remove(failpoints::AOF_WRITE);
@@ -359,7 +363,10 @@ fn rewrite_failing_at(point: &str, at_start: bool, rdb_preamble: bool, seed: u64
     assert!(engine.finish_aof_rewrite(), "{what}: no rewrite ran");
     fail::remove(point);
     let info = engine.aof().unwrap().info_fields();
-    assert!(info.contains("aof_last_bgrewrite_status:err"), "{what}: {info}");
+    assert!(
+        info.contains("aof_last_bgrewrite_status:err"),
+        "{what}: {info}"
+    );
     for i in 60..90 {
         set_acknowledged(&mut engine, i);
     }
@@ -371,7 +378,11 @@ fn rewrite_failing_at(point: &str, at_start: bool, rdb_preamble: bool, seed: u64
     );
     let mut present = storage.list(Path::new("data/appendonlydir")).unwrap();
     present.sort();
-    assert_eq!(present, listed_files(&storage), "{what}: unlisted files left");
+    assert_eq!(
+        present,
+        listed_files(&storage),
+        "{what}: unlisted files left"
+    );
 
     let config = engine.config().clone();
     engine.abandon_aof();
@@ -384,7 +395,10 @@ fn rewrite_failing_at(point: &str, at_start: bool, rdb_preamble: bool, seed: u64
     engine.bgrewriteaof().expect("a later rewrite starts");
     assert!(engine.finish_aof_rewrite());
     let info = engine.aof().unwrap().info_fields();
-    assert!(info.contains("aof_last_bgrewrite_status:ok"), "{what}: {info}");
+    assert!(
+        info.contains("aof_last_bgrewrite_status:ok"),
+        "{what}: {info}"
+    );
     set_acknowledged(&mut engine, 90);
     engine.abandon_aof();
     drop(engine);

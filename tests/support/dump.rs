@@ -156,12 +156,7 @@ fn hash(r: &Resp) -> Value {
             .collect();
         Value::Object(map)
     } else {
-        Value::Array(
-            pairs
-                .iter()
-                .map(|(f, v)| json!([enc(f), enc(v)]))
-                .collect(),
-        )
+        Value::Array(pairs.iter().map(|(f, v)| json!([enc(f), enc(v)])).collect())
     }
 }
 
