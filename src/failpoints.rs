@@ -81,6 +81,9 @@ pub const ALL: &[&str] = &[
     SNAPSHOT_AFTER_PUBLISH,
     AOF_WRITE,
     AOF_FSYNC,
+    AOF_REWRITE_BEFORE_RENAME,
+    AOF_REWRITE_BEFORE_MANIFEST,
+    AOF_REWRITE_BEFORE_GC,
 ];
 
 /// The error a fail point configured with `return` injects.

@@ -72,7 +72,8 @@ fn every_fail_point_is_driven_by_a_test() {
         assert!(
             failpoints::PUBLISH.contains(point)
                 || failpoints::SNAPSHOT_SAVE.contains(point)
-                || failpoints::AOF_WRITER.contains(point),
+                || failpoints::AOF_WRITER.contains(point)
+                || failpoints::AOF_REWRITE.contains(point),
             "{point} is driven by no test"
         );
     }
@@ -262,6 +263,176 @@ fn an_aof_fsync_error_poisons_the_writer() {
         assert!(writer.close().is_err());
         storage.crash(mode);
         assert!(aof_content(&storage).starts_with(b"*1\r\n$4\r\nPING\r\n"));
+    }
+    scenario.teardown();
+}
+
+// ---- AOF rewrite ------------------------------------------------------------------------
+
+fn aof_config(rdb_preamble: bool) -> keeper::config::Config {
+    keeper::config::Config {
+        dir: std::path::PathBuf::from("data"),
+        save: keeper::snapshot::SavePoints::disabled(),
+        appendonly: true,
+        appendfsync: AppendFsync::Always,
+        aof_use_rdb_preamble: rdb_preamble,
+        aof_disk_reserve: 0,
+        auto_aof_rewrite_percentage: 0,
+        ..keeper::config::Config::default()
+    }
+}
+
+fn aof_node(storage: &SimStorage, config: keeper::config::Config) -> keeper::engine::Engine {
+    let storage: Arc<dyn Storage> = Arc::new(storage.clone());
+    let mut engine = keeper::engine::Engine::new(config, storage);
+    engine.open_aof().expect("the AOF loads");
+    engine
+}
+
+/// `SET k<i> <i>` as a connection runs it, and its acknowledgement under `always`.
+fn set_acknowledged(engine: &mut keeper::engine::Engine, i: usize) {
+    let argv: Vec<keeper::Bytes> = ["SET".to_string(), format!("k{i}"), i.to_string()]
+        .iter()
+        .map(|w| keeper::Bytes::copy_from_slice(w.as_bytes()))
+        .collect();
+    assert_eq!(engine.write_refusal(64), None, "k{i}: write refused");
+    let spec = keeper::command::lookup(&argv[0]).unwrap();
+    let reply = engine.execute(spec, 0, &argv, keeper::engine::unix_now_ms());
+    assert!(!reply.is_error(), "k{i}: {reply:?}");
+    if let Some(wait) = engine.aof_ack_wait() {
+        wait.wait_blocking().expect("acknowledged");
+    }
+}
+
+fn string_value(engine: &keeper::engine::Engine, key: &str) -> Option<String> {
+    let snapshot = engine.store().snapshot();
+    snapshot.dbs()[0]
+        .iter()
+        .find(|(k, _)| &k[..] == key.as_bytes())
+        .map(|(_, item)| match &item.value {
+            Value::String(s) => String::from_utf8_lossy(s).into_owned(),
+            other => panic!("{key}: {}", other.type_name()),
+        })
+}
+
+/// The names the AOF manifest lists (and the manifest itself).
+fn listed_files(storage: &SimStorage) -> Vec<String> {
+    let manifest = storage
+        .read_all(Path::new("data/appendonlydir/appendonly.aof.manifest"))
+        .unwrap();
+    let mut names: Vec<String> = String::from_utf8_lossy(&manifest)
+        .lines()
+        .filter_map(|l| l.split(' ').nth(1).map(str::to_owned))
+        .collect();
+    names.push("appendonly.aof.manifest".into());
+    names.sort();
+    names
+}
+
+fn all_present(engine: &keeper::engine::Engine, keys: std::ops::Range<usize>, what: &str) {
+    for i in keys {
+        assert_eq!(
+            string_value(engine, &format!("k{i}")),
+            Some(i.to_string()),
+            "{what}: acknowledged k{i} lost"
+        );
+    }
+}
+
+/// A rewrite that fails at `point` (configured before the rewrite starts when `at_start`,
+/// else just before its finish installs the new base), with acknowledged writes before,
+/// during and after it; then a power loss in `mode`. Every acknowledged write survives, no
+/// unlisted file is left behind, and a later rewrite succeeds.
+fn rewrite_failing_at(point: &str, at_start: bool, rdb_preamble: bool, seed: u64, mode: CrashMode) {
+    let what = format!("{point} preamble={rdb_preamble} {mode:?}");
+    let storage = SimStorage::new(seed);
+    let mut engine = aof_node(&storage, aof_config(rdb_preamble));
+    for i in 0..30 {
+        set_acknowledged(&mut engine, i);
+    }
+    if at_start {
+        fail::cfg(point, "return").unwrap();
+    }
+    engine.bgrewriteaof().expect("the rewrite starts");
+    for i in 30..60 {
+        set_acknowledged(&mut engine, i);
+    }
+    if !at_start {
+        fail::cfg(point, "return").unwrap();
+    }
+    assert!(engine.finish_aof_rewrite(), "{what}: no rewrite ran");
+    fail::remove(point);
+    let info = engine.aof().unwrap().info_fields();
+    assert!(
+        info.contains("aof_last_bgrewrite_status:err"),
+        "{what}: {info}"
+    );
+    for i in 60..90 {
+        set_acknowledged(&mut engine, i);
+    }
+    // The live node: no temp base in the data folder, nothing unlisted in the AOF directory.
+    assert_eq!(
+        storage.list(Path::new("data")).unwrap(),
+        vec!["appendonlydir".to_string()],
+        "{what}: temp file left"
+    );
+    let mut present = storage.list(Path::new("data/appendonlydir")).unwrap();
+    present.sort();
+    assert_eq!(
+        present,
+        listed_files(&storage),
+        "{what}: unlisted files left"
+    );
+
+    let config = engine.config().clone();
+    engine.abandon_aof();
+    drop(engine);
+    storage.crash(mode);
+    let mut engine = aof_node(&storage, config.clone());
+    all_present(&engine, 0..90, &what);
+
+    // The next rewrite succeeds and keeps everything.
+    engine.bgrewriteaof().expect("a later rewrite starts");
+    assert!(engine.finish_aof_rewrite());
+    let info = engine.aof().unwrap().info_fields();
+    assert!(
+        info.contains("aof_last_bgrewrite_status:ok"),
+        "{what}: {info}"
+    );
+    set_acknowledged(&mut engine, 90);
+    engine.abandon_aof();
+    drop(engine);
+    storage.crash(mode);
+    let engine = aof_node(&storage, config);
+    all_present(&engine, 0..91, &what);
+}
+
+#[test]
+fn every_aof_rewrite_fail_point_keeps_every_acknowledged_write() {
+    let scenario = fail::FailScenario::setup();
+    for &point in failpoints::AOF_REWRITE {
+        for rdb_preamble in [true, false] {
+            for (seed, mode) in CRASH_MODES {
+                rewrite_failing_at(point, false, rdb_preamble, seed, mode);
+            }
+        }
+    }
+    scenario.teardown();
+}
+
+#[test]
+fn every_fail_point_a_rewrite_base_passes_keeps_every_acknowledged_write() {
+    let scenario = fail::FailScenario::setup();
+    // An RDB preamble base is a snapshot save; a RESP base is an atomic publish.
+    for (rdb_preamble, points) in [
+        (true, failpoints::SNAPSHOT_SAVE),
+        (false, failpoints::PUBLISH),
+    ] {
+        for &point in points {
+            for (seed, mode) in CRASH_MODES {
+                rewrite_failing_at(point, true, rdb_preamble, seed + 10, mode);
+            }
+        }
     }
     scenario.teardown();
 }

@@ -551,7 +551,6 @@ impl Aof {
             crate::failpoints::injected(crate::failpoints::AOF_REWRITE_BEFORE_RENAME)
         ));
         self.storage.rename(temp, &path)?;
-        self.storage.sync_dir(&self.dir)?;
         let mut next = self.manifest.clone();
         let current = next.incrs.pop();
         if let Some(mut old) = next.base.take() {
@@ -568,10 +567,16 @@ impl Aof {
             seq,
             kind: FileKind::Base,
         });
-        fail::fail_point!(crate::failpoints::AOF_REWRITE_BEFORE_MANIFEST, |_| Err(
-            crate::failpoints::injected(crate::failpoints::AOF_REWRITE_BEFORE_MANIFEST)
-        ));
-        if let Err(e) = manifest::persist(&*self.storage, &self.dir, &self.names, &next) {
+        // Until a durable manifest names it, the new base is garbage if anything fails: it is
+        // removed, so a failed rewrite leaves no unlisted file behind.
+        let listed = (|| {
+            self.storage.sync_dir(&self.dir)?;
+            fail::fail_point!(crate::failpoints::AOF_REWRITE_BEFORE_MANIFEST, |_| Err(
+                crate::failpoints::injected(crate::failpoints::AOF_REWRITE_BEFORE_MANIFEST)
+            ));
+            manifest::persist(&*self.storage, &self.dir, &self.names, &next)
+        })();
+        if let Err(e) = listed {
             let _ = self.storage.remove(&path);
             return Err(e);
         }

@@ -13,6 +13,7 @@
 #![allow(dead_code)] // each test file uses a different subset
 
 pub mod client;
+pub mod dump;
 
 use std::cmp::Ordering;
 use std::fs::File;
@@ -75,6 +76,21 @@ impl RedisServer {
     /// Starts a server on `dir/dbfilename`. `Err` carries the reason and the server log, e.g.
     /// when Redis refuses the RDB file and exits.
     pub fn try_start(dir: &Path, dbfilename: &str) -> Result<RedisServer, String> {
+        Self::try_start_with(dir, dbfilename, &[])
+    }
+
+    /// Like [`RedisServer::start`], with `extra` options after the defaults (the last value of
+    /// an option wins, so e.g. `["--appendonly", "yes"]` loads `dir/appendonlydir`).
+    pub fn start_with(dir: &Path, dbfilename: &str, extra: &[&str]) -> RedisServer {
+        Self::try_start_with(dir, dbfilename, extra).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Like [`RedisServer::try_start`], with `extra` options after the defaults.
+    pub fn try_start_with(
+        dir: &Path,
+        dbfilename: &str,
+        extra: &[&str],
+    ) -> Result<RedisServer, String> {
         let mut last_err = String::new();
         for _ in 0..PORT_ATTEMPTS {
             let port = free_port();
@@ -94,6 +110,7 @@ impl RedisServer {
                     "--appendonly",
                     "no",
                 ])
+                .args(extra)
                 .stdin(Stdio::null())
                 .stdout(log)
                 .stderr(log_err)
