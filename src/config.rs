@@ -59,7 +59,7 @@ pub struct Config {
     pub requirepass: String,
     /// `databases`: number of databases. Default: 16, bounds 1..=1000000 (immutable).
     pub databases: usize,
-    /// `appendonly`: AOF on (issue 5). Default: no.
+    /// `appendonly`: the AOF on; `CONFIG SET` turns it on or off at run time. Default: no.
     pub appendonly: bool,
     /// `appendfsync`. Default: everysec.
     pub appendfsync: AppendFsync,
@@ -282,7 +282,7 @@ static OPTIONS: &[OptionDef] = &[
     ),
     opt(
         "appendonly",
-        Immutable,
+        Mutable,
         |c| yes_no(c.appendonly),
         |c, a| {
             c.appendonly = boolean(one(a)?)?;

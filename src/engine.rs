@@ -490,6 +490,46 @@ impl Engine {
         }
     }
 
+    /// `CONFIG SET name value …`: applies the pairs (all or nothing, see [`Config::set`]) and
+    /// what they change at run time: `appendonly yes` turns the AOF on (its first base is
+    /// written by a background rewrite, as Redis's `startAppendOnly`), `appendonly no` flushes,
+    /// syncs and closes it. `Err` is the whole error reply.
+    pub fn config_set(&mut self, pairs: &[(String, String)]) -> std::result::Result<(), String> {
+        let was_on = self.config.appendonly;
+        self.update_config(|c| c.set(pairs))?;
+        match (was_on, self.config.appendonly) {
+            (false, true) => {
+                let storage = Arc::clone(&self.persistence.storage);
+                match Aof::enable(
+                    storage,
+                    &self.config,
+                    self.store.snapshot(),
+                    &self.replid,
+                    self.repl_offset,
+                ) {
+                    Ok(aof) => {
+                        self.aof = Some(aof);
+                        self.propagated_db = None;
+                    }
+                    Err(e) => {
+                        self.config.appendonly = false;
+                        return Err(format!(
+                            "ERR CONFIG SET failed (possibly related to argument 'appendonly') \
+                             - {e}"
+                        ));
+                    }
+                }
+            }
+            (true, false) => {
+                if let Err(e) = self.close_aof() {
+                    tracing::warn!("closing the AOF: {e}");
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
     /// Stops the AOF as a crash would: what the writer had not written yet is dropped and
     /// nothing more is synced (power-loss tests stop the node this way before cutting power).
     pub fn abandon_aof(&mut self) {

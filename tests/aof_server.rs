@@ -222,3 +222,51 @@ fn the_disk_budget_refuses_writes_over_tcp_keeps_reads_and_recovers_by_itself() 
         .sum();
     assert!(on_disk <= 262_144, "{on_disk} bytes on disk");
 }
+
+#[test]
+fn config_set_appendonly_turns_the_aof_on_and_off_at_run_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = KeeperServer::start(dir.path(), &["--save", "", "--appendfsync", "always"]);
+    let mut client = server.client();
+    for i in 0..1000 {
+        client.cmd(&["SET", &format!("before:{i}"), "v"]);
+    }
+    assert_eq!(
+        client.cmd(&["CONFIG", "SET", "appendonly", "yes"]),
+        Resp::Simple("OK".into())
+    );
+    // Writes while the first base is written go to the new incr file.
+    for i in 0..100 {
+        client.cmd(&["SET", &format!("during:{i}"), "v"]);
+    }
+    wait_for_rewrite(&mut client);
+    let fields = persistence(&mut client);
+    assert_eq!(fields["aof_enabled"], "1");
+    assert_eq!(fields["aof_last_bgrewrite_status"], "ok");
+    client.cmd(&["SET", "after", "v"]);
+    let aof_dir = dir.path().join("appendonlydir");
+    let names = file_names(&aof_dir);
+    assert_eq!(names.len(), 3, "{names:?}");
+    assert!(names.iter().any(|n| n.ends_with(".base.rdb")), "{names:?}");
+    drop(client);
+    server.signal("KILL");
+    drop(server);
+
+    let server = KeeperServer::start(dir.path(), &aof_args("always"));
+    let mut client = server.client();
+    assert_eq!(client.cmd(&["DBSIZE"]), Resp::Int(1101));
+    assert_eq!(
+        client.cmd(&["CONFIG", "SET", "appendonly", "no"]),
+        Resp::Simple("OK".into())
+    );
+    assert_eq!(persistence(&mut client)["aof_enabled"], "0");
+    // Off: nothing more reaches the AOF.
+    client.cmd(&["SET", "not-in-the-aof", "v"]);
+    drop(client);
+    server.signal("KILL");
+    drop(server);
+    let server = KeeperServer::start(dir.path(), &aof_args("always"));
+    let mut client = server.client();
+    assert_eq!(client.cmd(&["DBSIZE"]), Resp::Int(1101));
+    assert_eq!(client.cmd(&["EXISTS", "not-in-the-aof"]), Resp::Int(0));
+}

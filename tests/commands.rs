@@ -1612,8 +1612,7 @@ CONFIG SET save 100\s1
 CONFIG GET save
 CONFIG SET save 100
 CONFIG SET save \e
-# The AOF is not there yet (issue 5): keeper refuses to change appendonly at all.
-CONFIG SET appendonly maybe ~known
+CONFIG SET appendonly maybe
 CONFIG SET dbfilename dump.rdb
 CONFIG GET dbfilename
 CONFIG GET stop-writes-on-bgsave-error

@@ -80,6 +80,8 @@ pub enum RewriteTrigger {
     Growth,
     /// The disk budget is getting tight.
     Budget,
+    /// `CONFIG SET appendonly yes`: the first base.
+    Enable,
 }
 
 /// A rewrite writing its new base on a thread.
@@ -137,6 +139,11 @@ pub struct Aof {
     rewrite_base_size: u64,
     rewrite: Option<RunningRewrite>,
     rewrite_scheduled: bool,
+    /// Turned on at run time (`CONFIG SET appendonly yes`) and no base written yet: nothing
+    /// is persisted in a manifest until the first rewrite installs one (the directory's old
+    /// files, if any, stay authoritative until then), and that rewrite is retried until it
+    /// succeeds.
+    pending_first_base: bool,
     pub rewrite_stats: RewriteStats,
     pub budget: Budget,
     auto_rewrite_percentage: u64,
@@ -272,6 +279,7 @@ impl Aof {
             rewrite_base_size: settled_bytes + incr_bytes,
             rewrite: None,
             rewrite_scheduled: false,
+            pending_first_base: false,
             rewrite_stats: RewriteStats {
                 last_ok: true,
                 ..RewriteStats::default()
@@ -285,6 +293,83 @@ impl Aof {
             aof.observe_free_space();
             aof
         })
+    }
+
+    /// Turns the AOF on at run time (`CONFIG SET appendonly yes`), as Redis's
+    /// `startAppendOnly`: writes go to a fresh incr file from `offset` on, and a background
+    /// rewrite of `snapshot` (taken at that same point) writes the first base. Only when it
+    /// is installed does a manifest name the new files (the old ones, if the directory had
+    /// any, become history); until then a restart finds the directory as it was.
+    pub fn enable(
+        storage: Arc<dyn Storage>,
+        config: &Config,
+        snapshot: impl DatasetSnapshot + Send + 'static,
+        replid: &str,
+        offset: u64,
+    ) -> Result<Aof> {
+        let names = AofNames::new(&config.appendfilename);
+        let dir = config.aof_dir();
+        storage.create_dir_all(&dir)?;
+        storage.sync_dir(&config.dir)?;
+        let old = manifest::read(&*storage, &dir, &names)?.unwrap_or_default();
+        let seq = next_incr_seq(&old);
+        let mut manifest = Manifest::default();
+        for mut f in old.base.into_iter().chain(old.history).chain(old.incrs) {
+            f.kind = FileKind::History;
+            manifest.history.push(f);
+        }
+        let name = names.incr_name(seq);
+        let path = dir.join(&name);
+        let file = storage.create(&path)?;
+        storage.sync_dir(&dir)?;
+        manifest.incrs.push(AofFile {
+            name,
+            seq,
+            kind: FileKind::Incr,
+        });
+        let mut writer = AofWriter::start(storage.clone(), path, file, config.appendfsync, offset)?;
+        let header = repl_annotation(replid, offset);
+        writer.annotate(&header);
+        let mut aof = Aof {
+            data_dir: config.dir.clone(),
+            dir,
+            names,
+            manifest,
+            writer,
+            rdb_preamble: config.aof_use_rdb_preamble,
+            timestamps: config.aof_timestamp_enabled,
+            last_timestamp: 0,
+            replid: replid.to_string(),
+            settled_bytes: 0,
+            base_bytes: 0,
+            incr_bytes: header.len() as u64,
+            incr_header_bytes: header.len() as u64,
+            rewrite_base_size: 0,
+            rewrite: None,
+            rewrite_scheduled: false,
+            pending_first_base: true,
+            rewrite_stats: RewriteStats {
+                last_ok: true,
+                ..RewriteStats::default()
+            },
+            budget: Budget::new(config.aof_max_disk_size, config.aof_disk_reserve),
+            auto_rewrite_percentage: config.auto_aof_rewrite_percentage,
+            auto_rewrite_min_size: config.auto_aof_rewrite_min_size,
+            storage,
+        };
+        aof.observe_free_space();
+        if let Err(e) = aof.start_rewrite(snapshot, offset, RewriteTrigger::Enable) {
+            // The cron tries again (see `finish_rewrite`).
+            tracing::warn!("the first AOF rewrite did not start: {e}");
+            aof.rewrite_scheduled = true;
+        }
+        Ok(aof)
+    }
+
+    /// True while the AOF turned on at run time waits for its first base (Redis's
+    /// `AOF_WAIT_REWRITE`).
+    pub fn waiting_for_first_base(&self) -> bool {
+        self.pending_first_base
     }
 
     /// Applies the options `CONFIG SET` may change.
@@ -398,7 +483,9 @@ impl Aof {
         if self.rewrite.is_some() {
             return Err(REWRITE_IN_PROGRESS_ERROR.into());
         }
-        self.rewrite_scheduled = false;
+        // A rewrite that cannot start stays scheduled only while the AOF turned on at run
+        // time waits for its first base.
+        self.rewrite_scheduled = self.pending_first_base;
         let usage = self.disk_usage();
         let room = self.budget.room_for_rewrite(usage);
         let estimate = self.base_file_size();
@@ -437,6 +524,7 @@ impl Aof {
         match job {
             Ok(job) => {
                 tracing::info!("Background append only file rewriting started ({trigger:?})");
+                self.rewrite_scheduled = false;
                 self.rewrite = Some(RunningRewrite {
                     job,
                     temp,
@@ -462,8 +550,9 @@ impl Aof {
     /// Reuses the current incr when nothing was written to it since it was opened (a retry
     /// after a failed rewrite), so failures do not multiply incr files.
     fn open_next_incr(&mut self, offset: u64) -> Result<()> {
-        let only_header = self.incr_bytes == self.incr_header_bytes;
-        if only_header && self.manifest.incrs.len() > 1 {
+        // The snapshot taken now is the state at the start of the current incr when nothing
+        // but its header was written to it: the new base can be followed by it.
+        if self.incr_bytes == self.incr_header_bytes {
             return Ok(());
         }
         let seq = next_incr_seq(&self.manifest);
@@ -471,15 +560,26 @@ impl Aof {
         let path = self.dir.join(&name);
         let file = self.storage.create(&path)?;
         let mut next = self.manifest.clone();
+        if self.pending_first_base {
+            // Without a base, an incr is worthless alone: the one written since the AOF was
+            // turned on becomes history, and nothing is persisted before the base is.
+            if let Some(mut abandoned) = next.incrs.pop() {
+                abandoned.kind = FileKind::History;
+                next.history.push(abandoned);
+            }
+        }
         next.incrs.push(AofFile {
             name,
             seq,
             kind: FileKind::Incr,
         });
-        let persisted = self
-            .storage
-            .sync_dir(&self.dir)
-            .and_then(|()| manifest::persist(&*self.storage, &self.dir, &self.names, &next));
+        let persisted = self.storage.sync_dir(&self.dir).and_then(|()| {
+            if self.pending_first_base {
+                Ok(())
+            } else {
+                manifest::persist(&*self.storage, &self.dir, &self.names, &next)
+            }
+        });
         if let Err(e) = persisted {
             drop(file);
             let _ = self.storage.remove(&path);
@@ -582,6 +682,7 @@ impl Aof {
         }
         // The new set is authoritative from here on.
         self.manifest = next;
+        self.pending_first_base = false;
         self.base_bytes = self.storage.len(&path)?.unwrap_or(0);
         self.settled_bytes = self.base_bytes;
         self.rewrite_base_size = self.current_size();
@@ -598,6 +699,11 @@ impl Aof {
 
     fn rewrite_failed(&mut self, why: String) {
         tracing::warn!("Background AOF rewrite failed: {why}");
+        if self.pending_first_base {
+            // The AOF turned on at run time has no base yet: try again (with the back-off
+            // of automatic rewrites).
+            self.rewrite_scheduled = true;
+        }
         let stats = &mut self.rewrite_stats;
         stats.consecutive_failures += 1;
         stats.last_ok = false;
@@ -645,6 +751,11 @@ impl Aof {
             return None;
         }
         if self.rewrite_scheduled {
+            if self.pending_first_base {
+                return self
+                    .automatic_rewrite_allowed(now)
+                    .then_some(RewriteTrigger::Enable);
+            }
             return Some(RewriteTrigger::Command);
         }
         let size = self.current_size();

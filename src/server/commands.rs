@@ -1132,7 +1132,7 @@ fn config(call: &mut Call<'_>) {
                 .chunks(2)
                 .map(|p| (text(&p[0]), text(&p[1])))
                 .collect();
-            match call.state.engine.update_config(|c| c.set(&pairs)) {
+            match call.state.engine.config_set(&pairs) {
                 Ok(()) => call.reply(Reply::Ok),
                 Err(e) => call.reply(Reply::error(e)),
             }
