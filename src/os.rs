@@ -24,22 +24,3 @@ pub(crate) fn disable_malloc_fastbins() {
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 pub(crate) fn disable_malloc_fastbins() {}
-
-/// Raises the calling thread's nice value by `steps` (a lower scheduling priority), up to 19.
-/// Linux keeps a nice value per thread, so only this thread is affected (and the threads it
-/// starts afterwards, which inherit it).
-#[cfg(target_os = "linux")]
-#[allow(unsafe_code)]
-pub(crate) fn lower_thread_priority(steps: i32) {
-    // SAFETY: two syscalls on the calling thread, identified by its thread id; no memory is
-    // shared with the kernel. `getpriority` may return -1 as a valid nice value, so errno is
-    // not consulted: at worst the new value is off by the error, still a valid nice value.
-    unsafe {
-        let tid = libc::gettid() as libc::id_t;
-        let current = libc::getpriority(libc::PRIO_PROCESS, tid);
-        libc::setpriority(libc::PRIO_PROCESS, tid, (current + steps).min(19));
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-pub(crate) fn lower_thread_priority(_steps: i32) {}

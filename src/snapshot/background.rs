@@ -122,17 +122,7 @@ impl BackgroundSave {
                 .name("keeper-bgsave".into())
                 .spawn(move || {
                     let _done = done_tx;
-                    let (result, snapshot) = write_at_low_priority(move || {
-                        let result =
-                            write_rdb_controlled(&*storage, &path, &snapshot, &options, &control);
-                        (result, snapshot)
-                    });
-                    // Dropped here, at normal priority: the snapshot's release frees every
-                    // node and value that writes replaced meanwhile, into the allocator
-                    // arenas of the client threads that made them; a thread holding an arena
-                    // lock must not wait behind the writes it would block.
-                    drop(snapshot);
-                    result
+                    write_rdb_controlled(&*storage, &path, &snapshot, &options, &control)
                 })
                 .map_err(|source| Error::Io {
                     path: None,
@@ -233,43 +223,6 @@ impl BackgroundSave {
             peak_extra_bytes: self.memory.peak_extra(),
         }
     }
-}
-
-/// How much lower than the server's the writing thread's scheduling priority is (nice
-/// steps). On a machine whose cores are all busy serving writes, a save at the same priority
-/// takes a full share of a core from the client threads: the engine lock's holder is then
-/// preempted for whole scheduler ticks while other clients wait, and writes stall for several
-/// milliseconds at a time (measured with `perf sched` on 2 cores under `redis-benchmark`).
-/// At +5 (a third of the weight) the save yields to them and still gets the time they leave.
-const SAVE_NICE_STEPS: i32 = 5;
-
-/// Runs `write` on a scoped thread with a scheduling priority [`SAVE_NICE_STEPS`] lower
-/// (inline if that thread cannot start). A panic in `write` is passed on.
-fn write_at_low_priority<T: Send>(write: impl FnOnce() -> T + Send) -> T {
-    let write = std::sync::Mutex::new(Some(write));
-    let take = || {
-        write
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take()
-    };
-    thread::scope(|scope| {
-        let spawned = thread::Builder::new()
-            .name("keeper-bgsave-w".into())
-            .spawn_scoped(scope, || {
-                crate::os::lower_thread_priority(SAVE_NICE_STEPS);
-                take().map(|write| write())
-            });
-        match spawned.map(|writer| writer.join()) {
-            Ok(Ok(Some(result))) => result,
-            Ok(Err(panic)) => std::panic::resume_unwind(panic),
-            // The thread did not start (or found nothing to run): run `write` here.
-            Ok(Ok(None)) | Err(_) => match take() {
-                Some(write) => write(),
-                None => unreachable!("`write` runs once, and its result was returned"),
-            },
-        }
-    })
 }
 
 /// Resident-memory samples relative to a baseline.
