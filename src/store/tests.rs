@@ -118,6 +118,15 @@ fn entry(db: u32, key: &str, value: &str, expire_at_ms: Option<i64>) -> Entry {
 
 #[test]
 fn bulk_load_stores_what_loading_one_by_one_stores() {
+    bulk_load_matches_one_by_one(PARALLEL_SORT_ENTRIES);
+}
+
+#[test]
+fn bulk_load_sorting_on_a_helper_thread_stores_the_same() {
+    bulk_load_matches_one_by_one(0);
+}
+
+fn bulk_load_matches_one_by_one(parallel_sort_from: usize) {
     // Enough keys for a tree several levels deep, duplicates (the later entry wins, TTL
     // included), TTLs, two databases, an out-of-range database and an empty collection.
     let mut entries = Vec::new();
@@ -144,6 +153,7 @@ fn bulk_load_stores_what_loading_one_by_one_stores() {
         one_by_one.load_entry(e);
     }
     let mut load = bulk.bulk_load();
+    load.parallel_sort_from = parallel_sort_from;
     for e in entries {
         load.load_entry(e);
     }

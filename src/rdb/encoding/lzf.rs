@@ -198,9 +198,16 @@ fn decode(input: &[u8], out: &mut [u8]) -> Result<(), BlobError> {
             } else if off >= len {
                 out.copy_within(src..src + len, op);
             } else {
-                // Overlapping: liblzf copies byte by byte, repeating the last `off` bytes.
-                for i in 0..len {
-                    out[op + i] = out[src + i];
+                // Overlapping: liblzf copies byte by byte, which repeats the last `off` bytes
+                // (a run of one byte when `off` is 1). The same result in chunks: once `done`
+                // bytes (a multiple of `off`) are written, `out[src..op + done]` holds whole
+                // periods, so its first `off + done` bytes can be copied at once, and the
+                // length copied doubles each time.
+                let mut done = 0;
+                while done < len {
+                    let chunk = (off + done).min(len - done);
+                    out.copy_within(src..src + chunk, op + done);
+                    done += chunk;
                 }
             }
             op += len;
