@@ -415,18 +415,23 @@ impl Engine {
         let mut report = None;
         if let Some(manifest) = &prepared.manifest {
             let path = self.config.aof_dir();
-            let mut target = StartupLoad {
-                load: self.store.bulk_load(),
-                path: &path,
-            };
             let options = aof::loader::LoadOptions {
                 load_truncated: self.config.aof_load_truncated,
                 now_ms: unix_now_ms(),
             };
             let names = aof::manifest::AofNames::new(&self.config.appendfilename);
-            let loaded =
-                aof::loader::load(&*storage, &path, &names, manifest, &mut target, &options);
-            target.load.finish();
+            self.store.set_loading(true);
+            let loaded = {
+                let mut target = StartupLoad {
+                    load: self.store.bulk_load(),
+                    path: &path,
+                };
+                let loaded =
+                    aof::loader::load(&*storage, &path, &names, manifest, &mut target, &options);
+                target.load.finish();
+                loaded
+            };
+            self.store.set_loading(false);
             let loaded = loaded?;
             if let Some(repl) = &loaded.repl {
                 self.replid = repl.replid.clone();

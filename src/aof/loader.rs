@@ -247,7 +247,11 @@ fn load_file(
         return Ok(out); // AOF_EMPTY: nothing to load
     }
     let view = storage.read_all(path)?;
-    let data: &[u8] = &view;
+    // Arguments are handed to the target as slices of the file, without a copy each (the
+    // store copies what it keeps).
+    let whole = Bytes::from_owner(view.clone());
+    let data: &[u8] = &whole;
+    let mut args: Vec<Bytes> = Vec::with_capacity(16);
     let corrupt = |offset: usize, reason: String| Error::Corrupt {
         file: Some(path.to_path_buf()),
         offset: offset as u64,
@@ -337,13 +341,14 @@ fn load_file(
             Some(open) => {
                 open.bytes += bytes;
                 if !name.eq_ignore_ascii_case(b"SELECT") {
-                    let args = argv.iter().map(|a| Bytes::copy_from_slice(a)).collect();
-                    open.queued.push((db, args, start));
+                    let queued = argv.iter().map(|a| whole.slice_ref(a)).collect();
+                    open.queued.push((db, queued, start));
                 }
             }
             None => {
                 if !name.eq_ignore_ascii_case(b"SELECT") {
-                    let args: Vec<Bytes> = argv.iter().map(|a| Bytes::copy_from_slice(a)).collect();
+                    args.clear();
+                    args.extend(argv.iter().map(|a| whole.slice_ref(a)));
                     target
                         .apply_command(db, &args, options.now_ms)
                         .map_err(|e| corrupt(start, e.to_string()))?;

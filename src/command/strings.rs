@@ -182,9 +182,15 @@ fn set_generic(
     } else {
         None
     };
-    let found = ctx.store.contains(ctx.db, key, ctx.now_ms);
-    if (flags & opt::NX != 0 && found) || (flags & opt::XX != 0 && !found) {
-        return Ok(old);
+    if flags & (opt::NX | opt::XX) != 0 {
+        let found = ctx.store.contains(ctx.db, key, ctx.now_ms);
+        if (flags & opt::NX != 0 && found) || (flags & opt::XX != 0 && !found) {
+            return Ok(old);
+        }
+    } else {
+        // Only the lazy expiry of an old value matters (it propagates a `DEL` first, as
+        // Redis's `lookupKeyWrite` does): one map descent fewer for a plain SET.
+        ctx.store.expire_if_due(ctx.db, key, ctx.now_ms);
     }
     let ttl = match expire_at {
         Some(at) => Some(at),

@@ -111,6 +111,12 @@ impl FileView {
     }
 }
 
+impl AsRef<[u8]> for FileView {
+    fn as_ref(&self) -> &[u8] {
+        self
+    }
+}
+
 impl Deref for FileView {
     type Target = [u8];
     fn deref(&self) -> &[u8] {

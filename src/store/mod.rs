@@ -145,6 +145,9 @@ pub struct Store {
     hasher: foldhash::fast::FixedState,
     /// Keys removed because they expired, not yet taken by the engine: `(db, key)`.
     expired: Vec<(usize, Bytes)>,
+    /// Replaying a file at start: no lazy expiry (Redis's `expireIfNeeded` does nothing while
+    /// `server.loading`); keys whose TTL passed go later, by the active cycle or on access.
+    loading: bool,
 }
 
 /// An immutable, point-in-time view of a [`Store`], taken in O(1).
@@ -184,6 +187,7 @@ impl Store {
             dbs: vec![Db::default(); databases.max(1)],
             hasher: foldhash::fast::FixedState::with_seed(seed_from_clock()),
             expired: Vec::new(),
+            loading: false,
         }
     }
 
@@ -252,23 +256,34 @@ impl Store {
         );
     }
 
-    /// [`Store::insert`] with the slot and item built.
+    /// [`Store::insert`] with the slot and item built. One descent of the map: the previous
+    /// item comes back from the insert.
     fn insert_slot(&mut self, db: usize, slot: Slot, item: Arc<Item>) {
         let database = &mut self.dbs[db];
         let expire_at_ms = item.expire_at_ms;
-        // The previous TTL leaves the expiry index. Looked up first (only where the index is
-        // not empty) so the slot can move into the map below: cloning it would turn the key's
-        // `Bytes` into a shared one, an extra allocation for every key.
-        if !database.expires.is_empty()
-            && let Some(at) = database.map.get(&slot).and_then(|old| old.expire_at_ms)
+        if database.expires.is_empty() && expire_at_ms.is_none() {
+            // No key of this database has a TTL, nor will this one: nothing to index. (The
+            // slot moves into the map; a clone would turn the key's `Bytes` into a shared one,
+            // an allocation per key.)
+            database.map.insert(slot, item);
+            return;
+        }
+        let indexed = slot.clone();
+        let previous = database.map.insert(slot, item);
+        // The previous TTL leaves the expiry index, the new one enters it.
+        if let Some(at) = previous.and_then(|old| old.expire_at_ms)
             && Some(at) != expire_at_ms
         {
-            database.expires.remove(&(at, slot.clone()));
+            database.expires.remove(&(at, indexed.clone()));
         }
         if let Some(at) = expire_at_ms {
-            database.expires.insert((at, slot.clone()));
+            database.expires.insert((at, indexed));
         }
-        database.map.insert(slot, item);
+    }
+
+    /// Turns lazy expiry off while a file is replayed at start (see the field's docs).
+    pub fn set_loading(&mut self, loading: bool) {
+        self.loading = loading;
     }
 
     /// Removes `key` (expired or not) and returns its item.
@@ -313,7 +328,12 @@ impl Store {
         true
     }
 
-    fn expire_if_due(&mut self, db: usize, key: &[u8], now_ms: i64) {
+    /// Removes `key` if its TTL has passed (lazy expiry), recording it for the engine's
+    /// `DEL`. Free when no key of the database has a TTL, and while loading.
+    pub fn expire_if_due(&mut self, db: usize, key: &[u8], now_ms: i64) {
+        if self.loading || self.dbs[db].expires.is_empty() {
+            return;
+        }
         let hash = self.slot_hash(key);
         let due = self.dbs[db]
             .map
