@@ -235,15 +235,29 @@ impl Manifest {
         self.base.iter().chain(&self.incrs)
     }
 
-    /// Seq of the next incr file: one past the last listed incr (`++curr_incr_file_seq`; 1
-    /// when there is none).
+    /// Seq of the next incr file: one past every incr listed, history included
+    /// (`++curr_incr_file_seq`; 1 when there is none). Counting history too means a new name
+    /// never collides with a file still waiting to be deleted.
     pub fn next_incr_seq(&self) -> u64 {
-        self.incrs.last().map_or(1, |f| f.seq + 1)
+        let history = self.history.iter().filter(|f| f.name.contains(".incr."));
+        self.incrs
+            .iter()
+            .chain(history)
+            .map(|f| f.seq)
+            .max()
+            .map_or(1, |seq| seq + 1)
     }
 
-    /// Seq of the next base file: one past the current base's (1 when there is none).
+    /// Seq of the next base file: one past every base listed, history included (1 when there
+    /// is none).
     pub fn next_base_seq(&self) -> u64 {
-        self.base.as_ref().map_or(1, |f| f.seq + 1)
+        let history = self.history.iter().filter(|f| f.name.contains(".base."));
+        self.base
+            .iter()
+            .chain(history)
+            .map(|f| f.seq)
+            .max()
+            .map_or(1, |seq| seq + 1)
     }
 
     /// Lists a new incr file (`getNewIncrAofName`) and returns it.

@@ -53,7 +53,7 @@ use crate::snapshot::{self, BackgroundSave, BgsaveOutcome, BgsaveStatus, SaveOpt
 use crate::storage::Storage;
 
 use budget::{Budget, CappedStorage};
-use manifest::{AofFile, AofNames, FileKind, Manifest};
+use manifest::{AofNames, FileKind, Manifest};
 use writer::AofWriter;
 
 /// Consecutive failed rewrites after which automatic rewrites back off (Redis's
@@ -201,8 +201,10 @@ impl Aof {
         storage.create_dir_all(&dir)?;
         let mut manifest = manifest.unwrap_or_default();
         if manifest.base.is_none() && manifest.incrs.is_empty() {
-            let seq = next_base_seq(&manifest);
-            let name = names.base_name(seq, config.aof_use_rdb_preamble);
+            let name = manifest
+                .set_new_base(&names, config.aof_use_rdb_preamble)
+                .name
+                .clone();
             let temp = config.dir.join(temp_rewrite_name());
             write_base(
                 &*storage,
@@ -217,24 +219,10 @@ impl Aof {
             storage.rename(&temp, &dir.join(&name))?;
             storage.sync_dir(&dir)?;
             storage.sync_dir(&config.dir)?;
-            manifest.base = Some(AofFile {
-                name,
-                seq,
-                kind: FileKind::Base,
-            });
         }
         let (incr_name, fresh) = match manifest.incrs.last() {
             Some(last) => (last.name.clone(), false),
-            None => {
-                let seq = next_incr_seq(&manifest);
-                let name = names.incr_name(seq);
-                manifest.incrs.push(AofFile {
-                    name: name.clone(),
-                    seq,
-                    kind: FileKind::Incr,
-                });
-                (name, true)
-            }
+            None => (manifest.add_incr(&names).name.clone(), true),
         };
         let incr_path = dir.join(&incr_name);
         let file = storage.open_append(&incr_path)?;
@@ -312,21 +300,14 @@ impl Aof {
         storage.create_dir_all(&dir)?;
         storage.sync_dir(&config.dir)?;
         let old = manifest::read(&*storage, &dir, &names)?.unwrap_or_default();
-        let seq = next_incr_seq(&old);
         let mut manifest = Manifest::default();
         for mut f in old.base.into_iter().chain(old.history).chain(old.incrs) {
             f.kind = FileKind::History;
             manifest.history.push(f);
         }
-        let name = names.incr_name(seq);
-        let path = dir.join(&name);
+        let path = dir.join(&manifest.add_incr(&names).name);
         let file = storage.create(&path)?;
         storage.sync_dir(&dir)?;
-        manifest.incrs.push(AofFile {
-            name,
-            seq,
-            kind: FileKind::Incr,
-        });
         let mut writer = AofWriter::start(storage.clone(), path, file, config.appendfsync, offset)?;
         let header = repl_annotation(replid, offset);
         writer.annotate(&header);
@@ -555,10 +536,6 @@ impl Aof {
         if self.incr_bytes == self.incr_header_bytes {
             return Ok(());
         }
-        let seq = next_incr_seq(&self.manifest);
-        let name = self.names.incr_name(seq);
-        let path = self.dir.join(&name);
-        let file = self.storage.create(&path)?;
         let mut next = self.manifest.clone();
         if self.pending_first_base {
             // Without a base, an incr is worthless alone: the one written since the AOF was
@@ -568,11 +545,8 @@ impl Aof {
                 next.history.push(abandoned);
             }
         }
-        next.incrs.push(AofFile {
-            name,
-            seq,
-            kind: FileKind::Incr,
-        });
+        let path = self.dir.join(&next.add_incr(&self.names).name);
+        let file = self.storage.create(&path)?;
         let persisted = self.storage.sync_dir(&self.dir).and_then(|()| {
             if self.pending_first_base {
                 Ok(())
@@ -644,29 +618,17 @@ impl Aof {
 
     /// Steps 3 and 4: the new base into the directory, the manifest swap, history deleted.
     fn install_base(&mut self, temp: &Path) -> Result<()> {
-        let seq = next_base_seq(&self.manifest);
-        let name = self.names.base_name(seq, self.rdb_preamble);
-        let path = self.dir.join(&name);
+        // The manifest to publish: the new base, the incr written now; the old base and
+        // the other incr files become history.
+        let mut next = self.manifest.clone();
+        let path = self
+            .dir
+            .join(&next.set_new_base(&self.names, self.rdb_preamble).name);
+        next.mark_rewritten_incrs_as_history(true);
         fail::fail_point!(crate::failpoints::AOF_REWRITE_BEFORE_RENAME, |_| Err(
             crate::failpoints::injected(crate::failpoints::AOF_REWRITE_BEFORE_RENAME)
         ));
         self.storage.rename(temp, &path)?;
-        let mut next = self.manifest.clone();
-        let current = next.incrs.pop();
-        if let Some(mut old) = next.base.take() {
-            old.kind = FileKind::History;
-            next.history.push(old);
-        }
-        for mut old in next.incrs.drain(..) {
-            old.kind = FileKind::History;
-            next.history.push(old);
-        }
-        next.incrs.extend(current);
-        next.base = Some(AofFile {
-            name,
-            seq,
-            kind: FileKind::Base,
-        });
         // Until a durable manifest names it, the new base is garbage if anything fails: it is
         // removed, so a failed rewrite leaves no unlisted file behind.
         let listed = (|| {
@@ -1005,32 +967,6 @@ fn remove_leftovers(
 /// Redis's name for a rewrite's finished temp file (in `dir`).
 fn temp_rewrite_name() -> String {
     format!("temp-rewriteaof-bg-{}.aof", std::process::id())
-}
-
-/// The next base sequence number: one past every base (current or history) listed.
-fn next_base_seq(manifest: &Manifest) -> u64 {
-    manifest
-        .base
-        .iter()
-        .chain(&manifest.history)
-        .filter(|f| f.name.contains(".base."))
-        .map(|f| f.seq)
-        .max()
-        .unwrap_or(0)
-        + 1
-}
-
-/// The next incr sequence number: one past every incr (current or history) listed.
-fn next_incr_seq(manifest: &Manifest) -> u64 {
-    manifest
-        .incrs
-        .iter()
-        .chain(&manifest.history)
-        .filter(|f| f.name.contains(".incr."))
-        .map(|f| f.seq)
-        .max()
-        .unwrap_or(0)
-        + 1
 }
 
 /// Deletes the history files `manifest` lists and forgets them. A file already gone is fine;
