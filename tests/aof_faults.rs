@@ -364,21 +364,7 @@ fn approaching_the_budget_starts_a_rewrite_by_itself() {
 fn a_crash_before_the_first_base_of_an_aof_turned_on_at_run_time_leaves_the_old_directory() {
     for crash_mode in [CrashMode::DropUnsynced, CrashMode::KeepRandomPrefix] {
         let storage = Arc::new(SimStorage::new(51));
-        // An old AOF directory, from an earlier life of the node.
-        let mut old = node(&storage, config(AppendFsync::Always));
-        set_and_ack(&mut old, 0);
-        old.close_aof().unwrap();
-        drop(old);
-
-        let storage_dyn: Arc<dyn keeper::Storage> = storage.clone();
-        let mut off = config(AppendFsync::Always);
-        off.appendonly = false;
-        let mut engine = Engine::new(off, storage_dyn);
-        for i in 1..300 {
-            write(&mut engine, &["SET", &format!("k{i}"), &i.to_string()]).unwrap();
-        }
-        let pairs = [("appendonly".to_string(), "yes".to_string())];
-        engine.config_set(&pairs).expect("the AOF turns on");
+        let mut engine = aof_turned_on_over_an_old_directory(&storage);
         write(&mut engine, &["SET", "during", "1"]).unwrap();
         // The power fails before the first base is installed: the old directory stands.
         let engine = power_loss(&storage, engine, crash_mode);
@@ -387,23 +373,30 @@ fn a_crash_before_the_first_base_of_an_aof_turned_on_at_run_time_leaves_the_old_
     }
     // Installed: the new files replace the old ones.
     let storage = Arc::new(SimStorage::new(52));
-    let mut old = node(&storage, config(AppendFsync::Always));
-    set_and_ack(&mut old, 0);
-    old.close_aof().unwrap();
-    drop(old);
-    let storage_dyn: Arc<dyn keeper::Storage> = storage.clone();
-    let mut off = config(AppendFsync::Always);
-    off.appendonly = false;
-    let mut engine = Engine::new(off, storage_dyn);
-    for i in 1..300 {
-        write(&mut engine, &["SET", &format!("k{i}"), &i.to_string()]).unwrap();
-    }
-    let pairs = [("appendonly".to_string(), "yes".to_string())];
-    engine.config_set(&pairs).expect("the AOF turns on");
+    let mut engine = aof_turned_on_over_an_old_directory(&storage);
     set_and_ack(&mut engine, 300);
     assert!(engine.finish_aof_rewrite());
     set_and_ack(&mut engine, 301);
     let engine = power_loss(&storage, engine, CrashMode::DropUnsynced);
     assert_eq!(keys(&engine), 301);
     assert_eq!(value(&engine, "k0"), None, "the old AOF's data is gone");
+}
+
+/// An AOF directory from an earlier life of the node (holding `k0`), then a node started with
+/// the AOF off that writes `k1`..`k299` and turns it on with `CONFIG SET appendonly yes`.
+fn aof_turned_on_over_an_old_directory(storage: &Arc<SimStorage>) -> Engine {
+    let mut old = node(storage, config(AppendFsync::Always));
+    set_and_ack(&mut old, 0);
+    old.close_aof().unwrap();
+    drop(old);
+    let mut off = config(AppendFsync::Always);
+    off.appendonly = false;
+    let storage: Arc<dyn keeper::Storage> = storage.clone();
+    let mut engine = Engine::new(off, storage);
+    for i in 1..300 {
+        write(&mut engine, &["SET", &format!("k{i}"), &i.to_string()]).unwrap();
+    }
+    let pairs = [("appendonly".to_string(), "yes".to_string())];
+    engine.config_set(&pairs).expect("the AOF turns on");
+    engine
 }

@@ -241,14 +241,39 @@ impl Aof {
                 settled_bytes += storage.len(&dir.join(&f.name))?.unwrap_or(0);
             }
         }
-        let mut writer =
-            AofWriter::start(storage.clone(), incr_path, file, config.appendfsync, offset)?;
+        let mut aof = Aof::assemble(
+            storage, config, names, manifest, incr_path, file, replid, offset,
+        )?;
+        // An incr that had content before this start cannot be reused by a rewrite.
+        if incr_len > 0 {
+            aof.incr_bytes += incr_len;
+            aof.incr_header_bytes = 0;
+        }
+        aof.base_bytes = base_bytes;
+        aof.settled_bytes = settled_bytes;
+        aof.rewrite_base_size = aof.current_size();
+        Ok(aof)
+    }
+
+    /// The AOF appending to `file` (at `path`, the last incr `manifest` lists) from stream
+    /// `offset` on, its header annotation written; sizes count that header only.
+    #[allow(clippy::too_many_arguments)]
+    fn assemble(
+        storage: Arc<dyn Storage>,
+        config: &Config,
+        names: AofNames,
+        manifest: Manifest,
+        path: PathBuf,
+        file: Box<dyn crate::storage::WritableFile>,
+        replid: &str,
+        offset: u64,
+    ) -> Result<Aof> {
+        let mut writer = AofWriter::start(storage.clone(), path, file, config.appendfsync, offset)?;
         let header = repl_annotation(replid, offset);
         writer.annotate(&header);
-        let incr_bytes = incr_len + header.len() as u64;
-        Ok(Aof {
+        let mut aof = Aof {
             data_dir: config.dir.clone(),
-            dir,
+            dir: config.aof_dir(),
             names,
             manifest,
             writer,
@@ -256,15 +281,11 @@ impl Aof {
             timestamps: config.aof_timestamp_enabled,
             last_timestamp: 0,
             replid: replid.to_string(),
-            settled_bytes,
-            base_bytes,
-            incr_bytes,
-            incr_header_bytes: if incr_len == 0 {
-                header.len() as u64
-            } else {
-                0
-            },
-            rewrite_base_size: settled_bytes + incr_bytes,
+            settled_bytes: 0,
+            base_bytes: 0,
+            incr_bytes: header.len() as u64,
+            incr_header_bytes: header.len() as u64,
+            rewrite_base_size: 0,
             rewrite: None,
             rewrite_scheduled: false,
             pending_first_base: false,
@@ -276,11 +297,9 @@ impl Aof {
             auto_rewrite_percentage: config.auto_aof_rewrite_percentage,
             auto_rewrite_min_size: config.auto_aof_rewrite_min_size,
             storage,
-        })
-        .map(|mut aof| {
-            aof.observe_free_space();
-            aof
-        })
+        };
+        aof.observe_free_space();
+        Ok(aof)
     }
 
     /// Turns the AOF on at run time (`CONFIG SET appendonly yes`), as Redis's
@@ -308,37 +327,8 @@ impl Aof {
         let path = dir.join(&manifest.add_incr(&names).name);
         let file = storage.create(&path)?;
         storage.sync_dir(&dir)?;
-        let mut writer = AofWriter::start(storage.clone(), path, file, config.appendfsync, offset)?;
-        let header = repl_annotation(replid, offset);
-        writer.annotate(&header);
-        let mut aof = Aof {
-            data_dir: config.dir.clone(),
-            dir,
-            names,
-            manifest,
-            writer,
-            rdb_preamble: config.aof_use_rdb_preamble,
-            timestamps: config.aof_timestamp_enabled,
-            last_timestamp: 0,
-            replid: replid.to_string(),
-            settled_bytes: 0,
-            base_bytes: 0,
-            incr_bytes: header.len() as u64,
-            incr_header_bytes: header.len() as u64,
-            rewrite_base_size: 0,
-            rewrite: None,
-            rewrite_scheduled: false,
-            pending_first_base: true,
-            rewrite_stats: RewriteStats {
-                last_ok: true,
-                ..RewriteStats::default()
-            },
-            budget: Budget::new(config.aof_max_disk_size, config.aof_disk_reserve),
-            auto_rewrite_percentage: config.auto_aof_rewrite_percentage,
-            auto_rewrite_min_size: config.auto_aof_rewrite_min_size,
-            storage,
-        };
-        aof.observe_free_space();
+        let mut aof = Aof::assemble(storage, config, names, manifest, path, file, replid, offset)?;
+        aof.pending_first_base = true;
         if let Err(e) = aof.start_rewrite(snapshot, offset, RewriteTrigger::Enable) {
             // The cron tries again (see `finish_rewrite`).
             tracing::warn!("the first AOF rewrite did not start: {e}");
