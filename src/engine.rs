@@ -4,10 +4,11 @@
 //! replication offset and the propagation road. A command runs through
 //! [`Engine::execute`]; whatever it must propagate (the command itself, or Redis's
 //! deterministic rewrite of it, and the `DEL`s of keys it found expired) is encoded once as
-//! RESP and fed to every registered [`PropagationSink`] by [`Engine::propagate`] — the AOF
-//! (issue 5) and the replication backlog (issue 7) plug in there. The offset counts every byte
-//! of that stream, `SELECT`s and `MULTI`/`EXEC` included, so the AOF, the backlog and the
-//! replicas agree on positions.
+//! RESP and fed by [`Engine::propagate`] to the AOF ([`Aof`], when `appendonly` is on: see
+//! [`Engine::open_aof`] and [`Engine::aof_ack_wait`]) and to every registered
+//! [`PropagationSink`] (the replication backlog of issue 7 plugs in there). The offset counts
+//! every byte of that stream, `SELECT`s and `MULTI`/`EXEC` included, so the AOF, the backlog
+//! and the replicas agree on positions.
 //!
 //! Propagation follows Redis 7.0 (`propagatePendingCommands`; checked against redis-server
 //! 7.0.15's AOF): the commands one *execution unit* (a command, or a whole `MULTI`/`EXEC`)

@@ -20,14 +20,21 @@
 //!   its changes and propagates what Redis would (the command, its deterministic rewrite, the
 //!   `DEL`s of keys it found expired; `MULTI … EXEC` around an execution unit of several) by
 //!   [`Engine::propagate`]: one RESP encoding, one offset per byte, fed to every registered
-//!   [`PropagationSink`](crate::engine::PropagationSink) (the AOF and the replication backlog
-//!   plug in there). It all happens under the engine lock, so the stream order is the
+//!   [`PropagationSink`](crate::engine::PropagationSink) (the replication backlog plugs in
+//!   there) and to the AOF. It all happens under the engine lock, so the stream order is the
 //!   execution order.
+//! - **Durable replies.** With the AOF on, the propagated bytes go to its writer thread
+//!   ([`crate::aof::writer`]); after a batch, a connection takes the ack it needs (the end of
+//!   the stream so far) under the lock and awaits it *outside* the lock before writing its
+//!   replies: under `always` the group commit's fdatasync, otherwise the write. Other clients'
+//!   commands keep running meanwhile. A poisoned AOF closes the connection without replies.
 //! - **The cron** ([`cron`]): `hz` times per second it runs the active expiry cycle (bounded
-//!   to a quarter of the period), collects a finished BGSAVE, starts one when a save point is
-//!   due, and samples `instantaneous_ops_per_sec`.
+//!   to a quarter of the period), collects a finished BGSAVE or AOF rewrite, starts one when a
+//!   save point, AOF growth or the AOF disk budget asks for it, and samples
+//!   `instantaneous_ops_per_sec`.
 //! - **Shutdown**: SIGTERM, SIGINT or `SHUTDOWN` save the dataset first when save points are
-//!   set (or `SHUTDOWN SAVE`), unless `SHUTDOWN NOSAVE`; then the process exits.
+//!   set (or `SHUTDOWN SAVE`), unless `SHUTDOWN NOSAVE`; the AOF is flushed, synced and closed;
+//!   then the process exits.
 
 mod commands;
 mod conn;
