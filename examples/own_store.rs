@@ -275,7 +275,7 @@ impl Server {
                     *selected = true;
                 }
                 keeper::resp::write_command(&mut record, argv);
-                aof.append(&record, unix_ms());
+                aof.append(&record);
                 let wait = aof.writer().ack_wait(aof.writer().offset());
                 drop(state);
                 // The reply waits for the fdatasync covering the write (group commit:

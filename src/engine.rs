@@ -243,7 +243,7 @@ impl Engine {
         resp::write_command(&mut self.encoded, argv);
         self.repl_offset += self.encoded.len() as u64;
         if let Some(aof) = &mut self.aof {
-            aof.append(&self.encoded, unix_now_ms());
+            aof.append(&self.encoded);
         }
         for sink in &mut self.sinks {
             sink.append(&self.encoded);

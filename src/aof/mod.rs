@@ -356,9 +356,10 @@ impl Aof {
 
     /// Appends propagated stream bytes (a `#TS:` line first when timestamps are on and the
     /// second changed).
-    pub fn append(&mut self, stream_bytes: &[u8], now_ms: i64) {
+    pub fn append(&mut self, stream_bytes: &[u8]) {
         if self.timestamps {
-            let now = now_ms / 1000;
+            // The clock is read only when timestamps are on: this runs for every command.
+            let now = crate::engine::unix_now_ms() / 1000;
             if now > self.last_timestamp {
                 self.last_timestamp = now;
                 let line = format!("#TS:{now}\r\n");
@@ -769,128 +770,57 @@ impl Aof {
     pub fn info_fields(&self) -> String {
         let status = self.writer.status();
         let stats = &self.rewrite_stats;
-        let mut out = String::new();
-        let current_rewrite = self
-            .rewrite
-            .as_ref()
-            .map_or(-1, |r| r.started.elapsed().as_secs() as i64);
-        let push = |out: &mut String, k: &str, v: String| {
-            out.push_str(k);
-            out.push(':');
-            out.push_str(&v);
-            out.push_str("\r\n");
-        };
-        push(
-            &mut out,
-            "aof_rewrite_in_progress",
-            u8::from(self.rewrite.is_some()).to_string(),
-        );
-        push(
-            &mut out,
-            "aof_rewrite_scheduled",
-            u8::from(self.rewrite_scheduled).to_string(),
-        );
-        push(
-            &mut out,
-            "aof_last_rewrite_time_sec",
-            stats
-                .last_duration
-                .map_or(-1, |d| d.as_secs() as i64)
-                .to_string(),
-        );
-        push(
-            &mut out,
-            "aof_current_rewrite_time_sec",
-            current_rewrite.to_string(),
-        );
-        push(
-            &mut out,
-            "aof_last_bgrewrite_status",
-            if stats.last_ok { "ok" } else { "err" }.into(),
-        );
-        push(&mut out, "aof_rewrites", stats.rewrites.to_string());
-        push(
-            &mut out,
-            "aof_rewrites_consecutive_failures",
-            stats.consecutive_failures.to_string(),
-        );
-        push(
-            &mut out,
-            "aof_last_write_status",
-            if status.last_write_ok { "ok" } else { "err" }.into(),
-        );
-        push(&mut out, "aof_last_cow_size", "0".into());
-        push(&mut out, "module_fork_in_progress", "0".into());
-        push(&mut out, "module_fork_last_cow_size", "0".into());
-        push(
-            &mut out,
-            "aof_current_size",
-            self.current_size().to_string(),
-        );
-        push(
-            &mut out,
-            "aof_base_size",
-            self.rewrite_base_size.to_string(),
-        );
-        push(
-            &mut out,
-            "aof_pending_rewrite",
-            u8::from(self.rewrite_scheduled).to_string(),
-        );
-        push(
-            &mut out,
-            "aof_buffer_length",
-            status.pending_bytes.to_string(),
-        );
-        push(&mut out, "aof_pending_bio_fsync", "0".into());
-        push(
-            &mut out,
-            "aof_delayed_fsync",
-            status.delayed_fsync.to_string(),
-        );
-        push(
-            &mut out,
-            "aof_written_offset",
-            status.written_offset.to_string(),
-        );
-        push(
-            &mut out,
-            "aof_durable_offset",
-            status.durable_offset.to_string(),
-        );
-        push(&mut out, "aof_fsyncs", status.fsyncs.to_string());
-        push(
-            &mut out,
-            "aof_last_fsync_usec",
-            status.last_fsync_micros.to_string(),
-        );
-        push(
-            &mut out,
-            "aof_max_fsync_usec",
-            status.max_fsync_micros.to_string(),
-        );
-        push(
-            &mut out,
-            "aof_poisoned",
-            u8::from(status.poisoned.is_some()).to_string(),
-        );
-        push(
-            &mut out,
-            "aof_disk_budget",
-            self.budget.max_bytes.to_string(),
-        );
-        push(&mut out, "aof_disk_usage", self.disk_usage().to_string());
-        push(
-            &mut out,
-            "aof_disk_reserve",
-            self.budget.reserve.to_string(),
-        );
-        push(
-            &mut out,
-            "aof_budget_refusals",
-            self.budget.refusals.to_string(),
-        );
-        out
+        let flag = |on: bool| u8::from(on).to_string();
+        let ok = |ok: bool| if ok { "ok" } else { "err" }.to_string();
+        let fields: [(&str, String); 27] = [
+            ("aof_rewrite_in_progress", flag(self.rewrite.is_some())),
+            ("aof_rewrite_scheduled", flag(self.rewrite_scheduled)),
+            (
+                "aof_last_rewrite_time_sec",
+                stats
+                    .last_duration
+                    .map_or(-1, |d| d.as_secs() as i64)
+                    .to_string(),
+            ),
+            (
+                "aof_current_rewrite_time_sec",
+                self.rewrite
+                    .as_ref()
+                    .map_or(-1, |r| r.started.elapsed().as_secs() as i64)
+                    .to_string(),
+            ),
+            ("aof_last_bgrewrite_status", ok(stats.last_ok)),
+            ("aof_rewrites", stats.rewrites.to_string()),
+            (
+                "aof_rewrites_consecutive_failures",
+                stats.consecutive_failures.to_string(),
+            ),
+            ("aof_last_write_status", ok(status.last_write_ok)),
+            ("aof_last_cow_size", "0".into()),
+            ("module_fork_in_progress", "0".into()),
+            ("module_fork_last_cow_size", "0".into()),
+            ("aof_current_size", self.current_size().to_string()),
+            ("aof_base_size", self.rewrite_base_size.to_string()),
+            ("aof_pending_rewrite", flag(self.rewrite_scheduled)),
+            ("aof_buffer_length", status.pending_bytes.to_string()),
+            ("aof_pending_bio_fsync", "0".into()),
+            ("aof_delayed_fsync", status.delayed_fsync.to_string()),
+            // keeper's own, after Redis's.
+            ("aof_written_offset", status.written_offset.to_string()),
+            ("aof_durable_offset", status.durable_offset.to_string()),
+            ("aof_fsyncs", status.fsyncs.to_string()),
+            ("aof_last_fsync_usec", status.last_fsync_micros.to_string()),
+            ("aof_max_fsync_usec", status.max_fsync_micros.to_string()),
+            ("aof_poisoned", flag(status.poisoned.is_some())),
+            ("aof_disk_budget", self.budget.max_bytes.to_string()),
+            ("aof_disk_usage", self.disk_usage().to_string()),
+            ("aof_disk_reserve", self.budget.reserve.to_string()),
+            ("aof_budget_refusals", self.budget.refusals.to_string()),
+        ];
+        fields
+            .iter()
+            .map(|(name, value)| format!("{name}:{value}\r\n"))
+            .collect()
     }
 }
 
