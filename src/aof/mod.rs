@@ -128,7 +128,7 @@ pub struct Aof {
     replid: String,
     /// Size of the base and of the incr files before the current one.
     settled_bytes: u64,
-    /// Size of the base file.
+    /// Size of the base file (also the estimate of the next base's size).
     base_bytes: u64,
     /// Size of the current incr file, bytes queued to the writer included.
     incr_bytes: u64,
@@ -235,8 +235,9 @@ impl Aof {
             Some(base) => storage.len(&dir.join(&base.name))?.unwrap_or(0),
             None => 0,
         };
-        let mut settled_bytes = 0;
-        for f in manifest.base.iter().chain(&manifest.incrs) {
+        // The base's size was just read; the incr files before the current one are added.
+        let mut settled_bytes = base_bytes;
+        for f in &manifest.incrs {
             if f.name != incr_name {
                 settled_bytes += storage.len(&dir.join(&f.name))?.unwrap_or(0);
             }
@@ -424,7 +425,7 @@ impl Aof {
         if self.rewrite.is_some() {
             0
         } else {
-            self.budget.rewrite_headroom(self.base_file_size())
+            self.budget.rewrite_headroom(self.base_bytes)
         }
     }
 
@@ -460,7 +461,7 @@ impl Aof {
         self.rewrite_scheduled = self.pending_first_base;
         let usage = self.disk_usage();
         let room = self.budget.room_for_rewrite(usage);
-        let estimate = self.base_file_size();
+        let estimate = self.base_bytes;
         if room < estimate {
             let why = format!(
                 "ERR AOF rewrite not started: the new base needs about {estimate} bytes and the \
@@ -511,11 +512,6 @@ impl Aof {
                 Err(why)
             }
         }
-    }
-
-    /// Size of the base file now listed (the estimate of a new base's size).
-    fn base_file_size(&self) -> u64 {
-        self.base_bytes
     }
 
     /// Step 1: a new incr file, listed in a persisted manifest, and the writer switched to it.
@@ -720,7 +716,7 @@ impl Aof {
         let usage = self.disk_usage();
         let max = self.budget.max_bytes;
         let writable = max.saturating_sub(self.rewrite_headroom());
-        let foldable = usage.saturating_sub(self.base_file_size());
+        let foldable = usage.saturating_sub(self.base_bytes);
         let budget_due = max > 0 && usage >= writable / 4 * 3 && foldable >= usage / 4;
         let trigger = if budget_due {
             RewriteTrigger::Budget
