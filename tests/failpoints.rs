@@ -436,3 +436,44 @@ fn every_fail_point_a_rewrite_base_passes_keeps_every_acknowledged_write() {
     }
     scenario.teardown();
 }
+
+/// A rewrite lists a new incr file after the current one, so the current one must be whole on
+/// disk before that manifest is: a file that is not the last one may not have a torn tail
+/// (CI once caught it in `tests/power_loss.rs`). Under `appendfsync no` the policy syncs
+/// nothing, and the writer thread is held in its write when the rewrite starts; the power
+/// fails right after the rewrite started.
+#[test]
+fn a_power_loss_just_after_a_rewrite_starts_keeps_everything_written_before_it() {
+    let scenario = fail::FailScenario::setup();
+    for (seed, mode) in CRASH_MODES {
+        let storage = SimStorage::new(seed);
+        let config = keeper::config::Config {
+            appendfsync: AppendFsync::No,
+            ..aof_config(true)
+        };
+        let mut engine = aof_node(&storage, config.clone());
+        for i in 0..100 {
+            set_acknowledged(&mut engine, i);
+        }
+        fail::cfg(failpoints::AOF_WRITE, "sleep(100)").unwrap();
+        let argv: Vec<keeper::Bytes> = ["SET", "last", "written before the rewrite"]
+            .iter()
+            .map(|w| keeper::Bytes::copy_from_slice(w.as_bytes()))
+            .collect();
+        let spec = keeper::command::lookup(&argv[0]).unwrap();
+        engine.execute(spec, 0, &argv, keeper::engine::unix_now_ms());
+        engine.bgrewriteaof().expect("a rewrite starts");
+        let disk = storage.crashed_copy(mode);
+        fail::remove(failpoints::AOF_WRITE);
+        engine.abandon_aof();
+
+        let engine = aof_node(&disk, config);
+        all_present(&engine, 0..100, &format!("{mode:?}"));
+        assert_eq!(
+            string_value(&engine, "last").as_deref(),
+            Some("written before the rewrite"),
+            "{mode:?}"
+        );
+    }
+    scenario.teardown();
+}

@@ -17,9 +17,12 @@
 //!   manifest swap of DESIGN.md, automatic and budget-driven rewrites, `INFO persistence`.
 //!
 //! # The rewrite, step by step (what a crash at each step leaves)
-//! 1. Under the engine lock: open a new incr file, persist a manifest listing it after the old
-//!    ones, and switch the writer to it; take an O(1) snapshot at that same point of the stream.
-//!    A crash now loads the old base and every incr: nothing is lost.
+//! 1. Under the engine lock: write and sync everything sent to the current incr (a file that
+//!    is not the last one listed must never have a torn tail, which even a power loss could
+//!    otherwise leave; Redis 7.0 persists the manifest first and has that window), open a new
+//!    incr file, persist a manifest listing it after the old ones, and switch the writer to it;
+//!    take an O(1) snapshot at that same point of the stream. A crash now loads the old base and
+//!    every incr: nothing is lost.
 //! 2. On a thread: write the snapshot as the new base to `dir/temp-rewriteaof-bg-<pid>.aof`
 //!    (temp file, fsync, rename, fsync dir), through the disk budget's cap.
 //! 3. The cron collects it: rename it into the AOF directory under the next base name, fsync
@@ -522,6 +525,11 @@ impl Aof {
         // but its header was written to it: the new base can be followed by it.
         if self.incr_bytes == self.incr_header_bytes {
             return Ok(());
+        }
+        if !self.pending_first_base {
+            // The manifest about to be persisted lists a file after the current one, which
+            // then must hold all it was sent: a torn tail is only allowed in the last file.
+            self.writer.sync_all()?;
         }
         let mut next = self.manifest.clone();
         if self.pending_first_base {

@@ -372,6 +372,10 @@ struct Queue {
     /// The thread sleeps on `work`: the next append must wake it.
     worker_idle: bool,
     sync_done: Option<SyncDone>,
+    /// Requests to write and sync everything queued ([`AofWriter::sync_all`]), counted; the
+    /// thread serves them in order.
+    sync_requested: u64,
+    sync_served: u64,
     stats: Stats,
 }
 
@@ -401,6 +405,8 @@ struct Shared {
     /// Set while writes must be refused (a write error or poisoning), for a lock-free check.
     refusing: AtomicBool,
     acks: Arc<AckCell>,
+    /// Wakes [`AofWriter::sync_all`] callers: a request served.
+    sync_served: Condvar,
 }
 
 impl Shared {
@@ -472,6 +478,8 @@ impl AofWriter {
                 abandoned: false,
                 worker_idle: false,
                 sync_done: None,
+                sync_requested: 0,
+                sync_served: 0,
                 stats: Stats {
                     written: start_offset,
                     durable: start_offset,
@@ -483,6 +491,7 @@ impl AofWriter {
             work: Condvar::new(),
             refusing: AtomicBool::new(false),
             acks,
+            sync_served: Condvar::new(),
         });
         let worker = Worker {
             shared: shared.clone(),
@@ -586,6 +595,48 @@ impl AofWriter {
             end,
         });
         self.wake(queue);
+    }
+
+    /// Blocks until everything queued so far (annotations included, in every file before a
+    /// queued switch) is written and synced, under any policy. The AOF calls it before it
+    /// persists a manifest that lists a file after the current one: a file that is not the last
+    /// one must never lose its tail to a power loss (the loader would refuse it, as Redis's does).
+    /// Fails, without waiting for a retry, when the writer has a write error, is poisoned or
+    /// has stopped.
+    pub fn sync_all(&self) -> Result<()> {
+        let failed = |why: String| {
+            Err(Error::Io {
+                path: None,
+                op: "sync the AOF before switching files",
+                source: io::Error::other(why),
+            })
+        };
+        let mut queue = self.shared.lock();
+        queue.sync_requested += 1;
+        let request = queue.sync_requested;
+        queue.worker_idle = false;
+        self.shared.work.notify_one();
+        loop {
+            if queue.sync_served >= request {
+                return Ok(());
+            }
+            if let Some(reason) = &queue.stats.poisoned {
+                return failed(format!("the AOF is poisoned: {reason}"));
+            }
+            if let Some(strerror) = &queue.stats.write_error {
+                return failed(format!("AOF write error: {strerror}"));
+            }
+            if queue.closing || self.thread.as_ref().is_none_or(|t| t.is_finished()) {
+                return failed("the AOF writer has stopped".into());
+            }
+            // A timeout, so an error that does not notify is still seen.
+            queue = self
+                .shared
+                .sync_served
+                .wait_timeout(queue, Duration::from_millis(100))
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
     }
 
     /// Changes the `appendfsync` policy from the next round on. Acks never move back: what
@@ -797,6 +848,9 @@ impl Worker {
                 AppendFsync::EverySec if self.everysec_sync_due() => self.start_everysec_sync(),
                 _ => {}
             }
+            if self.unwritten.is_empty() {
+                self.serve_sync_request();
+            }
             if closing && self.unwritten.is_empty() && self.queue_is_empty() {
                 self.settle_background_sync();
                 if self.poison.is_none() && self.written > self.synced {
@@ -844,6 +898,7 @@ impl Worker {
             let sync_at = self.everysec_sync_at();
             let work = queue.closing
                 || (retry_at.is_none() && (has_data || !self.unwritten.is_empty()))
+                || queue.sync_requested > queue.sync_served
                 || (self.policy == AppendFsync::Always && self.written > self.synced)
                 || sync_at.is_some_and(|at| at <= now);
             if work {
@@ -1003,6 +1058,29 @@ impl Worker {
         queue.stats.path = self.path.clone();
         queue.stats.file_len = self.file.len();
         true
+    }
+
+    /// Serves the [`AofWriter::sync_all`] requests made so far once everything queued before
+    /// them is written: earlier files were synced when the thread left them, the current one
+    /// is synced now (also when only annotations were written since the last sync).
+    fn serve_sync_request(&mut self) {
+        let requested = {
+            let queue = self.shared.lock();
+            if queue.sync_requested == queue.sync_served
+                || !queue.head.is_empty()
+                || !queue.next_files.is_empty()
+            {
+                return;
+            }
+            queue.sync_requested
+        };
+        self.sync_inline();
+        if self.poison.is_some() {
+            // The waiter sees the poisoning.
+            return;
+        }
+        self.shared.lock().sync_served = requested;
+        self.shared.sync_served.notify_all();
     }
 
     /// Syncs the current file on this thread. A failure poisons the writer.

@@ -80,7 +80,7 @@ struct Inode {
     lost: Option<(usize, usize)>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct State {
     inodes: BTreeMap<u64, Inode>,
     next_inode: u64,
@@ -195,10 +195,28 @@ impl SimStorage {
 
     /// Power loss: the live state becomes what was durable, plus what `mode` lets survive.
     pub fn crash(&self, mode: CrashMode) {
-        let mut state = self.lock();
-        let ids: Vec<u64> = state.durable.values().copied().collect();
+        self.lock().crash(mode);
+    }
+
+    /// The disk a power loss at this instant would leave, as a separate simulated disk; this
+    /// one is untouched. Lets a test cut the power at an exact moment while threads that
+    /// write to this disk go on (they cannot write to the copy).
+    pub fn crashed_copy(&self, mode: CrashMode) -> SimStorage {
+        let mut state = self.lock().clone();
+        state.crash(mode);
+        state.plan = FaultPlan::default();
+        state.ops = 0;
+        SimStorage {
+            state: Arc::new(Mutex::new(state)),
+        }
+    }
+}
+
+impl State {
+    fn crash(&mut self, mode: CrashMode) {
+        let ids: Vec<u64> = self.durable.values().copied().collect();
         for id in &ids {
-            let Some(mut inode) = state.inodes.get(id).cloned() else {
+            let Some(mut inode) = self.inodes.get(id).cloned() else {
                 continue;
             };
             let mut survived = inode.durable.clone();
@@ -211,12 +229,12 @@ impl SimStorage {
             match mode {
                 CrashMode::DropUnsynced => {}
                 CrashMode::KeepRandomPrefix => {
-                    let keep = state.random(appended.len() + 1);
+                    let keep = self.random(appended.len() + 1);
                     survived.extend_from_slice(&appended[..keep]);
                 }
                 CrashMode::TearLastWrite => {
                     let last = inode.last_write.min(appended.len());
-                    let keep = appended.len() - last + state.random(last + 1);
+                    let keep = appended.len() - last + self.random(last + 1);
                     survived.extend_from_slice(&appended[..keep]);
                 }
                 CrashMode::ZeroFillTail => survived.resize(survived.len() + appended.len(), 0),
@@ -225,12 +243,12 @@ impl SimStorage {
             inode.durable = survived;
             inode.last_write = 0;
             inode.lost = None;
-            state.inodes.insert(*id, inode);
+            self.inodes.insert(*id, inode);
         }
-        state.live = state.durable.clone();
-        state.live_dirs = state.durable_dirs.clone();
+        self.live = self.durable.clone();
+        self.live_dirs = self.durable_dirs.clone();
         let reachable: BTreeSet<u64> = ids.into_iter().collect();
-        state.inodes.retain(|id, _| reachable.contains(id));
+        self.inodes.retain(|id, _| reachable.contains(id));
     }
 }
 
