@@ -76,6 +76,27 @@ pub enum Error {
         #[source]
         source: Box<Error>,
     },
+
+    /// A backup target (object storage or a local backup folder) failed `op` on `object`.
+    #[error("backup target {target}: {op} {object}: {source}")]
+    Target {
+        /// The target's URL.
+        target: String,
+        op: &'static str,
+        /// The object's key in the target (empty for the target itself).
+        object: String,
+        #[source]
+        source: Box<object_store::Error>,
+    },
+
+    /// A backup is not what its manifest promises (size, checksum, key counts), or a manifest
+    /// or backup that was asked for is missing or unreadable. Names the backup and the object.
+    #[error("backup {id}: {reason}")]
+    Backup { id: String, reason: String },
+
+    /// A replication peer broke the protocol or refused (`reason` quotes its reply).
+    #[error("replication with {peer}: {reason}")]
+    Replication { peer: String, reason: String },
 }
 
 impl Error {
@@ -109,7 +130,12 @@ impl Error {
                     *p = Some(path.to_path_buf());
                 }
             }
-            Error::InvalidArgument(_) | Error::DiskBudget { .. } | Error::Poisoned { .. } => {}
+            Error::InvalidArgument(_)
+            | Error::DiskBudget { .. }
+            | Error::Poisoned { .. }
+            | Error::Target { .. }
+            | Error::Backup { .. }
+            | Error::Replication { .. } => {}
         }
         self
     }
