@@ -11,6 +11,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::backup::schedule::{Retention, Schedule};
 use crate::resp::split_args;
 use crate::snapshot::SavePoints;
 
@@ -93,7 +94,31 @@ pub struct Config {
     pub replicaof: Option<(String, u16)>,
     /// `proto-max-bulk-len`: largest request argument. Default: 512mb, at least 1mb.
     pub proto_max_bulk_len: u64,
+    /// `backup-target` (keeper's): where automatic and final backups go, a local folder or
+    /// `s3://bucket/prefix`; empty = no backups. Default: empty.
+    pub backup_target: String,
+    /// `backup-window` (keeper's): the daily UTC window of the automatic backup,
+    /// `HH:MM-HH:MM`, at least 60 minutes. Default: 05:00-06:00.
+    pub backup_window: Schedule,
+    /// `backup-cron` (keeper's): a cron expression that replaces the window; empty = use the
+    /// window. Default: empty.
+    pub backup_cron: Option<Schedule>,
+    /// `backup-retention-days` (keeper's): automatic backups older than this expire; 0 turns
+    /// automatic backups off. 0–35. Default: 1.
+    pub backup_retention_days: Retention,
+    /// `backup-on-shutdown` (keeper's): a final backup when the node shuts down. Default: no.
+    pub backup_on_shutdown: bool,
 }
+
+impl Config {
+    /// The schedule of automatic backups: `backup-cron` when set, else `backup-window`.
+    pub fn backup_schedule(&self) -> &Schedule {
+        self.backup_cron.as_ref().unwrap_or(&self.backup_window)
+    }
+}
+
+/// `backup-window` when none is configured (ElastiCache picks one for you; this is ours).
+pub const DEFAULT_BACKUP_WINDOW: &str = "05:00-06:00";
 
 impl Default for Config {
     fn default() -> Self {
@@ -124,6 +149,12 @@ impl Default for Config {
             loglevel: LogLevel::Notice,
             replicaof: None,
             proto_max_bulk_len: crate::resp::DEFAULT_MAX_BULK_LEN,
+            backup_target: String::new(),
+            backup_window: Schedule::parse_window(DEFAULT_BACKUP_WINDOW)
+                .expect("the default window parses"),
+            backup_cron: None,
+            backup_retention_days: Retention::new(1).expect("1 day is a valid retention"),
+            backup_on_shutdown: false,
         }
     }
 }
@@ -396,6 +427,57 @@ static OPTIONS: &[OptionDef] = &[
         |c| c.aof_disk_reserve.to_string(),
         |c, a| {
             c.aof_disk_reserve = memory(one(a)?)?;
+            Ok(())
+        },
+    ),
+    opt(
+        "backup-target",
+        Mutable,
+        |c| c.backup_target.clone(),
+        |c, a| {
+            c.backup_target = one(a)?.to_string();
+            Ok(())
+        },
+    ),
+    opt(
+        "backup-window",
+        Mutable,
+        |c| c.backup_window.to_string(),
+        |c, a| {
+            c.backup_window = Schedule::parse_window(one(a)?).map_err(|e| e.to_string())?;
+            Ok(())
+        },
+    ),
+    opt(
+        "backup-cron",
+        Mutable,
+        |c| c.backup_cron.as_ref().map(ToString::to_string).unwrap_or_default(),
+        |c, a| {
+            let text = one(a)?;
+            c.backup_cron = if text.is_empty() {
+                None
+            } else {
+                Some(Schedule::parse_cron(text).map_err(|e| e.to_string())?)
+            };
+            Ok(())
+        },
+    ),
+    opt(
+        "backup-retention-days",
+        Mutable,
+        |c| c.backup_retention_days.days().to_string(),
+        |c, a| {
+            let days = int(one(a)?, 0, 35)? as u32;
+            c.backup_retention_days = Retention::new(days).map_err(|e| e.to_string())?;
+            Ok(())
+        },
+    ),
+    opt(
+        "backup-on-shutdown",
+        Mutable,
+        |c| yes_no(c.backup_on_shutdown),
+        |c, a| {
+            c.backup_on_shutdown = boolean(one(a)?)?;
             Ok(())
         },
     ),

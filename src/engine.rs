@@ -1026,6 +1026,12 @@ mod tests {
         fn remove(&self, path: &std::path::Path) -> Result<()> {
             self.0.remove(path)
         }
+        fn rename_dir(&self, from: &std::path::Path, to: &std::path::Path) -> Result<()> {
+            self.0.rename_dir(from, to)
+        }
+        fn remove_dir(&self, dir: &std::path::Path) -> Result<()> {
+            self.0.remove_dir(dir)
+        }
         fn truncate(&self, path: &std::path::Path, len: u64) -> Result<()> {
             self.0.truncate(path, len)
         }

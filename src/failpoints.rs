@@ -53,6 +53,27 @@ pub const AOF_WRITE: &str = "aof::writer::write";
 /// under `appendfsync always`.
 pub const AOF_FSYNC: &str = "aof::writer::fsync";
 
+/// A backup's data object is uploaded under `incomplete/` and verified, not yet renamed to
+/// its name. An error: the upload is deleted, the catalog is unchanged. A crash: the catalog is
+/// unchanged (the incomplete object is garbage that pruning removes once old).
+pub const BACKUP_BEFORE_PUBLISH: &str = "backup::create::before_publish";
+/// The data object has its name, its manifest is not yet written. An error: the data object
+/// is deleted, the catalog is unchanged. A crash: the catalog is unchanged (the data object
+/// without a manifest is garbage that pruning removes once old).
+pub const BACKUP_BEFORE_MANIFEST: &str = "backup::create::before_manifest";
+/// Deleting a backup: its manifest is deleted (it is out of the catalog), its data object not
+/// yet. An error or a crash: the catalog no longer lists it; the data object is garbage that
+/// pruning removes.
+pub const BACKUP_DELETE_BEFORE_DATA: &str = "backup::delete::before_data";
+/// A restore has verified everything and staged the new data folder beside the destination,
+/// nothing is renamed yet. An error or crash: the destination is untouched (the staging folder
+/// is garbage, named as such).
+pub const RESTORE_BEFORE_RENAME: &str = "backup::restore::before_rename";
+/// A forced restore moved the old data folder aside, the staged one is not yet renamed into
+/// place. An error: the old folder is moved back. A crash: the destination is missing and the
+/// old contents are complete in the moved-aside folder, named in the log.
+pub const RESTORE_AFTER_MOVE_ASIDE: &str = "backup::restore::after_move_aside";
+
 /// The points of [`crate::aof::writer::AofWriter`].
 pub const AOF_WRITER: &[&str] = &[AOF_WRITE, AOF_FSYNC];
 

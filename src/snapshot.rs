@@ -166,7 +166,7 @@ pub struct SaveStats {
 
 /// Shared between a save and whoever watches it: progress, and a request to stop.
 #[derive(Debug, Default)]
-pub(crate) struct SaveControl {
+pub struct SaveControl {
     pub keys_done: AtomicU64,
     pub cancel: AtomicBool,
 }
@@ -207,38 +207,9 @@ pub(crate) fn write_rdb_controlled(
         std::thread::scope(|scope| {
             let background = syncer.and_then(|sync| BackgroundSync::start(scope, sync));
             let mut file = IncrementalSync::new(file, options.incremental_fsync, background);
-            let mut writer = Writer::new(FileSink::new(&mut file), options.write_options())?;
-            for db in 0..snapshot.databases() {
-                let index = u32::try_from(db).map_err(|_| {
-                    Error::InvalidArgument(format!("database index {db} does not fit RDB"))
-                })?;
-                let (keys_hint, expires_hint) = snapshot.db_size(db);
-                // SELECTDB + RESIZEDB go out with the first key, so an empty database leaves no
-                // trace (as in Redis) even when a snapshot's size hint is stale.
-                let mut selected = false;
-                snapshot.for_each_entry(db, &mut |mut entry| {
-                    if control.cancel.load(Ordering::Relaxed) {
-                        return Err(cancelled());
-                    }
-                    if entry.value.is_empty() {
-                        stats.empty_values_skipped += 1;
-                        return Ok(());
-                    }
-                    if !selected {
-                        writer.select_db(index, keys_hint, expires_hint)?;
-                        selected = true;
-                    }
-                    entry.db = index;
-                    writer.write_entry(&entry)?;
-                    stats.keys += 1;
-                    control.keys_done.fetch_add(1, Ordering::Relaxed);
-                    Ok(())
-                })?;
-                fail::fail_point!(failpoints::SNAPSHOT_AFTER_DB, |_| Err(
-                    failpoints::injected(failpoints::SNAPSHOT_AFTER_DB)
-                ));
-            }
-            writer.finish()?;
+            let (_, written) = write_snapshot(FileSink::new(&mut file), snapshot, options, control)?;
+            stats.keys = written.keys;
+            stats.empty_values_skipped = written.empty_values_skipped;
             file.wait_for_background()?;
             stats.bytes = file.len();
             Ok(())
@@ -249,6 +220,68 @@ pub(crate) fn write_rdb_controlled(
     ));
     stats.elapsed = started.elapsed();
     Ok(stats)
+}
+
+/// What [`write_snapshot`] wrote.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SnapshotWritten {
+    /// Keys written.
+    pub keys: u64,
+    /// Empty collections left out (see [`SaveStats::empty_values_skipped`]).
+    pub empty_values_skipped: u64,
+    /// `(db, keys, keys with a TTL)` of each database written, in order.
+    pub databases: Vec<(u32, u64, u64)>,
+}
+
+/// Writes `snapshot` as a whole RDB into `out` (a file, a backup's compressor, a replica's
+/// socket) and returns `out` with what was written. Databases are written in order, each that
+/// holds a key with `SELECTDB` and `RESIZEDB` (the snapshot's size hints).
+pub fn write_snapshot<W: std::io::Write>(
+    out: W,
+    snapshot: &dyn DatasetSnapshot,
+    options: &SaveOptions,
+    control: &SaveControl,
+) -> Result<(W, SnapshotWritten)> {
+    let mut written = SnapshotWritten::default();
+    let mut writer = Writer::new(out, options.write_options())?;
+    for db in 0..snapshot.databases() {
+        let index = u32::try_from(db)
+            .map_err(|_| Error::InvalidArgument(format!("database index {db} does not fit RDB")))?;
+        let (keys_hint, expires_hint) = snapshot.db_size(db);
+        // SELECTDB + RESIZEDB go out with the first key, so an empty database leaves no
+        // trace (as in Redis) even when a snapshot's size hint is stale.
+        let mut counts: Option<(u32, u64, u64)> = None;
+        snapshot.for_each_entry(db, &mut |mut entry| {
+            if control.cancel.load(Ordering::Relaxed) {
+                return Err(cancelled());
+            }
+            if entry.value.is_empty() {
+                written.empty_values_skipped += 1;
+                return Ok(());
+            }
+            let counts = match &mut counts {
+                Some(counts) => counts,
+                None => {
+                    writer.select_db(index, keys_hint, expires_hint)?;
+                    counts.insert((index, 0, 0))
+                }
+            };
+            counts.1 += 1;
+            counts.2 += u64::from(entry.expire_at_ms.is_some());
+            entry.db = index;
+            writer.write_entry(&entry)?;
+            control.keys_done.fetch_add(1, Ordering::Relaxed);
+            Ok(())
+        })?;
+        if let Some(counts) = counts {
+            written.keys += counts.1;
+            written.databases.push(counts);
+        }
+        fail::fail_point!(failpoints::SNAPSHOT_AFTER_DB, |_| Err(failpoints::injected(
+            failpoints::SNAPSHOT_AFTER_DB
+        )));
+    }
+    Ok((writer.finish()?, written))
 }
 
 /// The error a cancelled save stops with (see [`BackgroundSave::cancel`]).

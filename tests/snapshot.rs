@@ -689,6 +689,14 @@ impl Storage for Dying {
         self.check()?;
         self.sim.remove(path)
     }
+    fn rename_dir(&self, from: &Path, to: &Path) -> keeper::Result<()> {
+        self.check()?;
+        self.sim.rename_dir(from, to)
+    }
+    fn remove_dir(&self, dir: &Path) -> keeper::Result<()> {
+        self.check()?;
+        self.sim.remove_dir(dir)
+    }
     fn truncate(&self, path: &Path, len: u64) -> keeper::Result<()> {
         self.check()?;
         self.sim.truncate(path, len)

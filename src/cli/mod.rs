@@ -1,5 +1,6 @@
 //! `keeper` subcommands. Exit codes: 0 success, 1 invalid input file, 2 usage or I/O error.
 
+mod backup;
 mod check;
 mod check_aof;
 mod convert;
@@ -17,7 +18,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 #[command(
     name = "keeper",
     version,
-    about = "Redis-grade durability for in-memory caches: check, inspect and convert Redis RDB files"
+    about = "Redis-grade durability for in-memory caches: a durable node, RDB and AOF tools, backups"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -63,6 +64,15 @@ enum Command {
         /// The RDB file, or an AOF file, manifest or directory.
         file: PathBuf,
     },
+    /// Backups: create (from a live node or a data folder), list, show, verify, delete,
+    /// prune, export. Targets: a local folder (default ./backups) or s3://bucket/prefix.
+    Backup {
+        #[command(subcommand)]
+        command: backup::BackupCommand,
+    },
+    /// Restore a backup (or a plain .rdb file or object) into a new data folder, after
+    /// verifying all of it.
+    Restore(backup::RestoreArgs),
     /// Read an RDB file (or an AOF) and write it as an RDB with keeper's writer.
     Convert {
         /// RDB version to write: 10 (Redis 7.0+), 11 (Redis 7.2+, Valkey 7.2+), 12 (Redis 7.4+).
@@ -97,6 +107,8 @@ pub fn main() -> ExitCode {
             Err(err) => Err(err),
         },
         Command::Inspect { format, file } => inspect::run(&file, format),
+        Command::Backup { command } => backup::run(command),
+        Command::Restore(args) => backup::restore(args),
         Command::Convert {
             rdb_version,
             input,
@@ -141,7 +153,8 @@ fn exit_code(err: &keeper::Error) -> u8 {
     match err {
         keeper::Error::Corrupt { .. }
         | keeper::Error::ChecksumMismatch { .. }
-        | keeper::Error::Unsupported { .. } => 1,
+        | keeper::Error::Unsupported { .. }
+        | keeper::Error::Backup { .. } => 1,
         _ => 2,
     }
 }

@@ -22,7 +22,7 @@
 //! ```
 
 pub mod check;
-mod crc;
+pub mod crc;
 pub mod encoding;
 mod reader;
 mod source;

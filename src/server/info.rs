@@ -19,6 +19,7 @@ const DEFAULT_SECTIONS: &[&str] = &[
     "clients",
     "memory",
     "persistence",
+    "backup",
     "stats",
     "replication",
     "keyspace",
@@ -49,6 +50,7 @@ pub(crate) fn render(state: &State, shared: &Shared, sections: &[String]) -> Str
             "clients" => clients(&mut out, state),
             "memory" => memory(&mut out),
             "persistence" => persistence(&mut out, state),
+            "backup" => backup(&mut out, state, shared),
             "stats" => stats(&mut out, state, shared),
             "replication" => replication(&mut out, state),
             _ => keyspace(&mut out, state),
@@ -175,6 +177,22 @@ fn persistence(out: &mut String, state: &State) -> std::fmt::Result {
             writeln!(out, "module_fork_in_progress:0\r")?;
             writeln!(out, "module_fork_last_cow_size:0\r")?;
         }
+    }
+    Ok(())
+}
+
+/// keeper's `# Backup` section: the backup target, schedule and the last backup's outcome.
+fn backup(out: &mut String, state: &State, shared: &Shared) -> std::fmt::Result {
+    let config = state.engine.config();
+    writeln!(out, "# Backup\r")?;
+    let fields = super::backups::info_fields(
+        shared,
+        &config.backup_target,
+        &config.backup_schedule().to_string(),
+        config.backup_retention_days.days(),
+    );
+    for (name, value) in fields {
+        writeln!(out, "{name}:{value}\r")?;
     }
     Ok(())
 }

@@ -36,6 +36,7 @@
 //!   set (or `SHUTDOWN SAVE`), unless `SHUTDOWN NOSAVE`; the AOF is flushed, synced and closed;
 //!   then the process exits.
 
+mod backups;
 mod commands;
 mod conn;
 mod info;
@@ -160,6 +161,8 @@ pub(crate) struct Shared {
     pub net_input_bytes: AtomicU64,
     pub net_output_bytes: AtomicU64,
     pub started: Instant,
+    /// The backup scheduler's state, for INFO and SHUTDOWN.
+    pub backups: backups::Backups,
 }
 
 impl Shared {
@@ -275,11 +278,13 @@ async fn serve(engine: Engine, config_file: Option<String>) -> Result<()> {
         net_input_bytes: AtomicU64::new(0),
         net_output_bytes: AtomicU64::new(0),
         started: Instant::now(),
+        backups: backups::Backups::default(),
     });
     for listener in listeners {
         tokio::spawn(accept_loop(listener, Arc::clone(&shared)));
     }
     tokio::spawn(cron(Arc::clone(&shared)));
+    tokio::spawn(backups::scheduler(Arc::clone(&shared)));
     tracing::info!(
         "keeper {} ready to accept connections on {} port {port}",
         env!("CARGO_PKG_VERSION"),
@@ -294,6 +299,18 @@ async fn serve(engine: Engine, config_file: Option<String>) -> Result<()> {
         _ = shared.shutdown.notified() => None,
     };
     shared.stopping.store(true, Ordering::SeqCst);
+    let final_backup = {
+        let state = shared.lock();
+        let config = state.engine.config();
+        config.backup_on_shutdown && !config.backup_target.is_empty()
+    };
+    if final_backup {
+        // Writes are already refused (stopping): the final backup is the last state.
+        match backups::backup_now(&shared, crate::backup::BackupKind::Final, None).await {
+            Ok(manifest) => tracing::info!("Final backup {} stored", manifest.id),
+            Err(e) => tracing::error!("The final backup failed: {e}"),
+        }
+    }
     let mut state = shared.lock();
     if let Some(signal) = by_signal {
         tracing::info!("Received {signal} scheduling shutdown...");

@@ -62,6 +62,11 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     fn rename(&self, from: &Path, to: &Path) -> Result<()>;
     /// Removes the file `path`.
     fn remove(&self, path: &Path) -> Result<()>;
+    /// Renames the directory `from` (with everything in it) to `to`, which must not exist or
+    /// be an empty directory. Durable once the parent of `to` is synced.
+    fn rename_dir(&self, from: &Path, to: &Path) -> Result<()>;
+    /// Removes the empty directory `dir`.
+    fn remove_dir(&self, dir: &Path) -> Result<()>;
     /// Truncates `path` to `len` bytes.
     fn truncate(&self, path: &Path, len: u64) -> Result<()>;
     /// Creates `dir` and its parents.

@@ -116,6 +116,14 @@ impl Storage for OsStorage {
         fs::remove_file(path).map_err(|e| Error::io(path, "remove", e))
     }
 
+    fn rename_dir(&self, from: &Path, to: &Path) -> Result<()> {
+        fs::rename(from, to).map_err(|e| Error::io(from, "rename directory", e))
+    }
+
+    fn remove_dir(&self, dir: &Path) -> Result<()> {
+        fs::remove_dir(dir).map_err(|e| Error::io(dir, "remove directory", e))
+    }
+
     fn truncate(&self, path: &Path, len: u64) -> Result<()> {
         let file = OpenOptions::new()
             .write(true)

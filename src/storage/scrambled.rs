@@ -121,6 +121,14 @@ impl<S: Storage> Storage for ScrambledStorage<S> {
         self.inner.remove(path)
     }
 
+    fn rename_dir(&self, from: &Path, to: &Path) -> Result<()> {
+        self.inner.rename_dir(from, to)
+    }
+
+    fn remove_dir(&self, dir: &Path) -> Result<()> {
+        self.inner.remove_dir(dir)
+    }
+
     fn truncate(&self, path: &Path, len: u64) -> Result<()> {
         self.inner.truncate(path, len)
     }

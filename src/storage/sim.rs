@@ -395,6 +395,68 @@ impl Storage for SimStorage {
         Ok(())
     }
 
+    /// The model keeps directory entries per directory, so a directory rename is modelled as
+    /// durable at once (callers sync the parent right after it, as a restore does).
+    fn rename_dir(&self, from: &Path, to: &Path) -> Result<()> {
+        let mut guard = self.lock();
+        if let Some(error) = guard.fault(OpKind::Rename) {
+            return Err(injected(from, "rename directory", error));
+        }
+        let state = &mut *guard;
+        if !state.live_dirs.contains(from) {
+            return Err(Error::io(
+                from,
+                "rename directory",
+                io::Error::from(io::ErrorKind::NotFound),
+            ));
+        }
+        let occupied = state.live.keys().any(|p| p.starts_with(to) && p != to)
+            || state.live_dirs.iter().any(|d| d.starts_with(to) && d != to);
+        if occupied || state.live.contains_key(to) {
+            return Err(Error::io(
+                to,
+                "rename directory",
+                io::Error::from(io::ErrorKind::DirectoryNotEmpty),
+            ));
+        }
+        let moved = |p: &PathBuf| -> Option<PathBuf> {
+            p.strip_prefix(from).ok().map(|rest| to.join(rest))
+        };
+        for map in [&mut state.live, &mut state.durable] {
+            let entries: Vec<(PathBuf, u64)> = map
+                .iter()
+                .filter_map(|(p, id)| moved(p).map(|to| (to, *id)))
+                .collect();
+            map.retain(|p, _| !p.starts_with(from));
+            map.extend(entries);
+        }
+        for dirs in [&mut state.live_dirs, &mut state.durable_dirs] {
+            let entries: Vec<PathBuf> = dirs.iter().filter_map(moved).collect();
+            dirs.retain(|d| !d.starts_with(from));
+            dirs.extend(entries);
+        }
+        Ok(())
+    }
+
+    fn remove_dir(&self, dir: &Path) -> Result<()> {
+        let mut state = self.lock();
+        if let Some(error) = state.fault(OpKind::Remove) {
+            return Err(injected(dir, "remove directory", error));
+        }
+        if state.live.keys().any(|p| p.starts_with(dir))
+            || state.live_dirs.iter().any(|d| d.starts_with(dir) && d != dir)
+        {
+            return Err(Error::io(
+                dir,
+                "remove directory",
+                io::Error::from(io::ErrorKind::DirectoryNotEmpty),
+            ));
+        }
+        state.live_dirs.remove(dir);
+        state.durable_dirs.remove(dir);
+        Ok(())
+    }
+
     fn truncate(&self, path: &Path, len: u64) -> Result<()> {
         let mut state = self.lock();
         if let Some(error) = state.fault(OpKind::Other) {

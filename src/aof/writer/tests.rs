@@ -197,6 +197,12 @@ impl Storage for GatedStorage {
     fn remove(&self, path: &Path) -> Result<()> {
         self.sim.remove(path)
     }
+    fn rename_dir(&self, from: &Path, to: &Path) -> Result<()> {
+        self.sim.rename_dir(from, to)
+    }
+    fn remove_dir(&self, dir: &Path) -> Result<()> {
+        self.sim.remove_dir(dir)
+    }
     fn truncate(&self, path: &Path, len: u64) -> Result<()> {
         self.sim.truncate(path, len)
     }

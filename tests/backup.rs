@@ -1,0 +1,388 @@
+//! Backups end to end, with the real binaries: `keeper server` makes final and automatic
+//! backups into a local folder, `keeper backup create --from` backs up a real `redis-server`
+//! and a keeper node over the replication protocol, `--dir` backs up a data folder offline,
+//! and `keeper restore` seeds fresh folders that `keeper server` and `redis-server` start from
+//! with every key. Damaged backups are refused before anything is written.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use support::client::{Client, KeeperServer, info_fields};
+use support::{RedisServer, keeper, lines, repo_root};
+
+/// Every type, several databases, TTLs and a stream with a consumer group.
+fn populate(c: &mut Client, keys: usize) {
+    for i in 0..keys {
+        c.cmd(&["SET", &format!("s{i}"), &format!("value-{i}-{}", "x".repeat(i % 50))]);
+    }
+    c.cmd(&["SET", "ttl", "v", "EX", "100000"]);
+    c.cmd(&["RPUSH", "l", "a", "b", "c", "d"]);
+    c.cmd(&["SADD", "set", "x", "y", "z"]);
+    c.cmd(&["HSET", "h", "f1", "v1", "f2", "v2"]);
+    c.cmd(&["ZADD", "z", "1.5", "a", "-2", "b", "inf", "c"]);
+    c.cmd(&["XADD", "x", "1-1", "f", "v"]);
+    c.cmd(&["XGROUP", "CREATE", "x", "grp", "0"]);
+    c.cmd(&["SELECT", "5"]);
+    c.cmd(&["SET", "in-db-5", "yes"]);
+    c.cmd(&["SELECT", "0"]);
+}
+
+/// The dataset of the node on `port` as canonical JSON lines (tools/redis_dump.py).
+fn dump(port: u16) -> Vec<String> {
+    let out = Command::new("python3")
+        .arg(repo_root().join("tools/redis_dump.py"))
+        .args(["--port", &port.to_string()])
+        .stdin(Stdio::null())
+        .output()
+        .expect("cannot run python3");
+    assert!(
+        out.status.success(),
+        "redis_dump.py failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    lines(&out.stdout)
+}
+
+/// Runs `keeper args…`; panics with its output unless it succeeds.
+fn run_ok(args: &[&str]) -> String {
+    let out = run(args);
+    assert!(
+        out.status.success(),
+        "keeper {args:?} failed ({}):\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn run(args: &[&str]) -> Output {
+    keeper()
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run keeper")
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+/// `keeper backup list --json` → the backups' (id, kind, keys).
+fn list(target: &str) -> Vec<(String, String, u64)> {
+    let out = run_ok(&["backup", "list", "--target", target, "--json"]);
+    let json: serde_json::Value = serde_json::from_str(&out).expect("list --json is JSON");
+    json["backups"]
+        .as_array()
+        .expect("backups")
+        .iter()
+        .map(|b| {
+            (
+                b["id"].as_str().unwrap().to_string(),
+                b["kind"].as_str().unwrap().to_string(),
+                b["keys"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// Restores `selector` args into `dir`, starts keeper server there and returns its dump.
+fn restore_and_dump(target: &str, selector: &[&str], dir: &Path) -> Vec<String> {
+    let mut args = vec!["restore"];
+    args.extend_from_slice(selector);
+    args.extend_from_slice(&["--dir", path(dir), "--target", target]);
+    run_ok(&args);
+    let node = KeeperServer::start(dir, &["--save", ""]);
+    dump(node.port)
+}
+
+#[test]
+fn a_final_backup_of_a_server_restores_into_a_fresh_node_with_every_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let target = tmp.path().join("backups");
+    let data = tmp.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let mut server = KeeperServer::start(
+        &data,
+        &[
+            "--save",
+            "",
+            "--backup-target",
+            path(&target),
+            "--backup-on-shutdown",
+            "yes",
+            "--backup-retention-days",
+            "0",
+        ],
+    );
+    let mut c = server.client();
+    populate(&mut c, 500);
+    let before = dump(server.port);
+    c.send(&["SHUTDOWN", "NOSAVE"]);
+    server.wait_exit();
+    let backups = list(path(&target));
+    assert_eq!(backups.len(), 1, "{backups:?}");
+    assert_eq!(backups[0].1, "final");
+    assert_eq!(backups[0].2, 507);
+
+    let restored = tmp.path().join("restored");
+    let after = restore_and_dump(path(&target), &["--latest"], &restored);
+    assert_eq!(after, before);
+    // What real Redis starts from, too.
+    let redis = RedisServer::start(&restored, "dump.rdb");
+    assert_eq!(redis.dump(), before);
+}
+
+#[test]
+fn the_scheduler_makes_automatic_backups_and_info_reports_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let target = tmp.path().join("backups");
+    let data = tmp.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    // Every second: the cron form takes seconds as its first field.
+    let server = KeeperServer::start(
+        &data,
+        &[
+            "--save",
+            "",
+            "--backup-target",
+            path(&target),
+            "--backup-cron",
+            "* * * * * *",
+        ],
+    );
+    let mut c = server.client();
+    populate(&mut c, 10);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let fields = loop {
+        let fields = info_fields(&c.cmd(&["INFO", "backup"]));
+        if fields.get("backup_last_status").map(String::as_str) == Some("ok") {
+            break fields;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no automatic backup: {fields:?}\n{}",
+            server.log()
+        );
+        thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(fields["backup_last_kind"], "automatic");
+    assert_eq!(fields["backup_target"], path(&target));
+    let backups = list(path(&target));
+    assert!(backups.iter().any(|b| b.1 == "automatic"), "{backups:?}");
+}
+
+#[test]
+fn a_real_redis_server_is_backed_up_over_replication_and_restored() {
+    let tmp = tempfile::tempdir().unwrap();
+    let source = tmp.path().join("redis");
+    std::fs::create_dir_all(&source).unwrap();
+    let redis = RedisServer::start_with(&source, "dump.rdb", &["--save", ""]);
+    let mut c = Client::connect(redis.port()).unwrap();
+    populate(&mut c, 300);
+    let before = redis.dump();
+    let target = tmp.path().join("backups");
+    let out = run_ok(&[
+        "backup",
+        "create",
+        "--from",
+        &format!("127.0.0.1:{}", redis.port()),
+        "--target",
+        path(&target),
+        "--name",
+        "from-redis",
+        "--json",
+    ]);
+    let manifest: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(manifest["kind"], "manual");
+    assert_eq!(manifest["source"]["kind"], "replication");
+    assert_eq!(manifest["keys"], 307);
+    run_ok(&["backup", "verify", "from-redis", "--target", path(&target)]);
+
+    let restored = tmp.path().join("restored");
+    let after = restore_and_dump(path(&target), &["from-redis"], &restored);
+    assert_eq!(after, before);
+}
+
+#[test]
+fn a_data_folder_with_an_aof_is_backed_up_offline() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let mut server = KeeperServer::start(&data, &["--save", "", "--appendonly", "yes"]);
+    let mut c = server.client();
+    populate(&mut c, 200);
+    let before = dump(server.port);
+    c.send(&["SHUTDOWN", "NOSAVE"]);
+    server.wait_exit();
+
+    let target = tmp.path().join("backups");
+    run_ok(&[
+        "backup", "create", "--dir", path(&data), "--target", path(&target), "--name", "offline",
+    ]);
+    let restored = tmp.path().join("restored");
+    run_ok(&[
+        "restore",
+        "offline",
+        "--dir",
+        path(&restored),
+        "--target",
+        path(&target),
+        "--appendonly",
+    ]);
+    // The restored folder has an AOF whose base is the backup: a node with the AOF on loads it.
+    let node = KeeperServer::start(&restored, &["--save", "", "--appendonly", "yes"]);
+    assert_eq!(dump(node.port), before);
+    drop(node);
+    let redis = RedisServer::start_with(&restored, "dump.rdb", &["--appendonly", "yes"]);
+    assert_eq!(redis.dump(), before);
+}
+
+/// A backup made from a small keeper data folder, for the corruption tests.
+fn small_backup(tmp: &Path) -> (PathBuf, String) {
+    let data = tmp.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let mut server = KeeperServer::start(&data, &["--save", ""]);
+    let mut c = server.client();
+    populate(&mut c, 100);
+    c.cmd(&["SAVE"]);
+    c.send(&["SHUTDOWN", "NOSAVE"]);
+    server.wait_exit();
+    let target = tmp.join("backups");
+    run_ok(&[
+        "backup", "create", "--dir", path(&data), "--target", path(&target), "--name", "b1",
+    ]);
+    (target, "b1".into())
+}
+
+#[test]
+fn damaged_backups_are_refused_before_anything_is_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (target, id) = small_backup(tmp.path());
+    let data_object = target.join(format!("{id}.rdb.zst"));
+    let manifest = target.join(format!("{id}.json"));
+    let good_data = std::fs::read(&data_object).unwrap();
+    let good_manifest = std::fs::read_to_string(&manifest).unwrap();
+
+    let mut flipped = good_data.clone();
+    let middle = flipped.len() / 2;
+    flipped[middle] ^= 0x10;
+    let mut cut = good_data.clone();
+    cut.truncate(good_data.len() - 7);
+    let raw_crc = serde_json::from_str::<serde_json::Value>(&good_manifest).unwrap()["checksums"]
+        ["raw"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let wrong_checksum = good_manifest.replace(&raw_crc, "0123456789abcdef");
+
+    type Damage = (&'static str, Vec<u8>, String, &'static str);
+    let cases: Vec<Damage> = vec![
+        ("bit flip", flipped, good_manifest.clone(), "checksum"),
+        ("cut", cut, good_manifest.clone(), "bytes"),
+        ("wrong checksum", good_data.clone(), wrong_checksum, "checksum"),
+    ];
+    for (what, data, manifest_text, expected) in cases {
+        std::fs::write(&data_object, &data).unwrap();
+        std::fs::write(&manifest, &manifest_text).unwrap();
+        let out = run(&["backup", "verify", &id, "--target", path(&target)]);
+        assert_eq!(out.status.code(), Some(1), "{what}: verify must fail");
+        let dest = tmp.path().join(format!("restore-{}", what.replace(' ', "-")));
+        let out = run(&["restore", &id, "--dir", path(&dest), "--target", path(&target)]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{what}: {stderr}");
+        assert!(stderr.contains(expected) && stderr.contains(&id), "{what}: {stderr}");
+        assert!(!dest.exists(), "{what}: the destination was touched");
+        let leftovers: Vec<_> = std::fs::read_dir(tmp.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().contains(".restore-"))
+            .collect();
+        assert!(leftovers.is_empty(), "{what}: staging left behind");
+    }
+
+    // A missing manifest: the backup does not exist.
+    std::fs::write(&data_object, &good_data).unwrap();
+    std::fs::remove_file(&manifest).unwrap();
+    let dest = tmp.path().join("restore-missing");
+    let out = run(&["restore", &id, "--dir", path(&dest), "--target", path(&target)]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("no such backup"), "{stderr}");
+    assert!(!dest.exists());
+    // ... and its data object is a leftover, not a backup.
+    let listed = run_ok(&["backup", "list", "--target", path(&target), "--json"]);
+    let json: serde_json::Value = serde_json::from_str(&listed).unwrap();
+    assert_eq!(json["backups"].as_array().unwrap().len(), 0);
+    assert_eq!(json["orphans"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn a_non_empty_folder_is_refused_unless_forced_and_then_kept_aside() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (target, id) = small_backup(tmp.path());
+    let dest = tmp.path().join("busy");
+    std::fs::create_dir_all(&dest).unwrap();
+    std::fs::write(dest.join("precious.txt"), b"keep me").unwrap();
+    let out = run(&["restore", &id, "--dir", path(&dest), "--target", path(&target)]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("not empty"), "{stderr}");
+    assert!(!dest.join("dump.rdb").exists());
+
+    let out = run_ok(&[
+        "restore", &id, "--dir", path(&dest), "--target", path(&target), "--force", "--json",
+    ]);
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let aside = PathBuf::from(json["moved_aside"].as_str().expect("moved aside"));
+    assert_eq!(std::fs::read(aside.join("precious.txt")).unwrap(), b"keep me");
+    assert!(dest.join("dump.rdb").exists());
+    assert!(!dest.join("precious.txt").exists());
+
+    // An empty folder is fine without --force.
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    run_ok(&["restore", &id, "--dir", path(&empty), "--target", path(&target)]);
+    assert!(empty.join("dump.rdb").exists());
+}
+
+#[test]
+fn a_plain_rdb_file_seeds_a_node() {
+    let tmp = tempfile::tempdir().unwrap();
+    let source = tmp.path().join("redis");
+    std::fs::create_dir_all(&source).unwrap();
+    let redis = RedisServer::start_with(&source, "dump.rdb", &["--save", ""]);
+    let mut c = Client::connect(redis.port()).unwrap();
+    populate(&mut c, 50);
+    c.cmd(&["SAVE"]);
+    let before = redis.dump();
+    let dest = tmp.path().join("seeded");
+    run_ok(&["restore", path(&source.join("dump.rdb")), "--dir", path(&dest)]);
+    let node = KeeperServer::start(&dest, &["--save", ""]);
+    assert_eq!(dump(node.port), before);
+}
+
+#[test]
+fn list_show_delete_export_and_prune() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (target, id) = small_backup(tmp.path());
+    let shown = run_ok(&["backup", "show", &id, "--target", path(&target), "--json"]);
+    let manifest: serde_json::Value = serde_json::from_str(&shown).unwrap();
+    assert_eq!(manifest["id"], id.as_str());
+    assert_eq!(manifest["compression"], "zstd");
+
+    let other = tmp.path().join("other");
+    run_ok(&["backup", "export", &id, "--to", path(&other), "--target", path(&target)]);
+    assert_eq!(list(path(&other)).len(), 1);
+    let restored = tmp.path().join("from-export");
+    run_ok(&["restore", &id, "--dir", path(&restored), "--target", path(&other)]);
+
+    // Manual backups never expire; pruning leaves it, deleting removes it.
+    run_ok(&["backup", "prune", "--target", path(&target), "--retention-days", "1"]);
+    assert_eq!(list(path(&target)).len(), 1);
+    run_ok(&["backup", "delete", &id, "--target", path(&target)]);
+    assert!(list(path(&target)).is_empty());
+    assert!(!target.join(format!("{id}.rdb.zst")).exists());
+}
