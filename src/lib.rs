@@ -96,6 +96,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod aof;
+pub mod backup;
 pub mod command;
 pub mod config;
 pub mod dataset;
