@@ -22,56 +22,11 @@
 //! data folder beside the destination → rename it into place. Nothing touches the destination
 //! before every check passed.
 
+pub mod catalog;
 pub mod create;
-pub mod target;
 pub mod manifest;
+pub mod restore;
+pub mod schedule;
+pub mod target;
 
-use std::fmt;
-use std::str::FromStr;
-
-use serde::{Deserialize, Serialize};
-
-use crate::error::Error;
-
-/// Why a backup was made; retention treats the kinds differently.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum BackupKind {
-    /// Made by the scheduler; expires after `backup-retention-days`.
-    Automatic,
-    /// Made on request; deleted only on request.
-    Manual,
-    /// Made when the node shut down; deleted only on request.
-    Final,
-}
-
-impl BackupKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BackupKind::Automatic => "automatic",
-            BackupKind::Manual => "manual",
-            BackupKind::Final => "final",
-        }
-    }
-}
-
-impl fmt::Display for BackupKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for BackupKind {
-    type Err = Error;
-
-    fn from_str(s: &str) -> Result<Self, Error> {
-        match s.to_ascii_lowercase().as_str() {
-            "automatic" => Ok(BackupKind::Automatic),
-            "manual" => Ok(BackupKind::Manual),
-            "final" => Ok(BackupKind::Final),
-            _ => Err(Error::InvalidArgument(format!(
-                "backup kind {s:?}: automatic, manual or final"
-            ))),
-        }
-    }
-}
+pub use schedule::BackupKind;
