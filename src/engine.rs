@@ -213,6 +213,12 @@ impl Engine {
         &self.replid
     }
 
+    /// The database the propagated stream has selected (`None` before the first command, or
+    /// when the next one must be preceded by a `SELECT`): an RDB's `repl-stream-db`.
+    pub fn propagated_db(&self) -> Option<usize> {
+        self.propagated_db
+    }
+
     /// Time since the engine was created.
     pub fn uptime(&self) -> Duration {
         self.started.elapsed()

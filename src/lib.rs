@@ -107,6 +107,7 @@ pub mod glob;
 pub mod model;
 mod os;
 pub mod rdb;
+pub mod replication;
 pub mod resp;
 pub mod server;
 pub mod snapshot;

@@ -162,11 +162,14 @@ pub struct SaveStats {
     pub bytes: u64,
     /// Time from the start of the save to the durable publish.
     pub elapsed: Duration,
+    /// `(db, keys, keys with a TTL)` of each database written, in order (a backup's
+    /// manifest records them).
+    pub databases: Vec<(u32, u64, u64)>,
 }
 
 /// Shared between a save and whoever watches it: progress, and a request to stop.
 #[derive(Debug, Default)]
-pub struct SaveControl {
+pub(crate) struct SaveControl {
     pub keys_done: AtomicU64,
     pub cancel: AtomicBool,
 }
@@ -207,9 +210,14 @@ pub(crate) fn write_rdb_controlled(
         std::thread::scope(|scope| {
             let background = syncer.and_then(|sync| BackgroundSync::start(scope, sync));
             let mut file = IncrementalSync::new(file, options.incremental_fsync, background);
-            let (_, written) = write_snapshot(FileSink::new(&mut file), snapshot, options, control)?;
-            stats.keys = written.keys;
-            stats.empty_values_skipped = written.empty_values_skipped;
+            let mut writer = Writer::new(FileSink::new(&mut file), options.write_options())?;
+            write_databases(&mut writer, snapshot, control, &mut stats, &mut || {
+                fail::fail_point!(failpoints::SNAPSHOT_AFTER_DB, |_| Err(
+                    failpoints::injected(failpoints::SNAPSHOT_AFTER_DB)
+                ));
+                Ok(())
+            })?;
+            writer.finish()?;
             file.wait_for_background()?;
             stats.bytes = file.len();
             Ok(())
@@ -222,66 +230,95 @@ pub(crate) fn write_rdb_controlled(
     Ok(stats)
 }
 
-/// What [`write_snapshot`] wrote.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SnapshotWritten {
-    /// Keys written.
-    pub keys: u64,
-    /// Empty collections left out (see [`SaveStats::empty_values_skipped`]).
-    pub empty_values_skipped: u64,
-    /// `(db, keys, keys with a TTL)` of each database written, in order.
-    pub databases: Vec<(u32, u64, u64)>,
+/// Writes `snapshot` as a whole RDB stream into `out` (a socket, a pipe, a buffer): the same
+/// bytes [`write_rdb`] would publish as a file, without a temp file, fsync or rename. Returns
+/// `out` and what was written (`bytes` counts the whole stream). A full sync and a backup
+/// taken from a [`crate::dataset::Dataset`] stream their RDB this way.
+pub fn write_rdb_stream<W: std::io::Write>(
+    out: W,
+    snapshot: &dyn DatasetSnapshot,
+    options: &SaveOptions,
+) -> Result<(W, SaveStats)> {
+    write_rdb_stream_controlled(out, snapshot, options, &SaveControl::default())
 }
 
-/// Writes `snapshot` as a whole RDB into `out` (a file, a backup's compressor, a replica's
-/// socket) and returns `out` with what was written. Databases are written in order, each that
-/// holds a key with `SELECTDB` and `RESIZEDB` (the snapshot's size hints).
-pub fn write_snapshot<W: std::io::Write>(
+pub(crate) fn write_rdb_stream_controlled<W: std::io::Write>(
     out: W,
     snapshot: &dyn DatasetSnapshot,
     options: &SaveOptions,
     control: &SaveControl,
-) -> Result<(W, SnapshotWritten)> {
-    let mut written = SnapshotWritten::default();
-    let mut writer = Writer::new(out, options.write_options())?;
+) -> Result<(W, SaveStats)> {
+    let started = Instant::now();
+    let mut stats = SaveStats::default();
+    let mut writer = Writer::new(CountingWrite { inner: out, bytes: 0 }, options.write_options())?;
+    write_databases(&mut writer, snapshot, control, &mut stats, &mut || Ok(()))?;
+    let counted = writer.finish()?;
+    stats.bytes = counted.bytes;
+    stats.elapsed = started.elapsed();
+    Ok((counted.inner, stats))
+}
+
+/// An `io::Write` that counts the bytes it passes on.
+struct CountingWrite<W> {
+    inner: W,
+    bytes: u64,
+}
+
+impl<W: std::io::Write> std::io::Write for CountingWrite<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.bytes += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Writes every database of `snapshot` through `writer`, each that holds a key with `SELECTDB`
+/// and `RESIZEDB` first, counting into `stats` and `control`, and calling `after_db` after
+/// each database. Stops with [`cancelled`] once `control.cancel` is set.
+fn write_databases<W: std::io::Write>(
+    writer: &mut Writer<W>,
+    snapshot: &dyn DatasetSnapshot,
+    control: &SaveControl,
+    stats: &mut SaveStats,
+    after_db: &mut dyn FnMut() -> Result<()>,
+) -> Result<()> {
     for db in 0..snapshot.databases() {
         let index = u32::try_from(db)
             .map_err(|_| Error::InvalidArgument(format!("database index {db} does not fit RDB")))?;
         let (keys_hint, expires_hint) = snapshot.db_size(db);
-        // SELECTDB + RESIZEDB go out with the first key, so an empty database leaves no
-        // trace (as in Redis) even when a snapshot's size hint is stale.
-        let mut counts: Option<(u32, u64, u64)> = None;
+        // SELECTDB + RESIZEDB go out with the first key, so an empty database leaves no trace
+        // (as in Redis) even when a snapshot's size hint is stale.
+        let mut selected = false;
         snapshot.for_each_entry(db, &mut |mut entry| {
             if control.cancel.load(Ordering::Relaxed) {
                 return Err(cancelled());
             }
             if entry.value.is_empty() {
-                written.empty_values_skipped += 1;
+                stats.empty_values_skipped += 1;
                 return Ok(());
             }
-            let counts = match &mut counts {
-                Some(counts) => counts,
-                None => {
-                    writer.select_db(index, keys_hint, expires_hint)?;
-                    counts.insert((index, 0, 0))
-                }
-            };
-            counts.1 += 1;
-            counts.2 += u64::from(entry.expire_at_ms.is_some());
+            if !selected {
+                writer.select_db(index, keys_hint, expires_hint)?;
+                stats.databases.push((index, 0, 0));
+                selected = true;
+            }
+            if let Some(counts) = stats.databases.last_mut() {
+                counts.1 += 1;
+                counts.2 += u64::from(entry.expire_at_ms.is_some());
+            }
             entry.db = index;
             writer.write_entry(&entry)?;
+            stats.keys += 1;
             control.keys_done.fetch_add(1, Ordering::Relaxed);
             Ok(())
         })?;
-        if let Some(counts) = counts {
-            written.keys += counts.1;
-            written.databases.push(counts);
-        }
-        fail::fail_point!(failpoints::SNAPSHOT_AFTER_DB, |_| Err(failpoints::injected(
-            failpoints::SNAPSHOT_AFTER_DB
-        )));
+        after_db()?;
     }
-    Ok((writer.finish()?, written))
+    Ok(())
 }
 
 /// The error a cancelled save stops with (see [`BackgroundSave::cancel`]).

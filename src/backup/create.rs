@@ -21,7 +21,7 @@ use crate::error::{Error, Result};
 use crate::failpoints;
 use crate::rdb::check::CheckReport;
 use crate::rdb::crc::Crc64;
-use crate::snapshot::{self, SaveControl, SaveOptions};
+use crate::snapshot::{self, SaveOptions};
 use crate::storage::FileView;
 
 /// Bytes handed from the compressing thread to the upload at a time.
@@ -234,8 +234,7 @@ fn produce(
     let (rdb_version, databases) = match source {
         RdbSource::Snapshot { snapshot, options } => {
             let version = options.rdb_version;
-            let (packer_back, written) =
-                snapshot::write_snapshot(packer, &*snapshot, &options, &SaveControl::default())?;
+            let (packer_back, written) = snapshot::write_rdb_stream(packer, &*snapshot, &options)?;
             packer = packer_back;
             let databases = written
                 .databases

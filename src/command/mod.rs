@@ -113,6 +113,8 @@ pub mod flags {
     pub const BLOCKING: u32 = 1 << 10;
     /// Key positions depend on the arguments (`COMMAND GETKEYS` must parse them).
     pub const MOVABLEKEYS: u32 = 1 << 11;
+    /// Refused inside `MULTI` (`SYNC`, `PSYNC`).
+    pub const NO_MULTI: u32 = 1 << 12;
 
     /// The names `COMMAND` reports, in Redis's order.
     pub const NAMES: &[(u32, &str)] = &[
@@ -127,6 +129,7 @@ pub mod flags {
         (STALE, "stale"),
         (FAST, "fast"),
         (NO_AUTH, "no_auth"),
+        (NO_MULTI, "no_multi"),
         (MOVABLEKEYS, "movablekeys"),
     ];
 }

@@ -80,7 +80,8 @@ const fn server(
     }
 }
 
-use flags::{ADMIN, FAST, LOADING, NO_AUTH, NOSCRIPT, PUBSUB, READONLY, STALE};
+use flags::{ADMIN, FAST, LOADING, NO_AUTH, NO_MULTI, NOSCRIPT, PUBSUB, READONLY, STALE};
+use super::replication::{psync, replconf, sync};
 
 static SERVER_COMMANDS: &[ServerSpec] = &[
     server(
@@ -305,6 +306,33 @@ static SERVER_COMMANDS: &[ServerSpec] = &[
         role,
     ),
     server(
+        "sync",
+        1,
+        ADMIN | NOSCRIPT | NO_MULTI,
+        "server",
+        "1.0.0",
+        "Internal command used for replication",
+        sync,
+    ),
+    server(
+        "psync",
+        -3,
+        ADMIN | NOSCRIPT | NO_MULTI,
+        "server",
+        "2.8.0",
+        "Internal command used for replication",
+        psync,
+    ),
+    server(
+        "replconf",
+        -1,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        "server",
+        "3.0.0",
+        "An internal command for configuring the replication stream",
+        replconf,
+    ),
+    server(
         "publish",
         3,
         PUBSUB | LOADING | STALE | FAST,
@@ -482,6 +510,14 @@ pub(crate) fn dispatch(
     }
     if client.auth_required && !client.authenticated && cmd.flags() & NO_AUTH == 0 {
         reject(client, Some(cmd), NOAUTH.into());
+        return;
+    }
+    if client.multi.is_some() && cmd.flags() & flags::NO_MULTI != 0 {
+        reject(
+            client,
+            Some(cmd),
+            "ERR Command not allowed inside a transaction".into(),
+        );
         return;
     }
     // Container commands (XGROUP, …) are writes or not by subcommand.

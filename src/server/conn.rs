@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 use super::pubsub::Mailbox;
 use super::{ClientInfo, MAX_BATCH, Shared, State};
 use crate::aof::writer::AckWait;
+use crate::replication::sync::{FullSync, send_rdb};
 use crate::resp::{Limits, ProtocolError, Reply, RequestParser};
 
 /// Initial read buffer; it grows for large arguments and pipelines.
@@ -49,6 +50,13 @@ pub(crate) struct Client {
     pub last_cmd: String,
     /// `requirepass` was set at the last batch: the parser applies unauthenticated limits.
     pub auth_required: bool,
+    /// `REPLCONF capa eof`: a full sync may use the diskless `$EOF:` form.
+    pub repl_capa_eof: bool,
+    /// `REPLCONF rdb-only 1`: SYNC/PSYNC send the RDB alone, then the connection closes.
+    pub repl_rdb_only: bool,
+    /// A full sync SYNC/PSYNC accepted: sent once the replies before it are written, outside
+    /// the engine lock; then the connection closes.
+    pub full_sync: Option<FullSync>,
 }
 
 impl Client {
@@ -128,7 +136,11 @@ pub(crate) async fn serve(mut stream: TcpStream, addr: SocketAddr, shared: Arc<S
                                     ack_wait = Some(wait);
                                 }
                             }
-                            if protocol_error.is_some() || client.close || !full {
+                            if protocol_error.is_some()
+                                || client.close
+                                || client.full_sync.is_some()
+                                || !full
+                            {
                                 break;
                             }
                         }
@@ -173,6 +185,21 @@ pub(crate) async fn serve(mut stream: TcpStream, addr: SocketAddr, shared: Arc<S
                 .net_output_bytes
                 .fetch_add(written, Ordering::Relaxed);
         }
+        if let Some(sync) = client.full_sync.take() {
+            let started = Instant::now();
+            match send_rdb(&mut stream, sync, &addr.to_string()).await {
+                Ok(bytes) => {
+                    shared.net_output_bytes.fetch_add(bytes, Ordering::Relaxed);
+                    tracing::info!(
+                        "Synchronization with replica {addr} succeeded: {bytes} RDB bytes in \
+                         {:.3} seconds (rdb-only: closing the connection)",
+                        started.elapsed().as_secs_f64()
+                    );
+                }
+                Err(e) => tracing::warn!("Full sync to replica {addr} failed: {e}"),
+            }
+            break;
+        }
         if client.close || shared.stopping.load(Ordering::SeqCst) {
             break;
         }
@@ -191,7 +218,8 @@ fn run_batch(client: &mut Client, state: &mut State, shared: &Shared, batch: &mu
             break;
         }
         super::commands::dispatch(client, state, shared, argv, now_ms);
-        if client.close {
+        // After SYNC/PSYNC the connection carries the RDB only: what follows is dropped.
+        if client.close || client.full_sync.is_some() {
             break;
         }
     }
@@ -257,5 +285,8 @@ fn admit(
         close: false,
         last_cmd: String::new(),
         auth_required,
+        repl_capa_eof: false,
+        repl_rdb_only: false,
+        full_sync: None,
     })
 }

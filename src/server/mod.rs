@@ -41,6 +41,7 @@ mod commands;
 mod conn;
 mod info;
 mod pubsub;
+mod replication;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;

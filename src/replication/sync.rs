@@ -1,0 +1,816 @@
+//! A point-in-time RDB over the replication protocol, on both ends (`redis-formats.md` §3.1,
+//! §3.3, §3.8).
+//!
+//! # Fetching (client)
+//!
+//! [`fetch_rdb`] (or [`RdbFetch`], to pull the bytes chunk by chunk) does what `redis-cli
+//! --rdb` does, against real Redis or `keeper server`: `AUTH` when a password is given,
+//! `PING`, `REPLCONF capa eof capa psync2`, `REPLCONF rdb-only 1` (the primary sends the RDB
+//! and nothing after it), then `PSYNC ? -1`, so the `+FULLRESYNC <replid> <offset>` reply
+//! names the replication position the RDB reflects (a node that refuses PSYNC with `-ERR`
+//! gets the legacy `SYNC`, and the position stays unknown). The payload comes as
+//! `$<len>\r\n` + exactly `len` bytes, or in the diskless form `$EOF:<40 chars>\r\n` + bytes
+//! + the same 40 characters (not part of the RDB); bare `\n` keep-alives before either are
+//! skipped. redis-cli 7.0 itself sends `REPLCONF capa eof`, `REPLCONF rdb-only 1` and `SYNC`
+//! only (observed with strace against redis-server 7.0.15); PING and PSYNC add an early auth
+//! check and the replication position.
+//!
+//! The peer is not trusted: a `$<len>` of any size streams in chunks of [`CHUNK`] bytes (the
+//! RDB is never held whole), reply lines are capped at [`MAX_LINE`] bytes, a connection that
+//! closes early or goes quiet (no byte, keep-alives included, for the idle timeout) is an
+//! [`Error::Replication`] saying how many RDB bytes arrived, and the peer's error replies are
+//! quoted.
+//!
+//! # Sending (primary)
+//!
+//! [`send_rdb`] writes the RDB of a [`DatasetSnapshot`] (taken in O(1) under the engine lock,
+//! at the offset the `+FULLRESYNC` line announced) to an rdb-only client, while the node keeps
+//! serving: the RDB is encoded on a blocking thread and handed to the connection in chunks
+//! through a bounded channel. [`SyncForm::Diskless`] streams it as it is encoded between
+//! `$EOF:` marks; [`SyncForm::Staged`] (a client without `capa eof`) needs the length first,
+//! so the RDB goes to a temp file through [`Storage`], a `\n` keep-alive goes out every second
+//! meanwhile, then `$<len>\r\n` and the file; the temp file is removed in every case.
+
+use std::hash::{BuildHasher, Hasher};
+use std::io::{self, Read};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use bytes::{Buf, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio::time::timeout;
+
+use crate::dataset::DatasetSnapshot;
+use crate::error::{Error, Result};
+use crate::rdb::FileSink;
+use crate::snapshot::{SaveControl, SaveOptions, write_rdb_stream_controlled};
+use crate::storage::Storage;
+
+/// Time to establish the connection.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest silence accepted from the peer, keep-alives included (Redis's `repl-timeout`); also
+/// the longest a write to the peer may stall.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Bytes read from the socket at a time, and the most a fetch buffers.
+pub const CHUNK: usize = 64 * 1024;
+/// Longest reply line accepted (the longest real one, `+FULLRESYNC`, is 60 bytes).
+pub const MAX_LINE: usize = 4096;
+/// Length of the diskless form's end mark.
+const MARK_LEN: usize = 40;
+/// Bytes of a staged RDB read from its temp file per chunk sent.
+const STAGED_CHUNK: usize = 256 * 1024;
+/// Chunks in flight between the thread encoding the RDB and the connection.
+const CHANNEL_CHUNKS: usize = 4;
+/// Keep-alive period while a staged RDB is written (Redis sends one a second).
+const KEEPALIVE_PERIOD: Duration = Duration::from_secs(1);
+
+/// Credentials for `AUTH`: the password alone (`requirepass`, the default user), or an ACL
+/// user and its password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Auth {
+    pub user: Option<String>,
+    pub password: String,
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Auth")
+            .field("user", &self.user)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+/// How [`fetch_rdb_with`] connects and what it announces.
+#[derive(Debug, Clone)]
+pub struct FetchOptions {
+    /// `AUTH` first. Default: none.
+    pub auth: Option<Auth>,
+    /// Announce `capa eof`, letting the primary use the diskless `$EOF:` form. Without it a
+    /// primary must send `$<len>` (Redis then writes its dump.rdb first). Default: yes.
+    pub capa_eof: bool,
+    /// Default: [`CONNECT_TIMEOUT`].
+    pub connect_timeout: Duration,
+    /// Default: [`IDLE_TIMEOUT`].
+    pub idle_timeout: Duration,
+}
+
+impl Default for FetchOptions {
+    fn default() -> Self {
+        FetchOptions {
+            auth: None,
+            capa_eof: true,
+            connect_timeout: CONNECT_TIMEOUT,
+            idle_timeout: IDLE_TIMEOUT,
+        }
+    }
+}
+
+/// What a completed fetch received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchedRdb {
+    /// The primary's replication id from `+FULLRESYNC` (`None` after a legacy `SYNC`).
+    pub replid: Option<String>,
+    /// The replication offset the RDB reflects, from `+FULLRESYNC`.
+    pub offset: Option<u64>,
+    /// RDB bytes received (the end mark of the diskless form not counted).
+    pub bytes: u64,
+    /// True for the diskless `$EOF:` form, false for `$<len>`.
+    pub diskless: bool,
+}
+
+/// Fetches a point-in-time RDB from the node at `addr` (`HOST:PORT`) with the default
+/// [`FetchOptions`] and `auth`. `sink` gets the RDB bytes in order, in chunks of at most
+/// [`CHUNK`] bytes; `progress` gets `(bytes so far, total)` after each (total known for the
+/// `$<len>` form only). An error of `sink` stops the fetch and is returned as is.
+pub async fn fetch_rdb(
+    addr: &str,
+    auth: Option<&Auth>,
+    sink: &mut (dyn FnMut(&[u8]) -> Result<()> + Send),
+    progress: &mut (dyn FnMut(u64, Option<u64>) + Send),
+) -> Result<FetchedRdb> {
+    let options = FetchOptions {
+        auth: auth.cloned(),
+        ..FetchOptions::default()
+    };
+    fetch_rdb_with(addr, &options, sink, progress).await
+}
+
+/// [`fetch_rdb`] with explicit [`FetchOptions`].
+pub async fn fetch_rdb_with(
+    addr: &str,
+    options: &FetchOptions,
+    sink: &mut (dyn FnMut(&[u8]) -> Result<()> + Send),
+    progress: &mut (dyn FnMut(u64, Option<u64>) + Send),
+) -> Result<FetchedRdb> {
+    let mut fetch = RdbFetch::start(addr, options).await?;
+    progress(0, fetch.total());
+    while let Some(chunk) = fetch.next_chunk().await? {
+        sink(chunk)?;
+        progress(fetch.received(), fetch.total());
+    }
+    Ok(fetch.fetched())
+}
+
+/// The framing of the payload.
+#[derive(Debug, Clone, Copy)]
+enum Payload {
+    /// `$<len>`: exactly this many bytes.
+    Length(u64),
+    /// `$EOF:<mark>`: bytes until the last [`MARK_LEN`] received are the mark.
+    Marked([u8; MARK_LEN]),
+}
+
+/// A fetch in progress, past the handshake: pull the RDB with [`RdbFetch::next_chunk`] (for
+/// a sink that is itself async, such as an upload).
+pub struct RdbFetch {
+    peer: Peer,
+    payload: Payload,
+    replid: Option<String>,
+    offset: Option<u64>,
+    received: u64,
+    /// Bytes at the front of the buffer handed out by the last `next_chunk`, dropped at the
+    /// next call.
+    handed_out: usize,
+    done: bool,
+}
+
+impl RdbFetch {
+    /// Connects to `addr` and runs the handshake up to the payload's header (see the module
+    /// docs).
+    pub async fn start(addr: &str, options: &FetchOptions) -> Result<RdbFetch> {
+        let stream = match timeout(options.connect_timeout, TcpStream::connect(addr)).await {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(e)) => return Err(replication_error(addr, format!("cannot connect: {e}"))),
+            Err(_) => {
+                return Err(replication_error(
+                    addr,
+                    format!(
+                        "cannot connect: no answer within {} s",
+                        options.connect_timeout.as_secs_f64()
+                    ),
+                ));
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let mut peer = Peer {
+            stream,
+            buf: BytesMut::with_capacity(CHUNK),
+            addr: addr.to_owned(),
+            idle: options.idle_timeout,
+        };
+
+        if let Some(auth) = &options.auth {
+            let mut args: Vec<&[u8]> = vec![&b"AUTH"[..]];
+            if let Some(user) = &auth.user {
+                args.push(user.as_bytes());
+            }
+            args.push(auth.password.as_bytes());
+            let reply = peer.call(&args, "AUTH").await?;
+            if reply.first() != Some(&b'+') {
+                return Err(peer.error(format!("AUTH refused: {}", quote(&reply))));
+            }
+        }
+
+        let reply = peer.call(&[&b"PING"[..]], "PING").await?;
+        match reply.first() {
+            Some(b'+') => {}
+            // A node whose disk fails answers PING with MISCONF yet still hands out its data,
+            // which is just when a backup matters.
+            Some(b'-') if reply.starts_with(b"-MISCONF") => {
+                tracing::warn!("{addr} answered PING with {}", quote(&reply));
+            }
+            Some(b'-') if reply.starts_with(b"-NOAUTH") => {
+                return Err(peer.error(format!(
+                    "the node requires a password (AUTH): PING answered {}",
+                    quote(&reply)
+                )));
+            }
+            Some(b'-') => return Err(peer.error(format!("PING refused: {}", quote(&reply)))),
+            _ => return Err(peer.error(format!("unexpected reply to PING: {}", quote(&reply)))),
+        }
+
+        // As redis-cli: a primary that does not know a capability or rdb-only still sends the
+        // RDB (and we close after it), so their refusal is not fatal.
+        let capa: &[&[u8]] = if options.capa_eof {
+            &[b"REPLCONF", b"capa", b"eof", b"capa", b"psync2"]
+        } else {
+            &[b"REPLCONF", b"capa", b"psync2"]
+        };
+        let rdb_only: &[&[u8]] = &[b"REPLCONF", b"rdb-only", b"1"];
+        for args in [capa, rdb_only] {
+            let reply = peer.call(args, "REPLCONF").await?;
+            match reply.first() {
+                Some(b'+') => {}
+                Some(b'-') => tracing::warn!(
+                    "{addr} refused REPLCONF {}: {}",
+                    String::from_utf8_lossy(args[1]),
+                    quote(&reply)
+                ),
+                _ => {
+                    return Err(
+                        peer.error(format!("unexpected reply to REPLCONF: {}", quote(&reply)))
+                    );
+                }
+            }
+        }
+
+        let mut replid = None;
+        let mut offset = None;
+        let mut psync_refusal = None;
+        let reply = peer.call(&[&b"PSYNC"[..], b"?", b"-1"], "PSYNC").await?;
+        if let Some(position) = reply.strip_prefix(b"+FULLRESYNC ") {
+            let (id, at) = parse_fullresync(position)
+                .ok_or_else(|| peer.error(format!("malformed reply to PSYNC: {}", quote(&reply))))?;
+            replid = Some(id);
+            offset = Some(at);
+        } else if reply.starts_with(b"+CONTINUE") {
+            return Err(peer.error(format!(
+                "answered PSYNC ? -1 with a partial resync: {}",
+                quote(&reply)
+            )));
+        } else if reply.starts_with(b"-ERR") {
+            // A node without PSYNC (or one refusing it): the legacy SYNC sends the same RDB,
+            // without the position, as a Redis replica falls back.
+            tracing::info!(
+                "{addr} refused PSYNC ({}); trying SYNC",
+                quote(&reply)
+            );
+            psync_refusal = Some(reply);
+            peer.send(&[&b"SYNC"[..]], "SYNC").await?;
+        } else if reply.first() == Some(&b'-') {
+            return Err(peer.error(format!("PSYNC refused: {}", quote(&reply))));
+        } else {
+            return Err(peer.error(format!("unexpected reply to PSYNC: {}", quote(&reply))));
+        }
+
+        let header = peer
+            .read_line("the RDB header ($<length> or $EOF:<mark>)")
+            .await?;
+        let payload = match parse_payload_header(&header) {
+            Some(payload) => payload,
+            None if header.first() == Some(&b'-') => {
+                let before = psync_refusal
+                    .map(|r| format!(" (after PSYNC was refused: {})", quote(&r)))
+                    .unwrap_or_default();
+                return Err(peer.error(format!(
+                    "the node did not send its RDB: {}{before}",
+                    quote(&header)
+                )));
+            }
+            None => {
+                return Err(peer.error(format!(
+                    "expected $<length> or $EOF:<40-character mark>, got {}",
+                    quote(&header)
+                )));
+            }
+        };
+        Ok(RdbFetch {
+            peer,
+            payload,
+            replid,
+            offset,
+            received: 0,
+            handed_out: 0,
+            done: false,
+        })
+    }
+
+    /// The next chunk of RDB bytes (at most [`CHUNK`] plus what arrived with the header),
+    /// `None` once the whole RDB has arrived.
+    pub async fn next_chunk(&mut self) -> Result<Option<&[u8]>> {
+        self.peer.buf.advance(self.handed_out);
+        self.handed_out = 0;
+        if self.done {
+            return Ok(None);
+        }
+        let n = match self.payload {
+            Payload::Length(total) => {
+                let left = total - self.received;
+                if left == 0 {
+                    self.done = true;
+                    return Ok(None);
+                }
+                if self.peer.buf.is_empty() && self.peer.fill("the RDB payload").await? == 0 {
+                    return Err(self.peer.error(format!(
+                        "connection closed after {} of {total} RDB bytes",
+                        self.received
+                    )));
+                }
+                usize::try_from(left).map_or(self.peer.buf.len(), |l| l.min(self.peer.buf.len()))
+            }
+            Payload::Marked(mark) => loop {
+                let len = self.peer.buf.len();
+                if len >= MARK_LEN && self.peer.buf[len - MARK_LEN..] == mark {
+                    // The payload ends here; the mark is not part of it.
+                    self.done = true;
+                    if len == MARK_LEN {
+                        return Ok(None);
+                    }
+                    break len - MARK_LEN;
+                }
+                // The last MARK_LEN bytes may be the start of the mark: keep them back.
+                if len > MARK_LEN {
+                    break len - MARK_LEN;
+                }
+                if self.peer.fill("the RDB payload").await? == 0 {
+                    return Err(self.peer.error(format!(
+                        "connection closed after {} RDB bytes, before the end mark",
+                        self.received + len as u64
+                    )));
+                }
+            },
+        };
+        self.received += n as u64;
+        self.handed_out = n;
+        Ok(Some(&self.peer.buf[..n]))
+    }
+
+    /// RDB bytes handed out so far.
+    pub fn received(&self) -> u64 {
+        self.received
+    }
+
+    /// The RDB's length when the primary sent `$<len>`.
+    pub fn total(&self) -> Option<u64> {
+        match self.payload {
+            Payload::Length(total) => Some(total),
+            Payload::Marked(_) => None,
+        }
+    }
+
+    /// What was received so far (the whole fetch once `next_chunk` returned `None`).
+    pub fn fetched(&self) -> FetchedRdb {
+        FetchedRdb {
+            replid: self.replid.clone(),
+            offset: self.offset,
+            bytes: self.received,
+            diskless: matches!(self.payload, Payload::Marked(_)),
+        }
+    }
+}
+
+/// `<40-character replid> <offset>` of a `+FULLRESYNC` line.
+fn parse_fullresync(position: &[u8]) -> Option<(String, u64)> {
+    let text = std::str::from_utf8(position).ok()?;
+    let (id, offset) = text.split_once(' ')?;
+    if id.len() != MARK_LEN || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return None;
+    }
+    Some((id.to_owned(), offset.trim().parse().ok()?))
+}
+
+/// `$EOF:<40 chars>` or `$<decimal length>`.
+fn parse_payload_header(header: &[u8]) -> Option<Payload> {
+    let rest = header.strip_prefix(b"$")?;
+    if let Some(mark) = rest.strip_prefix(b"EOF:") {
+        return Some(Payload::Marked(mark.try_into().ok()?));
+    }
+    if rest.is_empty() || !rest.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(Payload::Length(std::str::from_utf8(rest).ok()?.parse().ok()?))
+}
+
+fn replication_error(peer: &str, reason: String) -> Error {
+    Error::Replication {
+        peer: peer.to_owned(),
+        reason,
+    }
+}
+
+/// A peer's bytes for an error message: escaped, cut after 120 bytes.
+fn quote(bytes: &[u8]) -> String {
+    const SHOWN: usize = 120;
+    let shown = &bytes[..bytes.len().min(SHOWN)];
+    let more = if bytes.len() > SHOWN { "…" } else { "" };
+    format!("\"{}{more}\"", shown.escape_ascii())
+}
+
+/// The connection of a fetch, with what was read and not consumed yet.
+struct Peer {
+    stream: TcpStream,
+    buf: BytesMut,
+    addr: String,
+    idle: Duration,
+}
+
+impl Peer {
+    fn error(&self, reason: impl Into<String>) -> Error {
+        replication_error(&self.addr, reason.into())
+    }
+
+    async fn send(&mut self, args: &[&[u8]], name: &str) -> Result<()> {
+        let mut out = Vec::with_capacity(64);
+        crate::resp::write_command(&mut out, args);
+        match timeout(self.idle, self.stream.write_all(&out)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(self.error(format!("sending {name}: {e}"))),
+            Err(_) => Err(self.error(format!(
+                "sending {name}: blocked for {} s",
+                self.idle.as_secs_f64()
+            ))),
+        }
+    }
+
+    /// Sends a command and reads its one-line reply.
+    async fn call(&mut self, args: &[&[u8]], name: &str) -> Result<Vec<u8>> {
+        self.send(args, name).await?;
+        self.read_line(&format!("the reply to {name}")).await
+    }
+
+    /// Reads more from the socket into the buffer; `Ok(0)` when the peer closed.
+    async fn fill(&mut self, waiting_for: &str) -> Result<usize> {
+        self.buf.reserve(CHUNK);
+        match timeout(self.idle, self.stream.read_buf(&mut self.buf)).await {
+            Ok(Ok(n)) => Ok(n),
+            Ok(Err(e)) => Err(self.error(format!("reading {waiting_for}: {e}"))),
+            Err(_) => Err(self.error(format!(
+                "nothing received for {} s while waiting for {waiting_for}",
+                self.idle.as_secs_f64()
+            ))),
+        }
+    }
+
+    /// The next non-empty line, without its `\r\n`. Empty lines are the keep-alives a
+    /// primary sends while it prepares the RDB.
+    async fn read_line(&mut self, waiting_for: &str) -> Result<Vec<u8>> {
+        loop {
+            if let Some(end) = self.buf.iter().take(MAX_LINE + 2).position(|&b| b == b'\n') {
+                let line = self.buf.split_to(end + 1);
+                let line = line.strip_suffix(b"\n").unwrap_or(&line);
+                let line = line.strip_suffix(b"\r").unwrap_or(line);
+                if line.is_empty() {
+                    continue;
+                }
+                return Ok(line.to_vec());
+            }
+            if self.buf.len() > MAX_LINE {
+                return Err(self.error(format!(
+                    "expected {waiting_for}, got a line longer than {MAX_LINE} bytes: {}",
+                    quote(&self.buf)
+                )));
+            }
+            if self.fill(waiting_for).await? == 0 {
+                let partial = if self.buf.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (after {})", quote(&self.buf))
+                };
+                return Err(self.error(format!(
+                    "connection closed while waiting for {waiting_for}{partial}"
+                )));
+            }
+        }
+    }
+}
+
+// ---- the primary's side -------------------------------------------------------------------
+
+/// How a primary frames the RDB of a full sync (`redis-formats.md` §3.3).
+pub enum SyncForm {
+    /// `$EOF:<40 random hex>\r\n` + RDB + the same 40 characters, streamed as it is encoded.
+    /// Only for clients that announced `REPLCONF capa eof`.
+    Diskless,
+    /// `$<len>\r\n` + RDB. The length must be known first, so the RDB is staged at `path`
+    /// (a temp file in the data folder, through `storage`, removed afterwards in every case).
+    Staged {
+        storage: Arc<dyn Storage>,
+        path: PathBuf,
+    },
+}
+
+/// A full sync for an rdb-only client, prepared under the engine lock.
+pub struct FullSync {
+    /// The point-in-time view, taken at the offset the `+FULLRESYNC` line announced.
+    pub snapshot: Box<dyn DatasetSnapshot + Send>,
+    /// How to encode it; `replication` should hold the id and offset announced, as Redis
+    /// records them in the RDB it sends.
+    pub options: SaveOptions,
+    pub form: SyncForm,
+}
+
+/// What the thread producing the RDB hands to the connection.
+enum Piece {
+    /// The staged RDB is complete and this long.
+    Length(u64),
+    Bytes(Vec<u8>),
+    Failed(Error),
+}
+
+/// Sends the RDB of `sync` on `out` (whatever precedes it, such as `+FULLRESYNC`, is already
+/// written) and returns its length. `peer` names the client in errors. The caller closes the
+/// connection afterwards (rdb-only: nothing follows the RDB). On error the client gets a
+/// truncated payload (never the end mark), so it cannot mistake it for a whole RDB.
+pub async fn send_rdb<W: AsyncWrite + Unpin>(
+    out: &mut W,
+    sync: FullSync,
+    peer: &str,
+) -> Result<u64> {
+    let FullSync {
+        snapshot,
+        options,
+        form,
+    } = sync;
+    let control = Arc::new(SaveControl::default());
+    // Whatever ends this function (an error, the client gone) stops the producing thread.
+    let _stop = CancelOnDrop(Arc::clone(&control));
+    let (tx, mut rx) = mpsc::channel::<Piece>(CHANNEL_CHUNKS);
+    let diskless = matches!(form, SyncForm::Diskless);
+    let producer = {
+        let control = Arc::clone(&control);
+        move || match form {
+            SyncForm::Diskless => {
+                let sink = ChannelWrite(tx.clone());
+                if let Err(e) = write_rdb_stream_controlled(sink, &*snapshot, &options, &control) {
+                    let _ = tx.blocking_send(Piece::Failed(e));
+                }
+            }
+            SyncForm::Staged { storage, path } => {
+                let staged = Staged {
+                    storage: &*storage,
+                    path,
+                };
+                if let Err(e) = staged.produce(&*snapshot, &options, &control, &tx) {
+                    let _ = tx.blocking_send(Piece::Failed(e));
+                }
+            }
+        }
+    };
+    tokio::task::spawn_blocking(producer);
+
+    let mark = random_mark();
+    let expected = if diskless {
+        write_timed(out, format!("$EOF:{mark}\r\n").as_bytes(), peer).await?;
+        None
+    } else {
+        let start = tokio::time::Instant::now() + KEEPALIVE_PERIOD;
+        let mut keepalive = tokio::time::interval_at(start, KEEPALIVE_PERIOD);
+        let len = loop {
+            tokio::select! {
+                piece = rx.recv() => match piece {
+                    Some(Piece::Length(len)) => break len,
+                    Some(Piece::Failed(e)) => return Err(e),
+                    Some(Piece::Bytes(_)) | None => {
+                        return Err(send_error(peer, "the RDB producer ended without a length"));
+                    }
+                },
+                _ = keepalive.tick() => write_timed(out, b"\n", peer).await?,
+            }
+        };
+        write_timed(out, format!("${len}\r\n").as_bytes(), peer).await?;
+        Some(len)
+    };
+    let mut sent = 0u64;
+    while let Some(piece) = rx.recv().await {
+        match piece {
+            Piece::Bytes(chunk) => {
+                write_timed(out, &chunk, peer).await?;
+                sent += chunk.len() as u64;
+            }
+            Piece::Failed(e) => return Err(e),
+            Piece::Length(_) => return Err(send_error(peer, "the RDB producer sent two lengths")),
+        }
+    }
+    match expected {
+        Some(len) if len != sent => Err(send_error(
+            peer,
+            &format!("the staged RDB gave {sent} bytes, {len} announced"),
+        )),
+        Some(_) => Ok(sent),
+        None => {
+            write_timed(out, mark.as_bytes(), peer).await?;
+            Ok(sent)
+        }
+    }
+}
+
+/// Sets `cancel` when dropped, so a producer stops once nobody takes its bytes.
+struct CancelOnDrop(Arc<SaveControl>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.cancel.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The RDB stream of the diskless form, as `io::Write`: each buffer the RDB writer flushes
+/// (about 256 KiB) becomes one chunk.
+struct ChannelWrite(mpsc::Sender<Piece>);
+
+impl io::Write for ChannelWrite {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0
+            .blocking_send(Piece::Bytes(buf.to_vec()))
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the client is gone"))?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The temp file of the `$<len>` form; removed when dropped.
+struct Staged<'a> {
+    storage: &'a dyn Storage,
+    path: PathBuf,
+}
+
+impl Staged<'_> {
+    /// Writes the RDB to the temp file, sends its length, then its bytes.
+    fn produce(
+        &self,
+        snapshot: &dyn DatasetSnapshot,
+        options: &SaveOptions,
+        control: &SaveControl,
+        tx: &mpsc::Sender<Piece>,
+    ) -> Result<()> {
+        let mut file = self.storage.create(&self.path)?;
+        let (_, stats) =
+            write_rdb_stream_controlled(FileSink::new(&mut *file), snapshot, options, control)?;
+        drop(file);
+        if tx.blocking_send(Piece::Length(stats.bytes)).is_err() {
+            return Ok(());
+        }
+        let mut reader = self.storage.open_read(&self.path)?;
+        loop {
+            let mut chunk = vec![0u8; STAGED_CHUNK];
+            let n = read_full(&mut *reader, &mut chunk)
+                .map_err(|e| Error::io(&self.path, "read", e))?;
+            if n == 0 {
+                return Ok(());
+            }
+            chunk.truncate(n);
+            if control.cancel.load(Ordering::Relaxed)
+                || tx.blocking_send(Piece::Bytes(chunk)).is_err()
+            {
+                return Ok(());
+            }
+        }
+    }
+}
+
+impl Drop for Staged<'_> {
+    fn drop(&mut self) {
+        if matches!(self.storage.len(&self.path), Ok(Some(_)))
+            && let Err(e) = self.storage.remove(&self.path)
+        {
+            tracing::warn!("removing {}: {e}", self.path.display());
+        }
+    }
+}
+
+/// Reads until `buf` is full or the end; returns the bytes read.
+fn read_full(reader: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+async fn write_timed<W: AsyncWrite + Unpin>(out: &mut W, bytes: &[u8], peer: &str) -> Result<()> {
+    match timeout(IDLE_TIMEOUT, out.write_all(bytes)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(send_error(peer, &format!("writing: {e}"))),
+        Err(_) => Err(send_error(
+            peer,
+            &format!("the client read nothing for {} s", IDLE_TIMEOUT.as_secs()),
+        )),
+    }
+}
+
+fn send_error(peer: &str, reason: &str) -> Error {
+    replication_error(peer, format!("full sync: {reason}"))
+}
+
+/// 40 random lowercase hex characters (Redis's `getRandomHexChars`), for the `$EOF:` mark.
+fn random_mark() -> String {
+    let state = std::hash::RandomState::new();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let mut mark = String::with_capacity(MARK_LEN);
+    let mut round = 0u64;
+    while mark.len() < MARK_LEN {
+        let mut hasher = state.build_hasher();
+        hasher.write_u128(nanos);
+        hasher.write_u64(round);
+        round += 1;
+        let word = hasher.finish();
+        for i in 0..16 {
+            if mark.len() < MARK_LEN {
+                let digit = (word >> (i * 4)) & 0xf;
+                mark.push(char::from(b"0123456789abcdef"[digit as usize]));
+            }
+        }
+    }
+    mark
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payload_headers() {
+        assert!(matches!(
+            parse_payload_header(b"$123"),
+            Some(Payload::Length(123))
+        ));
+        assert!(matches!(
+            parse_payload_header(b"$18446744073709551615"),
+            Some(Payload::Length(u64::MAX))
+        ));
+        let mark = [b'a'; 40];
+        let header = [&b"$EOF:"[..], &mark].concat();
+        assert!(matches!(parse_payload_header(&header), Some(Payload::Marked(m)) if m == mark));
+        for bad in [
+            &b"$"[..],
+            b"$-1",
+            b"$12x",
+            b"$ 12",
+            b"$EOF:short",
+            b"$18446744073709551616",
+            b"+OK",
+        ] {
+            assert!(parse_payload_header(bad).is_none(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn fullresync_lines() {
+        let id = "8ee176ff411dfaff8bbdb2f7d8ad76af0149f687";
+        assert_eq!(
+            parse_fullresync(format!("{id} 1234").as_bytes()),
+            Some((id.to_owned(), 1234))
+        );
+        assert_eq!(parse_fullresync(b"abc 1"), None);
+        assert_eq!(parse_fullresync(format!("{id} -1").as_bytes()), None);
+        assert_eq!(parse_fullresync(format!("{id}").as_bytes()), None);
+    }
+
+    #[test]
+    fn marks_are_random_hex() {
+        let (a, b) = (random_mark(), random_mark());
+        assert_eq!(a.len(), 40);
+        assert!(a.bytes().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn quotes_are_escaped_and_short() {
+        assert_eq!(quote(b"-ERR x\r\n"), "\"-ERR x\\r\\n\"");
+        assert!(quote(&[0u8; 1000]).ends_with("…\""));
+    }
+}
