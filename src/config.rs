@@ -451,7 +451,12 @@ static OPTIONS: &[OptionDef] = &[
     opt(
         "backup-cron",
         Mutable,
-        |c| c.backup_cron.as_ref().map(ToString::to_string).unwrap_or_default(),
+        |c| {
+            c.backup_cron
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default()
+        },
         |c, a| {
             let text = one(a)?;
             c.backup_cron = if text.is_empty() {

@@ -17,7 +17,11 @@ use support::{RedisServer, keeper, lines, repo_root};
 /// Every type, several databases, TTLs and a stream with a consumer group.
 fn populate(c: &mut Client, keys: usize) {
     for i in 0..keys {
-        c.cmd(&["SET", &format!("s{i}"), &format!("value-{i}-{}", "x".repeat(i % 50))]);
+        c.cmd(&[
+            "SET",
+            &format!("s{i}"),
+            &format!("value-{i}-{}", "x".repeat(i % 50)),
+        ]);
     }
     c.cmd(&["SET", "ttl", "v", "EX", "100000"]);
     c.cmd(&["RPUSH", "l", "a", "b", "c", "d"]);
@@ -222,7 +226,14 @@ fn a_data_folder_with_an_aof_is_backed_up_offline() {
 
     let target = tmp.path().join("backups");
     run_ok(&[
-        "backup", "create", "--dir", path(&data), "--target", path(&target), "--name", "offline",
+        "backup",
+        "create",
+        "--dir",
+        path(&data),
+        "--target",
+        path(&target),
+        "--name",
+        "offline",
     ]);
     let restored = tmp.path().join("restored");
     run_ok(&[
@@ -254,7 +265,14 @@ fn small_backup(tmp: &Path) -> (PathBuf, String) {
     server.wait_exit();
     let target = tmp.join("backups");
     run_ok(&[
-        "backup", "create", "--dir", path(&data), "--target", path(&target), "--name", "b1",
+        "backup",
+        "create",
+        "--dir",
+        path(&data),
+        "--target",
+        path(&target),
+        "--name",
+        "b1",
     ]);
     (target, "b1".into())
 }
@@ -273,29 +291,46 @@ fn damaged_backups_are_refused_before_anything_is_written() {
     flipped[middle] ^= 0x10;
     let mut cut = good_data.clone();
     cut.truncate(good_data.len() - 7);
-    let raw_crc = serde_json::from_str::<serde_json::Value>(&good_manifest).unwrap()["checksums"]
-        ["raw"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let raw_crc =
+        serde_json::from_str::<serde_json::Value>(&good_manifest).unwrap()["checksums"]["raw"]
+            .as_str()
+            .unwrap()
+            .to_string();
     let wrong_checksum = good_manifest.replace(&raw_crc, "0123456789abcdef");
 
     type Damage = (&'static str, Vec<u8>, String, &'static str);
     let cases: Vec<Damage> = vec![
         ("bit flip", flipped, good_manifest.clone(), "checksum"),
         ("cut", cut, good_manifest.clone(), "bytes"),
-        ("wrong checksum", good_data.clone(), wrong_checksum, "checksum"),
+        (
+            "wrong checksum",
+            good_data.clone(),
+            wrong_checksum,
+            "checksum",
+        ),
     ];
     for (what, data, manifest_text, expected) in cases {
         std::fs::write(&data_object, &data).unwrap();
         std::fs::write(&manifest, &manifest_text).unwrap();
         let out = run(&["backup", "verify", &id, "--target", path(&target)]);
         assert_eq!(out.status.code(), Some(1), "{what}: verify must fail");
-        let dest = tmp.path().join(format!("restore-{}", what.replace(' ', "-")));
-        let out = run(&["restore", &id, "--dir", path(&dest), "--target", path(&target)]);
+        let dest = tmp
+            .path()
+            .join(format!("restore-{}", what.replace(' ', "-")));
+        let out = run(&[
+            "restore",
+            &id,
+            "--dir",
+            path(&dest),
+            "--target",
+            path(&target),
+        ]);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{what}: {stderr}");
-        assert!(stderr.contains(expected) && stderr.contains(&id), "{what}: {stderr}");
+        assert!(
+            stderr.contains(expected) && stderr.contains(&id),
+            "{what}: {stderr}"
+        );
         assert!(!dest.exists(), "{what}: the destination was touched");
         let leftovers: Vec<_> = std::fs::read_dir(tmp.path())
             .unwrap()
@@ -309,9 +344,19 @@ fn damaged_backups_are_refused_before_anything_is_written() {
     std::fs::write(&data_object, &good_data).unwrap();
     std::fs::remove_file(&manifest).unwrap();
     let dest = tmp.path().join("restore-missing");
-    let out = run(&["restore", &id, "--dir", path(&dest), "--target", path(&target)]);
+    let out = run(&[
+        "restore",
+        &id,
+        "--dir",
+        path(&dest),
+        "--target",
+        path(&target),
+    ]);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && stderr.contains("no such backup"), "{stderr}");
+    assert!(
+        !out.status.success() && stderr.contains("no such backup"),
+        "{stderr}"
+    );
     assert!(!dest.exists());
     // ... and its data object is a leftover, not a backup.
     let listed = run_ok(&["backup", "list", "--target", path(&target), "--json"]);
@@ -327,24 +372,51 @@ fn a_non_empty_folder_is_refused_unless_forced_and_then_kept_aside() {
     let dest = tmp.path().join("busy");
     std::fs::create_dir_all(&dest).unwrap();
     std::fs::write(dest.join("precious.txt"), b"keep me").unwrap();
-    let out = run(&["restore", &id, "--dir", path(&dest), "--target", path(&target)]);
+    let out = run(&[
+        "restore",
+        &id,
+        "--dir",
+        path(&dest),
+        "--target",
+        path(&target),
+    ]);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && stderr.contains("not empty"), "{stderr}");
+    assert!(
+        !out.status.success() && stderr.contains("not empty"),
+        "{stderr}"
+    );
     assert!(!dest.join("dump.rdb").exists());
 
     let out = run_ok(&[
-        "restore", &id, "--dir", path(&dest), "--target", path(&target), "--force", "--json",
+        "restore",
+        &id,
+        "--dir",
+        path(&dest),
+        "--target",
+        path(&target),
+        "--force",
+        "--json",
     ]);
     let json: serde_json::Value = serde_json::from_str(&out).unwrap();
     let aside = PathBuf::from(json["moved_aside"].as_str().expect("moved aside"));
-    assert_eq!(std::fs::read(aside.join("precious.txt")).unwrap(), b"keep me");
+    assert_eq!(
+        std::fs::read(aside.join("precious.txt")).unwrap(),
+        b"keep me"
+    );
     assert!(dest.join("dump.rdb").exists());
     assert!(!dest.join("precious.txt").exists());
 
     // An empty folder is fine without --force.
     let empty = tmp.path().join("empty");
     std::fs::create_dir_all(&empty).unwrap();
-    run_ok(&["restore", &id, "--dir", path(&empty), "--target", path(&target)]);
+    run_ok(&[
+        "restore",
+        &id,
+        "--dir",
+        path(&empty),
+        "--target",
+        path(&target),
+    ]);
     assert!(empty.join("dump.rdb").exists());
 }
 
@@ -359,7 +431,12 @@ fn a_plain_rdb_file_seeds_a_node() {
     c.cmd(&["SAVE"]);
     let before = redis.dump();
     let dest = tmp.path().join("seeded");
-    run_ok(&["restore", path(&source.join("dump.rdb")), "--dir", path(&dest)]);
+    run_ok(&[
+        "restore",
+        path(&source.join("dump.rdb")),
+        "--dir",
+        path(&dest),
+    ]);
     let node = KeeperServer::start(&dest, &["--save", ""]);
     assert_eq!(dump(node.port), before);
 }
@@ -374,13 +451,35 @@ fn list_show_delete_export_and_prune() {
     assert_eq!(manifest["compression"], "zstd");
 
     let other = tmp.path().join("other");
-    run_ok(&["backup", "export", &id, "--to", path(&other), "--target", path(&target)]);
+    run_ok(&[
+        "backup",
+        "export",
+        &id,
+        "--to",
+        path(&other),
+        "--target",
+        path(&target),
+    ]);
     assert_eq!(list(path(&other)).len(), 1);
     let restored = tmp.path().join("from-export");
-    run_ok(&["restore", &id, "--dir", path(&restored), "--target", path(&other)]);
+    run_ok(&[
+        "restore",
+        &id,
+        "--dir",
+        path(&restored),
+        "--target",
+        path(&other),
+    ]);
 
     // Manual backups never expire; pruning leaves it, deleting removes it.
-    run_ok(&["backup", "prune", "--target", path(&target), "--retention-days", "1"]);
+    run_ok(&[
+        "backup",
+        "prune",
+        "--target",
+        path(&target),
+        "--retention-days",
+        "1",
+    ]);
     assert_eq!(list(path(&target)).len(), 1);
     run_ok(&["backup", "delete", &id, "--target", path(&target)]);
     assert!(list(path(&target)).is_empty());

@@ -12,12 +12,12 @@ use bytes::Bytes;
 use chrono::{DateTime, Duration, Utc};
 use futures::StreamExt;
 
+use super::BackupKind;
 use super::create::{INCOMPLETE, verify_object};
 use super::manifest::{BackupManifest, DATA_SUFFIX, MANIFEST_SUFFIX};
 use super::restore::{self, Progress, Verified};
 use super::schedule::{PruneCandidate, Retention, prune_plan};
 use super::target::{ObjectInfo, Target};
-use super::BackupKind;
 use crate::error::{Error, Result};
 #[cfg_attr(not(feature = "failpoints"), allow(unused_imports))]
 use crate::failpoints;
@@ -145,9 +145,7 @@ pub async fn delete(target: &Target, id: &str) -> Result<BackupManifest> {
 }
 
 async fn delete_manifest_then_data(target: &Target, id: &str) -> Result<()> {
-    target
-        .delete(&BackupManifest::manifest_name(id))
-        .await?;
+    target.delete(&BackupManifest::manifest_name(id)).await?;
     fail::fail_point!(failpoints::BACKUP_DELETE_BEFORE_DATA, |_| Err(
         failpoints::injected(failpoints::BACKUP_DELETE_BEFORE_DATA)
     ));

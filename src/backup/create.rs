@@ -10,11 +10,9 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use tokio::sync::mpsc;
 
-use super::manifest::{
-    self, BackupManifest, COMPRESSION, Checksums, DatabaseKeys, FORMAT, Source,
-};
-use super::target::Target;
 use super::BackupKind;
+use super::manifest::{self, BackupManifest, COMPRESSION, Checksums, DatabaseKeys, FORMAT, Source};
+use super::target::Target;
 use crate::dataset::DatasetSnapshot;
 use crate::error::{Error, Result};
 #[cfg_attr(not(feature = "failpoints"), allow(unused_imports))]
@@ -113,8 +111,14 @@ pub async fn create(
     };
     let uploaded = upload.finish().await?;
     let outcome = async {
-        verify_object(target, &id, &temp_name, packed.compressed_bytes, packed.compressed_crc)
-            .await?;
+        verify_object(
+            target,
+            &id,
+            &temp_name,
+            packed.compressed_bytes,
+            packed.compressed_crc,
+        )
+        .await?;
         debug_assert_eq!(uploaded, packed.compressed_bytes);
         fail::fail_point!(failpoints::BACKUP_BEFORE_PUBLISH, |_| Err(
             failpoints::injected(failpoints::BACKUP_BEFORE_PUBLISH)

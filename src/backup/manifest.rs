@@ -148,8 +148,8 @@ impl BackupManifest {
             id: id_guess.to_string(),
             reason: format!("manifest {object}: {reason}"),
         };
-        let manifest: BackupManifest =
-            serde_json::from_slice(bytes).map_err(|e| bad(format!("not a backup manifest: {e}")))?;
+        let manifest: BackupManifest = serde_json::from_slice(bytes)
+            .map_err(|e| bad(format!("not a backup manifest: {e}")))?;
         if manifest.format > FORMAT {
             return Err(bad(format!(
                 "format {} is newer than this keeper's ({FORMAT})",
@@ -174,7 +174,9 @@ impl BackupManifest {
             ("compressed", &manifest.checksums.compressed),
         ] {
             if parse_hex64(value).is_none() {
-                return Err(bad(format!("{what} checksum {value:?} is not 16 hex digits")));
+                return Err(bad(format!(
+                    "{what} checksum {value:?} is not 16 hex digits"
+                )));
             }
         }
         if manifest.compression != COMPRESSION {
@@ -300,7 +302,10 @@ mod tests {
         assert_eq!(manifest.id, "automatic-20261122T050012Z");
         let json = manifest.to_json();
         let text = String::from_utf8(json.clone()).unwrap();
-        assert!(text.contains(r#""created": "2026-11-22T05:00:12.000Z""#), "{text}");
+        assert!(
+            text.contains(r#""created": "2026-11-22T05:00:12.000Z""#),
+            "{text}"
+        );
         assert!(text.contains(r#""kind": "automatic""#), "{text}");
         assert!(text.contains(r#""raw": "0123456789abcdef""#), "{text}");
         let back =
@@ -317,7 +322,10 @@ mod tests {
             ("newer than", Box::new(|m| m.format = FORMAT + 1)),
             ("names backup", Box::new(|m| m.id = "other".into())),
             ("data object", Box::new(|m| m.object = "x.rdb.zst".into())),
-            ("algorithm", Box::new(|m| m.checksums.algorithm = "md5".into())),
+            (
+                "algorithm",
+                Box::new(|m| m.checksums.algorithm = "md5".into()),
+            ),
             ("16 hex", Box::new(|m| m.checksums.raw = "xyz".into())),
             ("compression", Box::new(|m| m.compression = "lz4".into())),
             ("add up", Box::new(|m| m.keys = 16)),
@@ -340,7 +348,16 @@ mod tests {
             validate_id(good).unwrap();
         }
         let long = "a".repeat(129);
-        for bad in ["", ".hidden", "-x", "a/b", "a b", "../x", "é", long.as_str()] {
+        for bad in [
+            "",
+            ".hidden",
+            "-x",
+            "a/b",
+            "a b",
+            "../x",
+            "é",
+            long.as_str(),
+        ] {
             assert!(validate_id(bad).is_err(), "{bad:?}");
         }
     }

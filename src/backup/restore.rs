@@ -73,7 +73,9 @@ pub async fn download_verified(
     while let Some(chunk) = stream.next().await {
         let chunk = chunk?;
         if compressed.len() + chunk.len() > size as usize {
-            return Err(bad(format!("object {object} grew past {size} bytes while read")));
+            return Err(bad(format!(
+                "object {object} grew past {size} bytes while read"
+            )));
         }
         hash.update(&chunk);
         compressed.extend_from_slice(&chunk);
@@ -286,9 +288,7 @@ pub fn install(storage: &dyn Storage, rdb: &[u8], options: &InstallOptions) -> R
     let name = dir
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
-        .ok_or_else(|| {
-            Error::InvalidArgument(format!("{}: not a folder name", dir.display()))
-        })?;
+        .ok_or_else(|| Error::InvalidArgument(format!("{}: not a folder name", dir.display())))?;
     let parent = match dir.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),

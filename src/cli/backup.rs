@@ -10,13 +10,13 @@ use clap::Subcommand;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 
+use keeper::backup::BackupKind;
 use keeper::backup::catalog::{self, Selector};
 use keeper::backup::create::{self, CreateRequest, RdbSource};
 use keeper::backup::manifest::{BackupManifest, Source, SourceKind};
 use keeper::backup::restore::{self, AofLayout, InstallOptions, Phase};
 use keeper::backup::schedule::Retention;
 use keeper::backup::target::Target;
-use keeper::backup::BackupKind;
 use keeper::{Error, OsStorage, Result, Storage};
 
 /// The target when none is given.
@@ -28,7 +28,12 @@ pub enum BackupCommand {
     /// with real Redis) or a data folder (its dump.rdb or AOF directory), offline.
     Create {
         /// A live node, HOST:PORT.
-        #[arg(long, value_name = "HOST:PORT", conflicts_with = "dir", required_unless_present = "dir")]
+        #[arg(
+            long,
+            value_name = "HOST:PORT",
+            conflicts_with = "dir",
+            required_unless_present = "dir"
+        )]
         from: Option<String>,
         /// Password of the live node (also REDISCLI_AUTH).
         #[arg(long, env = "REDISCLI_AUTH", hide_env_values = true)]
@@ -396,7 +401,8 @@ fn from_data_dir(dir: &Path) -> Result<(Source, RdbSource, DateTime<Utc>)> {
     }
     let path = dir.join("dump.rdb");
     let data = OsStorage.read_all(&path)?;
-    let report = keeper::rdb::check::check(data.clone(), &mut |_| {}).map_err(|e| e.with_file(&path))?;
+    let report =
+        keeper::rdb::check::check(data.clone(), &mut |_| {}).map_err(|e| e.with_file(&path))?;
     let aux = |name: &[u8]| {
         report
             .aux
@@ -458,9 +464,10 @@ async fn restore_async(args: RestoreArgs) -> Result<()> {
     };
     bar.finish();
     let rdb = verified.rdb.clone();
-    let installed = tokio::task::spawn_blocking(move || restore::install(&OsStorage, &rdb, &options))
-        .await
-        .map_err(|e| Error::InvalidArgument(format!("restore thread: {e}")))??;
+    let installed =
+        tokio::task::spawn_blocking(move || restore::install(&OsStorage, &rdb, &options))
+            .await
+            .map_err(|e| Error::InvalidArgument(format!("restore thread: {e}")))??;
     let keys: u64 = verified.report.databases.values().map(|d| d.keys).sum();
     if args.json {
         println!(
@@ -493,7 +500,11 @@ async fn restore_async(args: RestoreArgs) -> Result<()> {
 fn parse_time(text: &str) -> Result<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(text)
         .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| Error::InvalidArgument(format!("time {text:?}: {e} (use RFC 3339, e.g. 2026-11-22T05:00:00Z)")))
+        .map_err(|e| {
+            Error::InvalidArgument(format!(
+                "time {text:?}: {e} (use RFC 3339, e.g. 2026-11-22T05:00:00Z)"
+            ))
+        })
 }
 
 /// A progress bar on stderr when it is a terminal.

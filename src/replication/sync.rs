@@ -264,8 +264,9 @@ impl RdbFetch {
         let mut psync_refusal = None;
         let reply = peer.call(&[&b"PSYNC"[..], b"?", b"-1"], "PSYNC").await?;
         if let Some(position) = reply.strip_prefix(b"+FULLRESYNC ") {
-            let (id, at) = parse_fullresync(position)
-                .ok_or_else(|| peer.error(format!("malformed reply to PSYNC: {}", quote(&reply))))?;
+            let (id, at) = parse_fullresync(position).ok_or_else(|| {
+                peer.error(format!("malformed reply to PSYNC: {}", quote(&reply)))
+            })?;
             replid = Some(id);
             offset = Some(at);
         } else if reply.starts_with(b"+CONTINUE") {
@@ -276,10 +277,7 @@ impl RdbFetch {
         } else if reply.starts_with(b"-ERR") {
             // A node without PSYNC (or one refusing it): the legacy SYNC sends the same RDB,
             // without the position, as a Redis replica falls back.
-            tracing::info!(
-                "{addr} refused PSYNC ({}); trying SYNC",
-                quote(&reply)
-            );
+            tracing::info!("{addr} refused PSYNC ({}); trying SYNC", quote(&reply));
             psync_refusal = Some(reply);
             peer.send(&[&b"SYNC"[..]], "SYNC").await?;
         } else if reply.first() == Some(&b'-') {
@@ -413,7 +411,9 @@ fn parse_payload_header(header: &[u8]) -> Option<Payload> {
     if rest.is_empty() || !rest.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    Some(Payload::Length(std::str::from_utf8(rest).ok()?.parse().ok()?))
+    Some(Payload::Length(
+        std::str::from_utf8(rest).ok()?.parse().ok()?,
+    ))
 }
 
 fn replication_error(peer: &str, reason: String) -> Error {
@@ -804,7 +804,10 @@ mod tests {
     fn marks_are_random_hex() {
         let (a, b) = (random_mark(), random_mark());
         assert_eq!(a.len(), 40);
-        assert!(a.bytes().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+        assert!(
+            a.bytes()
+                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+        );
         assert_ne!(a, b);
     }
 

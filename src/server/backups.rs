@@ -143,7 +143,10 @@ pub(crate) async fn backup_now(
         kind,
         finished: Utc::now(),
         elapsed: started.elapsed(),
-        result: result.as_ref().map(Clone::clone).map_err(ToString::to_string),
+        result: result
+            .as_ref()
+            .map(Clone::clone)
+            .map_err(ToString::to_string),
     });
     result
 }
@@ -216,7 +219,12 @@ async fn tick(shared: &Arc<Shared>, since: DateTime<Utc>) -> Result<Duration> {
 }
 
 /// The `# Backup` section of INFO.
-pub(crate) fn info_fields(shared: &Shared, target: &str, schedule: &str, retention: u32) -> Vec<(&'static str, String)> {
+pub(crate) fn info_fields(
+    shared: &Shared,
+    target: &str,
+    schedule: &str,
+    retention: u32,
+) -> Vec<(&'static str, String)> {
     let status = shared.backups.status();
     let unix = |t: &DateTime<Utc>| t.timestamp().to_string();
     let mut fields = vec![
@@ -237,7 +245,11 @@ pub(crate) fn info_fields(shared: &Shared, target: &str, schedule: &str, retenti
         ),
         (
             "backup_next_time",
-            status.next_due.as_ref().map(unix).unwrap_or_else(|| "-1".into()),
+            status
+                .next_due
+                .as_ref()
+                .map(unix)
+                .unwrap_or_else(|| "-1".into()),
         ),
         ("backup_succeeded", status.succeeded.to_string()),
         ("backup_failed", status.failed.to_string()),

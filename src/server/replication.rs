@@ -158,8 +158,9 @@ fn full_sync(call: &mut Call<'_>, psync: bool) {
         form,
     };
     if psync {
-        call.client
-            .reply(&Reply::Simple(format!("FULLRESYNC {replid} {offset}").into()));
+        call.client.reply(&Reply::Simple(
+            format!("FULLRESYNC {replid} {offset}").into(),
+        ));
     }
     call.client.full_sync = Some(sync);
 }

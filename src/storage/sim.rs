@@ -444,7 +444,10 @@ impl Storage for SimStorage {
             return Err(injected(dir, "remove directory", error));
         }
         if state.live.keys().any(|p| p.starts_with(dir))
-            || state.live_dirs.iter().any(|d| d.starts_with(dir) && d != dir)
+            || state
+                .live_dirs
+                .iter()
+                .any(|d| d.starts_with(dir) && d != dir)
         {
             return Err(Error::io(
                 dir,
