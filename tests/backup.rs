@@ -12,6 +12,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use support::client::{Client, KeeperServer, info_fields};
+use support::s3::S3Server;
 use support::{RedisServer, keeper, lines, repo_root};
 
 /// Every type, several databases, TTLs and a stream with a consumer group.
@@ -65,11 +66,29 @@ fn run_ok(args: &[&str]) -> String {
 }
 
 fn run(args: &[&str]) -> Output {
+    run_env(args, &[])
+}
+
+/// Runs `keeper args…` with extra environment variables (the S3 server's AWS_* settings).
+fn run_env(args: &[&str], env: &[(String, String)]) -> Output {
     keeper()
         .args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .output()
         .expect("run keeper")
+}
+
+fn run_env_ok(args: &[&str], env: &[(String, String)]) -> String {
+    let out = run_env(args, env);
+    assert!(
+        out.status.success(),
+        "keeper {args:?} failed ({}):\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn path(p: &Path) -> &str {
@@ -484,4 +503,125 @@ fn list_show_delete_export_and_prune() {
     run_ok(&["backup", "delete", &id, "--target", path(&target)]);
     assert!(list(path(&target)).is_empty());
     assert!(!target.join(format!("{id}.rdb.zst")).exists());
+}
+
+#[test]
+fn backups_go_to_s3_and_restore_from_it_and_damage_there_is_refused() {
+    let s3 = S3Server::start();
+    let env = s3.env();
+    let target = s3.url("cache-1/backups");
+    let tmp = tempfile::tempdir().unwrap();
+
+    // A keeper node backs itself up into S3 at shutdown (the server reads AWS_* too).
+    let data = tmp.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let port = support::free_port();
+    let log = std::fs::File::create(tmp.path().join("server.log")).unwrap();
+    let mut child = keeper()
+        .args(["server", "--port", &port.to_string(), "--dir", path(&data)])
+        .args([
+            "--save",
+            "",
+            "--backup-on-shutdown",
+            "yes",
+            "--backup-target",
+            &target,
+        ])
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let mut c = loop {
+        if let Ok(c) = Client::connect(port) {
+            break c;
+        }
+        thread::sleep(Duration::from_millis(20));
+    };
+    populate(&mut c, 300);
+    let before = dump(port);
+    c.send(&["SHUTDOWN", "NOSAVE"]);
+    let status = child.wait().unwrap();
+    assert!(
+        status.success(),
+        "{}",
+        std::fs::read_to_string(tmp.path().join("server.log")).unwrap()
+    );
+
+    let listed = run_env_ok(&["backup", "list", "--target", &target, "--json"], &env);
+    let json: serde_json::Value = serde_json::from_str(&listed).unwrap();
+    let backups = json["backups"].as_array().unwrap();
+    assert_eq!(backups.len(), 1, "{json}");
+    let id = backups[0]["id"].as_str().unwrap().to_string();
+    assert_eq!(backups[0]["kind"], "final");
+    // The objects are where the layout says.
+    assert!(
+        s3.object_path(&format!("cache-1/backups/{id}.rdb.zst"))
+            .exists()
+    );
+    assert!(
+        s3.object_path(&format!("cache-1/backups/{id}.json"))
+            .exists()
+    );
+
+    let restored = tmp.path().join("restored");
+    run_env_ok(
+        &[
+            "restore",
+            "--latest",
+            "--dir",
+            path(&restored),
+            "--target",
+            &target,
+        ],
+        &env,
+    );
+    let node = KeeperServer::start(&restored, &["--save", ""]);
+    assert_eq!(dump(node.port), before);
+    drop(node);
+
+    // Export to a local folder and back to another S3 prefix.
+    let local = tmp.path().join("local");
+    run_env_ok(
+        &[
+            "backup",
+            "export",
+            &id,
+            "--target",
+            &target,
+            "--to",
+            path(&local),
+        ],
+        &env,
+    );
+    let elsewhere = s3.url("elsewhere");
+    run_env_ok(
+        &[
+            "backup",
+            "export",
+            &id,
+            "--target",
+            path(&local),
+            "--to",
+            &elsewhere,
+        ],
+        &env,
+    );
+    run_env_ok(&["backup", "verify", &id, "--target", &elsewhere], &env);
+
+    // A bit flipped on the server: refused before anything is written.
+    let object = s3.object_path(&format!("cache-1/backups/{id}.rdb.zst"));
+    let mut bytes = std::fs::read(&object).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 1;
+    std::fs::write(&object, bytes).unwrap();
+    let dest = tmp.path().join("never");
+    let out = run_env(
+        &["restore", &id, "--dir", path(&dest), "--target", &target],
+        &env,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("checksum"), "{stderr}");
+    assert!(!dest.exists());
 }

@@ -318,7 +318,8 @@ mod tests {
     #[test]
     fn refuses_what_it_cannot_trust_naming_the_object() {
         let object = "automatic-20261122T050012Z.json";
-        let cases: Vec<(&str, Box<dyn Fn(&mut BackupManifest)>)> = vec![
+        type Change = Box<dyn Fn(&mut BackupManifest)>;
+        let cases: Vec<(&str, Change)> = vec![
             ("newer than", Box::new(|m| m.format = FORMAT + 1)),
             ("names backup", Box::new(|m| m.id = "other".into())),
             ("data object", Box::new(|m| m.object = "x.rdb.zst".into())),

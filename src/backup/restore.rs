@@ -325,13 +325,7 @@ pub fn install(storage: &dyn Storage, rdb: &[u8], options: &InstallOptions) -> R
                 dir.display(),
                 aside.display()
             );
-            let after: Result<()> = (|| {
-                fail::fail_point!(failpoints::RESTORE_AFTER_MOVE_ASIDE, |_| Err(
-                    failpoints::injected(failpoints::RESTORE_AFTER_MOVE_ASIDE)
-                ));
-                Ok(())
-            })();
-            if let Err(e) = after {
+            if let Err(e) = after_move_aside() {
                 // Put the old folder back; the staged one is garbage.
                 storage.rename_dir(&aside, dir)?;
                 storage.sync_dir(&parent)?;
@@ -349,6 +343,14 @@ pub fn install(storage: &dyn Storage, rdb: &[u8], options: &InstallOptions) -> R
         files,
         moved_aside,
     })
+}
+
+/// The fail point between moving the old folder aside and renaming the new one in.
+fn after_move_aside() -> Result<()> {
+    fail::fail_point!(failpoints::RESTORE_AFTER_MOVE_ASIDE, |_| Err(
+        failpoints::injected(failpoints::RESTORE_AFTER_MOVE_ASIDE)
+    ));
+    Ok(())
 }
 
 /// Writes the data folder's files into `staging`, each durable.
