@@ -1038,6 +1038,9 @@ mod tests {
         fn remove_dir(&self, dir: &std::path::Path) -> Result<()> {
             self.0.remove_dir(dir)
         }
+        fn exchange_dirs(&self, a: &std::path::Path, b: &std::path::Path) -> Result<()> {
+            self.0.exchange_dirs(a, b)
+        }
         fn truncate(&self, path: &std::path::Path, len: u64) -> Result<()> {
             self.0.truncate(path, len)
         }

@@ -69,10 +69,21 @@ pub const BACKUP_DELETE_BEFORE_DATA: &str = "backup::delete::before_data";
 /// nothing is renamed yet. An error or crash: the destination is untouched (the staging folder
 /// is garbage, named as such).
 pub const RESTORE_BEFORE_RENAME: &str = "backup::restore::before_rename";
-/// A forced restore moved the old data folder aside, the staged one is not yet renamed into
-/// place. An error: the old folder is moved back. A crash: the destination is missing and the
-/// old contents are complete in the moved-aside folder, named in the log.
-pub const RESTORE_AFTER_MOVE_ASIDE: &str = "backup::restore::after_move_aside";
+/// A forced restore swapped the staged folder and the old one (one atomic exchange): the new
+/// data is in place, the old contents are under the staging name, not yet renamed to
+/// `<dir>.old-<time>`. An error: the swap is undone (the old folder is back in place) and the
+/// staged folder removed. A crash: the destination holds the complete new data and the old
+/// contents are complete under the staging name.
+pub const RESTORE_AFTER_EXCHANGE: &str = "backup::restore::after_exchange";
+
+/// Every point of backups and restores.
+pub const BACKUP: &[&str] = &[
+    BACKUP_BEFORE_PUBLISH,
+    BACKUP_BEFORE_MANIFEST,
+    BACKUP_DELETE_BEFORE_DATA,
+    RESTORE_BEFORE_RENAME,
+    RESTORE_AFTER_EXCHANGE,
+];
 
 /// The points of [`crate::aof::writer::AofWriter`].
 pub const AOF_WRITER: &[&str] = &[AOF_WRITE, AOF_FSYNC];
@@ -105,6 +116,11 @@ pub const ALL: &[&str] = &[
     AOF_REWRITE_BEFORE_RENAME,
     AOF_REWRITE_BEFORE_MANIFEST,
     AOF_REWRITE_BEFORE_GC,
+    BACKUP_BEFORE_PUBLISH,
+    BACKUP_BEFORE_MANIFEST,
+    BACKUP_DELETE_BEFORE_DATA,
+    RESTORE_BEFORE_RENAME,
+    RESTORE_AFTER_EXCHANGE,
 ];
 
 /// The error a fail point configured with `return` injects.

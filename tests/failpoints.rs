@@ -73,7 +73,8 @@ fn every_fail_point_is_driven_by_a_test() {
             failpoints::PUBLISH.contains(point)
                 || failpoints::SNAPSHOT_SAVE.contains(point)
                 || failpoints::AOF_WRITER.contains(point)
-                || failpoints::AOF_REWRITE.contains(point),
+                || failpoints::AOF_REWRITE.contains(point)
+                || failpoints::BACKUP.contains(point),
             "{point} is driven by no test"
         );
     }
@@ -476,4 +477,246 @@ fn a_power_loss_just_after_a_rewrite_starts_keeps_everything_written_before_it()
         );
     }
     scenario.teardown();
+}
+
+// ---- Backups and restores ------------------------------------------------------------------
+
+mod backups {
+    use super::*;
+    use chrono::{Duration as Days, Utc};
+    use keeper::OsStorage;
+    use keeper::backup::catalog::{self, Catalog};
+    use keeper::backup::create::{self, CreateRequest, RdbSource};
+    use keeper::backup::manifest::{Source, SourceKind};
+    use keeper::backup::restore::{self, InstallOptions};
+    use keeper::backup::schedule::Retention;
+    use keeper::backup::target::Target;
+    use keeper::backup::{BackupKind, manifest::BackupManifest};
+    use std::panic::{AssertUnwindSafe, catch_unwind};
+    use std::path::PathBuf;
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    fn make(
+        rt: &tokio::runtime::Runtime,
+        target: &Target,
+        id: &str,
+        version: &str,
+    ) -> keeper::Result<BackupManifest> {
+        let store = dataset(version);
+        let request = CreateRequest {
+            id: Some(id.into()),
+            kind: BackupKind::Manual,
+            created: Utc::now(),
+            source: Source {
+                kind: SourceKind::Node,
+                name: "test".into(),
+                replid: None,
+                offset: None,
+            },
+            level: create::DEFAULT_LEVEL,
+        };
+        let source = RdbSource::Snapshot {
+            snapshot: Box::new(store.snapshot()),
+            options: SaveOptions::default(),
+        };
+        rt.block_on(create::create(target, request, source, None))
+    }
+
+    fn catalog(rt: &tokio::runtime::Runtime, target: &Target) -> Catalog {
+        rt.block_on(catalog::list(target)).unwrap()
+    }
+
+    fn ids(catalog: &Catalog) -> Vec<String> {
+        catalog.backups.iter().map(|b| b.id.clone()).collect()
+    }
+
+    /// Prunes as if a day and more had passed: leftovers of a crash go, backups stay.
+    fn prune_later(rt: &tokio::runtime::Runtime, target: &Target) {
+        let later = Utc::now() + Days::hours(25);
+        rt.block_on(catalog::prune(
+            target,
+            Retention::new(1).unwrap(),
+            later,
+            &[],
+        ))
+        .unwrap();
+    }
+
+    /// What a restore of `id` from `target` writes, as the version it holds.
+    fn restored_version(
+        rt: &tokio::runtime::Runtime,
+        target: &Target,
+        id: &str,
+        dir: &Path,
+    ) -> String {
+        let (_, verified) = rt.block_on(catalog::verify(target, id, None)).unwrap();
+        restore::install(&OsStorage, &verified.rdb, &InstallOptions::new(dir)).unwrap();
+        saved_version(&dump_of(dir), Path::new("dump.rdb"))
+    }
+
+    /// `dir/dump.rdb` copied onto a simulated disk, for `saved_version`.
+    fn dump_of(dir: &Path) -> SimStorage {
+        let storage = SimStorage::new(9);
+        let bytes = std::fs::read(dir.join("dump.rdb")).unwrap();
+        let mut file = storage.create(Path::new("dump.rdb")).unwrap();
+        file.write_all(&bytes).unwrap();
+        storage
+    }
+
+    #[test]
+    fn a_failed_or_crashed_backup_leaves_the_catalog_as_it_was() {
+        let scenario = fail::FailScenario::setup();
+        let rt = runtime();
+        for point in [
+            failpoints::BACKUP_BEFORE_PUBLISH,
+            failpoints::BACKUP_BEFORE_MANIFEST,
+        ] {
+            for action in ["return", "panic"] {
+                let tmp = tempfile::tempdir().unwrap();
+                let target = Target::parse(tmp.path().join("backups").to_str().unwrap()).unwrap();
+                make(&rt, &target, "old", "v1").unwrap();
+                fail::cfg(point, action).unwrap();
+                let outcome = catch_unwind(AssertUnwindSafe(|| make(&rt, &target, "new", "v2")));
+                fail::remove(point);
+                match action {
+                    "return" => {
+                        let err = outcome.expect("no panic").unwrap_err();
+                        assert!(err.to_string().contains(point), "{point}: {err}");
+                        // The error path removed what it uploaded.
+                        let listed = catalog(&rt, &target);
+                        assert!(listed.orphans.is_empty(), "{point}: {:?}", listed.orphans);
+                    }
+                    _ => assert!(outcome.is_err(), "{point}: the crash did not happen"),
+                }
+                let listed = catalog(&rt, &target);
+                assert_eq!(ids(&listed), vec!["old".to_string()], "{point} {action}");
+                // Leftovers of the crash are not backups, and pruning removes them later.
+                prune_later(&rt, &target);
+                let listed = catalog(&rt, &target);
+                assert!(
+                    listed.orphans.is_empty(),
+                    "{point} {action}: {:?}",
+                    listed.orphans
+                );
+                assert_eq!(ids(&listed), vec!["old".to_string()]);
+                // The old backup is whole, and the same id can be made again.
+                let dir = tmp.path().join("restored");
+                assert_eq!(restored_version(&rt, &target, "old", &dir), "v1");
+                make(&rt, &target, "new", "v2").unwrap();
+                let dir = tmp.path().join("restored-new");
+                assert_eq!(restored_version(&rt, &target, "new", &dir), "v2");
+            }
+        }
+        scenario.teardown();
+    }
+
+    #[test]
+    fn a_delete_that_fails_between_manifest_and_data_leaves_a_consistent_catalog() {
+        let scenario = fail::FailScenario::setup();
+        let rt = runtime();
+        let tmp = tempfile::tempdir().unwrap();
+        let target = Target::parse(tmp.path().join("backups").to_str().unwrap()).unwrap();
+        make(&rt, &target, "keep", "v1").unwrap();
+        make(&rt, &target, "gone", "v2").unwrap();
+        fail::cfg(failpoints::BACKUP_DELETE_BEFORE_DATA, "return").unwrap();
+        let err = rt.block_on(catalog::delete(&target, "gone")).unwrap_err();
+        fail::remove(failpoints::BACKUP_DELETE_BEFORE_DATA);
+        assert!(
+            err.to_string()
+                .contains(failpoints::BACKUP_DELETE_BEFORE_DATA)
+        );
+        let listed = catalog(&rt, &target);
+        assert_eq!(ids(&listed), vec!["keep".to_string()]);
+        assert_eq!(listed.orphans.len(), 1, "the data object is a leftover");
+        prune_later(&rt, &target);
+        let listed = catalog(&rt, &target);
+        assert!(listed.orphans.is_empty());
+        assert_eq!(ids(&listed), vec!["keep".to_string()]);
+        scenario.teardown();
+    }
+
+    /// The data folder `dir` holds the old contents (a marker file) and nothing new.
+    fn holds_old(dir: &Path) -> bool {
+        std::fs::read(dir.join("old.txt")).ok().as_deref() == Some(b"old data".as_slice())
+            && !dir.join("dump.rdb").exists()
+    }
+
+    fn staging_folders(parent: &Path) -> Vec<PathBuf> {
+        std::fs::read_dir(parent)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .contains(".restore-")
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_failed_or_crashed_restore_leaves_the_old_folder_or_the_complete_new_one() {
+        let scenario = fail::FailScenario::setup();
+        let rt = runtime();
+        for point in [
+            failpoints::RESTORE_BEFORE_RENAME,
+            failpoints::RESTORE_AFTER_EXCHANGE,
+        ] {
+            for action in ["return", "panic"] {
+                let tmp = tempfile::tempdir().unwrap();
+                let target = Target::parse(tmp.path().join("backups").to_str().unwrap()).unwrap();
+                make(&rt, &target, "b", "v2").unwrap();
+                let (_, verified) = rt.block_on(catalog::verify(&target, "b", None)).unwrap();
+                let dir = tmp.path().join("data");
+                std::fs::create_dir_all(&dir).unwrap();
+                std::fs::write(dir.join("old.txt"), b"old data").unwrap();
+                let options = InstallOptions {
+                    force: true,
+                    ..InstallOptions::new(&dir)
+                };
+                fail::cfg(point, action).unwrap();
+                let outcome = catch_unwind(AssertUnwindSafe(|| {
+                    restore::install(&OsStorage, &verified.rdb, &options)
+                }));
+                fail::remove(point);
+                let what = format!("{point} {action}");
+                match (point, action) {
+                    (_, "return") => {
+                        let err = outcome.expect("no panic").unwrap_err();
+                        assert!(err.to_string().contains(point), "{what}: {err}");
+                        assert!(holds_old(&dir), "{what}: the old folder is not in place");
+                        assert!(
+                            staging_folders(tmp.path()).is_empty(),
+                            "{what}: staging left"
+                        );
+                    }
+                    (p, _) if p == failpoints::RESTORE_BEFORE_RENAME => {
+                        assert!(outcome.is_err(), "{what}: no crash");
+                        assert!(holds_old(&dir), "{what}: the old folder is not in place");
+                    }
+                    _ => {
+                        assert!(outcome.is_err(), "{what}: no crash");
+                        // The new data is in place, whole; the old contents are whole beside it.
+                        assert_eq!(
+                            saved_version(&dump_of(&dir), Path::new("dump.rdb")),
+                            "v2",
+                            "{what}"
+                        );
+                        let staged = staging_folders(tmp.path());
+                        assert_eq!(staged.len(), 1, "{what}");
+                        assert!(holds_old(&staged[0]), "{what}: old contents lost");
+                    }
+                }
+            }
+        }
+        scenario.teardown();
+    }
 }

@@ -697,6 +697,10 @@ impl Storage for Dying {
         self.check()?;
         self.sim.remove_dir(dir)
     }
+    fn exchange_dirs(&self, a: &Path, b: &Path) -> keeper::Result<()> {
+        self.check()?;
+        self.sim.exchange_dirs(a, b)
+    }
     fn truncate(&self, path: &Path, len: u64) -> keeper::Result<()> {
         self.check()?;
         self.sim.truncate(path, len)

@@ -318,21 +318,43 @@ pub fn install(storage: &dyn Storage, rdb: &[u8], options: &InstallOptions) -> R
         Destination::Empty => storage.remove_dir(dir)?,
         Destination::NonEmpty => {
             let aside = parent.join(format!("{name}.old-{stamp}"));
-            storage.rename_dir(dir, &aside)?;
-            storage.sync_dir(&parent)?;
-            tracing::warn!(
-                "restore: the old contents of {} were moved to {}",
-                dir.display(),
-                aside.display()
-            );
-            if let Err(e) = after_move_aside() {
-                // Put the old folder back; the staged one is garbage.
-                storage.rename_dir(&aside, dir)?;
-                storage.sync_dir(&parent)?;
-                remove_tree(storage, &staging);
-                return Err(e);
+            match storage.exchange_dirs(&staging, dir) {
+                Ok(()) => {
+                    // One atomic step: the new data is in place, the old under the staging
+                    // name. Then the old contents get their lasting name.
+                    storage.sync_dir(&parent)?;
+                    if let Err(e) = after_exchange() {
+                        storage.exchange_dirs(&staging, dir)?;
+                        storage.sync_dir(&parent)?;
+                        remove_tree(storage, &staging);
+                        return Err(e);
+                    }
+                    storage.rename_dir(&staging, &aside)?;
+                    storage.sync_dir(&parent)?;
+                    storage.sync_dir(dir)?;
+                    log_moved_aside(dir, &aside);
+                    return Ok(Installed {
+                        dir: dir.clone(),
+                        files,
+                        moved_aside: Some(aside),
+                    });
+                }
+                Err(Error::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::Unsupported =>
+                {
+                    // No atomic exchange on this file system: move the old folder aside, then
+                    // rename the new one in (a crash in between leaves the destination
+                    // missing and the old contents complete beside it, named in the log).
+                    storage.rename_dir(dir, &aside)?;
+                    storage.sync_dir(&parent)?;
+                    log_moved_aside(dir, &aside);
+                    moved_aside = Some(aside);
+                }
+                Err(e) => {
+                    remove_tree(storage, &staging);
+                    return Err(e);
+                }
             }
-            moved_aside = Some(aside);
         }
     }
     storage.rename_dir(&staging, dir)?;
@@ -345,12 +367,20 @@ pub fn install(storage: &dyn Storage, rdb: &[u8], options: &InstallOptions) -> R
     })
 }
 
-/// The fail point between moving the old folder aside and renaming the new one in.
-fn after_move_aside() -> Result<()> {
-    fail::fail_point!(failpoints::RESTORE_AFTER_MOVE_ASIDE, |_| Err(
-        failpoints::injected(failpoints::RESTORE_AFTER_MOVE_ASIDE)
+/// The fail point right after the atomic exchange of a forced restore.
+fn after_exchange() -> Result<()> {
+    fail::fail_point!(failpoints::RESTORE_AFTER_EXCHANGE, |_| Err(
+        failpoints::injected(failpoints::RESTORE_AFTER_EXCHANGE)
     ));
     Ok(())
+}
+
+fn log_moved_aside(dir: &Path, aside: &Path) {
+    tracing::warn!(
+        "restore: the old contents of {} were moved to {}",
+        dir.display(),
+        aside.display()
+    );
 }
 
 /// Writes the data folder's files into `staging`, each durable.

@@ -67,6 +67,10 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     fn rename_dir(&self, from: &Path, to: &Path) -> Result<()>;
     /// Removes the empty directory `dir`.
     fn remove_dir(&self, dir: &Path) -> Result<()>;
+    /// Swaps the directories `a` and `b` atomically (Linux `renameat2(RENAME_EXCHANGE)`), so a
+    /// crash leaves one or the other at each name, never neither. Durable once their parent
+    /// is synced. A file system without the call gives an error of kind `Unsupported`.
+    fn exchange_dirs(&self, a: &Path, b: &Path) -> Result<()>;
     /// Truncates `path` to `len` bytes.
     fn truncate(&self, path: &Path, len: u64) -> Result<()>;
     /// Creates `dir` and its parents.

@@ -124,6 +124,42 @@ impl Storage for OsStorage {
         fs::remove_dir(dir).map_err(|e| Error::io(dir, "remove directory", e))
     }
 
+    fn exchange_dirs(&self, a: &Path, b: &Path) -> Result<()> {
+        use std::ffi::CString;
+        use std::os::unix::ffi::OsStrExt;
+        let c_path = |p: &Path| {
+            CString::new(p.as_os_str().as_bytes()).map_err(|e| {
+                Error::io(
+                    p,
+                    "exchange directories",
+                    io::Error::new(io::ErrorKind::InvalidInput, e),
+                )
+            })
+        };
+        let (ca, cb) = (c_path(a)?, c_path(b)?);
+        // SAFETY: both arguments are valid NUL-terminated strings that outlive the call, which
+        // only reads them; AT_FDCWD makes relative paths relative to the working directory.
+        #[allow(unsafe_code)]
+        let rc = unsafe {
+            libc::renameat2(
+                libc::AT_FDCWD,
+                ca.as_ptr(),
+                libc::AT_FDCWD,
+                cb.as_ptr(),
+                libc::RENAME_EXCHANGE,
+            )
+        };
+        if rc == 0 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        let e = match e.raw_os_error() {
+            Some(libc::EINVAL | libc::ENOSYS) => io::Error::new(io::ErrorKind::Unsupported, e),
+            _ => e,
+        };
+        Err(Error::io(a, "exchange directories", e))
+    }
+
     fn truncate(&self, path: &Path, len: u64) -> Result<()> {
         let file = OpenOptions::new()
             .write(true)

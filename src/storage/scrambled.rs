@@ -129,6 +129,10 @@ impl<S: Storage> Storage for ScrambledStorage<S> {
         self.inner.remove_dir(dir)
     }
 
+    fn exchange_dirs(&self, a: &Path, b: &Path) -> Result<()> {
+        self.inner.exchange_dirs(a, b)
+    }
+
     fn truncate(&self, path: &Path, len: u64) -> Result<()> {
         self.inner.truncate(path, len)
     }

@@ -438,6 +438,40 @@ impl Storage for SimStorage {
         Ok(())
     }
 
+    /// Durable at once, as [`SimStorage::rename_dir`] is.
+    fn exchange_dirs(&self, a: &Path, b: &Path) -> Result<()> {
+        let mut guard = self.lock();
+        if let Some(error) = guard.fault(OpKind::Rename) {
+            return Err(injected(a, "exchange directories", error));
+        }
+        let state = &mut *guard;
+        for dir in [a, b] {
+            if !state.live_dirs.contains(dir) {
+                return Err(Error::io(
+                    dir,
+                    "exchange directories",
+                    io::Error::from(io::ErrorKind::NotFound),
+                ));
+            }
+        }
+        let swapped = |p: &PathBuf| -> PathBuf {
+            if let Ok(rest) = p.strip_prefix(a) {
+                b.join(rest)
+            } else if let Ok(rest) = p.strip_prefix(b) {
+                a.join(rest)
+            } else {
+                p.clone()
+            }
+        };
+        for map in [&mut state.live, &mut state.durable] {
+            *map = map.iter().map(|(p, id)| (swapped(p), *id)).collect();
+        }
+        for dirs in [&mut state.live_dirs, &mut state.durable_dirs] {
+            *dirs = dirs.iter().map(swapped).collect();
+        }
+        Ok(())
+    }
+
     fn remove_dir(&self, dir: &Path) -> Result<()> {
         let mut state = self.lock();
         if let Some(error) = state.fault(OpKind::Remove) {

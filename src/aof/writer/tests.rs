@@ -203,6 +203,9 @@ impl Storage for GatedStorage {
     fn remove_dir(&self, dir: &Path) -> Result<()> {
         self.sim.remove_dir(dir)
     }
+    fn exchange_dirs(&self, a: &Path, b: &Path) -> Result<()> {
+        self.sim.exchange_dirs(a, b)
+    }
     fn truncate(&self, path: &Path, len: u64) -> Result<()> {
         self.sim.truncate(path, len)
     }
