@@ -247,7 +247,13 @@ pub(crate) fn write_rdb_stream_controlled<W: std::io::Write>(
 ) -> Result<(W, SaveStats)> {
     let started = Instant::now();
     let mut stats = SaveStats::default();
-    let mut writer = Writer::new(CountingWrite { inner: out, bytes: 0 }, options.write_options())?;
+    let mut writer = Writer::new(
+        CountingWrite {
+            inner: out,
+            bytes: 0,
+        },
+        options.write_options(),
+    )?;
     write_databases(&mut writer, snapshot, control, &mut stats, &mut || Ok(()))?;
     let counted = writer.finish()?;
     stats.bytes = counted.bytes;

@@ -9,9 +9,9 @@
 //! and nothing after it), then `PSYNC ? -1`, so the `+FULLRESYNC <replid> <offset>` reply
 //! names the replication position the RDB reflects (a node that refuses PSYNC with `-ERR`
 //! gets the legacy `SYNC`, and the position stays unknown). The payload comes as
-//! `$<len>\r\n` + exactly `len` bytes, or in the diskless form `$EOF:<40 chars>\r\n` + bytes
-//! + the same 40 characters (not part of the RDB); bare `\n` keep-alives before either are
-//! skipped. redis-cli 7.0 itself sends `REPLCONF capa eof`, `REPLCONF rdb-only 1` and `SYNC`
+//! `$<len>\r\n` and exactly `len` bytes, or in the diskless form `$EOF:<40 chars>\r\n`, the
+//! bytes, then the same 40 characters (not part of the RDB); bare `\n` keep-alives before
+//! either are skipped. redis-cli 7.0 itself sends `REPLCONF capa eof`, `REPLCONF rdb-only 1` and `SYNC`
 //! only (observed with strace against redis-server 7.0.15); PING and PSYNC add an early auth
 //! check and the replication position.
 //!
@@ -264,8 +264,9 @@ impl RdbFetch {
         let mut psync_refusal = None;
         let reply = peer.call(&[&b"PSYNC"[..], b"?", b"-1"], "PSYNC").await?;
         if let Some(position) = reply.strip_prefix(b"+FULLRESYNC ") {
-            let (id, at) = parse_fullresync(position)
-                .ok_or_else(|| peer.error(format!("malformed reply to PSYNC: {}", quote(&reply))))?;
+            let (id, at) = parse_fullresync(position).ok_or_else(|| {
+                peer.error(format!("malformed reply to PSYNC: {}", quote(&reply)))
+            })?;
             replid = Some(id);
             offset = Some(at);
         } else if reply.starts_with(b"+CONTINUE") {
@@ -276,10 +277,7 @@ impl RdbFetch {
         } else if reply.starts_with(b"-ERR") {
             // A node without PSYNC (or one refusing it): the legacy SYNC sends the same RDB,
             // without the position, as a Redis replica falls back.
-            tracing::info!(
-                "{addr} refused PSYNC ({}); trying SYNC",
-                quote(&reply)
-            );
+            tracing::info!("{addr} refused PSYNC ({}); trying SYNC", quote(&reply));
             psync_refusal = Some(reply);
             peer.send(&[&b"SYNC"[..]], "SYNC").await?;
         } else if reply.first() == Some(&b'-') {
@@ -413,7 +411,9 @@ fn parse_payload_header(header: &[u8]) -> Option<Payload> {
     if rest.is_empty() || !rest.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    Some(Payload::Length(std::str::from_utf8(rest).ok()?.parse().ok()?))
+    Some(Payload::Length(
+        std::str::from_utf8(rest).ok()?.parse().ok()?,
+    ))
 }
 
 fn replication_error(peer: &str, reason: String) -> Error {
@@ -423,12 +423,23 @@ fn replication_error(peer: &str, reason: String) -> Error {
     }
 }
 
-/// A peer's bytes for an error message: escaped, cut after 120 bytes.
+/// A peer's bytes for an error message: in double quotes, bytes outside printable ASCII (and
+/// `\\`) escaped, cut after 120 bytes.
 fn quote(bytes: &[u8]) -> String {
     const SHOWN: usize = 120;
-    let shown = &bytes[..bytes.len().min(SHOWN)];
-    let more = if bytes.len() > SHOWN { "…" } else { "" };
-    format!("\"{}{more}\"", shown.escape_ascii())
+    let mut text = String::from("\"");
+    for &b in &bytes[..bytes.len().min(SHOWN)] {
+        if (b' '..=b'~').contains(&b) && b != b'\\' {
+            text.push(char::from(b));
+        } else {
+            text.extend(b.escape_ascii().map(char::from));
+        }
+    }
+    if bytes.len() > SHOWN {
+        text.push('…');
+    }
+    text.push('"');
+    text
 }
 
 /// The connection of a fetch, with what was read and not consumed yet.
@@ -797,20 +808,24 @@ mod tests {
         );
         assert_eq!(parse_fullresync(b"abc 1"), None);
         assert_eq!(parse_fullresync(format!("{id} -1").as_bytes()), None);
-        assert_eq!(parse_fullresync(format!("{id}").as_bytes()), None);
+        assert_eq!(parse_fullresync(id.as_bytes()), None);
     }
 
     #[test]
     fn marks_are_random_hex() {
         let (a, b) = (random_mark(), random_mark());
         assert_eq!(a.len(), 40);
-        assert!(a.bytes().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+        assert!(
+            a.bytes()
+                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+        );
         assert_ne!(a, b);
     }
 
     #[test]
     fn quotes_are_escaped_and_short() {
-        assert_eq!(quote(b"-ERR x\r\n"), "\"-ERR x\\r\\n\"");
+        assert_eq!(quote(b"-ERR 'x'\r\n"), "\"-ERR 'x'\\r\\n\"");
+        assert_eq!(quote(b"a\\b\x01"), "\"a\\\\b\\x01\"");
         assert!(quote(&[0u8; 1000]).ends_with("…\""));
     }
 }

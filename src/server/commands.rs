@@ -80,8 +80,8 @@ const fn server(
     }
 }
 
-use flags::{ADMIN, FAST, LOADING, NO_AUTH, NO_MULTI, NOSCRIPT, PUBSUB, READONLY, STALE};
 use super::replication::{psync, replconf, sync};
+use flags::{ADMIN, FAST, LOADING, NO_AUTH, NO_MULTI, NOSCRIPT, PUBSUB, READONLY, STALE};
 
 static SERVER_COMMANDS: &[ServerSpec] = &[
     server(
