@@ -594,8 +594,8 @@ pub async fn send_rdb<W: AsyncWrite + Unpin>(
     };
     tokio::task::spawn_blocking(producer);
 
-    let mark = random_mark();
-    let expected = if diskless {
+    let mark = diskless.then(random_mark);
+    let expected = if let Some(mark) = &mark {
         write_timed(out, format!("$EOF:{mark}\r\n").as_bytes(), peer).await?;
         None
     } else {
@@ -627,17 +627,18 @@ pub async fn send_rdb<W: AsyncWrite + Unpin>(
             Piece::Length(_) => return Err(send_error(peer, "the RDB producer sent two lengths")),
         }
     }
-    match expected {
-        Some(len) if len != sent => Err(send_error(
+    if let Some(len) = expected
+        && len != sent
+    {
+        return Err(send_error(
             peer,
             &format!("the staged RDB gave {sent} bytes, {len} announced"),
-        )),
-        Some(_) => Ok(sent),
-        None => {
-            write_timed(out, mark.as_bytes(), peer).await?;
-            Ok(sent)
-        }
+        ));
     }
+    if let Some(mark) = mark {
+        write_timed(out, mark.as_bytes(), peer).await?;
+    }
+    Ok(sent)
 }
 
 /// Sets `cancel` when dropped, so a producer stops once nobody takes its bytes.
@@ -771,7 +772,135 @@ fn random_mark() -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
+    use crate::model::Entry;
+    use crate::rdb::check::check;
+    use crate::storage::{FileView, SimStorage};
+    use crate::store::{Store, Value, own};
+
+    /// A snapshot whose database 0 takes `delay` to start iterating.
+    struct Slow<S>(S, Duration);
+
+    impl<S: DatasetSnapshot> DatasetSnapshot for Slow<S> {
+        fn databases(&self) -> usize {
+            self.0.databases()
+        }
+        fn db_size(&self, db: usize) -> (u64, u64) {
+            self.0.db_size(db)
+        }
+        fn for_each_entry(
+            &self,
+            db: usize,
+            visit: &mut dyn FnMut(Entry) -> Result<()>,
+        ) -> Result<()> {
+            if db == 0 {
+                std::thread::sleep(self.1);
+            }
+            self.0.for_each_entry(db, visit)
+        }
+    }
+
+    fn snapshot(delay: Duration) -> Box<dyn DatasetSnapshot + Send> {
+        let mut store = Store::new(16);
+        for i in 0..1000 {
+            let key = format!("key:{i}");
+            let value = Value::String(own(format!("value {i}").as_bytes()));
+            store.insert(i % 3, own(key.as_bytes()), value, None);
+        }
+        Box::new(Slow(store.snapshot(), delay))
+    }
+
+    fn keys_in(rdb: &[u8]) -> u64 {
+        let report = check(FileView::from_vec(rdb.to_vec()), &mut |_| {}).unwrap();
+        assert_eq!(report.rdb_len, rdb.len() as u64);
+        report.databases.values().map(|c| c.keys).sum()
+    }
+
+    fn staged(storage: &Arc<SimStorage>, delay: Duration) -> FullSync {
+        storage.create_dir_all(Path::new("data")).unwrap();
+        FullSync {
+            snapshot: snapshot(delay),
+            options: SaveOptions::default(),
+            form: SyncForm::Staged {
+                storage: Arc::clone(storage) as Arc<dyn Storage>,
+                path: PathBuf::from("data/temp-sync-1.rdb"),
+            },
+        }
+    }
+
+    #[tokio::test]
+    async fn diskless_form_is_framed_by_the_mark() {
+        let sync = FullSync {
+            snapshot: snapshot(Duration::ZERO),
+            options: SaveOptions::default(),
+            form: SyncForm::Diskless,
+        };
+        let mut out = Vec::new();
+        let sent = send_rdb(&mut out, sync, "test").await.unwrap();
+        let header_end = out.iter().position(|&b| b == b'\n').unwrap() + 1;
+        let mark = out[b"$EOF:".len()..header_end - 2].to_vec();
+        assert_eq!(mark.len(), MARK_LEN);
+        assert!(out.ends_with(&mark));
+        let rdb = &out[header_end..out.len() - MARK_LEN];
+        assert_eq!(rdb.len() as u64, sent);
+        assert_eq!(keys_in(rdb), 1000);
+    }
+
+    /// A staging that takes over two seconds sends a keep-alive each second, then the length;
+    /// its temp file is gone afterwards.
+    #[tokio::test]
+    async fn staged_form_keeps_the_client_alive_then_sends_the_length() {
+        let storage = Arc::new(SimStorage::new(1));
+        let sync = staged(&storage, Duration::from_millis(2300));
+        let mut out = Vec::new();
+        let sent = send_rdb(&mut out, sync, "test").await.unwrap();
+        let keepalives = out.iter().take_while(|&&b| b == b'\n').count();
+        assert!((2..=3).contains(&keepalives), "{:?}", &out[..10]);
+        let header = format!("${sent}\r\n");
+        assert!(out[keepalives..].starts_with(header.as_bytes()));
+        let rdb = &out[keepalives + header.len()..];
+        assert_eq!(rdb.len() as u64, sent);
+        assert_eq!(keys_in(rdb), 1000);
+        assert!(storage.list(Path::new("data")).unwrap().is_empty());
+    }
+
+    /// A client gone while the RDB is staged: the producer stops and removes its temp file.
+    #[tokio::test]
+    async fn a_client_gone_during_staging_leaves_no_temp_file() {
+        let storage = Arc::new(SimStorage::new(1));
+        let sync = staged(&storage, Duration::from_millis(1500));
+        let (mut client_end, reader) = tokio::io::duplex(64);
+        drop(reader);
+        let err = send_rdb(&mut client_end, sync, "127.0.0.1:1")
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("replication with 127.0.0.1:1: full sync: writing")
+        );
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !storage.list(Path::new("data")).unwrap().is_empty() {
+            assert!(std::time::Instant::now() < deadline, "the temp file stayed");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    #[test]
+    fn fetching_can_run_on_any_runtime_thread() {
+        fn assert_send<T: Send>(_: &T) {}
+        let mut sink = |_: &[u8]| Ok(());
+        let mut progress = |_: u64, _: Option<u64>| {};
+        assert_send(&fetch_rdb("127.0.0.1:1", None, &mut sink, &mut progress));
+        let mut out = Vec::new();
+        let sync = FullSync {
+            snapshot: snapshot(Duration::ZERO),
+            options: SaveOptions::default(),
+            form: SyncForm::Diskless,
+        };
+        assert_send(&send_rdb(&mut out, sync, "x"));
+    }
 
     #[test]
     fn payload_headers() {
