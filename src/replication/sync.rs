@@ -550,6 +550,9 @@ enum Piece {
     /// The staged RDB is complete and this long.
     Length(u64),
     Bytes(Vec<u8>),
+    /// Every byte was sent. Only this ends a transfer well: a producer that dies (a panic)
+    /// closes the channel without it, and the client then gets no end mark.
+    Done,
     Failed(Error),
 }
 
@@ -577,9 +580,12 @@ pub async fn send_rdb<W: AsyncWrite + Unpin>(
         move || match form {
             SyncForm::Diskless => {
                 let sink = ChannelWrite(tx.clone());
-                if let Err(e) = write_rdb_stream_controlled(sink, &*snapshot, &options, &control) {
-                    let _ = tx.blocking_send(Piece::Failed(e));
-                }
+                let piece = match write_rdb_stream_controlled(sink, &*snapshot, &options, &control)
+                {
+                    Ok(_) => Piece::Done,
+                    Err(e) => Piece::Failed(e),
+                };
+                let _ = tx.blocking_send(piece);
             }
             SyncForm::Staged { storage, path } => {
                 let staged = Staged {
@@ -606,7 +612,7 @@ pub async fn send_rdb<W: AsyncWrite + Unpin>(
                 piece = rx.recv() => match piece {
                     Some(Piece::Length(len)) => break len,
                     Some(Piece::Failed(e)) => return Err(e),
-                    Some(Piece::Bytes(_)) | None => {
+                    Some(Piece::Bytes(_) | Piece::Done) | None => {
                         return Err(send_error(peer, "the RDB producer ended without a length"));
                     }
                 },
@@ -617,14 +623,18 @@ pub async fn send_rdb<W: AsyncWrite + Unpin>(
         Some(len)
     };
     let mut sent = 0u64;
-    while let Some(piece) = rx.recv().await {
-        match piece {
-            Piece::Bytes(chunk) => {
+    loop {
+        match rx.recv().await {
+            Some(Piece::Bytes(chunk)) => {
                 write_timed(out, &chunk, peer).await?;
                 sent += chunk.len() as u64;
             }
-            Piece::Failed(e) => return Err(e),
-            Piece::Length(_) => return Err(send_error(peer, "the RDB producer sent two lengths")),
+            Some(Piece::Done) => break,
+            Some(Piece::Failed(e)) => return Err(e),
+            Some(Piece::Length(_)) => {
+                return Err(send_error(peer, "the RDB producer sent two lengths"));
+            }
+            None => return Err(send_error(peer, "the RDB producer died")),
         }
     }
     if let Some(len) = expected
@@ -695,6 +705,7 @@ impl Staged<'_> {
             let n = read_full(&mut *reader, &mut chunk)
                 .map_err(|e| Error::io(&self.path, "read", e))?;
             if n == 0 {
+                let _ = tx.blocking_send(Piece::Done);
                 return Ok(());
             }
             chunk.truncate(n);
@@ -885,6 +896,41 @@ mod tests {
             assert!(std::time::Instant::now() < deadline, "the temp file stayed");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// A snapshot that panics half way.
+    struct Panics;
+
+    impl DatasetSnapshot for Panics {
+        fn databases(&self) -> usize {
+            1
+        }
+        fn db_size(&self, _: usize) -> (u64, u64) {
+            (2, 0)
+        }
+        fn for_each_entry(
+            &self,
+            _: usize,
+            visit: &mut dyn FnMut(Entry) -> Result<()>,
+        ) -> Result<()> {
+            visit(Entry::new(0, "k", crate::model::Value::String("v".into())))?;
+            panic!("a bug in a dataset");
+        }
+    }
+
+    /// A producer that dies mid-way never lets the end mark out: the client sees a cut.
+    #[tokio::test]
+    async fn a_dead_producer_sends_no_end_mark() {
+        let sync = FullSync {
+            snapshot: Box::new(Panics),
+            options: SaveOptions::default(),
+            form: SyncForm::Diskless,
+        };
+        let mut out = Vec::new();
+        let err = send_rdb(&mut out, sync, "test").await.unwrap_err();
+        assert!(err.to_string().contains("the RDB producer died"), "{err}");
+        let mark = &out[b"$EOF:".len()..b"$EOF:".len() + MARK_LEN];
+        assert_eq!(out.windows(MARK_LEN).filter(|w| w == &mark).count(), 1);
     }
 
     #[test]
