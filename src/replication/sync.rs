@@ -9,9 +9,9 @@
 //! and nothing after it), then `PSYNC ? -1`, so the `+FULLRESYNC <replid> <offset>` reply
 //! names the replication position the RDB reflects (a node that refuses PSYNC with `-ERR`
 //! gets the legacy `SYNC`, and the position stays unknown). The payload comes as
-//! `$<len>\r\n` + exactly `len` bytes, or in the diskless form `$EOF:<40 chars>\r\n` + bytes
-//! + the same 40 characters (not part of the RDB); bare `\n` keep-alives before either are
-//! skipped. redis-cli 7.0 itself sends `REPLCONF capa eof`, `REPLCONF rdb-only 1` and `SYNC`
+//! `$<len>\r\n` and exactly `len` bytes, or in the diskless form `$EOF:<40 chars>\r\n`, the
+//! bytes, then the same 40 characters (not part of the RDB); bare `\n` keep-alives before
+//! either are skipped. redis-cli 7.0 itself sends `REPLCONF capa eof`, `REPLCONF rdb-only 1` and `SYNC`
 //! only (observed with strace against redis-server 7.0.15); PING and PSYNC add an early auth
 //! check and the replication position.
 //!
@@ -423,12 +423,23 @@ fn replication_error(peer: &str, reason: String) -> Error {
     }
 }
 
-/// A peer's bytes for an error message: escaped, cut after 120 bytes.
+/// A peer's bytes for an error message: in double quotes, bytes outside printable ASCII (and
+/// `\\`) escaped, cut after 120 bytes.
 fn quote(bytes: &[u8]) -> String {
     const SHOWN: usize = 120;
-    let shown = &bytes[..bytes.len().min(SHOWN)];
-    let more = if bytes.len() > SHOWN { "…" } else { "" };
-    format!("\"{}{more}\"", shown.escape_ascii())
+    let mut text = String::from("\"");
+    for &b in &bytes[..bytes.len().min(SHOWN)] {
+        if (b' '..=b'~').contains(&b) && b != b'\\' {
+            text.push(char::from(b));
+        } else {
+            text.extend(b.escape_ascii().map(char::from));
+        }
+    }
+    if bytes.len() > SHOWN {
+        text.push('…');
+    }
+    text.push('"');
+    text
 }
 
 /// The connection of a fetch, with what was read and not consumed yet.
@@ -539,6 +550,9 @@ enum Piece {
     /// The staged RDB is complete and this long.
     Length(u64),
     Bytes(Vec<u8>),
+    /// Every byte was sent. Only this ends a transfer well: a producer that dies (a panic)
+    /// closes the channel without it, and the client then gets no end mark.
+    Done,
     Failed(Error),
 }
 
@@ -566,9 +580,12 @@ pub async fn send_rdb<W: AsyncWrite + Unpin>(
         move || match form {
             SyncForm::Diskless => {
                 let sink = ChannelWrite(tx.clone());
-                if let Err(e) = write_rdb_stream_controlled(sink, &*snapshot, &options, &control) {
-                    let _ = tx.blocking_send(Piece::Failed(e));
-                }
+                let piece = match write_rdb_stream_controlled(sink, &*snapshot, &options, &control)
+                {
+                    Ok(_) => Piece::Done,
+                    Err(e) => Piece::Failed(e),
+                };
+                let _ = tx.blocking_send(piece);
             }
             SyncForm::Staged { storage, path } => {
                 let staged = Staged {
@@ -583,8 +600,8 @@ pub async fn send_rdb<W: AsyncWrite + Unpin>(
     };
     tokio::task::spawn_blocking(producer);
 
-    let mark = random_mark();
-    let expected = if diskless {
+    let mark = diskless.then(random_mark);
+    let expected = if let Some(mark) = &mark {
         write_timed(out, format!("$EOF:{mark}\r\n").as_bytes(), peer).await?;
         None
     } else {
@@ -595,7 +612,7 @@ pub async fn send_rdb<W: AsyncWrite + Unpin>(
                 piece = rx.recv() => match piece {
                     Some(Piece::Length(len)) => break len,
                     Some(Piece::Failed(e)) => return Err(e),
-                    Some(Piece::Bytes(_)) | None => {
+                    Some(Piece::Bytes(_) | Piece::Done) | None => {
                         return Err(send_error(peer, "the RDB producer ended without a length"));
                     }
                 },
@@ -606,27 +623,32 @@ pub async fn send_rdb<W: AsyncWrite + Unpin>(
         Some(len)
     };
     let mut sent = 0u64;
-    while let Some(piece) = rx.recv().await {
-        match piece {
-            Piece::Bytes(chunk) => {
+    loop {
+        match rx.recv().await {
+            Some(Piece::Bytes(chunk)) => {
                 write_timed(out, &chunk, peer).await?;
                 sent += chunk.len() as u64;
             }
-            Piece::Failed(e) => return Err(e),
-            Piece::Length(_) => return Err(send_error(peer, "the RDB producer sent two lengths")),
+            Some(Piece::Done) => break,
+            Some(Piece::Failed(e)) => return Err(e),
+            Some(Piece::Length(_)) => {
+                return Err(send_error(peer, "the RDB producer sent two lengths"));
+            }
+            None => return Err(send_error(peer, "the RDB producer died")),
         }
     }
-    match expected {
-        Some(len) if len != sent => Err(send_error(
+    if let Some(len) = expected
+        && len != sent
+    {
+        return Err(send_error(
             peer,
             &format!("the staged RDB gave {sent} bytes, {len} announced"),
-        )),
-        Some(_) => Ok(sent),
-        None => {
-            write_timed(out, mark.as_bytes(), peer).await?;
-            Ok(sent)
-        }
+        ));
     }
+    if let Some(mark) = mark {
+        write_timed(out, mark.as_bytes(), peer).await?;
+    }
+    Ok(sent)
 }
 
 /// Sets `cancel` when dropped, so a producer stops once nobody takes its bytes.
@@ -683,6 +705,7 @@ impl Staged<'_> {
             let n = read_full(&mut *reader, &mut chunk)
                 .map_err(|e| Error::io(&self.path, "read", e))?;
             if n == 0 {
+                let _ = tx.blocking_send(Piece::Done);
                 return Ok(());
             }
             chunk.truncate(n);
@@ -760,7 +783,170 @@ fn random_mark() -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
+    use crate::model::Entry;
+    use crate::rdb::check::check;
+    use crate::storage::{FileView, SimStorage};
+    use crate::store::{Store, Value, own};
+
+    /// A snapshot whose database 0 takes `delay` to start iterating.
+    struct Slow<S>(S, Duration);
+
+    impl<S: DatasetSnapshot> DatasetSnapshot for Slow<S> {
+        fn databases(&self) -> usize {
+            self.0.databases()
+        }
+        fn db_size(&self, db: usize) -> (u64, u64) {
+            self.0.db_size(db)
+        }
+        fn for_each_entry(
+            &self,
+            db: usize,
+            visit: &mut dyn FnMut(Entry) -> Result<()>,
+        ) -> Result<()> {
+            if db == 0 {
+                std::thread::sleep(self.1);
+            }
+            self.0.for_each_entry(db, visit)
+        }
+    }
+
+    fn snapshot(delay: Duration) -> Box<dyn DatasetSnapshot + Send> {
+        let mut store = Store::new(16);
+        for i in 0..1000 {
+            let key = format!("key:{i}");
+            let value = Value::String(own(format!("value {i}").as_bytes()));
+            store.insert(i % 3, own(key.as_bytes()), value, None);
+        }
+        Box::new(Slow(store.snapshot(), delay))
+    }
+
+    fn keys_in(rdb: &[u8]) -> u64 {
+        let report = check(FileView::from_vec(rdb.to_vec()), &mut |_| {}).unwrap();
+        assert_eq!(report.rdb_len, rdb.len() as u64);
+        report.databases.values().map(|c| c.keys).sum()
+    }
+
+    fn staged(storage: &Arc<SimStorage>, delay: Duration) -> FullSync {
+        storage.create_dir_all(Path::new("data")).unwrap();
+        FullSync {
+            snapshot: snapshot(delay),
+            options: SaveOptions::default(),
+            form: SyncForm::Staged {
+                storage: Arc::clone(storage) as Arc<dyn Storage>,
+                path: PathBuf::from("data/temp-sync-1.rdb"),
+            },
+        }
+    }
+
+    #[tokio::test]
+    async fn diskless_form_is_framed_by_the_mark() {
+        let sync = FullSync {
+            snapshot: snapshot(Duration::ZERO),
+            options: SaveOptions::default(),
+            form: SyncForm::Diskless,
+        };
+        let mut out = Vec::new();
+        let sent = send_rdb(&mut out, sync, "test").await.unwrap();
+        let header_end = out.iter().position(|&b| b == b'\n').unwrap() + 1;
+        let mark = out[b"$EOF:".len()..header_end - 2].to_vec();
+        assert_eq!(mark.len(), MARK_LEN);
+        assert!(out.ends_with(&mark));
+        let rdb = &out[header_end..out.len() - MARK_LEN];
+        assert_eq!(rdb.len() as u64, sent);
+        assert_eq!(keys_in(rdb), 1000);
+    }
+
+    /// A staging that takes over two seconds sends a keep-alive each second, then the length;
+    /// its temp file is gone afterwards.
+    #[tokio::test]
+    async fn staged_form_keeps_the_client_alive_then_sends_the_length() {
+        let storage = Arc::new(SimStorage::new(1));
+        let sync = staged(&storage, Duration::from_millis(2300));
+        let mut out = Vec::new();
+        let sent = send_rdb(&mut out, sync, "test").await.unwrap();
+        let keepalives = out.iter().take_while(|&&b| b == b'\n').count();
+        assert!((2..=3).contains(&keepalives), "{:?}", &out[..10]);
+        let header = format!("${sent}\r\n");
+        assert!(out[keepalives..].starts_with(header.as_bytes()));
+        let rdb = &out[keepalives + header.len()..];
+        assert_eq!(rdb.len() as u64, sent);
+        assert_eq!(keys_in(rdb), 1000);
+        assert!(storage.list(Path::new("data")).unwrap().is_empty());
+    }
+
+    /// A client gone while the RDB is staged: the producer stops and removes its temp file.
+    #[tokio::test]
+    async fn a_client_gone_during_staging_leaves_no_temp_file() {
+        let storage = Arc::new(SimStorage::new(1));
+        let sync = staged(&storage, Duration::from_millis(1500));
+        let (mut client_end, reader) = tokio::io::duplex(64);
+        drop(reader);
+        let err = send_rdb(&mut client_end, sync, "127.0.0.1:1")
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("replication with 127.0.0.1:1: full sync: writing")
+        );
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !storage.list(Path::new("data")).unwrap().is_empty() {
+            assert!(std::time::Instant::now() < deadline, "the temp file stayed");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// A snapshot that panics half way.
+    struct Panics;
+
+    impl DatasetSnapshot for Panics {
+        fn databases(&self) -> usize {
+            1
+        }
+        fn db_size(&self, _: usize) -> (u64, u64) {
+            (2, 0)
+        }
+        fn for_each_entry(
+            &self,
+            _: usize,
+            visit: &mut dyn FnMut(Entry) -> Result<()>,
+        ) -> Result<()> {
+            visit(Entry::new(0, "k", crate::model::Value::String("v".into())))?;
+            panic!("a bug in a dataset");
+        }
+    }
+
+    /// A producer that dies mid-way never lets the end mark out: the client sees a cut.
+    #[tokio::test]
+    async fn a_dead_producer_sends_no_end_mark() {
+        let sync = FullSync {
+            snapshot: Box::new(Panics),
+            options: SaveOptions::default(),
+            form: SyncForm::Diskless,
+        };
+        let mut out = Vec::new();
+        let err = send_rdb(&mut out, sync, "test").await.unwrap_err();
+        assert!(err.to_string().contains("the RDB producer died"), "{err}");
+        let mark = &out[b"$EOF:".len()..b"$EOF:".len() + MARK_LEN];
+        assert_eq!(out.windows(MARK_LEN).filter(|w| w == &mark).count(), 1);
+    }
+
+    #[test]
+    fn fetching_can_run_on_any_runtime_thread() {
+        fn assert_send<T: Send>(_: &T) {}
+        let mut sink = |_: &[u8]| Ok(());
+        let mut progress = |_: u64, _: Option<u64>| {};
+        assert_send(&fetch_rdb("127.0.0.1:1", None, &mut sink, &mut progress));
+        let mut out = Vec::new();
+        let sync = FullSync {
+            snapshot: snapshot(Duration::ZERO),
+            options: SaveOptions::default(),
+            form: SyncForm::Diskless,
+        };
+        assert_send(&send_rdb(&mut out, sync, "x"));
+    }
 
     #[test]
     fn payload_headers() {
@@ -797,7 +983,7 @@ mod tests {
         );
         assert_eq!(parse_fullresync(b"abc 1"), None);
         assert_eq!(parse_fullresync(format!("{id} -1").as_bytes()), None);
-        assert_eq!(parse_fullresync(format!("{id}").as_bytes()), None);
+        assert_eq!(parse_fullresync(id.as_bytes()), None);
     }
 
     #[test]
@@ -813,7 +999,8 @@ mod tests {
 
     #[test]
     fn quotes_are_escaped_and_short() {
-        assert_eq!(quote(b"-ERR x\r\n"), "\"-ERR x\\r\\n\"");
+        assert_eq!(quote(b"-ERR 'x'\r\n"), "\"-ERR 'x'\\r\\n\"");
+        assert_eq!(quote(b"a\\b\x01"), "\"a\\\\b\\x01\"");
         assert!(quote(&[0u8; 1000]).ends_with("…\""));
     }
 }

@@ -28,6 +28,10 @@
 //!   the stream so far) under the lock and awaits it *outside* the lock before writing its
 //!   replies: under `always` the group commit's fdatasync, otherwise the write. Other clients'
 //!   commands keep running meanwhile. A poisoned AOF closes the connection without replies.
+//! - **Full syncs** (`SYNC`/`PSYNC` from `REPLCONF rdb-only 1` clients, e.g. `redis-cli
+//!   --rdb`): the command takes an O(1) snapshot with the replication id and offset under the
+//!   lock; the connection then streams the RDB outside it, encoded on a blocking thread
+//!   ([`crate::replication::sync::send_rdb`]), and closes. Real replicas come with issue 7.
 //! - **The cron** ([`cron`]): `hz` times per second it runs the active expiry cycle (bounded
 //!   to a quarter of the period), collects a finished BGSAVE or AOF rewrite, starts one when a
 //!   save point, AOF growth or the AOF disk budget asks for it, and samples

@@ -15,8 +15,9 @@ use crate::replication::sync::{FullSync, SyncForm};
 use crate::resp::Reply;
 use crate::snapshot::SaveOptions;
 
-/// Redis's `NET_HOST_STR_LEN`: the longest `REPLCONF ip-address` accepted, plus one.
-const NET_HOST_STR_LEN: usize = 46;
+/// Redis 7.0's `NET_HOST_STR_LEN`: the longest `REPLCONF ip-address` (an IP or a hostname)
+/// accepted, plus one.
+const NET_HOST_STR_LEN: usize = 256;
 
 /// The refusal a replica gets: keeper serves rdb-only transfers only, so far.
 pub(crate) const REPLICAS_NOT_SUPPORTED: &str = "ERR keeper serves SYNC and PSYNC only to \
@@ -27,7 +28,7 @@ pub(crate) const REPLICAS_NOT_SUPPORTED: &str = "ERR keeper serves SYNC and PSYN
 /// the first bad one answers an error; `ack` and `getack` answer nothing at all (a primary
 /// that is no replica has nothing to acknowledge).
 pub(super) fn replconf(call: &mut Call<'_>) {
-    if call.argv.len() % 2 == 0 {
+    if call.argv.len().is_multiple_of(2) {
         return call.client.reply(&Reply::error(command::errors::SYNTAX));
     }
     for pair in call.argv[1..].chunks_exact(2) {
