@@ -265,7 +265,6 @@ mod tests {
     use super::*;
     use crate::backup::create::{self, CreateRequest, RdbSource};
     use crate::backup::manifest::{Source, SourceKind};
-    use crate::dataset::Dataset;
     use crate::snapshot::SaveOptions;
     use crate::store::{Store, Value, own};
     use chrono::TimeZone;
