@@ -42,6 +42,16 @@ use crate::snapshot::{
 use crate::storage::Storage;
 use crate::store::{BulkLoad, Store};
 
+/// `replid2` when there is no previous history.
+pub const NO_REPLID: &str = "0000000000000000000000000000000000000000";
+
+/// 40 random lowercase hex characters.
+fn random_replid(rng: &mut Rng) -> String {
+    (0..40)
+        .map(|_| char::from(b"0123456789abcdef"[rng.below(16) as usize]))
+        .collect()
+}
+
 /// A consumer of the propagated stream (AOF writer, replication backlog, a test recorder).
 /// `append` gets whole RESP commands, in order, exactly once.
 pub trait PropagationSink: Send {
@@ -108,6 +118,12 @@ pub struct Engine {
     changes: u64,
     repl_offset: u64,
     replid: String,
+    /// The previous replication id (40 × '0' when none): a node promoted from replica, or
+    /// told a new id by its primary, still accepts partial resyncs of the old history up to
+    /// `second_repl_offset` (Redis's PSYNC2).
+    replid2: String,
+    /// The first offset *not* covered by `replid2`'s history; -1 when there is none.
+    second_repl_offset: i64,
     /// Database of the last command propagated; `None` forces a `SELECT` first.
     propagated_db: Option<usize>,
     sinks: Vec<Box<dyn PropagationSink>>,
@@ -129,9 +145,7 @@ impl Engine {
     /// An engine with an empty store shaped by `config`, writing files through `storage`.
     pub fn new(config: Config, storage: Arc<dyn Storage>) -> Self {
         let mut rng = Rng::from_clock();
-        let replid = (0..40)
-            .map(|_| char::from(b"0123456789abcdef"[rng.below(16) as usize]))
-            .collect();
+        let replid = random_replid(&mut rng);
         let mut state = PersistenceState::new(config.save.clone(), unix_now_ms() / 1000);
         state.stop_writes_on_bgsave_error = config.stop_writes_on_bgsave_error;
         Engine {
@@ -140,6 +154,8 @@ impl Engine {
             changes: 0,
             repl_offset: 0,
             replid,
+            replid2: NO_REPLID.into(),
+            second_repl_offset: -1,
             propagated_db: None,
             sinks: Vec::new(),
             encoded: Vec::with_capacity(256),
@@ -211,6 +227,50 @@ impl Engine {
     /// This node's replication id (40 hex characters, new at every start).
     pub fn replid(&self) -> &str {
         &self.replid
+    }
+
+    /// The previous replication id, 40 × '0' when none (`master_replid2`).
+    pub fn replid2(&self) -> &str {
+        &self.replid2
+    }
+
+    /// The first offset not covered by [`Engine::replid2`]'s history, -1 when none
+    /// (`second_repl_offset`).
+    pub fn second_repl_offset(&self) -> i64 {
+        self.second_repl_offset
+    }
+
+    /// Promotion (`REPLICAOF NO ONE`, Redis's `shiftReplicationId`): the current history
+    /// becomes the previous one (`replid2`, valid up to this offset), and a new id starts. The
+    /// next propagated command is preceded by a `SELECT`.
+    pub fn shift_replid(&mut self) {
+        self.replid2 = std::mem::replace(&mut self.replid, random_replid(&mut self.rng));
+        self.second_repl_offset = self.repl_offset as i64 + 1;
+        self.propagated_db = None;
+    }
+
+    /// A replica after a full sync: the primary's id and offset, no previous history.
+    pub fn set_replication_position(&mut self, replid: String, offset: u64) {
+        self.replid = replid;
+        self.repl_offset = offset;
+        self.replid2 = NO_REPLID.into();
+        self.second_repl_offset = -1;
+        self.propagated_db = None;
+    }
+
+    /// A replica whose primary answered `+CONTINUE <new id>`: the same offsets now belong to
+    /// `new_replid`; the old id stays valid up to this offset.
+    pub fn change_replid_keep_offset(&mut self, new_replid: String) {
+        self.replid2 = std::mem::replace(&mut self.replid, new_replid);
+        self.second_repl_offset = self.repl_offset as i64 + 1;
+    }
+
+    /// A fresh replication id, no previous history (a primary whose backlog was freed, or its
+    /// first replica without a backlog).
+    pub fn new_replid(&mut self) {
+        self.replid = random_replid(&mut self.rng);
+        self.replid2 = NO_REPLID.into();
+        self.second_repl_offset = -1;
     }
 
     /// The database the propagated stream has selected (`None` before the first command, or
@@ -814,6 +874,33 @@ mod tests {
     use super::*;
     use crate::storage::SimStorage;
     use crate::store::{Value, own};
+
+    #[test]
+    fn replication_ids_shift_as_redis_does() {
+        let storage: Arc<dyn Storage> = Arc::new(SimStorage::new(1));
+        let mut engine = Engine::new(Config::default(), storage);
+        assert_eq!(engine.replid().len(), 40);
+        assert_eq!(engine.replid2(), NO_REPLID);
+        assert_eq!(engine.second_repl_offset(), -1);
+        engine.propagate(0, &[b"SET".as_slice(), b"k", b"v"]);
+        let (first, offset) = (engine.replid().to_string(), engine.repl_offset());
+        engine.shift_replid();
+        assert_eq!(engine.replid2(), first);
+        assert_ne!(engine.replid(), first);
+        assert_eq!(engine.second_repl_offset(), offset as i64 + 1);
+        assert_eq!(engine.repl_offset(), offset);
+        assert_eq!(engine.propagated_db(), None, "a SELECT comes first after a promotion");
+
+        engine.set_replication_position("a".repeat(40), 1000);
+        assert_eq!((engine.replid(), engine.repl_offset()), ("a".repeat(40).as_str(), 1000));
+        assert_eq!((engine.replid2(), engine.second_repl_offset()), (NO_REPLID, -1));
+        engine.change_replid_keep_offset("b".repeat(40));
+        assert_eq!(engine.replid2(), "a".repeat(40));
+        assert_eq!(engine.second_repl_offset(), 1001);
+        engine.new_replid();
+        assert_ne!(engine.replid(), "b".repeat(40));
+        assert_eq!((engine.replid2(), engine.second_repl_offset()), (NO_REPLID, -1));
+    }
 
     /// Records the propagated stream.
     #[derive(Clone, Default)]

@@ -235,9 +235,9 @@ fn replication(out: &mut String, state: &State) -> std::fmt::Result {
     writeln!(out, "connected_slaves:0\r")?;
     writeln!(out, "master_failover_state:no-failover\r")?;
     writeln!(out, "master_replid:{}\r", engine.replid())?;
-    writeln!(out, "master_replid2:{}\r", "0".repeat(40))?;
+    writeln!(out, "master_replid2:{}\r", engine.replid2())?;
     writeln!(out, "master_repl_offset:{}\r", engine.repl_offset())?;
-    writeln!(out, "second_repl_offset:-1\r")?;
+    writeln!(out, "second_repl_offset:{}\r", engine.second_repl_offset())?;
     writeln!(out, "repl_backlog_active:0\r")?;
     writeln!(out, "repl_backlog_size:1048576\r")?;
     writeln!(out, "repl_backlog_first_byte_offset:0\r")?;
