@@ -889,17 +889,30 @@ mod tests {
         assert_ne!(engine.replid(), first);
         assert_eq!(engine.second_repl_offset(), offset as i64 + 1);
         assert_eq!(engine.repl_offset(), offset);
-        assert_eq!(engine.propagated_db(), None, "a SELECT comes first after a promotion");
+        assert_eq!(
+            engine.propagated_db(),
+            None,
+            "a SELECT comes first after a promotion"
+        );
 
         engine.set_replication_position("a".repeat(40), 1000);
-        assert_eq!((engine.replid(), engine.repl_offset()), ("a".repeat(40).as_str(), 1000));
-        assert_eq!((engine.replid2(), engine.second_repl_offset()), (NO_REPLID, -1));
+        assert_eq!(
+            (engine.replid(), engine.repl_offset()),
+            ("a".repeat(40).as_str(), 1000)
+        );
+        assert_eq!(
+            (engine.replid2(), engine.second_repl_offset()),
+            (NO_REPLID, -1)
+        );
         engine.change_replid_keep_offset("b".repeat(40));
         assert_eq!(engine.replid2(), "a".repeat(40));
         assert_eq!(engine.second_repl_offset(), 1001);
         engine.new_replid();
         assert_ne!(engine.replid(), "b".repeat(40));
-        assert_eq!((engine.replid2(), engine.second_repl_offset()), (NO_REPLID, -1));
+        assert_eq!(
+            (engine.replid2(), engine.second_repl_offset()),
+            (NO_REPLID, -1)
+        );
     }
 
     /// Records the propagated stream.

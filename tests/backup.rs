@@ -95,6 +95,19 @@ fn path(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
 }
 
+/// `keeper restore ID --dir DEST --target TARGET`, which must fail with `expected` in its
+/// message; returns the exit code and the message.
+fn refused_restore(id: &str, dest: &Path, target: &Path, expected: &str) -> (Option<i32>, String) {
+    let out = run(&["restore", id, "--dir", path(dest), "--target", path(target)]);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        !out.status.success() && stderr.contains(expected),
+        "restore of {id} into {}: {stderr}",
+        dest.display()
+    );
+    (out.status.code(), stderr)
+}
+
 /// `keeper backup list --json` → the backups' (id, kind, keys).
 fn list(target: &str) -> Vec<(String, String, u64)> {
     let out = run_ok(&["backup", "list", "--target", target, "--json"]);
@@ -336,19 +349,11 @@ fn damaged_backups_are_refused_before_anything_is_written() {
         let dest = tmp
             .path()
             .join(format!("restore-{}", what.replace(' ', "-")));
-        let out = run(&[
-            "restore",
-            &id,
-            "--dir",
-            path(&dest),
-            "--target",
-            path(&target),
-        ]);
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{what}: {stderr}");
+        let (code, stderr) = refused_restore(&id, &dest, &target, expected);
+        assert_eq!(code, Some(1), "{what}: {stderr}");
         assert!(
-            stderr.contains(expected) && stderr.contains(&id),
-            "{what}: {stderr}"
+            stderr.contains(&id),
+            "{what}: the message names the backup: {stderr}"
         );
         assert!(!dest.exists(), "{what}: the destination was touched");
         let leftovers: Vec<_> = std::fs::read_dir(tmp.path())
@@ -363,19 +368,7 @@ fn damaged_backups_are_refused_before_anything_is_written() {
     std::fs::write(&data_object, &good_data).unwrap();
     std::fs::remove_file(&manifest).unwrap();
     let dest = tmp.path().join("restore-missing");
-    let out = run(&[
-        "restore",
-        &id,
-        "--dir",
-        path(&dest),
-        "--target",
-        path(&target),
-    ]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !out.status.success() && stderr.contains("no such backup"),
-        "{stderr}"
-    );
+    refused_restore(&id, &dest, &target, "no such backup");
     assert!(!dest.exists());
     // ... and its data object is a leftover, not a backup.
     let listed = run_ok(&["backup", "list", "--target", path(&target), "--json"]);
@@ -391,19 +384,7 @@ fn a_non_empty_folder_is_refused_unless_forced_and_then_kept_aside() {
     let dest = tmp.path().join("busy");
     std::fs::create_dir_all(&dest).unwrap();
     std::fs::write(dest.join("precious.txt"), b"keep me").unwrap();
-    let out = run(&[
-        "restore",
-        &id,
-        "--dir",
-        path(&dest),
-        "--target",
-        path(&target),
-    ]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !out.status.success() && stderr.contains("not empty"),
-        "{stderr}"
-    );
+    refused_restore(&id, &dest, &target, "not empty");
     assert!(!dest.join("dump.rdb").exists());
 
     let out = run_ok(&[

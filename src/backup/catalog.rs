@@ -298,6 +298,11 @@ mod tests {
         create::create(target, request, source, None).await.unwrap();
     }
 
+    async fn ids(target: &Target) -> Vec<String> {
+        let catalog = list(target).await.unwrap();
+        catalog.backups.into_iter().map(|b| b.id).collect()
+    }
+
     fn day(d: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 11, d, 5, 0, 0).unwrap()
     }
@@ -383,26 +388,14 @@ mod tests {
             .unwrap();
         let deleted: Vec<&str> = pruned.deleted.iter().map(|b| b.id.as_str()).collect();
         assert_eq!(deleted, ["auto-1", "auto-2"]);
-        let left: Vec<String> = list(&target)
-            .await
-            .unwrap()
-            .backups
-            .into_iter()
-            .map(|b| b.id)
-            .collect();
+        let left = ids(&target).await;
         assert_eq!(left, ["final-1", "manual-1", "auto-3", "auto-4"]);
         // Much later: every automatic backup expired but the newest valid backup stays (the
         // newest is auto-4; the manual and final ones never expire anyway).
         prune(&target, Retention::new(1).unwrap(), day(28), &[])
             .await
             .unwrap();
-        let left: Vec<String> = list(&target)
-            .await
-            .unwrap()
-            .backups
-            .into_iter()
-            .map(|b| b.id)
-            .collect();
+        let left = ids(&target).await;
         assert_eq!(left, ["final-1", "manual-1", "auto-4"]);
         // A backup whose data object is gone is not valid: it no longer protects itself.
         target.delete("auto-4.rdb.zst").await.unwrap();

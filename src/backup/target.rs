@@ -515,143 +515,25 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
 mod tests {
     use super::*;
 
-    fn payload(len: usize, seed: u64) -> Vec<u8> {
-        // xorshift: varied bytes, so a misplaced part changes the content.
-        let mut x = seed | 1;
-        (0..len)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect()
-    }
+    // The operations themselves run on memory, local and S3 targets in tests/backup_target.rs;
+    // these tests cover what is particular to each kind and the URL and name rules.
 
-    async fn names(target: &Target, under: &str) -> Vec<String> {
-        let list = target.list(under).await.unwrap();
-        list.into_iter().map(|o| o.name).collect()
-    }
-
-    /// Every operation on one target; run on each kind below.
-    async fn exercise(target: &Target) {
-        assert!(target.list("").await.unwrap().is_empty());
-        assert_eq!(target.head("a.json").await.unwrap(), None);
-
+    #[tokio::test]
+    async fn a_prefix_is_not_part_of_the_names() {
+        let target = Target::parse("memory://backups/node-1/").unwrap();
+        assert!(!target.is_local());
         target
             .put("a.json", Bytes::from_static(b"{}"))
             .await
             .unwrap();
-        target
-            .put("b.json", Bytes::from_static(b"[1]"))
-            .await
-            .unwrap();
-        target
-            .put("incomplete/c.rdb.zst", Bytes::from_static(b"zzz"))
-            .await
-            .unwrap();
-        assert_eq!(
-            target.get("a.json").await.unwrap(),
-            Bytes::from_static(b"{}")
-        );
-        let info = target.head("b.json").await.unwrap().unwrap();
-        assert_eq!((info.name.as_str(), info.size), ("b.json", 3));
-        assert!((Utc::now() - info.last_modified).num_seconds().abs() < 60);
-
-        assert_eq!(
-            names(target, "").await,
-            ["a.json", "b.json", "incomplete/c.rdb.zst"]
-        );
-        assert_eq!(names(target, "incomplete").await, ["incomplete/c.rdb.zst"]);
-        assert!(names(target, "nothing").await.is_empty());
-
-        // Put replaces.
-        target
-            .put("a.json", Bytes::from_static(b"{\"x\":1}"))
-            .await
-            .unwrap();
-        assert_eq!(target.get("a.json").await.unwrap(), &b"{\"x\":1}"[..]);
-
-        target
-            .rename("incomplete/c.rdb.zst", "c.rdb.zst")
-            .await
-            .unwrap();
-        assert_eq!(target.head("incomplete/c.rdb.zst").await.unwrap(), None);
-        assert_eq!(target.get("c.rdb.zst").await.unwrap(), &b"zzz"[..]);
-        assert!(names(target, "incomplete").await.is_empty());
-
-        target.delete("b.json").await.unwrap();
-        target.delete("b.json").await.unwrap(); // already gone: still Ok
-        assert_eq!(target.head("b.json").await.unwrap(), None);
-        assert_eq!(names(target, "").await, ["a.json", "c.rdb.zst"]);
-
-        let err = target.get("b.json").await.unwrap_err();
-        assert!(matches!(err, Error::Target { op: "get", .. }), "{err}");
-        assert!(err.to_string().contains("b.json"), "{err}");
-    }
-
-    async fn multipart(target: &Target) {
-        let data = payload(2 * PART_SIZE + 12_345, 7);
-        let mut upload = target.upload("incomplete/big.rdb.zst").await.unwrap();
-        // Uneven writes, so parts do not line up with writes.
-        for chunk in data.chunks(1_000_003) {
-            upload.write(chunk).await.unwrap();
-            assert_eq!(target.head("incomplete/big.rdb.zst").await.unwrap(), None);
-        }
-        assert!(names(target, "").await.is_empty(), "visible before finish");
-        assert_eq!(upload.finish().await.unwrap(), data.len() as u64);
-
-        let info = target
-            .head("incomplete/big.rdb.zst")
+        let names: Vec<String> = target
+            .list("")
             .await
             .unwrap()
-            .unwrap();
-        assert_eq!(info.size, data.len() as u64);
-        assert_eq!(
-            target.get("incomplete/big.rdb.zst").await.unwrap(),
-            &data[..]
-        );
-        let (size, stream) = target.get_stream("incomplete/big.rdb.zst").await.unwrap();
-        assert_eq!(size, data.len() as u64);
-        let chunks: Vec<Bytes> = stream.try_collect().await.unwrap();
-        assert_eq!(chunks.concat(), data);
-
-        let mut upload = target.upload("aborted.rdb.zst").await.unwrap();
-        upload.write(&data[..PART_SIZE + 1]).await.unwrap();
-        upload.abort().await.unwrap();
-        assert_eq!(target.head("aborted.rdb.zst").await.unwrap(), None);
-        assert_eq!(names(target, "").await, ["incomplete/big.rdb.zst"]);
-    }
-
-    async fn refuses_bad_names(target: &Target) {
-        for bad in [
-            "", "/a", "a/", "a//b", "..", "../x", "a/../b", "./a", "a/.", "a\nb", "a\\b", "a#1",
-        ] {
-            let err = target.get(bad).await.unwrap_err();
-            assert!(matches!(err, Error::InvalidArgument(_)), "{bad:?}: {err}");
-            let err = target.put(bad, Bytes::new()).await.unwrap_err();
-            assert!(matches!(err, Error::InvalidArgument(_)), "{bad:?}: {err}");
-            let err = target.list(bad).await;
-            assert!(bad.is_empty() || err.is_err(), "{bad:?}");
-        }
-        let err = target.rename("a.json", "../a.json").await.unwrap_err();
-        assert!(matches!(err, Error::InvalidArgument(_)), "{err}");
-    }
-
-    #[tokio::test]
-    async fn memory_target() {
-        let target = Target::parse("memory://").unwrap();
-        assert!(!target.is_local());
-        exercise(&target).await;
-        refuses_bad_names(&target).await;
-        multipart(&Target::parse("memory://").unwrap()).await;
-    }
-
-    #[tokio::test]
-    async fn memory_target_with_a_prefix_lists_names_relative_to_it() {
-        let target = Target::parse("memory://backups/node-1/").unwrap();
-        exercise(&target).await;
-        multipart(&Target::parse("memory://some/prefix").unwrap()).await;
+            .into_iter()
+            .map(|o| o.name)
+            .collect();
+        assert_eq!(names, ["a.json"]);
     }
 
     #[tokio::test]
@@ -671,29 +553,15 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn local_target() {
+    async fn a_local_target_creates_its_folder_and_reads_file_urls() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("backups/deeper");
         let target = Target::parse(root.to_str().unwrap()).unwrap();
         assert!(target.is_local() && root.is_dir());
         assert_eq!(target.local_root(), Some(&*root.canonicalize().unwrap()));
-        exercise(&target).await;
-        refuses_bad_names(&target).await;
-        // Objects are plain files in the folder.
-        assert_eq!(std::fs::read(root.join("c.rdb.zst")).unwrap(), b"zzz");
-        // Names cannot reach outside: the refused `../x` created nothing beside the folder.
-        assert!(!dir.path().join("backups/x").exists());
-
         let url = format!("file://{}", dir.path().join("big%20one").display());
-        let target = Target::parse(&url).unwrap();
+        Target::parse(&url).unwrap();
         assert!(dir.path().join("big one").is_dir());
-        multipart(&target).await;
-        // Abort left no staging file behind.
-        let leftovers: Vec<_> = std::fs::read_dir(dir.path().join("big one"))
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        assert_eq!(leftovers, ["incomplete"], "{leftovers:?}");
     }
 
     #[tokio::test]
@@ -702,7 +570,14 @@ mod tests {
         let target = Target::parse(dir.path().to_str().unwrap()).unwrap();
         std::fs::create_dir(dir.path().join("sub")).unwrap();
         std::fs::write(dir.path().join("sub/dump.rdb"), b"REDIS").unwrap();
-        assert_eq!(names(&target, "").await, ["sub/dump.rdb"]);
+        let names: Vec<String> = target
+            .list("")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|o| o.name)
+            .collect();
+        assert_eq!(names, ["sub/dump.rdb"]);
         assert_eq!(target.get("sub/dump.rdb").await.unwrap(), &b"REDIS"[..]);
     }
 
