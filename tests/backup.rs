@@ -609,6 +609,17 @@ fn backups_go_to_s3_and_restore_from_it_and_damage_there_is_refused() {
     );
     run_env_ok(&["backup", "verify", &id, "--target", &elsewhere], &env);
 
+    // A plain RDB object (as an operator uploads Redis's dump.rdb) seeds a node too.
+    let plain = s3.object_path("seeds/dump.rdb");
+    std::fs::create_dir_all(plain.parent().unwrap()).unwrap();
+    std::fs::copy(restored.join("dump.rdb"), &plain).unwrap();
+    let seeded = tmp.path().join("seeded");
+    let object_url = format!("{}/dump.rdb", s3.url("seeds"));
+    run_env_ok(&["restore", &object_url, "--dir", path(&seeded)], &env);
+    let node = KeeperServer::start(&seeded, &["--save", ""]);
+    assert_eq!(dump(node.port), before);
+    drop(node);
+
     // A bit flipped on the server: refused before anything is written.
     let object = s3.object_path(&format!("cache-1/backups/{id}.rdb.zst"));
     let mut bytes = std::fs::read(&object).unwrap();

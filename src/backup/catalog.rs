@@ -259,3 +259,219 @@ pub async fn export(
     }
     Ok(manifest)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backup::create::{self, CreateRequest, RdbSource};
+    use crate::backup::manifest::{Source, SourceKind};
+    use crate::snapshot::SaveOptions;
+    use crate::store::{Store, Value, own};
+    use chrono::TimeZone;
+
+    fn store(keys: usize) -> Store {
+        let mut store = Store::new(16);
+        for i in 0..keys {
+            let value = Value::String(own(format!("value-{i}").as_bytes()));
+            store.insert(i % 3, own(format!("k{i}").as_bytes()), value, None);
+        }
+        store
+    }
+
+    async fn make(target: &Target, id: &str, kind: BackupKind, created: DateTime<Utc>) {
+        let request = CreateRequest {
+            id: Some(id.into()),
+            kind,
+            created,
+            source: Source {
+                kind: SourceKind::Node,
+                name: "unit".into(),
+                replid: None,
+                offset: None,
+            },
+            level: create::DEFAULT_LEVEL,
+        };
+        let source = RdbSource::Snapshot {
+            snapshot: Box::new(store(30).snapshot()),
+            options: SaveOptions::default(),
+        };
+        create::create(target, request, source, None).await.unwrap();
+    }
+
+    fn day(d: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, d, 5, 0, 0).unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_backup_lists_verifies_and_holds_its_counts() {
+        let target = Target::parse("memory://").unwrap();
+        make(&target, "one", BackupKind::Manual, day(1)).await;
+        let catalog = list(&target).await.unwrap();
+        assert_eq!(catalog.backups.len(), 1);
+        let manifest = &catalog.backups[0];
+        assert_eq!(manifest.keys, 30);
+        assert_eq!(
+            manifest
+                .databases
+                .iter()
+                .map(|d| (d.db, d.keys))
+                .collect::<Vec<_>>(),
+            vec![(0, 10), (1, 10), (2, 10)]
+        );
+        let (_, verified) = verify(&target, "one", None).await.unwrap();
+        assert_eq!(verified.rdb.len() as u64, manifest.raw_bytes);
+        // The same id twice is refused, the first stays.
+        let again = create::create(
+            &target,
+            CreateRequest {
+                id: Some("one".into()),
+                kind: BackupKind::Manual,
+                created: day(2),
+                source: manifest.source.clone(),
+                level: 1,
+            },
+            RdbSource::Snapshot {
+                snapshot: Box::new(store(1).snapshot()),
+                options: SaveOptions::default(),
+            },
+            None,
+        )
+        .await;
+        assert!(again.unwrap_err().to_string().contains("already exists"));
+        assert_eq!(list(&target).await.unwrap().backups.len(), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn selectors_pick_by_id_latest_and_time() {
+        let target = Target::parse("memory://").unwrap();
+        make(&target, "b-2", BackupKind::Automatic, day(2)).await;
+        make(&target, "b-1", BackupKind::Automatic, day(1)).await;
+        make(&target, "b-3", BackupKind::Manual, day(3)).await;
+        let pick = |s: Selector| {
+            let target = target.clone();
+            async move { resolve(&target, &s).await.map(|m| m.id) }
+        };
+        assert_eq!(pick(Selector::Latest).await.unwrap(), "b-3");
+        assert_eq!(pick(Selector::Before(day(2))).await.unwrap(), "b-2");
+        assert_eq!(
+            pick(Selector::Before(day(2) + Duration::hours(1)))
+                .await
+                .unwrap(),
+            "b-2"
+        );
+        assert!(
+            pick(Selector::Before(day(1) - Duration::seconds(1)))
+                .await
+                .is_err()
+        );
+        assert_eq!(pick(Selector::Id("b-1".into())).await.unwrap(), "b-1");
+        let err = pick(Selector::Id("nope".into())).await.unwrap_err();
+        assert!(err.to_string().contains("no such backup"), "{err}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn prune_expires_old_automatic_backups_only_and_keeps_the_newest_valid() {
+        let target = Target::parse("memory://").unwrap();
+        for d in 1..=4 {
+            make(&target, &format!("auto-{d}"), BackupKind::Automatic, day(d)).await;
+        }
+        make(&target, "manual-1", BackupKind::Manual, day(1)).await;
+        make(&target, "final-1", BackupKind::Final, day(1)).await;
+        // Day 5 with 2 days of retention: automatic backups of days 1 and 2 expire.
+        let pruned = prune(&target, Retention::new(2).unwrap(), day(5), &[])
+            .await
+            .unwrap();
+        let deleted: Vec<&str> = pruned.deleted.iter().map(|b| b.id.as_str()).collect();
+        assert_eq!(deleted, ["auto-1", "auto-2"]);
+        let left: Vec<String> = list(&target)
+            .await
+            .unwrap()
+            .backups
+            .into_iter()
+            .map(|b| b.id)
+            .collect();
+        assert_eq!(left, ["final-1", "manual-1", "auto-3", "auto-4"]);
+        // Much later: every automatic backup expired but the newest valid backup stays (the
+        // newest is auto-4; the manual and final ones never expire anyway).
+        prune(&target, Retention::new(1).unwrap(), day(28), &[])
+            .await
+            .unwrap();
+        let left: Vec<String> = list(&target)
+            .await
+            .unwrap()
+            .backups
+            .into_iter()
+            .map(|b| b.id)
+            .collect();
+        assert_eq!(left, ["final-1", "manual-1", "auto-4"]);
+        // A backup whose data object is gone is not valid: it no longer protects itself.
+        target.delete("auto-4.rdb.zst").await.unwrap();
+        make(&target, "auto-27", BackupKind::Automatic, day(27)).await;
+        target.delete("auto-27.rdb.zst").await.unwrap();
+        let pruned = prune(&target, Retention::new(1).unwrap(), day(28), &[])
+            .await
+            .unwrap();
+        let deleted: Vec<&str> = pruned.deleted.iter().map(|b| b.id.as_str()).collect();
+        assert_eq!(
+            deleted,
+            ["auto-4"],
+            "the newest valid one is manual-1 or final-1"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn leftovers_are_removed_only_once_old() {
+        let target = Target::parse("memory://").unwrap();
+        make(&target, "kept", BackupKind::Manual, day(1)).await;
+        target
+            .put("incomplete/new.rdb.zst", Bytes::from_static(b"partial"))
+            .await
+            .unwrap();
+        target
+            .put("orphan.rdb.zst", Bytes::from_static(b"no manifest"))
+            .await
+            .unwrap();
+        let catalog = list(&target).await.unwrap();
+        assert_eq!(catalog.orphans.len(), 2);
+        let now = Utc::now();
+        let pruned = prune(&target, Retention::new(1).unwrap(), now, &[])
+            .await
+            .unwrap();
+        assert!(
+            pruned.orphans_removed.is_empty(),
+            "young leftovers may be in progress"
+        );
+        let later = now + ORPHAN_AGE + Duration::minutes(1);
+        let in_progress = ["new".to_string()];
+        let pruned = prune(&target, Retention::new(1).unwrap(), later, &in_progress)
+            .await
+            .unwrap();
+        assert_eq!(pruned.orphans_removed, ["orphan.rdb.zst"]);
+        let pruned = prune(&target, Retention::new(1).unwrap(), later, &[])
+            .await
+            .unwrap();
+        assert_eq!(pruned.orphans_removed, ["incomplete/new.rdb.zst"]);
+        assert_eq!(list(&target).await.unwrap().backups.len(), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_manifest_that_lies_about_sizes_is_caught_without_a_huge_allocation() {
+        let target = Target::parse("memory://").unwrap();
+        make(&target, "b", BackupKind::Manual, day(1)).await;
+        let mut manifest = resolve(&target, &Selector::Id("b".into())).await.unwrap();
+        manifest.raw_bytes = u64::MAX / 2;
+        target
+            .put("b.json", Bytes::from(manifest.to_json()))
+            .await
+            .unwrap();
+        let err = verify(&target, "b", None).await.unwrap_err().to_string();
+        assert!(err.contains("decompresses to"), "{err}");
+        manifest.compressed_bytes = 1 << 40;
+        target
+            .put("b.json", Bytes::from(manifest.to_json()))
+            .await
+            .unwrap();
+        let err = verify(&target, "b", None).await.unwrap_err().to_string();
+        assert!(err.contains("manifest says"), "{err}");
+    }
+}

@@ -121,6 +121,11 @@ fn decompress(
     };
     let mut decoder = zstd::stream::read::Decoder::with_buffer(compressed)
         .map_err(|e| bad(format!("not a zstd frame: {e}")))?;
+    // Backups use a 128 MiB window; a frame asking for more is not one of ours and could
+    // make the decoder allocate whatever it asks.
+    decoder
+        .window_log_max(super::create::WINDOW_LOG)
+        .map_err(|e| bad(format!("zstd decoder: {e}")))?;
     let limit = manifest.raw_bytes;
     // A hostile manifest may claim any size: grow with the data beyond a first guess.
     let mut raw = Vec::with_capacity(limit.min(compressed.len() as u64 * 16) as usize);

@@ -36,9 +36,14 @@
 //!   to a quarter of the period), collects a finished BGSAVE or AOF rewrite, starts one when a
 //!   save point, AOF growth or the AOF disk budget asks for it, and samples
 //!   `instantaneous_ops_per_sec`.
-//! - **Shutdown**: SIGTERM, SIGINT or `SHUTDOWN` save the dataset first when save points are
-//!   set (or `SHUTDOWN SAVE`), unless `SHUTDOWN NOSAVE`; the AOF is flushed, synced and closed;
-//!   then the process exits.
+//! - **Backups** ([`backups`]): with `backup-target` set, a task makes the automatic backup in
+//!   the daily window (or on `backup-cron`), then prunes what `backup-retention-days` lets
+//!   expire; each backup takes an O(1) snapshot under the lock and writes, compresses, uploads
+//!   and verifies outside it. `INFO backup` reports them.
+//! - **Shutdown**: SIGTERM, SIGINT or `SHUTDOWN` stop taking commands; with
+//!   `backup-on-shutdown yes` a final backup is made of the last state; the dataset is saved
+//!   when save points are set (or `SHUTDOWN SAVE`), unless `SHUTDOWN NOSAVE`; the AOF is
+//!   flushed, synced and closed; then the process exits.
 
 mod backups;
 mod commands;
