@@ -325,6 +325,13 @@ mod tests {
         );
         let (_, verified) = verify(&target, "one", None).await.unwrap();
         assert_eq!(verified.rdb.len() as u64, manifest.raw_bytes);
+        // The raw checksum tells RDBs apart: Redis's CRC-64 over an RDB that ends with its own
+        // CRC is 0 for every one, so backups use another polynomial.
+        assert_eq!(crate::rdb::crc::crc64(&verified.rdb), 0);
+        let mut raw = crate::backup::manifest::Checksum::new();
+        raw.update(&verified.rdb);
+        assert_eq!(manifest.raw_crc64(), raw.value());
+        assert_ne!(manifest.raw_crc64(), 0);
         // The same id twice is refused, the first stays.
         let again = create::create(
             &target,

@@ -11,14 +11,15 @@ use futures::StreamExt;
 use tokio::sync::mpsc;
 
 use super::BackupKind;
-use super::manifest::{self, BackupManifest, COMPRESSION, Checksums, DatabaseKeys, FORMAT, Source};
+use super::manifest::{
+    self, BackupManifest, COMPRESSION, Checksum, Checksums, DatabaseKeys, FORMAT, Source,
+};
 use super::target::Target;
 use crate::dataset::DatasetSnapshot;
 use crate::error::{Error, Result};
 #[cfg_attr(not(feature = "failpoints"), allow(unused_imports))]
 use crate::failpoints;
 use crate::rdb::check::CheckReport;
-use crate::rdb::crc::Crc64;
 use crate::snapshot::{self, SaveOptions};
 use crate::storage::FileView;
 
@@ -186,7 +187,7 @@ pub(crate) async fn verify_object(
     crc: u64,
 ) -> Result<()> {
     let (size, mut stream) = target.get_stream(name).await?;
-    let mut hash = Crc64::new();
+    let mut hash = Checksum::new();
     let mut read = 0u64;
     while let Some(chunk) = stream.next().await {
         let chunk = chunk?;
@@ -235,7 +236,7 @@ fn produce(
     let sink = ChunkSender {
         tx,
         buf: Vec::with_capacity(CHUNK),
-        hash: Crc64::new(),
+        hash: Checksum::new(),
         bytes: 0,
     };
     let mut packer = Packer::new(sink, level, progress)?;
@@ -294,7 +295,7 @@ fn io_error(e: io::Error) -> Error {
 /// The raw side: hashes and counts the RDB bytes, feeds the zstd encoder.
 struct Packer {
     encoder: zstd::stream::write::Encoder<'static, ChunkSender>,
-    hash: Crc64,
+    hash: Checksum,
     bytes: u64,
     progress: Option<std::sync::Arc<Progress>>,
     reported: u64,
@@ -321,7 +322,7 @@ impl Packer {
         encoder.multithread(1).map_err(io_error)?;
         Ok(Packer {
             encoder,
-            hash: Crc64::new(),
+            hash: Checksum::new(),
             bytes: 0,
             progress,
             reported: 0,
@@ -360,7 +361,7 @@ impl Write for Packer {
 struct ChunkSender {
     tx: mpsc::Sender<Bytes>,
     buf: Vec<u8>,
-    hash: Crc64,
+    hash: Checksum,
     bytes: u64,
 }
 

@@ -9,14 +9,13 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures::StreamExt;
 
-use super::manifest::{self, BackupManifest};
+use super::manifest::{self, BackupManifest, Checksum};
 use super::target::Target;
 use crate::aof::manifest::{self as aof_manifest, AofNames, Manifest as AofManifest};
 use crate::error::{Error, Result};
 #[cfg_attr(not(feature = "failpoints"), allow(unused_imports))]
 use crate::failpoints;
 use crate::rdb::check::{self, CheckReport};
-use crate::rdb::crc::Crc64;
 use crate::storage::{FileView, Storage, publish_atomically};
 
 /// What a progress callback is told: the phase, bytes done and bytes in all (0: unknown).
@@ -69,7 +68,7 @@ pub async fn download_verified(
     }
     // The size was checked against the manifest: allocate it, never more.
     let mut compressed = Vec::with_capacity(size as usize);
-    let mut hash = Crc64::new();
+    let mut hash = Checksum::new();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk?;
         if compressed.len() + chunk.len() > size as usize {
@@ -130,7 +129,7 @@ fn decompress(
     // A hostile manifest may claim any size: grow with the data beyond a first guess.
     let mut raw = Vec::with_capacity(limit.min(compressed.len() as u64 * 16) as usize);
     let mut buf = vec![0u8; 1 << 20];
-    let mut hash = Crc64::new();
+    let mut hash = Checksum::new();
     loop {
         let n = decoder
             .read(&mut buf)
