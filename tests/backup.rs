@@ -617,3 +617,62 @@ fn backups_go_to_s3_and_restore_from_it_and_damage_there_is_refused() {
     assert!(stderr.contains("checksum"), "{stderr}");
     assert!(!dest.exists());
 }
+
+#[test]
+fn a_transfer_cut_short_publishes_nothing() {
+    // A fake primary: answers the handshake, promises 100,000 bytes of RDB, sends 20, closes.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let peer = thread::spawn(move || {
+        use std::io::{Read, Write};
+        let (mut conn, _) = listener.accept().unwrap();
+        let mut buf = [0u8; 4096];
+        let mut seen = String::new();
+        let mut answered = 0;
+        // PING, REPLCONF, REPLCONF, PSYNC: each answered as it arrives.
+        loop {
+            let n = conn.read(&mut buf).unwrap();
+            assert!(n > 0, "the client hung up during the handshake");
+            seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+            let asked = seen.matches("PING").count()
+                + seen.matches("REPLCONF").count()
+                + seen.matches("PSYNC").count();
+            while answered < asked {
+                let reply = match answered {
+                    0 => "+PONG\r\n".to_string(),
+                    1 | 2 => "+OK\r\n".to_string(),
+                    _ => format!(
+                        "+FULLRESYNC {} 7\r\n$100000\r\nREDIS0010\x7f",
+                        "a".repeat(40)
+                    ),
+                };
+                conn.write_all(reply.as_bytes()).unwrap();
+                answered += 1;
+            }
+            if answered == 4 {
+                return;
+            }
+        }
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let target = tmp.path().join("backups");
+    let out = run(&[
+        "backup",
+        "create",
+        "--from",
+        &format!("127.0.0.1:{port}"),
+        "--target",
+        path(&target),
+    ]);
+    peer.join().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("closed") || stderr.contains("bytes"),
+        "{stderr}"
+    );
+    let listed = run_ok(&["backup", "list", "--target", path(&target), "--json"]);
+    let json: serde_json::Value = serde_json::from_str(&listed).unwrap();
+    assert_eq!(json["backups"].as_array().unwrap().len(), 0, "{json}");
+    assert_eq!(json["orphans"].as_array().unwrap().len(), 0, "{json}");
+}

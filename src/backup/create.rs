@@ -50,6 +50,13 @@ pub enum RdbSource {
     /// An RDB whose every byte was already checked ([`crate::rdb::check::check`]); the
     /// report gives its version and key counts.
     Checked { rdb: FileView, report: CheckReport },
+    /// An RDB arriving in chunks (a transfer from a live node): compressed and uploaded as it
+    /// comes, kept, and checked whole once complete, before anything is published. `name`
+    /// says where it comes from, for errors.
+    Streamed {
+        chunks: mpsc::UnboundedReceiver<Bytes>,
+        name: String,
+    },
 }
 
 /// A backup to make.
@@ -256,15 +263,18 @@ fn produce(
             for piece in rdb[..report.rdb_len as usize].chunks(CHUNK) {
                 packer.write_all(piece).map_err(io_error)?;
             }
-            let databases = report
-                .databases
-                .iter()
-                .map(|(&db, counts)| DatabaseKeys {
-                    db,
-                    keys: counts.keys,
-                    expires: counts.expires,
-                })
-                .collect();
+            (report.version, counts(&report))
+        }
+        RdbSource::Streamed { mut chunks, name } => {
+            let mut rdb = Vec::new();
+            while let Some(chunk) = chunks.blocking_recv() {
+                packer.write_all(&chunk).map_err(io_error)?;
+                rdb.extend_from_slice(&chunk);
+            }
+            // The whole RDB must parse before the backup is published (the upload of a bad
+            // one is aborted by the caller).
+            let report = crate::backup::restore::check_rdb(rdb, &name, None)?.report;
+            let databases = counts(&report);
             (report.version, databases)
         }
     };
@@ -278,6 +288,19 @@ fn produce(
         compressed_bytes: sink.bytes,
         compressed_crc: sink.hash.value(),
     })
+}
+
+/// Keys per database of a checked RDB, as the manifest records them.
+fn counts(report: &CheckReport) -> Vec<DatabaseKeys> {
+    report
+        .databases
+        .iter()
+        .map(|(&db, counts)| DatabaseKeys {
+            db,
+            keys: counts.keys,
+            expires: counts.expires,
+        })
+        .collect()
 }
 
 fn io_error(e: io::Error) -> Error {

@@ -330,44 +330,51 @@ fn print_manifest_line(manifest: &BackupManifest, json: bool, what: &str) {
     }
 }
 
-/// A live node's RDB over the replication protocol, checked whole.
+/// A live node's RDB over the replication protocol: compressed and uploaded while it
+/// arrives, checked whole before the backup is published.
 async fn from_node(
     addr: &str,
     user: Option<String>,
     password: Option<String>,
 ) -> Result<(Source, RdbSource, DateTime<Utc>)> {
-    let auth = password.map(|password| keeper::replication::sync::Auth { user, password });
+    use keeper::replication::sync::{Auth, FetchOptions, RdbFetch};
+    let options = FetchOptions {
+        auth: password.map(|password| Auth { user, password }),
+        ..FetchOptions::default()
+    };
     let created = Utc::now();
-    let mut rdb = Vec::new();
+    let mut fetch = RdbFetch::start(addr, &options).await?;
+    let position = fetch.fetched();
+    let (tx, chunks) = tokio::sync::mpsc::unbounded_channel();
     let bar = Bar::bytes("receive");
-    let fetched = keeper::replication::sync::fetch_rdb(
-        addr,
-        auth.as_ref(),
-        &mut |chunk: &[u8]| {
-            rdb.extend_from_slice(chunk);
-            Ok(())
-        },
-        &mut |done, total| bar.set(done, total.unwrap_or(0)),
-    )
-    .await?;
-    bar.finish();
-    let verified = tokio::task::spawn_blocking(move || restore::check_rdb(rdb, "received", None))
-        .await
-        .map_err(|e| Error::InvalidArgument(format!("checking thread: {e}")))??;
+    // The transfer runs on its own task; an error there ends the stream early, and the
+    // truncated RDB then fails its check, so nothing is published.
+    tokio::spawn(async move {
+        loop {
+            match fetch.next_chunk().await {
+                Ok(Some(chunk)) => {
+                    if tx.send(bytes::Bytes::copy_from_slice(chunk)).is_err() {
+                        return;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return;
+                }
+            }
+            bar.set(fetch.received(), fetch.total().unwrap_or(0));
+        }
+        bar.finish();
+    });
     let source = Source {
         kind: SourceKind::Replication,
         name: addr.to_string(),
-        replid: fetched.replid,
-        offset: fetched.offset,
+        replid: position.replid,
+        offset: position.offset,
     };
-    Ok((
-        source,
-        RdbSource::Checked {
-            rdb: verified.rdb,
-            report: verified.report,
-        },
-        created,
-    ))
+    let name = format!("the RDB from {addr}");
+    Ok((source, RdbSource::Streamed { chunks, name }, created))
 }
 
 /// A data folder's data: its AOF when it has an AOF directory or file, else its dump.rdb.
