@@ -388,6 +388,119 @@ impl Engine {
         effect.reply
     }
 
+    /// Makes this node a replica (`true`) or a primary again: on a replica keys expire only
+    /// by the primary's `DEL`s (no lazy or active expiry here; reads do not see a key whose
+    /// TTL passed, see [`Store::set_keep_expired`]).
+    pub fn set_replica(&mut self, replica: bool) {
+        self.store.set_keep_expired(replica);
+    }
+
+    /// True while this node is a replica ([`Engine::set_replica`]).
+    pub fn is_replica(&self) -> bool {
+        self.store.keeps_expired()
+    }
+
+    /// Runs a data command of a primary's stream on this replica: no refusal applies, keys
+    /// are seen as the primary sees them (nothing expires while it runs, as Redis's master
+    /// client sees keys), its changes are counted, and it propagates nothing by itself: the
+    /// caller hands the primary's bytes to [`Engine::feed_replicated`].
+    pub fn execute_replicated(
+        &mut self,
+        spec: &CommandSpec,
+        db: usize,
+        argv: &[Bytes],
+        now_ms: i64,
+    ) -> Reply {
+        let was_loading = self.store.loading();
+        self.store.set_loading(true);
+        let effect = command::run_replayed(spec, &mut self.store, db, argv, now_ms, &mut self.rng);
+        self.store.set_loading(was_loading);
+        self.changes += effect.dirty;
+        self.persistence.state.add_changes(effect.dirty);
+        if spec.name == "flushall" && !matches!(effect.reply, Reply::Error(_)) {
+            self.after_flushall();
+        }
+        // Nothing expired while loading was set; a stray removal must not reach the stream.
+        let _ = self.store.take_expired();
+        effect.reply
+    }
+
+    /// Appends `raw`, bytes of a primary's stream exactly as received (whole commands, or
+    /// whole `MULTI` … `EXEC` blocks), to this replica's stream: the offset advances by every
+    /// byte, and the AOF and every sink get them verbatim, so the replica, its AOF and its
+    /// own replicas share the primary's offsets. `db_before` is the stream's database before
+    /// `raw`, `db_after` after it.
+    ///
+    /// When the AOF wants a `SELECT` first (a new incr file after a rewrite, an AOF just
+    /// restarted) and `raw` need not start with one, the AOF gets `SELECT db_before` outside
+    /// the stream, then the position marked again, so its offsets stay the stream's.
+    pub fn feed_replicated(&mut self, raw: &[u8], db_before: usize, db_after: usize) {
+        if raw.is_empty() {
+            return;
+        }
+        if self.propagated_db != Some(db_before)
+            && let Some(aof) = &mut self.aof
+        {
+            self.encoded.clear();
+            let db_text = db_before.to_string();
+            resp::write_command(&mut self.encoded, &[b"SELECT", db_text.as_bytes()]);
+            aof.append_outside_stream(&self.encoded, &self.replid, self.repl_offset);
+        }
+        self.repl_offset += raw.len() as u64;
+        if let Some(aof) = &mut self.aof {
+            aof.append(raw);
+        }
+        for sink in &mut self.sinks {
+            sink.append(raw);
+        }
+        self.propagated_db = Some(db_after);
+    }
+
+    /// A replica's full sync is loaded: `store` (built off the lock while the old one served
+    /// reads) replaces the keyspace, at the primary's `replid` and `offset`. A running
+    /// background save is stopped (it would write the old data), and an AOF starts over from
+    /// the new data, as Redis restarts it after a sync (the old files stay authoritative
+    /// until the new base is written, see [`Aof::enable`]). Returns the old keyspace, for the
+    /// caller to drop off the lock.
+    pub fn install_synced_store(&mut self, mut store: Store, replid: String, offset: u64) -> Store {
+        store.set_keep_expired(self.store.keeps_expired());
+        let old = std::mem::replace(&mut self.store, store);
+        self.cancel_bgsave();
+        self.set_replication_position(replid, offset);
+        if self.aof.is_some() {
+            if let Err(e) = self.close_aof() {
+                tracing::warn!("closing the AOF before restarting it after a full sync: {e}");
+            }
+            let storage = Arc::clone(&self.persistence.storage);
+            match Aof::enable(
+                storage,
+                &self.config,
+                self.store.snapshot(),
+                &self.replid,
+                self.repl_offset,
+            ) {
+                Ok(aof) => self.aof = Some(aof),
+                Err(e) => {
+                    // Redis too turns the AOF off when it cannot restart it after a sync.
+                    tracing::error!(
+                        "Failed enabling the AOF after successful master synchronization! {e}"
+                    );
+                    self.config.appendonly = false;
+                }
+            }
+        }
+        self.propagated_db = None;
+        old
+    }
+
+    /// Records the current replication id and offset in the AOF (after the id changed without
+    /// a new history, e.g. `+CONTINUE <new id>`), so a restart from the AOF resumes there.
+    pub fn mark_aof_position(&mut self) {
+        if let Some(aof) = &mut self.aof {
+            aof.set_position(&self.replid, self.repl_offset);
+        }
+    }
+
     /// Propagates the `DEL` of every key removed by expiry outside a command. Each is its own
     /// unit, as Redis's active expiry propagates them.
     fn propagate_expired(&mut self, on_removed: &mut dyn FnMut(usize, &Bytes)) -> usize {
@@ -410,6 +523,11 @@ impl Engine {
         budget: Duration,
         on_removed: &mut dyn FnMut(usize, &Bytes),
     ) -> usize {
+        if self.store.keeps_expired() {
+            // A replica: its primary's `DEL`s remove expired keys (Redis's replicas run no
+            // active expiry either).
+            return 0;
+        }
         let start = Instant::now();
         let mut removed = 0;
         loop {
@@ -889,17 +1007,30 @@ mod tests {
         assert_ne!(engine.replid(), first);
         assert_eq!(engine.second_repl_offset(), offset as i64 + 1);
         assert_eq!(engine.repl_offset(), offset);
-        assert_eq!(engine.propagated_db(), None, "a SELECT comes first after a promotion");
+        assert_eq!(
+            engine.propagated_db(),
+            None,
+            "a SELECT comes first after a promotion"
+        );
 
         engine.set_replication_position("a".repeat(40), 1000);
-        assert_eq!((engine.replid(), engine.repl_offset()), ("a".repeat(40).as_str(), 1000));
-        assert_eq!((engine.replid2(), engine.second_repl_offset()), (NO_REPLID, -1));
+        assert_eq!(
+            (engine.replid(), engine.repl_offset()),
+            ("a".repeat(40).as_str(), 1000)
+        );
+        assert_eq!(
+            (engine.replid2(), engine.second_repl_offset()),
+            (NO_REPLID, -1)
+        );
         engine.change_replid_keep_offset("b".repeat(40));
         assert_eq!(engine.replid2(), "a".repeat(40));
         assert_eq!(engine.second_repl_offset(), 1001);
         engine.new_replid();
         assert_ne!(engine.replid(), "b".repeat(40));
-        assert_eq!((engine.replid2(), engine.second_repl_offset()), (NO_REPLID, -1));
+        assert_eq!(
+            (engine.replid2(), engine.second_repl_offset()),
+            (NO_REPLID, -1)
+        );
     }
 
     /// Records the propagated stream.
