@@ -126,6 +126,9 @@ pub struct Engine {
     second_repl_offset: i64,
     /// Database of the last command propagated; `None` forces a `SELECT` first.
     propagated_db: Option<usize>,
+    /// On a replica, the database its primary's stream has selected (after the last bytes
+    /// [`Engine::feed_replicated`] took), whatever `propagated_db` was reset to.
+    replicated_db: usize,
     sinks: Vec<Box<dyn PropagationSink>>,
     /// Encoding scratch, reused so propagation does not allocate per command.
     encoded: Vec<u8>,
@@ -157,6 +160,7 @@ impl Engine {
             replid2: NO_REPLID.into(),
             second_repl_offset: -1,
             propagated_db: None,
+            replicated_db: 0,
             sinks: Vec::new(),
             encoded: Vec::with_capacity(256),
             in_unit: false,
@@ -454,15 +458,24 @@ impl Engine {
             sink.append(raw);
         }
         self.propagated_db = Some(db_after);
+        self.replicated_db = db_after;
     }
 
     /// A replica's full sync is loaded: `store` (built off the lock while the old one served
-    /// reads) replaces the keyspace, at the primary's `replid` and `offset`. A running
+    /// reads) replaces the keyspace, at the primary's `replid` and `offset`, its stream in
+    /// database `stream_db`. A running
     /// background save is stopped (it would write the old data), and an AOF starts over from
     /// the new data, as Redis restarts it after a sync (the old files stay authoritative
     /// until the new base is written, see [`Aof::enable`]). Returns the old keyspace, for the
     /// caller to drop off the lock.
-    pub fn install_synced_store(&mut self, mut store: Store, replid: String, offset: u64) -> Store {
+    pub fn install_synced_store(
+        &mut self,
+        mut store: Store,
+        replid: String,
+        offset: u64,
+        stream_db: usize,
+    ) -> Store {
+        self.replicated_db = stream_db;
         store.set_keep_expired(self.store.keeps_expired());
         let old = std::mem::replace(&mut self.store, store);
         self.cancel_bgsave();
@@ -737,10 +750,18 @@ impl Engine {
     }
 
     fn save_options(&self) -> SaveOptions {
+        // A replica records its position, as Redis's does, so that restarted from the file
+        // it asks its primary a partial resync.
+        let replication = self.is_replica().then(|| crate::rdb::ReplicationInfo {
+            id: self.replid.clone(),
+            offset: self.repl_offset,
+            stream_db: u32::try_from(self.replicated_db).unwrap_or(0),
+        });
         SaveOptions {
             compression: self.config.rdbcompression,
             checksum: self.config.rdbchecksum,
             used_mem: snapshot::rss::resident_bytes().unwrap_or(0),
+            replication,
             ..SaveOptions::default()
         }
     }
@@ -1031,6 +1052,96 @@ mod tests {
             (engine.replid2(), engine.second_repl_offset()),
             (NO_REPLID, -1)
         );
+    }
+
+    /// A replica's commands: applied without a stream of their own, the primary's bytes
+    /// fed verbatim; keys whose TTL passed stay until the primary's `DEL` (hidden from
+    /// reads), and no expiry cycle runs.
+    #[test]
+    fn a_replica_applies_its_primarys_stream_verbatim() {
+        let (mut engine, rec) = engine();
+        engine.set_replica(true);
+        set_string(&mut engine, 0, "old", "v", Some(NOW - 1));
+        let raw = b"*3\r\n$3\r\nset\r\n$1\r\na\r\n$1\r\n1\r\n*1\r\n$4\r\nping\r\n";
+        let reply = engine.execute_replicated(set(), 0, &argv("set a 1"), NOW);
+        assert_eq!(reply, Reply::Ok);
+        engine.feed_replicated(raw, 0, 0);
+        assert_eq!(
+            rec.0.lock().unwrap().as_slice(),
+            raw,
+            "no SELECT added, nothing else"
+        );
+        assert_eq!(engine.repl_offset(), raw.len() as u64);
+        assert_eq!(engine.dirty(), 1);
+        // The expired key: a primary's command still sees it, a read does not, nothing goes.
+        let get = command::lookup(b"get").unwrap();
+        assert_eq!(engine.execute(get, 0, &argv("get old"), NOW), Reply::Nil);
+        assert_eq!(
+            engine.execute_replicated(get, 0, &argv("get old"), NOW),
+            Reply::bulk("v")
+        );
+        assert_eq!(
+            engine.active_expire(NOW, Duration::from_secs(1), &mut |_, _| {}),
+            0
+        );
+        assert_eq!(engine.store().db(0).len(), 2);
+        assert_eq!(
+            rec.len(),
+            raw.len() as u64,
+            "the replica propagated nothing of its own"
+        );
+        // Promoted: it expires keys itself again.
+        engine.set_replica(false);
+        assert_eq!(engine.execute(get, 0, &argv("get old"), NOW), Reply::Nil);
+        assert_eq!(rec.commands().last().map(String::as_str), Some("DEL old"));
+    }
+
+    /// A replica's AOF holds the primary's bytes; an incr file that starts mid-stream gets
+    /// the stream's `SELECT` outside the stream, and a restart finds the data in the right
+    /// database at the right offset.
+    #[test]
+    fn a_replicas_aof_keeps_its_primarys_offsets_across_a_rewrite() {
+        let storage: Arc<dyn Storage> = Arc::new(SimStorage::new(1));
+        let config = Config {
+            appendonly: true,
+            save: snapshot::SavePoints::disabled(),
+            ..Config::default()
+        };
+        let mut engine = Engine::new(config.clone(), Arc::clone(&storage));
+        engine.open_aof().unwrap();
+        engine.set_replica(true);
+        let replid = "f".repeat(40);
+        let old = engine.install_synced_store(Store::new(16), replid.clone(), 1000, 0);
+        drop(old);
+        let mut stream = Vec::new();
+        resp::write_command(&mut stream, &["SELECT", "2"]);
+        resp::write_command(&mut stream, &["set", "a", "1"]);
+        engine.execute_replicated(set(), 2, &argv("set a 1"), NOW);
+        engine.feed_replicated(&stream, 0, 2);
+        assert!(
+            engine.finish_aof_rewrite(),
+            "the AOF restarted after the sync"
+        );
+        engine.bgrewriteaof().unwrap();
+        assert!(engine.finish_aof_rewrite());
+        // The new incr file starts without a SELECT from the primary.
+        let mut more = Vec::new();
+        resp::write_command(&mut more, &["set", "b", "2"]);
+        resp::write_command(&mut more, &["ping"]);
+        engine.execute_replicated(set(), 2, &argv("set b 2"), NOW);
+        engine.feed_replicated(&more, 2, 2);
+        let offset = engine.repl_offset();
+        assert_eq!(offset, 1000 + (stream.len() + more.len()) as u64);
+        engine.close_aof().unwrap();
+
+        let mut again = Engine::new(config, storage);
+        let report = again.open_aof().unwrap().expect("an AOF");
+        assert_eq!(again.replid(), replid);
+        assert_eq!(again.repl_offset(), offset);
+        assert_eq!(report.stream_db, 2);
+        let get = command::lookup(b"get").unwrap();
+        assert_eq!(again.execute(get, 2, &argv("get a"), NOW), Reply::bulk("1"));
+        assert_eq!(again.execute(get, 2, &argv("get b"), NOW), Reply::bulk("2"));
     }
 
     /// Records the propagated stream.

@@ -642,6 +642,7 @@ mod tests {
                 offset: 100 + (incr.len() - stream_start) as u64
             })
         );
+        assert_eq!(report.stream_db, 2);
     }
 
     #[test]

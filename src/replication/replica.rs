@@ -131,8 +131,14 @@ pub trait ReplicaNode: Send + Sync + 'static {
     fn position(&self) -> Option<(String, u64, usize)>;
 
     /// A full sync is loaded: `store` replaces the keyspace at the primary's `replid` and
-    /// `offset`. Returns the old keyspace (the link drops it off the lock).
-    fn install_full_sync(&self, store: Store, replid: String, offset: u64) -> Option<Store>;
+    /// `offset`, the stream in database `stream_db`. Returns the old keyspace (the link drops it off the lock).
+    fn install_full_sync(
+        &self,
+        store: Store,
+        replid: String,
+        offset: u64,
+        stream_db: usize,
+    ) -> Option<Store>;
 
     /// `+CONTINUE`: the node keeps its data; `new_replid` is the primary's id when it differs
     /// from the node's (the offsets are kept). Returns the node's offset.
@@ -459,7 +465,7 @@ async fn full_sync<N: ReplicaNode>(
         .replication
         .as_ref()
         .map_or(0, |r| r.stream_db as usize);
-    let Some(old) = node.install_full_sync(store, replid, offset) else {
+    let Some(old) = node.install_full_sync(store, replid, offset, stream_db) else {
         return Err(Ended::Stopped);
     };
     // Freeing millions of keys takes a while: not on the runtime's threads.
@@ -750,5 +756,128 @@ impl StreamParser {
         self.raw.drain(..batch.raw_len);
         self.consumed -= batch.raw_len;
         self.applied_db = batch.db_after;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cmd(words: &[&str]) -> Vec<u8> {
+        let mut out = Vec::new();
+        crate::resp::write_command(&mut out, words);
+        out
+    }
+
+    /// Feeds `bytes` to the parser in pieces of `step` bytes, applying every batch as the
+    /// link does; returns the batches (commands as space-joined words) and the bytes fed.
+    fn run(stream: &[u8], step: usize, db: usize) -> (Vec<Batch>, Vec<u8>, StreamParser) {
+        let mut input = BytesMut::new();
+        let mut parser = StreamParser::new(db, &input);
+        let mut batches = Vec::new();
+        let mut fed = Vec::new();
+        for piece in stream.chunks(step) {
+            input.extend_from_slice(piece);
+            parser.received(piece);
+            let batch = parser.parse(&mut input).unwrap();
+            assert_eq!(parser.raw.len(), parser.consumed + input.len(), "invariant");
+            if batch.raw_len > 0 {
+                fed.extend_from_slice(&parser.raw[..batch.raw_len]);
+                parser.fed(&batch);
+                batches.push(batch);
+            }
+        }
+        (batches, fed, parser)
+    }
+
+    fn words(batches: &[Batch]) -> Vec<String> {
+        batches
+            .iter()
+            .flat_map(|b| &b.commands)
+            .map(|(db, argv)| {
+                let argv: Vec<String> = argv
+                    .iter()
+                    .map(|a| String::from_utf8_lossy(a).into_owned())
+                    .collect();
+                format!("{db}: {}", argv.join(" "))
+            })
+            .collect()
+    }
+
+    fn sample() -> Vec<u8> {
+        [
+            cmd(&["SELECT", "3"]),
+            cmd(&["set", "a", "1"]),
+            cmd(&["ping"]),
+            cmd(&["MULTI"]),
+            cmd(&["incr", "a"]),
+            cmd(&["SELECT", "5"]),
+            cmd(&["set", "b", "2"]),
+            cmd(&["EXEC"]),
+            cmd(&["del", "c"]),
+            cmd(&["REPLCONF", "GETACK", "*"]),
+        ]
+        .concat()
+    }
+
+    #[test]
+    fn every_byte_is_fed_once_in_order_whatever_the_reads() {
+        let stream = sample();
+        for step in [1, 2, 3, 7, 13, 64, stream.len()] {
+            let (batches, fed, parser) = run(&stream, step, 0);
+            assert_eq!(fed, stream, "step {step}");
+            assert_eq!(
+                words(&batches),
+                ["3: set a 1", "3: incr a", "5: set b 2", "5: del c"],
+                "step {step}"
+            );
+            assert_eq!(parser.applied_db, 5);
+            assert!(parser.raw.is_empty());
+        }
+    }
+
+    #[test]
+    fn a_transaction_is_applied_whole_at_exec() {
+        let stream = sample();
+        let exec_end = stream
+            .windows(b"EXEC\r\n".len())
+            .position(|w| w == b"EXEC\r\n")
+            .unwrap()
+            + b"EXEC\r\n".len();
+        // Everything up to just before EXEC's last byte: the block is held back, bytes too.
+        let (batches, fed, parser) = run(&stream[..exec_end - 1], 5, 0);
+        assert_eq!(words(&batches), ["3: set a 1"]);
+        assert_eq!(
+            fed.len(),
+            [
+                cmd(&["SELECT", "3"]),
+                cmd(&["set", "a", "1"]),
+                cmd(&["ping"])
+            ]
+            .concat()
+            .len()
+        );
+        assert_eq!(
+            parser.applied_db, 3,
+            "the SELECT inside the open block is not applied"
+        );
+        assert!(parser.multi.is_some());
+    }
+
+    #[test]
+    fn getack_is_answered_with_the_offset_before_it() {
+        let stream = sample();
+        let (batches, fed, _) = run(&stream, stream.len(), 0);
+        assert_eq!(batches.len(), 1);
+        let getack = cmd(&["REPLCONF", "GETACK", "*"]);
+        assert_eq!(batches[0].getack_at, Some(fed.len() - getack.len()));
+        assert_eq!((batches[0].db_before, batches[0].db_after), (0, 5));
+    }
+
+    #[test]
+    fn a_protocol_error_is_reported() {
+        let mut input = BytesMut::from(&b"*1\r\n+x\r\n"[..]);
+        let mut parser = StreamParser::new(0, &input);
+        assert!(parser.parse(&mut input).is_err());
     }
 }

@@ -91,9 +91,17 @@ impl ReplicaNode for ServerNode {
         ))
     }
 
-    fn install_full_sync(&self, store: Store, replid: String, offset: u64) -> Option<Store> {
+    fn install_full_sync(
+        &self,
+        store: Store,
+        replid: String,
+        offset: u64,
+        stream_db: usize,
+    ) -> Option<Store> {
         let mut state = self.current()?;
-        let old = state.engine.install_synced_store(store, replid, offset);
+        let old = state
+            .engine
+            .install_synced_store(store, replid, offset, stream_db);
         // Every watched key may have changed.
         state.touch_all();
         Some(old)
