@@ -359,6 +359,17 @@ async fn serve(engine: Engine, config_file: Option<String>, restored: Option<usi
     // A background save still running (SHUTDOWN NOSAVE) stops and removes its temp file,
     // as Redis kills its child: exiting under it would leave the temp file behind.
     state.engine.cancel_bgsave();
+    // An AOF turned on (or restarted after a replica's full sync) has no base yet: closing
+    // now would leave the old files authoritative, so its first rewrite is waited for (Redis
+    // refuses to exit then: "Writing initial AOF, can't exit").
+    if state
+        .engine
+        .aof()
+        .is_some_and(|aof| aof.waiting_for_first_base())
+    {
+        tracing::warn!("Writing initial AOF before exiting.");
+        state.engine.finish_aof_rewrite();
+    }
     if let Err(e) = state.engine.close_aof() {
         tracing::error!("Error closing the AOF: {e}");
     }
