@@ -386,19 +386,23 @@ fn disk_form_and_a_password() {
     populate(&mut c);
 
     // A wrong password: the link stays down and no sync happens.
-    let wrong = dir.path().join("wrong");
-    std::fs::create_dir(&wrong).unwrap();
-    let keeper = keeper_replica(&wrong, redis.port(), &["--masterauth", "nope"]);
+    let kdir = dir.path().join("keeper");
+    std::fs::create_dir(&kdir).unwrap();
+    let keeper = keeper_replica(&kdir, redis.port(), &["--masterauth", "nope"]);
     sleep(Duration::from_millis(1500));
     let r = info(keeper.port, None, "replication");
     assert_eq!(r["master_link_status"], "down");
     assert_eq!(keeper.client().cmd(&["DBSIZE"]), Resp::Int(0));
-    assert!(keeper.log().contains("AUTH"), "{}", keeper.log());
-    drop(keeper);
-
-    let kdir = dir.path().join("keeper");
-    std::fs::create_dir(&kdir).unwrap();
-    let keeper = keeper_replica(&kdir, redis.port(), &["--masterauth", "s3cret"]);
+    assert!(
+        keeper.log().contains("Unable to AUTH to MASTER"),
+        "{}",
+        keeper.log()
+    );
+    // The right one, set at run time, is used at the next attempt.
+    ok(
+        &mut keeper.client(),
+        &["CONFIG", "SET", "masterauth", "s3cret"],
+    );
     caught_up(redis.port(), Some("s3cret"), &keeper);
     assert!(
         keeper.log().contains("receiving") && keeper.log().contains("bytes from master"),
@@ -604,4 +608,142 @@ fn a_restarted_replica_resumes_with_a_partial_resync() {
             keeper.log()
         );
     }
+}
+
+/// A fake primary: answers the handshake of each connection, then plays the next of
+/// `payloads` (bytes after `+FULLRESYNC`) and closes — except the last, which stays open.
+/// Reports each connection's PSYNC arguments.
+fn fake_primary(
+    payloads: Vec<Vec<u8>>,
+    replid: &'static str,
+) -> (u16, std::sync::mpsc::Receiver<Vec<String>>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let count = payloads.len();
+        for (i, payload) in payloads.into_iter().enumerate() {
+            let Ok((stream, _)) = listener.accept() else {
+                return;
+            };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut writer = stream;
+            // Reads one multibulk command.
+            let mut command = || -> Option<Vec<String>> {
+                let mut line = String::new();
+                reader.read_line(&mut line).ok()?;
+                let n: usize = line.trim().strip_prefix('*')?.parse().ok()?;
+                let mut args = Vec::new();
+                for _ in 0..n {
+                    line.clear();
+                    reader.read_line(&mut line).ok()?;
+                    let len: usize = line.trim().strip_prefix('$')?.parse().ok()?;
+                    let mut arg = vec![0; len + 2];
+                    reader.read_exact(&mut arg).ok()?;
+                    arg.truncate(len);
+                    args.push(String::from_utf8_lossy(&arg).into_owned());
+                }
+                Some(args)
+            };
+            while let Some(args) = command() {
+                match args[0].to_ascii_uppercase().as_str() {
+                    "PING" => writer.write_all(b"+PONG\r\n").unwrap(),
+                    // An ACK gets no reply.
+                    "REPLCONF" if !args[1].eq_ignore_ascii_case("ack") => {
+                        writer.write_all(b"+OK\r\n").unwrap();
+                    }
+                    "PSYNC" => {
+                        let _ = tx.send(args.clone());
+                        writer
+                            .write_all(format!("+FULLRESYNC {replid} 0\r\n").as_bytes())
+                            .unwrap();
+                        writer.write_all(&payload).unwrap();
+                        if i + 1 < count {
+                            break;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    });
+    (port, rx)
+}
+
+/// A full sync cut midway, then one whose RDB is damaged: the replica keeps serving its old
+/// data and retries; the third, whole, replaces the data.
+#[test]
+fn a_failed_full_sync_keeps_the_old_data_and_retries() {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = RedisServer::start(dir.path(), "source.rdb");
+    let mut c = Client::connect(redis.port()).unwrap();
+    populate(&mut c);
+    ok(&mut c, &["SAVE"]);
+    let rdb = std::fs::read(dir.path().join("source.rdb")).unwrap();
+    let mark = "0123456789abcdef0123456789abcdef01234567";
+    let cut = [
+        format!("${}\r\n", rdb.len()).into_bytes(),
+        rdb[..rdb.len() / 2].to_vec(),
+    ]
+    .concat();
+    let mut damaged = rdb.clone();
+    let at = damaged.len() / 2;
+    damaged[at] ^= 0xff;
+    let damaged = [
+        format!("$EOF:{mark}\r\n").into_bytes(),
+        damaged,
+        mark.as_bytes().to_vec(),
+    ]
+    .concat();
+    let whole = [format!("${}\r\n", rdb.len()).into_bytes(), rdb.clone()].concat();
+    let replid = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    let (port, psyncs) = fake_primary(vec![cut, damaged, whole], replid);
+
+    let kdir = dir.path().join("keeper");
+    std::fs::create_dir(&kdir).unwrap();
+    let keeper = KeeperServer::start(&kdir, &["--save", ""]);
+    let mut k = keeper.client();
+    ok(&mut k, &["SET", "old", "data"]);
+    let own = info(keeper.port, None, "replication");
+    ok(&mut k, &["REPLICAOF", "127.0.0.1", &port.to_string()]);
+    let wait = Duration::from_secs(30);
+    let first = psyncs.recv_timeout(wait).unwrap();
+    // A demoted primary asks a partial resync from its own position.
+    let offset: u64 = own["master_repl_offset"].parse().unwrap();
+    assert_eq!(
+        first,
+        [
+            "PSYNC",
+            own["master_replid"].as_str(),
+            &(offset + 1).to_string()
+        ]
+    );
+    for attempt in 1..3 {
+        let next = psyncs.recv_timeout(wait).unwrap();
+        assert_eq!(next[0], "PSYNC", "attempt {attempt}");
+        if attempt < 2 {
+            // Between the failed attempts the old data is served.
+            assert_eq!(k.cmd(&["GET", "old"]), Resp::bulk("data"));
+        }
+    }
+    let deadline = Instant::now() + CATCH_UP;
+    while info(keeper.port, None, "replication")["master_link_status"] != "up" {
+        assert!(Instant::now() < deadline, "{}", keeper.log());
+        sleep(Duration::from_millis(50));
+    }
+    let log = keeper.log();
+    assert!(log.contains("connection closed after"), "{log}");
+    assert!(
+        log.contains("Failed trying to load the MASTER synchronization DB"),
+        "{log}"
+    );
+    assert_eq!(k.cmd(&["EXISTS", "old"]), Resp::Int(0));
+    let expected = canonical(&dump_port(redis.port()));
+    let actual = canonical(&dump_port(keeper.port));
+    if let Err(report) = compare("after the whole sync", &expected, &actual) {
+        panic!("{report}");
+    }
+    let r = info(keeper.port, None, "replication");
+    assert_eq!(r["master_replid"], replid);
 }

@@ -130,6 +130,10 @@ pub trait ReplicaNode: Send + Sync + 'static {
     /// The node's replication id and offset, and the database its stream has selected.
     fn position(&self) -> Option<(String, u64, usize)>;
 
+    /// The credentials to send the primary (`masteruser`, `masterauth`), read at every
+    /// connection so a change applies at the next one.
+    fn auth(&self) -> Option<Auth>;
+
     /// A full sync is loaded: `store` replaces the keyspace at the primary's `replid` and
     /// `offset`, the stream in database `stream_db`. Returns the old keyspace (the link drops it off the lock).
     fn install_full_sync(
@@ -161,8 +165,6 @@ pub trait ReplicaNode: Send + Sync + 'static {
 pub struct LinkOptions {
     pub host: String,
     pub port: u16,
-    /// `masteruser` / `masterauth`.
-    pub auth: Option<Auth>,
     /// This node's port, announced with `REPLCONF listening-port`.
     pub listening_port: u16,
     /// Databases of a freshly loaded keyspace.
@@ -265,7 +267,7 @@ async fn session_inner<N: ReplicaNode>(
     let mut peer = Peer::connect(&addr, CONNECT_TIMEOUT, options.timeout).await?;
     tracing::info!("MASTER <-> REPLICA sync started");
     status_of(status).state = LinkState::Handshake;
-    handshake(&mut peer, options).await?;
+    handshake(&mut peer, options, node.auth().as_ref()).await?;
 
     let Some((replid, offset, db)) = node.position() else {
         return Err(Ended::Stopped);
@@ -339,7 +341,7 @@ async fn session_inner<N: ReplicaNode>(
 }
 
 /// `PING`, then `AUTH`, `REPLCONF listening-port` and `REPLCONF capa` pipelined.
-async fn handshake(peer: &mut Peer, options: &LinkOptions) -> Result<()> {
+async fn handshake(peer: &mut Peer, options: &LinkOptions, auth: Option<&Auth>) -> Result<()> {
     let reply = peer.call(&[&b"PING"[..]], "PING").await?;
     // A primary that wants AUTH first answers PING with an error Redis's replica accepts.
     let accepted = reply.first() == Some(&b'+')
@@ -353,7 +355,7 @@ async fn handshake(peer: &mut Peer, options: &LinkOptions) -> Result<()> {
         )));
     }
     let mut out = Vec::with_capacity(128);
-    if let Some(auth) = &options.auth {
+    if let Some(auth) = auth {
         crate::resp::write_command(&mut out, &auth.command());
     }
     let port = options.listening_port.to_string();
@@ -366,7 +368,7 @@ async fn handshake(peer: &mut Peer, options: &LinkOptions) -> Result<()> {
         &[&b"REPLCONF"[..], b"capa", b"eof", b"capa", b"psync2"],
     );
     peer.send_raw(&out, "the handshake").await?;
-    if options.auth.is_some() {
+    if auth.is_some() {
         let reply = peer.read_line("the reply to AUTH").await?;
         if reply.first() == Some(&b'-') {
             return Err(peer.error(format!("Unable to AUTH to MASTER: {}", quote(&reply))));

@@ -32,6 +32,12 @@
 //!   --rdb`): the command takes an O(1) snapshot with the replication id and offset under the
 //!   lock; the connection then streams the RDB outside it, encoded on a blocking thread
 //!   ([`crate::replication::sync::send_rdb`]), and closes. Real replicas come with issue 7.
+//! - **As a replica** ([`replica_link`], `REPLICAOF`/`--replicaof`): a task holds the link to
+//!   the primary ([`crate::replication::replica`]); a full sync loads into a fresh store off
+//!   the lock and is swapped in under it; the stream's commands run under the lock in
+//!   batches, each batch's bytes fed verbatim to the AOF and the sinks so the offsets stay
+//!   the primary's. Clients' writes get `-READONLY`; no key expires here but by the
+//!   primary's `DEL`.
 //! - **The cron** ([`cron`]): `hz` times per second it runs the active expiry cycle (bounded
 //!   to a quarter of the period), collects a finished BGSAVE or AOF rewrite, starts one when a
 //!   save point, AOF growth or the AOF disk budget asks for it, and samples

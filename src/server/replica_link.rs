@@ -91,6 +91,15 @@ impl ReplicaNode for ServerNode {
         ))
     }
 
+    fn auth(&self) -> Option<Auth> {
+        let state = self.shared.lock();
+        let config = state.engine.config();
+        (!config.masterauth.is_empty()).then(|| Auth {
+            user: (!config.masteruser.is_empty()).then(|| config.masteruser.clone()),
+            password: config.masterauth.clone(),
+        })
+    }
+
     fn install_full_sync(
         &self,
         store: Store,
@@ -149,15 +158,9 @@ pub(crate) fn become_replica(
     state
         .engine
         .update_config(|c| c.replicaof = Some((host.clone(), port)));
-    let config = state.engine.config();
-    let auth = (!config.masterauth.is_empty()).then(|| Auth {
-        user: (!config.masteruser.is_empty()).then(|| config.masteruser.clone()),
-        password: config.masterauth.clone(),
-    });
     let options = LinkOptions {
         host: host.clone(),
         port,
-        auth,
         listening_port: shared.port,
         databases: state.engine.store().databases(),
         known_position,
