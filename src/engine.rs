@@ -129,6 +129,8 @@ pub struct Engine {
     /// On a replica, the database its primary's stream has selected (after the last bytes
     /// [`Engine::feed_replicated`] took), whatever `propagated_db` was reset to.
     replicated_db: usize,
+    /// A writable replica's own `MULTI` block is being appended to its AOF.
+    local_multi: bool,
     sinks: Vec<Box<dyn PropagationSink>>,
     /// Encoding scratch, reused so propagation does not allocate per command.
     encoded: Vec<u8>,
@@ -161,6 +163,7 @@ impl Engine {
             second_repl_offset: -1,
             propagated_db: None,
             replicated_db: 0,
+            local_multi: false,
             sinks: Vec::new(),
             encoded: Vec::with_capacity(256),
             in_unit: false,
@@ -304,6 +307,10 @@ impl Engine {
     /// when `db` is not the last database propagated, then the command as a RESP multibulk.
     /// The offset advances by every byte.
     pub fn propagate<A: AsRef<[u8]>>(&mut self, db: usize, argv: &[A]) {
+        if self.is_replica() {
+            self.propagate_locally(db, argv);
+            return;
+        }
         self.encoded.clear();
         if self.propagated_db != Some(db) {
             let db_text = db.to_string();
@@ -318,6 +325,32 @@ impl Engine {
         for sink in &mut self.sinks {
             sink.append(&self.encoded);
         }
+    }
+
+    /// A writable replica's own write (`replica-read-only no`): as Redis, it goes to this
+    /// node's AOF only, outside its primary's stream (the offset does not move, the sinks
+    /// do not see it), each command after its own `SELECT`, the position marked again after
+    /// it (after the `EXEC` of a block).
+    fn propagate_locally<A: AsRef<[u8]>>(&mut self, db: usize, argv: &[A]) {
+        let Some(aof) = &mut self.aof else {
+            return;
+        };
+        self.encoded.clear();
+        let db_text = db.to_string();
+        resp::write_command(&mut self.encoded, &[b"SELECT", db_text.as_bytes()]);
+        resp::write_command(&mut self.encoded, argv);
+        aof.append_outside_stream(&self.encoded);
+        let name = argv.first().map_or(&b""[..], AsRef::as_ref);
+        if name.eq_ignore_ascii_case(b"MULTI") {
+            self.local_multi = true;
+        } else if name.eq_ignore_ascii_case(b"EXEC") {
+            self.local_multi = false;
+        }
+        if !self.local_multi {
+            aof.set_position(&self.replid, self.repl_offset);
+        }
+        // The primary's next bytes need their database selected again in the AOF.
+        self.propagated_db = None;
     }
 
     /// Starts an execution unit (`EXEC`): what its commands propagate is held until
@@ -448,7 +481,8 @@ impl Engine {
             self.encoded.clear();
             let db_text = db_before.to_string();
             resp::write_command(&mut self.encoded, &[b"SELECT", db_text.as_bytes()]);
-            aof.append_outside_stream(&self.encoded, &self.replid, self.repl_offset);
+            aof.append_outside_stream(&self.encoded);
+            aof.set_position(&self.replid, self.repl_offset);
         }
         self.repl_offset += raw.len() as u64;
         if let Some(aof) = &mut self.aof {
@@ -1094,6 +1128,65 @@ mod tests {
         engine.set_replica(false);
         assert_eq!(engine.execute(get, 0, &argv("get old"), NOW), Reply::Nil);
         assert_eq!(rec.commands().last().map(String::as_str), Some("DEL old"));
+    }
+
+    /// A writable replica's own writes: kept in its AOF, outside the primary's stream (no
+    /// offset, no sink), and a restart finds them with the stream's offset intact.
+    #[test]
+    fn a_writable_replicas_own_writes_stay_out_of_the_stream() {
+        let storage: Arc<dyn Storage> = Arc::new(SimStorage::new(1));
+        let config = Config {
+            appendonly: true,
+            save: snapshot::SavePoints::disabled(),
+            ..Config::default()
+        };
+        let mut engine = Engine::new(config.clone(), Arc::clone(&storage));
+        engine.open_aof().unwrap();
+        let rec = Recorder::default();
+        engine.add_sink(Box::new(rec.clone()));
+        engine.set_replica(true);
+        drop(engine.install_synced_store(Store::new(16), "e".repeat(40), 500, 0));
+        let mut stream = Vec::new();
+        resp::write_command(&mut stream, &["SELECT", "1"]);
+        resp::write_command(&mut stream, &["set", "a", "1"]);
+        engine.execute_replicated(set(), 1, &argv("set a 1"), NOW);
+        engine.feed_replicated(&stream, 0, 1);
+        // The replica's own writes, bare and in a transaction, in other databases.
+        engine.execute(set(), 3, &argv("SET local 1"), NOW);
+        engine.begin_unit();
+        engine.execute(set(), 4, &argv("SET x 1"), NOW);
+        engine.execute(set(), 4, &argv("SET y 1"), NOW);
+        engine.end_unit();
+        assert_eq!(engine.repl_offset(), 500 + stream.len() as u64);
+        // The primary goes on in database 1 without a SELECT.
+        let mut more = Vec::new();
+        resp::write_command(&mut more, &["set", "b", "2"]);
+        engine.execute_replicated(set(), 1, &argv("set b 2"), NOW);
+        engine.feed_replicated(&more, 1, 1);
+        assert_eq!(
+            *rec.0.lock().unwrap(),
+            [stream.clone(), more.clone()].concat()
+        );
+        let offset = engine.repl_offset();
+        assert!(
+            engine.finish_aof_rewrite(),
+            "the AOF restarted after the sync"
+        );
+        engine.close_aof().unwrap();
+
+        let mut again = Engine::new(config, storage);
+        again.open_aof().unwrap();
+        assert_eq!(again.repl_offset(), offset);
+        let get = command::lookup(b"get").unwrap();
+        for (db, key, value) in [
+            (1, "a", "1"),
+            (1, "b", "2"),
+            (3, "local", "1"),
+            (4, "y", "1"),
+        ] {
+            let reply = again.execute(get, db, &argv(&format!("get {key}")), NOW);
+            assert_eq!(reply, Reply::bulk(value), "{key}");
+        }
     }
 
     /// A replica's AOF holds the primary's bytes; an incr file that starts mid-stream gets

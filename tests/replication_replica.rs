@@ -508,6 +508,21 @@ fn info_and_role_as_a_real_replica_shows_them() {
     assert_eq!(real_role.len(), keeper_role.len());
     assert_eq!(real_role[..4], keeper_role[..4]);
 
+    // A writable replica: its own writes stay local, outside the primary's offsets.
+    ok(&mut k, &["CONFIG", "SET", "replica-read-only", "no"]);
+    assert_eq!(
+        info(keeper.port, None, "replication")["slave_read_only"],
+        "0"
+    );
+    ok(&mut k, &["SET", "local", "1"]);
+    ok(&mut c, &["SET", "b", "2"]);
+    caught_up(redis.port(), None, &keeper);
+    assert_eq!(
+        k.cmd(&["MGET", "local", "b"]),
+        Resp::Array(vec![Resp::bulk("1"), Resp::bulk("2")])
+    );
+    ok(&mut k, &["CONFIG", "SET", "replica-read-only", "yes"]);
+
     // With the primary gone: down, and ROLE's offset is -1 (as Redis shows it).
     drop(redis);
     let deadline = Instant::now() + CATCH_UP;
