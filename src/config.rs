@@ -90,8 +90,22 @@ pub struct Config {
     pub hz: u32,
     /// `loglevel`. Default: notice.
     pub loglevel: LogLevel,
-    /// `replicaof host port`: kept for replication (issue 7). Default: none.
+    /// `replicaof host port`: replicate from that primary from the start; `REPLICAOF`
+    /// changes it at run time. Default: none.
     pub replicaof: Option<(String, u16)>,
+    /// `masterauth`: the password a replica sends its primary (`AUTH`). Default: empty.
+    pub masterauth: String,
+    /// `masteruser`: the ACL user a replica authenticates as (with `masterauth`). Default:
+    /// empty (the password alone).
+    pub masteruser: String,
+    /// `replica-read-only` (`slave-read-only`): a replica refuses clients' writes. Default:
+    /// yes.
+    pub replica_read_only: bool,
+    /// `replica-priority` (`slave-priority`): Sentinel's promotion order, lower first; 0 =
+    /// never. Default: 100.
+    pub replica_priority: u32,
+    /// `replica-announced`: Sentinel lists this replica. Default: yes.
+    pub replica_announced: bool,
     /// `proto-max-bulk-len`: largest request argument. Default: 512mb, at least 1mb.
     pub proto_max_bulk_len: u64,
     /// `backup-target` (keeper's): where automatic and final backups go, a local folder or
@@ -148,6 +162,11 @@ impl Default for Config {
             hz: 10,
             loglevel: LogLevel::Notice,
             replicaof: None,
+            masterauth: String::new(),
+            masteruser: String::new(),
+            replica_read_only: true,
+            replica_priority: 100,
+            replica_announced: true,
             proto_max_bulk_len: crate::resp::DEFAULT_MAX_BULK_LEN,
             backup_target: String::new(),
             backup_window: Schedule::parse_window(DEFAULT_BACKUP_WINDOW)
@@ -549,6 +568,51 @@ static OPTIONS: &[OptionDef] = &[
         },
     ),
     opt(
+        "masterauth",
+        Mutable,
+        |c| c.masterauth.clone(),
+        |c, a| {
+            c.masterauth = one(a)?.to_string();
+            Ok(())
+        },
+    ),
+    opt(
+        "masteruser",
+        Mutable,
+        |c| c.masteruser.clone(),
+        |c, a| {
+            c.masteruser = one(a)?.to_string();
+            Ok(())
+        },
+    ),
+    opt(
+        "replica-read-only",
+        Mutable,
+        |c| yes_no(c.replica_read_only),
+        |c, a| {
+            c.replica_read_only = boolean(one(a)?)?;
+            Ok(())
+        },
+    ),
+    opt(
+        "replica-priority",
+        Mutable,
+        |c| c.replica_priority.to_string(),
+        |c, a| {
+            c.replica_priority = int(one(a)?, 0, i32::MAX as i64)? as u32;
+            Ok(())
+        },
+    ),
+    opt(
+        "replica-announced",
+        Mutable,
+        |c| yes_no(c.replica_announced),
+        |c, a| {
+            c.replica_announced = boolean(one(a)?)?;
+            Ok(())
+        },
+    ),
+    opt(
         "proto-max-bulk-len",
         Mutable,
         |c| c.proto_max_bulk_len.to_string(),
@@ -565,8 +629,12 @@ static OPTIONS: &[OptionDef] = &[
     ),
 ];
 
-/// Redis's old name for `replicaof`.
-const ALIASES: &[(&str, &str)] = &[("slaveof", "replicaof")];
+/// Redis's old names (`slaveof`, `slave-…`).
+const ALIASES: &[(&str, &str)] = &[
+    ("slaveof", "replicaof"),
+    ("slave-read-only", "replica-read-only"),
+    ("slave-priority", "replica-priority"),
+];
 
 fn find(name: &str) -> Option<&'static OptionDef> {
     let name = ALIASES

@@ -126,6 +126,11 @@ pub struct Engine {
     second_repl_offset: i64,
     /// Database of the last command propagated; `None` forces a `SELECT` first.
     propagated_db: Option<usize>,
+    /// On a replica, the database its primary's stream has selected (after the last bytes
+    /// [`Engine::feed_replicated`] took), whatever `propagated_db` was reset to.
+    replicated_db: usize,
+    /// A writable replica's own `MULTI` block is being appended to its AOF.
+    local_multi: bool,
     sinks: Vec<Box<dyn PropagationSink>>,
     /// Encoding scratch, reused so propagation does not allocate per command.
     encoded: Vec<u8>,
@@ -157,6 +162,8 @@ impl Engine {
             replid2: NO_REPLID.into(),
             second_repl_offset: -1,
             propagated_db: None,
+            replicated_db: 0,
+            local_multi: false,
             sinks: Vec::new(),
             encoded: Vec::with_capacity(256),
             in_unit: false,
@@ -300,6 +307,10 @@ impl Engine {
     /// when `db` is not the last database propagated, then the command as a RESP multibulk.
     /// The offset advances by every byte.
     pub fn propagate<A: AsRef<[u8]>>(&mut self, db: usize, argv: &[A]) {
+        if self.is_replica() {
+            self.propagate_locally(db, argv);
+            return;
+        }
         self.encoded.clear();
         if self.propagated_db != Some(db) {
             let db_text = db.to_string();
@@ -314,6 +325,32 @@ impl Engine {
         for sink in &mut self.sinks {
             sink.append(&self.encoded);
         }
+    }
+
+    /// A writable replica's own write (`replica-read-only no`): as Redis, it goes to this
+    /// node's AOF only, outside its primary's stream (the offset does not move, the sinks
+    /// do not see it), each command after its own `SELECT`, the position marked again after
+    /// it (after the `EXEC` of a block).
+    fn propagate_locally<A: AsRef<[u8]>>(&mut self, db: usize, argv: &[A]) {
+        let Some(aof) = &mut self.aof else {
+            return;
+        };
+        self.encoded.clear();
+        let db_text = db.to_string();
+        resp::write_command(&mut self.encoded, &[b"SELECT", db_text.as_bytes()]);
+        resp::write_command(&mut self.encoded, argv);
+        aof.append_outside_stream(&self.encoded);
+        let name = argv.first().map_or(&b""[..], AsRef::as_ref);
+        if name.eq_ignore_ascii_case(b"MULTI") {
+            self.local_multi = true;
+        } else if name.eq_ignore_ascii_case(b"EXEC") {
+            self.local_multi = false;
+        }
+        if !self.local_multi {
+            aof.set_position(&self.replid, self.repl_offset);
+        }
+        // The primary's next bytes need their database selected again in the AOF.
+        self.propagated_db = None;
     }
 
     /// Starts an execution unit (`EXEC`): what its commands propagate is held until
@@ -388,6 +425,129 @@ impl Engine {
         effect.reply
     }
 
+    /// Makes this node a replica (`true`) or a primary again: on a replica keys expire only
+    /// by the primary's `DEL`s (no lazy or active expiry here; reads do not see a key whose
+    /// TTL passed, see [`Store::set_keep_expired`]).
+    pub fn set_replica(&mut self, replica: bool) {
+        self.store.set_keep_expired(replica);
+    }
+
+    /// True while this node is a replica ([`Engine::set_replica`]).
+    pub fn is_replica(&self) -> bool {
+        self.store.keeps_expired()
+    }
+
+    /// Runs a data command of a primary's stream on this replica: no refusal applies, keys
+    /// are seen as the primary sees them (nothing expires while it runs, as Redis's master
+    /// client sees keys), its changes are counted, and it propagates nothing by itself: the
+    /// caller hands the primary's bytes to [`Engine::feed_replicated`].
+    pub fn execute_replicated(
+        &mut self,
+        spec: &CommandSpec,
+        db: usize,
+        argv: &[Bytes],
+        now_ms: i64,
+    ) -> Reply {
+        let was_loading = self.store.loading();
+        self.store.set_loading(true);
+        let effect = command::run_replayed(spec, &mut self.store, db, argv, now_ms, &mut self.rng);
+        self.store.set_loading(was_loading);
+        self.changes += effect.dirty;
+        self.persistence.state.add_changes(effect.dirty);
+        if spec.name == "flushall" && !matches!(effect.reply, Reply::Error(_)) {
+            self.after_flushall();
+        }
+        // Nothing expired while loading was set; a stray removal must not reach the stream.
+        let _ = self.store.take_expired();
+        effect.reply
+    }
+
+    /// Appends `raw`, bytes of a primary's stream exactly as received (whole commands, or
+    /// whole `MULTI` … `EXEC` blocks), to this replica's stream: the offset advances by every
+    /// byte, and the AOF and every sink get them verbatim, so the replica, its AOF and its
+    /// own replicas share the primary's offsets. `db_before` is the stream's database before
+    /// `raw`, `db_after` after it.
+    ///
+    /// When the AOF wants a `SELECT` first (a new incr file after a rewrite, an AOF just
+    /// restarted) and `raw` need not start with one, the AOF gets `SELECT db_before` outside
+    /// the stream, then the position marked again, so its offsets stay the stream's.
+    pub fn feed_replicated(&mut self, raw: &[u8], db_before: usize, db_after: usize) {
+        if raw.is_empty() {
+            return;
+        }
+        if self.propagated_db != Some(db_before)
+            && let Some(aof) = &mut self.aof
+        {
+            self.encoded.clear();
+            let db_text = db_before.to_string();
+            resp::write_command(&mut self.encoded, &[b"SELECT", db_text.as_bytes()]);
+            aof.append_outside_stream(&self.encoded);
+            aof.set_position(&self.replid, self.repl_offset);
+        }
+        self.repl_offset += raw.len() as u64;
+        if let Some(aof) = &mut self.aof {
+            aof.append(raw);
+        }
+        for sink in &mut self.sinks {
+            sink.append(raw);
+        }
+        self.propagated_db = Some(db_after);
+        self.replicated_db = db_after;
+    }
+
+    /// A replica's full sync is loaded: `store` (built off the lock while the old one served
+    /// reads) replaces the keyspace, at the primary's `replid` and `offset`, its stream in
+    /// database `stream_db`. A running
+    /// background save is stopped (it would write the old data), and an AOF starts over from
+    /// the new data, as Redis restarts it after a sync (the old files stay authoritative
+    /// until the new base is written, see [`Aof::enable`]). Returns the old keyspace, for the
+    /// caller to drop off the lock.
+    pub fn install_synced_store(
+        &mut self,
+        mut store: Store,
+        replid: String,
+        offset: u64,
+        stream_db: usize,
+    ) -> Store {
+        self.replicated_db = stream_db;
+        store.set_keep_expired(self.store.keeps_expired());
+        let old = std::mem::replace(&mut self.store, store);
+        self.cancel_bgsave();
+        self.set_replication_position(replid, offset);
+        if self.aof.is_some() {
+            if let Err(e) = self.close_aof() {
+                tracing::warn!("closing the AOF before restarting it after a full sync: {e}");
+            }
+            let storage = Arc::clone(&self.persistence.storage);
+            match Aof::enable(
+                storage,
+                &self.config,
+                self.store.snapshot(),
+                &self.replid,
+                self.repl_offset,
+            ) {
+                Ok(aof) => self.aof = Some(aof),
+                Err(e) => {
+                    // Redis too turns the AOF off when it cannot restart it after a sync.
+                    tracing::error!(
+                        "Failed enabling the AOF after successful master synchronization! {e}"
+                    );
+                    self.config.appendonly = false;
+                }
+            }
+        }
+        self.propagated_db = None;
+        old
+    }
+
+    /// Records the current replication id and offset in the AOF (after the id changed without
+    /// a new history, e.g. `+CONTINUE <new id>`), so a restart from the AOF resumes there.
+    pub fn mark_aof_position(&mut self) {
+        if let Some(aof) = &mut self.aof {
+            aof.set_position(&self.replid, self.repl_offset);
+        }
+    }
+
     /// Propagates the `DEL` of every key removed by expiry outside a command. Each is its own
     /// unit, as Redis's active expiry propagates them.
     fn propagate_expired(&mut self, on_removed: &mut dyn FnMut(usize, &Bytes)) -> usize {
@@ -410,6 +570,11 @@ impl Engine {
         budget: Duration,
         on_removed: &mut dyn FnMut(usize, &Bytes),
     ) -> usize {
+        if self.store.keeps_expired() {
+            // A replica: its primary's `DEL`s remove expired keys (Redis's replicas run no
+            // active expiry either).
+            return 0;
+        }
         let start = Instant::now();
         let mut removed = 0;
         loop {
@@ -619,10 +784,18 @@ impl Engine {
     }
 
     fn save_options(&self) -> SaveOptions {
+        // A replica records its position, as Redis's does, so that restarted from the file
+        // it asks its primary a partial resync.
+        let replication = self.is_replica().then(|| crate::rdb::ReplicationInfo {
+            id: self.replid.clone(),
+            offset: self.repl_offset,
+            stream_db: u32::try_from(self.replicated_db).unwrap_or(0),
+        });
         SaveOptions {
             compression: self.config.rdbcompression,
             checksum: self.config.rdbchecksum,
             used_mem: snapshot::rss::resident_bytes().unwrap_or(0),
+            replication,
             ..SaveOptions::default()
         }
     }
@@ -913,6 +1086,155 @@ mod tests {
             (engine.replid2(), engine.second_repl_offset()),
             (NO_REPLID, -1)
         );
+    }
+
+    /// A replica's commands: applied without a stream of their own, the primary's bytes
+    /// fed verbatim; keys whose TTL passed stay until the primary's `DEL` (hidden from
+    /// reads), and no expiry cycle runs.
+    #[test]
+    fn a_replica_applies_its_primarys_stream_verbatim() {
+        let (mut engine, rec) = engine();
+        engine.set_replica(true);
+        set_string(&mut engine, 0, "old", "v", Some(NOW - 1));
+        let raw = b"*3\r\n$3\r\nset\r\n$1\r\na\r\n$1\r\n1\r\n*1\r\n$4\r\nping\r\n";
+        let reply = engine.execute_replicated(set(), 0, &argv("set a 1"), NOW);
+        assert_eq!(reply, Reply::Ok);
+        engine.feed_replicated(raw, 0, 0);
+        assert_eq!(
+            rec.0.lock().unwrap().as_slice(),
+            raw,
+            "no SELECT added, nothing else"
+        );
+        assert_eq!(engine.repl_offset(), raw.len() as u64);
+        assert_eq!(engine.dirty(), 1);
+        // The expired key: a primary's command still sees it, a read does not, nothing goes.
+        let get = command::lookup(b"get").unwrap();
+        assert_eq!(engine.execute(get, 0, &argv("get old"), NOW), Reply::Nil);
+        assert_eq!(
+            engine.execute_replicated(get, 0, &argv("get old"), NOW),
+            Reply::bulk("v")
+        );
+        assert_eq!(
+            engine.active_expire(NOW, Duration::from_secs(1), &mut |_, _| {}),
+            0
+        );
+        assert_eq!(engine.store().db(0).len(), 2);
+        assert_eq!(
+            rec.len(),
+            raw.len() as u64,
+            "the replica propagated nothing of its own"
+        );
+        // Promoted: it expires keys itself again.
+        engine.set_replica(false);
+        assert_eq!(engine.execute(get, 0, &argv("get old"), NOW), Reply::Nil);
+        assert_eq!(rec.commands().last().map(String::as_str), Some("DEL old"));
+    }
+
+    /// A writable replica's own writes: kept in its AOF, outside the primary's stream (no
+    /// offset, no sink), and a restart finds them with the stream's offset intact.
+    #[test]
+    fn a_writable_replicas_own_writes_stay_out_of_the_stream() {
+        let storage: Arc<dyn Storage> = Arc::new(SimStorage::new(1));
+        let config = Config {
+            appendonly: true,
+            save: snapshot::SavePoints::disabled(),
+            ..Config::default()
+        };
+        let mut engine = Engine::new(config.clone(), Arc::clone(&storage));
+        engine.open_aof().unwrap();
+        let rec = Recorder::default();
+        engine.add_sink(Box::new(rec.clone()));
+        engine.set_replica(true);
+        drop(engine.install_synced_store(Store::new(16), "e".repeat(40), 500, 0));
+        let mut stream = Vec::new();
+        resp::write_command(&mut stream, &["SELECT", "1"]);
+        resp::write_command(&mut stream, &["set", "a", "1"]);
+        engine.execute_replicated(set(), 1, &argv("set a 1"), NOW);
+        engine.feed_replicated(&stream, 0, 1);
+        // The replica's own writes, bare and in a transaction, in other databases.
+        engine.execute(set(), 3, &argv("SET local 1"), NOW);
+        engine.begin_unit();
+        engine.execute(set(), 4, &argv("SET x 1"), NOW);
+        engine.execute(set(), 4, &argv("SET y 1"), NOW);
+        engine.end_unit();
+        assert_eq!(engine.repl_offset(), 500 + stream.len() as u64);
+        // The primary goes on in database 1 without a SELECT.
+        let mut more = Vec::new();
+        resp::write_command(&mut more, &["set", "b", "2"]);
+        engine.execute_replicated(set(), 1, &argv("set b 2"), NOW);
+        engine.feed_replicated(&more, 1, 1);
+        assert_eq!(
+            *rec.0.lock().unwrap(),
+            [stream.clone(), more.clone()].concat()
+        );
+        let offset = engine.repl_offset();
+        assert!(
+            engine.finish_aof_rewrite(),
+            "the AOF restarted after the sync"
+        );
+        engine.close_aof().unwrap();
+
+        let mut again = Engine::new(config, storage);
+        again.open_aof().unwrap();
+        assert_eq!(again.repl_offset(), offset);
+        let get = command::lookup(b"get").unwrap();
+        for (db, key, value) in [
+            (1, "a", "1"),
+            (1, "b", "2"),
+            (3, "local", "1"),
+            (4, "y", "1"),
+        ] {
+            let reply = again.execute(get, db, &argv(&format!("get {key}")), NOW);
+            assert_eq!(reply, Reply::bulk(value), "{key}");
+        }
+    }
+
+    /// A replica's AOF holds the primary's bytes; an incr file that starts mid-stream gets
+    /// the stream's `SELECT` outside the stream, and a restart finds the data in the right
+    /// database at the right offset.
+    #[test]
+    fn a_replicas_aof_keeps_its_primarys_offsets_across_a_rewrite() {
+        let storage: Arc<dyn Storage> = Arc::new(SimStorage::new(1));
+        let config = Config {
+            appendonly: true,
+            save: snapshot::SavePoints::disabled(),
+            ..Config::default()
+        };
+        let mut engine = Engine::new(config.clone(), Arc::clone(&storage));
+        engine.open_aof().unwrap();
+        engine.set_replica(true);
+        let replid = "f".repeat(40);
+        let old = engine.install_synced_store(Store::new(16), replid.clone(), 1000, 0);
+        drop(old);
+        let mut stream = Vec::new();
+        resp::write_command(&mut stream, &["SELECT", "2"]);
+        resp::write_command(&mut stream, &["set", "a", "1"]);
+        engine.execute_replicated(set(), 2, &argv("set a 1"), NOW);
+        engine.feed_replicated(&stream, 0, 2);
+        assert!(
+            engine.finish_aof_rewrite(),
+            "the AOF restarted after the sync"
+        );
+        engine.bgrewriteaof().unwrap();
+        assert!(engine.finish_aof_rewrite());
+        // The new incr file starts without a SELECT from the primary.
+        let mut more = Vec::new();
+        resp::write_command(&mut more, &["set", "b", "2"]);
+        resp::write_command(&mut more, &["ping"]);
+        engine.execute_replicated(set(), 2, &argv("set b 2"), NOW);
+        engine.feed_replicated(&more, 2, 2);
+        let offset = engine.repl_offset();
+        assert_eq!(offset, 1000 + (stream.len() + more.len()) as u64);
+        engine.close_aof().unwrap();
+
+        let mut again = Engine::new(config, storage);
+        let report = again.open_aof().unwrap().expect("an AOF");
+        assert_eq!(again.replid(), replid);
+        assert_eq!(again.repl_offset(), offset);
+        assert_eq!(report.stream_db, 2);
+        let get = command::lookup(b"get").unwrap();
+        assert_eq!(again.execute(get, 2, &argv("get a"), NOW), Reply::bulk("1"));
+        assert_eq!(again.execute(get, 2, &argv("get b"), NOW), Reply::bulk("2"));
     }
 
     /// Records the propagated stream.

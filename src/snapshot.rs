@@ -528,10 +528,42 @@ pub fn load_rdb(
         ..LoadStats::default()
     };
     let reader = Reader::from_slice(view).map_err(|e| e.with_file(path))?;
+    load_events(reader, target, expired, path, &mut stats)?;
+    stats.elapsed = started.elapsed();
+    Ok(LoadOutcome::Loaded(stats))
+}
+
+/// Loads an RDB that arrives as a byte stream (a replica's full sync) into `target`, as
+/// [`load_rdb`] loads a file: decoding on a helper thread, entries handed to
+/// [`Apply::load_entry`] as they come. `name` stands for the stream in errors. Blocks until
+/// the stream ends.
+pub fn load_rdb_stream<R: std::io::Read + Send>(
+    stream: R,
+    target: &mut dyn Apply,
+    expired: ExpiredKeys,
+    name: &Path,
+) -> Result<LoadStats> {
+    let started = Instant::now();
+    let mut stats = LoadStats::default();
+    let reader = Reader::from_reader(stream).map_err(|e| e.with_file(name))?;
+    load_events(reader, target, expired, name, &mut stats)?;
+    stats.elapsed = started.elapsed();
+    Ok(stats)
+}
+
+/// Decodes every event of `reader` on a helper thread and applies them to `target`; fills
+/// `stats` (all but `elapsed`; `bytes` is the reader's final position).
+fn load_events<S: crate::rdb::Source + Send>(
+    reader: Reader<S>,
+    target: &mut dyn Apply,
+    expired: ExpiredKeys,
+    path: &Path,
+    stats: &mut LoadStats,
+) -> Result<()> {
     stats.rdb_version = reader.version();
     // Decoding runs on its own thread, a batch of events ahead of the target that stores them
     // (on a large file the two halves cost about the same).
-    let empty_keys_skipped = std::thread::scope(|scope| -> Result<u64> {
+    let (empty_keys_skipped, bytes) = std::thread::scope(|scope| -> Result<(u64, u64)> {
         let (batches, received) = std::sync::mpsc::sync_channel::<Result<Vec<Event>>>(4);
         let decoder = std::thread::Builder::new()
             .name("keeper-rdb-decode".into())
@@ -539,7 +571,7 @@ pub fn load_rdb(
         let decoder = decoder.map_err(|e| Error::io(path, "spawn decoder thread", e))?;
         for batch in received {
             for event in batch.map_err(|e| e.with_file(path))? {
-                apply_event(event, target, expired, path, &mut stats)?;
+                apply_event(event, target, expired, path, stats)?;
             }
         }
         decoder
@@ -547,9 +579,11 @@ pub fn load_rdb(
             .map_err(|_| Error::corrupt(0, "the RDB decoder thread panicked").with_file(path))
     })?;
     stats.empty_keys_skipped = empty_keys_skipped;
+    if stats.bytes == 0 {
+        stats.bytes = bytes;
+    }
     stats.replication = replication_from_aux(&stats.aux);
-    stats.elapsed = started.elapsed();
-    Ok(LoadOutcome::Loaded(stats))
+    Ok(())
 }
 
 /// Events decoded per batch handed from the decoder thread to the loader.
@@ -557,11 +591,11 @@ const LOAD_BATCH: usize = 4096;
 
 /// Decodes every event of `reader` and sends them in batches of [`LOAD_BATCH`]; an error is
 /// sent as the last batch. Stops early when the receiver is gone (the load failed). Returns
-/// the reader's count of empty collections skipped.
+/// the reader's count of empty collections skipped and the bytes it consumed.
 fn decode_in_batches<S: crate::rdb::Source>(
     mut reader: Reader<S>,
     batches: &std::sync::mpsc::SyncSender<Result<Vec<Event>>>,
-) -> u64 {
+) -> (u64, u64) {
     loop {
         let mut batch = Vec::with_capacity(LOAD_BATCH);
         let mut ended = false;
@@ -575,12 +609,12 @@ fn decode_in_batches<S: crate::rdb::Source>(
                 Err(e) => {
                     let _ = batches.send(Ok(batch));
                     let _ = batches.send(Err(e));
-                    return reader.empty_keys_skipped();
+                    return (reader.empty_keys_skipped(), reader.position());
                 }
             }
         }
         if batches.send(Ok(batch)).is_err() || ended {
-            return reader.empty_keys_skipped();
+            return (reader.empty_keys_skipped(), reader.position());
         }
     }
 }

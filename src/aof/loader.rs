@@ -86,6 +86,9 @@ pub struct LoadReport {
     /// The last `#TS:` annotation's unix seconds.
     pub last_timestamp: Option<i64>,
     pub repl: Option<ReplPosition>,
+    /// The database the stream selected at its end (the last file's; a file starts in 0):
+    /// where a replica restarted from its AOF continues its primary's stream.
+    pub stream_db: usize,
     /// Function libraries of an RDB preamble ([`Apply`] has no place for them).
     pub functions: Vec<Bytes>,
     /// AUX fields of an RDB preamble, in file order.
@@ -337,16 +340,20 @@ fn load_file(
         if name.eq_ignore_ascii_case(b"SELECT") {
             db = parse_db(&argv).ok_or_else(|| corrupt(start, "invalid SELECT".into()))?;
         }
+        // Commands of a replication stream that change no data (a replica's AOF holds its
+        // primary's stream verbatim): counted, not applied, as Redis's loader runs them to no
+        // effect.
+        let applied = !name.eq_ignore_ascii_case(b"SELECT") && !stream_only(name);
         match &mut multi {
             Some(open) => {
                 open.bytes += bytes;
-                if !name.eq_ignore_ascii_case(b"SELECT") {
+                if applied {
                     let queued = argv.iter().map(|a| whole.slice_ref(a)).collect();
                     open.queued.push((db, queued, start));
                 }
             }
             None => {
-                if !name.eq_ignore_ascii_case(b"SELECT") {
+                if applied {
                     args.clear();
                     args.extend(argv.iter().map(|a| whole.slice_ref(a)));
                     target
@@ -363,7 +370,7 @@ fn load_file(
         out.commands -= 1 + open.queued.len() as u64;
         db = open.db_before;
     }
-    let _ = db;
+    report.stream_db = db;
     out.bytes = len;
     if let Some(at) = torn_at {
         let what = if multi.is_some() {
@@ -402,6 +409,14 @@ fn load_file(
 
 /// The database index of a `SELECT db` (any non-negative number; the target refuses one it
 /// does not have).
+/// `PING`, `REPLCONF` (`GETACK`) and `PUBLISH`: what a primary propagates to its replicas
+/// besides data changes.
+fn stream_only(name: &[u8]) -> bool {
+    [&b"PING"[..], b"REPLCONF", b"PUBLISH"]
+        .iter()
+        .any(|n| name.eq_ignore_ascii_case(n))
+}
+
 fn parse_db(argv: &[&[u8]]) -> Option<usize> {
     match argv {
         [_, db] => std::str::from_utf8(db).ok()?.parse().ok(),
@@ -597,6 +612,37 @@ mod tests {
             })
         );
         assert_eq!(report.files[1].commands, 7);
+    }
+
+    /// A replica's incr file: its primary's stream verbatim (PING, REPLCONF GETACK, PUBLISH
+    /// included, counted but not applied), and a `SELECT` it wrote outside the stream, with
+    /// the position marked again after it.
+    #[test]
+    fn a_replicas_stream_loads_with_its_offsets() {
+        let d = Dir::new();
+        let mut incr = b"#keeper-repl:abc123:100\r\n".to_vec();
+        cmd(&mut incr, &["SELECT", "2"]);
+        incr.extend_from_slice(b"#keeper-repl:abc123:100\r\n");
+        let stream_start = incr.len();
+        cmd(&mut incr, &["ping"]);
+        cmd(&mut incr, &["set", "a", "1"]);
+        cmd(&mut incr, &["REPLCONF", "GETACK", "*"]);
+        cmd(&mut incr, &["MULTI"]);
+        cmd(&mut incr, &["PUBLISH", "ch", "m"]);
+        cmd(&mut incr, &["INCR", "a"]);
+        cmd(&mut incr, &["EXEC"]);
+        d.write("i1.aof", &incr);
+        let m = d.manifest(None, &["i1.aof"]);
+        let (mut store, report) = d.load(&m, false).unwrap();
+        assert_eq!(string(&mut store, 2, "a").as_deref(), Some(&b"2"[..]));
+        assert_eq!(
+            report.repl,
+            Some(ReplPosition {
+                replid: "abc123".into(),
+                offset: 100 + (incr.len() - stream_start) as u64
+            })
+        );
+        assert_eq!(report.stream_db, 2);
     }
 
     #[test]

@@ -375,6 +375,24 @@ impl Aof {
         self.budget.appended(stream_bytes.len() as u64);
     }
 
+    /// Appends commands that are not part of the replication stream (on a replica: a
+    /// `SELECT` before its primary's bytes when a new incr file starts mid-stream, a
+    /// writable replica's own writes). The caller then marks the position again
+    /// ([`Aof::set_position`], outside a `MULTI` block) so a loader's count of stream bytes
+    /// leaves them out.
+    pub fn append_outside_stream(&mut self, bytes: &[u8]) {
+        self.writer.insert(bytes);
+        self.incr_bytes += bytes.len() as u64;
+        self.budget.appended(bytes.len() as u64);
+    }
+
+    /// Records that the stream is at `offset` of history `replid` from here on (an annotation
+    /// line); later incr files are marked with `replid`.
+    pub fn set_position(&mut self, replid: &str, offset: u64) {
+        self.replid = replid.to_owned();
+        self.annotate(&repl_annotation(replid, offset));
+    }
+
     fn annotate(&mut self, line: &[u8]) {
         self.writer.annotate(line);
         self.incr_bytes += line.len() as u64;

@@ -543,8 +543,14 @@ impl AofWriter {
     /// Queues an annotation line (`#…\r\n`): written to the file, not counted in the offset.
     pub fn annotate(&mut self, line: &[u8]) {
         debug_assert!(line.starts_with(b"#") && line.ends_with(b"\r\n"));
+        self.insert(line);
+    }
+
+    /// Queues bytes that are written to the file but are not part of the stream, so not
+    /// counted in the offset (annotations, a replica's `SELECT` before its primary's bytes).
+    pub fn insert(&mut self, bytes: &[u8]) {
         let mut queue = self.shared.lock();
-        queue.push(line);
+        queue.push(bytes);
         self.wake(queue);
     }
 

@@ -433,6 +433,19 @@ pub fn run(
     run_as(spec, store, db, argv, now_ms, rng, false)
 }
 
+/// [`run`] for a command of a propagated stream (a primary's, on a replica): see
+/// [`Ctx::replaying`].
+pub fn run_replayed(
+    spec: &CommandSpec,
+    store: &mut Store,
+    db: usize,
+    argv: &[Bytes],
+    now_ms: i64,
+    rng: &mut Rng,
+) -> Effect {
+    run_as(spec, store, db, argv, now_ms, rng, true)
+}
+
 fn run_as(
     spec: &CommandSpec,
     store: &mut Store,

@@ -5,8 +5,12 @@
 //! transfer in `keeper server` (`REPLCONF rdb-only 1` clients only). Backups taken with
 //! `keeper backup create --from HOST:PORT` ride on it.
 //!
-//! Issue 7 builds the full PSYNC2 primary and replica on these pieces: replication ids and
-//! the backlog, partial resyncs, the command stream after the RDB, ACKs and `WAIT`, and
-//! real replicas (which `keeper server` refuses until then).
+//! [`replica`] is the replica's side: the link to a primary (real Redis or keeper) that
+//! keeps this node's keyspace, offsets and AOF following the primary's stream.
+//!
+//! Issue 7 builds the full PSYNC2 primary on these pieces: the backlog, partial resyncs,
+//! the command stream after the RDB, ACKs and `WAIT`, and real replicas (which `keeper
+//! server` refuses until then).
 
+pub mod replica;
 pub mod sync;

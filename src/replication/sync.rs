@@ -76,6 +76,18 @@ pub struct Auth {
     pub password: String,
 }
 
+impl Auth {
+    /// `AUTH [user] password`.
+    pub(crate) fn command(&self) -> Vec<&[u8]> {
+        let mut args: Vec<&[u8]> = vec![&b"AUTH"[..]];
+        if let Some(user) = &self.user {
+            args.push(user.as_bytes());
+        }
+        args.push(self.password.as_bytes());
+        args
+    }
+}
+
 impl std::fmt::Debug for Auth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Auth")
@@ -183,34 +195,10 @@ impl RdbFetch {
     /// Connects to `addr` and runs the handshake up to the payload's header (see the module
     /// docs).
     pub async fn start(addr: &str, options: &FetchOptions) -> Result<RdbFetch> {
-        let stream = match timeout(options.connect_timeout, TcpStream::connect(addr)).await {
-            Ok(Ok(stream)) => stream,
-            Ok(Err(e)) => return Err(replication_error(addr, format!("cannot connect: {e}"))),
-            Err(_) => {
-                return Err(replication_error(
-                    addr,
-                    format!(
-                        "cannot connect: no answer within {} s",
-                        options.connect_timeout.as_secs_f64()
-                    ),
-                ));
-            }
-        };
-        let _ = stream.set_nodelay(true);
-        let mut peer = Peer {
-            stream,
-            buf: BytesMut::with_capacity(CHUNK),
-            addr: addr.to_owned(),
-            idle: options.idle_timeout,
-        };
+        let mut peer = Peer::connect(addr, options.connect_timeout, options.idle_timeout).await?;
 
         if let Some(auth) = &options.auth {
-            let mut args: Vec<&[u8]> = vec![&b"AUTH"[..]];
-            if let Some(user) = &auth.user {
-                args.push(user.as_bytes());
-            }
-            args.push(auth.password.as_bytes());
-            let reply = peer.call(&args, "AUTH").await?;
+            let reply = peer.call(&auth.command(), "AUTH").await?;
             if reply.first() != Some(&b'+') {
                 return Err(peer.error(format!("AUTH refused: {}", quote(&reply))));
             }
@@ -259,33 +247,39 @@ impl RdbFetch {
             }
         }
 
-        let mut replid = None;
-        let mut offset = None;
-        let mut psync_refusal = None;
         let reply = peer.call(&[&b"PSYNC"[..], b"?", b"-1"], "PSYNC").await?;
         if let Some(position) = reply.strip_prefix(b"+FULLRESYNC ") {
             let (id, at) = parse_fullresync(position).ok_or_else(|| {
                 peer.error(format!("malformed reply to PSYNC: {}", quote(&reply)))
             })?;
-            replid = Some(id);
-            offset = Some(at);
+            RdbFetch::after_fullresync(peer, Some(id), Some(at), None).await
         } else if reply.starts_with(b"+CONTINUE") {
-            return Err(peer.error(format!(
+            Err(peer.error(format!(
                 "answered PSYNC ? -1 with a partial resync: {}",
                 quote(&reply)
-            )));
+            )))
         } else if reply.starts_with(b"-ERR") {
             // A node without PSYNC (or one refusing it): the legacy SYNC sends the same RDB,
             // without the position, as a Redis replica falls back.
             tracing::info!("{addr} refused PSYNC ({}); trying SYNC", quote(&reply));
-            psync_refusal = Some(reply);
             peer.send(&[&b"SYNC"[..]], "SYNC").await?;
+            RdbFetch::after_fullresync(peer, None, None, Some(reply)).await
         } else if reply.first() == Some(&b'-') {
-            return Err(peer.error(format!("PSYNC refused: {}", quote(&reply))));
+            Err(peer.error(format!("PSYNC refused: {}", quote(&reply))))
         } else {
-            return Err(peer.error(format!("unexpected reply to PSYNC: {}", quote(&reply))));
+            Err(peer.error(format!("unexpected reply to PSYNC: {}", quote(&reply))))
         }
+    }
 
+    /// Reads the payload's header on `peer`, which received `+FULLRESYNC <replid> <offset>`
+    /// (or sent a legacy `SYNC` after `psync_refusal`), and returns the transfer ready for
+    /// [`RdbFetch::next_chunk`].
+    pub(crate) async fn after_fullresync(
+        mut peer: Peer,
+        replid: Option<String>,
+        offset: Option<u64>,
+        psync_refusal: Option<Vec<u8>>,
+    ) -> Result<RdbFetch> {
         let header = peer
             .read_line("the RDB header ($<length> or $EOF:<mark>)")
             .await?;
@@ -316,6 +310,19 @@ impl RdbFetch {
             handed_out: 0,
             done: false,
         })
+    }
+
+    /// The connection after the whole RDB arrived ([`RdbFetch::next_chunk`] returned
+    /// `None`), holding what the primary sent after the payload (the command stream of a
+    /// replica); the end mark of the diskless form is dropped.
+    pub(crate) fn into_peer(mut self) -> Peer {
+        self.peer.buf.advance(self.handed_out);
+        if self.done && matches!(self.payload, Payload::Marked(_)) {
+            // `next_chunk` leaves the mark at the front once it handed out the last bytes.
+            let mark = MARK_LEN.min(self.peer.buf.len());
+            self.peer.buf.advance(mark);
+        }
+        self.peer
     }
 
     /// The next chunk of RDB bytes (at most [`CHUNK`] plus what arrived with the header),
@@ -393,7 +400,7 @@ impl RdbFetch {
 }
 
 /// `<40-character replid> <offset>` of a `+FULLRESYNC` line.
-fn parse_fullresync(position: &[u8]) -> Option<(String, u64)> {
+pub(crate) fn parse_fullresync(position: &[u8]) -> Option<(String, u64)> {
     let text = std::str::from_utf8(position).ok()?;
     let (id, offset) = text.split_once(' ')?;
     if id.len() != MARK_LEN || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
@@ -416,7 +423,7 @@ fn parse_payload_header(header: &[u8]) -> Option<Payload> {
     ))
 }
 
-fn replication_error(peer: &str, reason: String) -> Error {
+pub(crate) fn replication_error(peer: &str, reason: String) -> Error {
     Error::Replication {
         peer: peer.to_owned(),
         reason,
@@ -425,7 +432,7 @@ fn replication_error(peer: &str, reason: String) -> Error {
 
 /// A peer's bytes for an error message: in double quotes, bytes outside printable ASCII (and
 /// `\\`) escaped, cut after 120 bytes.
-fn quote(bytes: &[u8]) -> String {
+pub(crate) fn quote(bytes: &[u8]) -> String {
     const SHOWN: usize = 120;
     let mut text = String::from("\"");
     for &b in &bytes[..bytes.len().min(SHOWN)] {
@@ -442,23 +449,61 @@ fn quote(bytes: &[u8]) -> String {
     text
 }
 
-/// The connection of a fetch, with what was read and not consumed yet.
-struct Peer {
-    stream: TcpStream,
-    buf: BytesMut,
-    addr: String,
-    idle: Duration,
+/// The connection to a primary (of a fetch, or of a replica's link), with what was read and
+/// not consumed yet.
+pub(crate) struct Peer {
+    pub(crate) stream: TcpStream,
+    /// Bytes received and not consumed yet.
+    pub(crate) buf: BytesMut,
+    /// `HOST:PORT`, for errors.
+    pub(crate) addr: String,
+    /// Longest silence (or stalled write) accepted.
+    pub(crate) idle: Duration,
 }
 
 impl Peer {
-    fn error(&self, reason: impl Into<String>) -> Error {
+    /// Connects to `addr` (`HOST:PORT`) within `connect_timeout`.
+    pub(crate) async fn connect(
+        addr: &str,
+        connect_timeout: Duration,
+        idle: Duration,
+    ) -> Result<Peer> {
+        let stream = match timeout(connect_timeout, TcpStream::connect(addr)).await {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(e)) => return Err(replication_error(addr, format!("cannot connect: {e}"))),
+            Err(_) => {
+                return Err(replication_error(
+                    addr,
+                    format!(
+                        "cannot connect: no answer within {} s",
+                        connect_timeout.as_secs_f64()
+                    ),
+                ));
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        Ok(Peer {
+            stream,
+            buf: BytesMut::with_capacity(CHUNK),
+            addr: addr.to_owned(),
+            idle,
+        })
+    }
+
+    pub(crate) fn error(&self, reason: impl Into<String>) -> Error {
         replication_error(&self.addr, reason.into())
     }
 
-    async fn send(&mut self, args: &[&[u8]], name: &str) -> Result<()> {
+    /// Sends one command.
+    pub(crate) async fn send(&mut self, args: &[&[u8]], name: &str) -> Result<()> {
         let mut out = Vec::with_capacity(64);
         crate::resp::write_command(&mut out, args);
-        match timeout(self.idle, self.stream.write_all(&out)).await {
+        self.send_raw(&out, name).await
+    }
+
+    /// Sends bytes as they are (several commands pipelined).
+    pub(crate) async fn send_raw(&mut self, bytes: &[u8], name: &str) -> Result<()> {
+        match timeout(self.idle, self.stream.write_all(bytes)).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(self.error(format!("sending {name}: {e}"))),
             Err(_) => Err(self.error(format!(
@@ -469,13 +514,13 @@ impl Peer {
     }
 
     /// Sends a command and reads its one-line reply.
-    async fn call(&mut self, args: &[&[u8]], name: &str) -> Result<Vec<u8>> {
+    pub(crate) async fn call(&mut self, args: &[&[u8]], name: &str) -> Result<Vec<u8>> {
         self.send(args, name).await?;
         self.read_line(&format!("the reply to {name}")).await
     }
 
     /// Reads more from the socket into the buffer; `Ok(0)` when the peer closed.
-    async fn fill(&mut self, waiting_for: &str) -> Result<usize> {
+    pub(crate) async fn fill(&mut self, waiting_for: &str) -> Result<usize> {
         self.buf.reserve(CHUNK);
         match timeout(self.idle, self.stream.read_buf(&mut self.buf)).await {
             Ok(Ok(n)) => Ok(n),
@@ -489,7 +534,7 @@ impl Peer {
 
     /// The next non-empty line, without its `\r\n`. Empty lines are the keep-alives a
     /// primary sends while it prepares the RDB.
-    async fn read_line(&mut self, waiting_for: &str) -> Result<Vec<u8>> {
+    pub(crate) async fn read_line(&mut self, waiting_for: &str) -> Result<Vec<u8>> {
         loop {
             if let Some(end) = self.buf.iter().take(MAX_LINE + 2).position(|&b| b == b'\n') {
                 let line = self.buf.split_to(end + 1);

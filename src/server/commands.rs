@@ -80,6 +80,7 @@ const fn server(
     }
 }
 
+use super::replica_link::replicaof;
 use super::replication::{psync, replconf, sync};
 use flags::{ADMIN, FAST, LOADING, NO_AUTH, NO_MULTI, NOSCRIPT, PUBSUB, READONLY, STALE};
 
@@ -324,6 +325,24 @@ static SERVER_COMMANDS: &[ServerSpec] = &[
         psync,
     ),
     server(
+        "replicaof",
+        3,
+        ADMIN | NOSCRIPT | STALE,
+        "server",
+        "5.0.0",
+        "Make the server a replica of another instance, or promote it as master.",
+        replicaof,
+    ),
+    server(
+        "slaveof",
+        3,
+        ADMIN | NOSCRIPT | STALE,
+        "server",
+        "1.0.0",
+        "Make the server a replica of another instance, or promote it as master.",
+        replicaof,
+    ),
+    server(
         "replconf",
         -1,
         ADMIN | NOSCRIPT | LOADING | STALE,
@@ -536,6 +555,18 @@ pub(crate) fn dispatch(
         reject(client, Some(cmd), refusal);
         return;
     }
+    // A read-only replica: a write, or an EXEC whose queue holds one (as Redis's
+    // `processCommand`, after the disk errors).
+    if super::replica_link::refuses_writes(state)
+        && (is_write || (cmd.is("exec") && queues_a_write(client)))
+    {
+        reject(
+            client,
+            Some(cmd),
+            super::replica_link::READONLY_ERROR.into(),
+        );
+        return;
+    }
     if client.subscribed() && !client.resp3 && !allowed_when_subscribed(cmd) {
         reject(
             client,
@@ -556,6 +587,70 @@ pub(crate) fn dispatch(
         return;
     }
     run_command(client, state, shared, cmd, &argv, now_ms, false);
+}
+
+/// True when the transaction being queued holds a write command.
+fn queues_a_write(client: &Client) -> bool {
+    client.multi.as_ref().is_some_and(|multi| {
+        multi.queue.iter().any(|argv| {
+            argv.first()
+                .and_then(|name| lookup(name))
+                .is_some_and(|c| c.call_flags(argv) & flags::WRITE != 0)
+        })
+    })
+}
+
+/// Runs a command of the primary's stream on this replica (see `replica_link`): a data
+/// command through [`crate::engine::Engine::execute_replicated`] (no refusal applies, and
+/// the watchers of the keys it changes are touched as for a client's write); `PUBLISH`
+/// reaches this node's subscribers; anything else changes nothing here and is skipped.
+pub(crate) fn run_from_primary(state: &mut State, db: usize, argv: &[Bytes], now_ms: i64) {
+    let Some(name) = argv.first() else { return };
+    let cmd = lookup(name).filter(|cmd| cmd.arity_ok(argv.len()));
+    match cmd {
+        Some(Cmd::Data(spec)) => {
+            if db >= state.engine.store().databases() {
+                tracing::warn!(
+                    "the primary sent {} for database {db}, which this node does not have",
+                    spec.name
+                );
+                return;
+            }
+            state.engine.stats.total_commands_processed += 1;
+            let changes_before = state.engine.changes();
+            let emptied = if state.watched.is_empty() || !spec.is_write_call(argv) {
+                None
+            } else {
+                watchers_of_emptied_keys(state, db, spec.name, argv, now_ms)
+            };
+            let reply = state.engine.execute_replicated(spec, db, argv, now_ms);
+            if let Reply::Error(e) = &reply {
+                // Redis logs it too: the data may now differ from the primary's.
+                tracing::warn!(
+                    "== CRITICAL == This replica got an error applying the command '{}' from                      its master: '{e}'",
+                    spec.name
+                );
+            }
+            if !state.watched.is_empty()
+                && spec.is_write_call(argv)
+                && state.engine.changes() != changes_before
+            {
+                match emptied {
+                    Some(ids) => state.dirty_cas.extend(ids),
+                    None => touch_command_keys(state, db, Cmd::Data(spec), argv),
+                }
+            }
+        }
+        Some(Cmd::Server(spec)) if spec.name == "publish" => {
+            state.engine.stats.total_commands_processed += 1;
+            // No client of this node published it: every subscriber gets it in its mailbox.
+            let _ = state.pubsub.publish(&argv[1], &argv[2], 0);
+        }
+        _ => tracing::warn!(
+            "skipping a command of the primary's stream that changes nothing here: {}",
+            String::from_utf8_lossy(name)
+        ),
+    }
 }
 
 fn allowed_when_subscribed(cmd: Cmd) -> bool {
@@ -875,7 +970,14 @@ fn hello(call: &mut Call<'_>) {
         (Reply::bulk("proto"), Reply::Int(if resp3 { 3 } else { 2 })),
         (Reply::bulk("id"), Reply::Int(call.client.id as i64)),
         (Reply::bulk("mode"), Reply::bulk("standalone")),
-        (Reply::bulk("role"), Reply::bulk("master")),
+        (
+            Reply::bulk("role"),
+            Reply::bulk(if call.state.replica.is_some() {
+                "replica"
+            } else {
+                "master"
+            }),
+        ),
         (Reply::bulk("modules"), Reply::Array(Vec::new())),
     ]);
     call.reply(reply);
@@ -1292,6 +1394,9 @@ fn shutdown(call: &mut Call<'_>) {
 }
 
 fn role(call: &mut Call<'_>) {
+    if let Some(reply) = super::replica_link::role_reply(call.state) {
+        return call.reply(reply);
+    }
     let offset = call.state.engine.repl_offset() as i64;
     call.reply(Reply::Array(vec![
         Reply::bulk("master"),

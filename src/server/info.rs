@@ -231,7 +231,7 @@ fn stats(out: &mut String, state: &State, shared: &Shared) -> std::fmt::Result {
 fn replication(out: &mut String, state: &State) -> std::fmt::Result {
     let engine = &state.engine;
     writeln!(out, "# Replication\r")?;
-    writeln!(out, "role:master\r")?;
+    super::replica_link::info_role(out, state)?;
     writeln!(out, "connected_slaves:0\r")?;
     writeln!(out, "master_failover_state:no-failover\r")?;
     writeln!(out, "master_replid:{}\r", engine.replid())?;

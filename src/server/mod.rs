@@ -32,6 +32,12 @@
 //!   --rdb`): the command takes an O(1) snapshot with the replication id and offset under the
 //!   lock; the connection then streams the RDB outside it, encoded on a blocking thread
 //!   ([`crate::replication::sync::send_rdb`]), and closes. Real replicas come with issue 7.
+//! - **As a replica** ([`replica_link`], `REPLICAOF`/`--replicaof`): a task holds the link to
+//!   the primary ([`crate::replication::replica`]); a full sync loads into a fresh store off
+//!   the lock and is swapped in under it; the stream's commands run under the lock in
+//!   batches, each batch's bytes fed verbatim to the AOF and the sinks so the offsets stay
+//!   the primary's. Clients' writes get `-READONLY`; no key expires here but by the
+//!   primary's `DEL`.
 //! - **The cron** ([`cron`]): `hz` times per second it runs the active expiry cycle (bounded
 //!   to a quarter of the period), collects a finished BGSAVE or AOF rewrite, starts one when a
 //!   save point, AOF growth or the AOF disk budget asks for it, and samples
@@ -50,6 +56,7 @@ mod commands;
 mod conn;
 mod info;
 mod pubsub;
+mod replica_link;
 mod replication;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -107,11 +114,14 @@ pub(crate) struct State {
     ops_sample_index: usize,
     last_sample: (Instant, u64),
     pub config_file: Option<String>,
+    /// This node's primary and the link to it, while it is a replica.
+    pub replica: Option<replica_link::ReplicaRole>,
 }
 
 impl State {
     fn new(engine: Engine, config_file: Option<String>) -> Self {
         State {
+            replica: None,
             engine,
             clients: BTreeMap::new(),
             pubsub: pubsub::PubSub::default(),
@@ -173,6 +183,8 @@ pub(crate) struct Shared {
     pub started: Instant,
     /// The backup scheduler's state, for INFO and SHUTDOWN.
     pub backups: backups::Backups,
+    /// This `Shared` itself, for what must outlive a command (the replica link's task).
+    pub this: std::sync::Weak<Shared>,
 }
 
 impl Shared {
@@ -196,25 +208,30 @@ pub fn run(config: Config, config_file: Option<String>) -> Result<()> {
     storage.create_dir_all(&config.dir)?;
     let mut engine = Engine::new(config, storage);
     let started = Instant::now();
-    if engine.config().appendonly {
-        load_aof(&mut engine, started)?;
+    let restored = if engine.config().appendonly {
+        load_aof(&mut engine, started)?
     } else {
-        load_rdb(&mut engine, started)?;
-    }
+        load_rdb(&mut engine, started)?
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("keeper-io")
         .build()
         .map_err(|e| Error::io("tokio runtime", "start", e))?;
-    let result = runtime.block_on(serve(engine, config_file));
+    let result = runtime.block_on(serve(engine, config_file, restored));
     runtime.shutdown_timeout(Duration::from_secs(1));
     result
 }
 
 /// Loads the AOF directory (Redis does not read `dump.rdb` when the AOF is on) and opens it.
-fn load_aof(engine: &mut Engine, started: Instant) -> Result<()> {
+/// Returns the stream's database when the AOF recorded its replication position.
+fn load_aof(engine: &mut Engine, started: Instant) -> Result<Option<usize>> {
+    let mut restored = None;
     match engine.open_aof()? {
         Some(report) => {
+            if report.repl.is_some() {
+                restored = Some(report.stream_db);
+            }
             if let Some(cut) = &report.truncation {
                 tracing::warn!(
                     "!!! Truncating the AOF {} at offset {} (it was {} bytes) !!!",
@@ -239,13 +256,23 @@ fn load_aof(engine: &mut Engine, started: Instant) -> Result<()> {
             engine.config().aof_dir().display()
         ),
     }
-    Ok(())
+    Ok(restored)
 }
 
-fn load_rdb(engine: &mut Engine, started: Instant) -> Result<()> {
+/// Loads `dump.rdb`. A replica (`replicaof` configured) takes the replication position the
+/// file recorded, as Redis does, to ask its primary a partial resync; returns the stream's
+/// database then.
+fn load_rdb(engine: &mut Engine, started: Instant) -> Result<Option<usize>> {
+    let mut restored = None;
     match engine.load_rdb()? {
         // Redis 7.0's two lines, then the file for the operator.
         LoadOutcome::Loaded(stats) => {
+            if engine.config().replicaof.is_some()
+                && let Some(repl) = &stats.replication
+            {
+                engine.set_replication_position(repl.id.clone(), repl.offset);
+                restored = Some(repl.stream_db as usize);
+            }
             tracing::info!(
                 "Done loading RDB, keys loaded: {}, keys expired: {}.",
                 stats.keys_loaded,
@@ -264,10 +291,11 @@ fn load_rdb(engine: &mut Engine, started: Instant) -> Result<()> {
             engine.config().rdb_path().display()
         ),
     }
-    Ok(())
+    Ok(restored)
 }
 
-async fn serve(engine: Engine, config_file: Option<String>) -> Result<()> {
+/// `restored`: see [`replica_link::start_configured`].
+async fn serve(engine: Engine, config_file: Option<String>, restored: Option<usize>) -> Result<()> {
     let (binds, port) = (engine.config().bind.clone(), engine.config().port);
     let mut listeners = Vec::new();
     for addr in &binds {
@@ -280,7 +308,8 @@ async fn serve(engine: Engine, config_file: Option<String>) -> Result<()> {
         Some(Ok(addr)) => addr.port(),
         _ => port,
     };
-    let shared = Arc::new(Shared {
+    let shared = Arc::new_cyclic(|this| Shared {
+        this: this.clone(),
         state: Mutex::new(State::new(engine, config_file)),
         shutdown: Notify::new(),
         stopping: AtomicBool::new(false),
@@ -290,6 +319,7 @@ async fn serve(engine: Engine, config_file: Option<String>) -> Result<()> {
         started: Instant::now(),
         backups: backups::Backups::default(),
     });
+    replica_link::start_configured(&shared, restored);
     for listener in listeners {
         tokio::spawn(accept_loop(listener, Arc::clone(&shared)));
     }
@@ -335,6 +365,17 @@ async fn serve(engine: Engine, config_file: Option<String>) -> Result<()> {
     // A background save still running (SHUTDOWN NOSAVE) stops and removes its temp file,
     // as Redis kills its child: exiting under it would leave the temp file behind.
     state.engine.cancel_bgsave();
+    // An AOF turned on (or restarted after a replica's full sync) has no base yet: closing
+    // now would leave the old files authoritative, so its first rewrite is waited for (Redis
+    // refuses to exit then: "Writing initial AOF, can't exit").
+    if state
+        .engine
+        .aof()
+        .is_some_and(|aof| aof.waiting_for_first_base())
+    {
+        tracing::warn!("Writing initial AOF before exiting.");
+        state.engine.finish_aof_rewrite();
+    }
     if let Err(e) = state.engine.close_aof() {
         tracing::error!("Error closing the AOF: {e}");
     }

@@ -148,6 +148,11 @@ pub struct Store {
     /// Replaying a file at start: no lazy expiry (Redis's `expireIfNeeded` does nothing while
     /// `server.loading`); keys whose TTL passed go later, by the active cycle or on access.
     loading: bool,
+    /// A replica's keyspace: keys are removed by the primary's `DEL`s only, never by lazy
+    /// expiry here, and reads (outside `loading`, which is how a replica applies its
+    /// primary's stream) do not see a key whose TTL passed (Redis's `expireIfNeeded` on a
+    /// replica).
+    keep_expired: bool,
 }
 
 /// An immutable, point-in-time view of a [`Store`], taken in O(1).
@@ -188,6 +193,7 @@ impl Store {
             hasher: foldhash::fast::FixedState::with_seed(seed_from_clock()),
             expired: Vec::new(),
             loading: false,
+            keep_expired: false,
         }
     }
 
@@ -217,10 +223,12 @@ impl Store {
     pub fn get(&mut self, db: usize, key: &[u8], now_ms: i64) -> Option<&Item> {
         self.expire_if_due(db, key, now_ms);
         let hash = self.slot_hash(key);
+        let hide = self.hides_expired();
         self.dbs[db]
             .map
             .get(&(hash, key) as &dyn SlotKey)
             .map(|item| &**item)
+            .filter(|item| !(hide && item.expire_at_ms.is_some_and(|at| at <= now_ms)))
     }
 
     /// The live item of `key` for modification (copied first if a snapshot shares it).
@@ -228,10 +236,27 @@ impl Store {
     pub fn get_mut(&mut self, db: usize, key: &[u8], now_ms: i64) -> Option<&mut Item> {
         self.expire_if_due(db, key, now_ms);
         let hash = self.slot_hash(key);
+        let hide = self.hides_expired();
         self.dbs[db]
             .map
             .get_mut(&(hash, key) as &dyn SlotKey)
+            .filter(|item| !(hide && item.expire_at_ms.is_some_and(|at| at <= now_ms)))
             .map(Arc::make_mut)
+    }
+
+    /// Makes this a replica's keyspace (see the field's docs), or a primary's again.
+    pub fn set_keep_expired(&mut self, keep: bool) {
+        self.keep_expired = keep;
+    }
+
+    /// True for a replica's keyspace ([`Store::set_keep_expired`]).
+    pub fn keeps_expired(&self) -> bool {
+        self.keep_expired
+    }
+
+    /// Reads treat keys whose TTL passed as missing without removing them.
+    fn hides_expired(&self) -> bool {
+        self.keep_expired && !self.loading
     }
 
     /// True when `key` exists and has not expired.
@@ -286,6 +311,11 @@ impl Store {
         self.loading = loading;
     }
 
+    /// True while lazy expiry is off for a replay ([`Store::set_loading`]).
+    pub fn loading(&self) -> bool {
+        self.loading
+    }
+
     /// Removes `key` (expired or not) and returns its item.
     pub fn remove(&mut self, db: usize, key: &[u8]) -> Option<Item> {
         let hash = self.slot_hash(key);
@@ -331,7 +361,7 @@ impl Store {
     /// Removes `key` if its TTL has passed (lazy expiry), recording it for the engine's
     /// `DEL`. Free when no key of the database has a TTL, and while loading.
     pub fn expire_if_due(&mut self, db: usize, key: &[u8], now_ms: i64) {
-        if self.loading || self.dbs[db].expires.is_empty() {
+        if self.loading || self.keep_expired || self.dbs[db].expires.is_empty() {
             return;
         }
         let hash = self.slot_hash(key);
