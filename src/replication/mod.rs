@@ -9,4 +9,5 @@
 //! the backlog, partial resyncs, the command stream after the RDB, ACKs and `WAIT`, and
 //! real replicas (which `keeper server` refuses until then).
 
+pub mod backlog;
 pub mod sync;
