@@ -316,6 +316,25 @@ impl Engine {
         }
     }
 
+    /// Appends `argv` to the stream the replicas get, and not to the AOF, without a
+    /// `SELECT` before it and without changing the selected database: the primary's `PING`
+    /// and `REPLCONF GETACK *` (Redis feeds them with `slaveseldb`, and never to its AOF). The
+    /// offset advances by every byte.
+    pub fn propagate_to_replicas<A: AsRef<[u8]>>(&mut self, argv: &[A]) {
+        self.encoded.clear();
+        resp::write_command(&mut self.encoded, argv);
+        self.repl_offset += self.encoded.len() as u64;
+        for sink in &mut self.sinks {
+            sink.append(&self.encoded);
+        }
+    }
+
+    /// The next propagated command is preceded by a `SELECT` (a replica starting a full
+    /// sync: Redis's `slaveseldb = -1`).
+    pub fn force_select(&mut self) {
+        self.propagated_db = None;
+    }
+
     /// Starts an execution unit (`EXEC`): what its commands propagate is held until
     /// [`Engine::end_unit`], then sent as one `MULTI` … `EXEC` block if there are several.
     pub fn begin_unit(&mut self) {
@@ -889,17 +908,30 @@ mod tests {
         assert_ne!(engine.replid(), first);
         assert_eq!(engine.second_repl_offset(), offset as i64 + 1);
         assert_eq!(engine.repl_offset(), offset);
-        assert_eq!(engine.propagated_db(), None, "a SELECT comes first after a promotion");
+        assert_eq!(
+            engine.propagated_db(),
+            None,
+            "a SELECT comes first after a promotion"
+        );
 
         engine.set_replication_position("a".repeat(40), 1000);
-        assert_eq!((engine.replid(), engine.repl_offset()), ("a".repeat(40).as_str(), 1000));
-        assert_eq!((engine.replid2(), engine.second_repl_offset()), (NO_REPLID, -1));
+        assert_eq!(
+            (engine.replid(), engine.repl_offset()),
+            ("a".repeat(40).as_str(), 1000)
+        );
+        assert_eq!(
+            (engine.replid2(), engine.second_repl_offset()),
+            (NO_REPLID, -1)
+        );
         engine.change_replid_keep_offset("b".repeat(40));
         assert_eq!(engine.replid2(), "a".repeat(40));
         assert_eq!(engine.second_repl_offset(), 1001);
         engine.new_replid();
         assert_ne!(engine.replid(), "b".repeat(40));
-        assert_eq!((engine.replid2(), engine.second_repl_offset()), (NO_REPLID, -1));
+        assert_eq!(
+            (engine.replid2(), engine.second_repl_offset()),
+            (NO_REPLID, -1)
+        );
     }
 
     /// Records the propagated stream.

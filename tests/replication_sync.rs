@@ -445,22 +445,6 @@ fn replication_commands_answer_as_redis() {
     assert_eq!(pending(keeper.port), pending(redis.port()));
 }
 
-#[test]
-fn keeper_refuses_real_replicas() {
-    let dir = tempfile::tempdir().unwrap();
-    let keeper = KeeperServer::start(dir.path(), &[]);
-    let mut c = keeper.client();
-    for sync in [&["SYNC"][..], &["PSYNC", "?", "-1"]] {
-        let reply = c.cmd(sync);
-        assert!(
-            reply.error().contains("rdb-only") && reply.error().contains("issue 7"),
-            "{reply:?}"
-        );
-    }
-    // The connection still serves.
-    assert_eq!(c.cmd(&["PING"]), Resp::Simple("PONG".into()));
-}
-
 // ---- fake peers ---------------------------------------------------------------------------
 
 /// What a fake primary answers to PSYNC (and, if PSYNC is refused, to SYNC), then does.

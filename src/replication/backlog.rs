@@ -179,7 +179,10 @@ mod tests {
     #[test]
     fn a_new_backlog_starts_after_the_current_offset() {
         let b = Backlog::new(DEFAULT_BACKLOG_SIZE, 0);
-        assert_eq!((b.first_byte_offset(), b.histlen(), b.size()), (1, 0, 1 << 20));
+        assert_eq!(
+            (b.first_byte_offset(), b.histlen(), b.size()),
+            (1, 0, 1 << 20)
+        );
         assert_eq!(b.end_offset(), 0);
         assert!(b.covers(1));
         assert!(!b.covers(0));
@@ -248,7 +251,10 @@ mod tests {
         assert_eq!(b.copy_from(total - 9).unwrap(), &data[data.len() - 10..]);
         // It keeps working as a ring afterwards.
         b.append(b"abc");
-        assert_eq!(b.copy_from(total - 1).unwrap(), [&data[data.len() - 2..], b"abc"].concat());
+        assert_eq!(
+            b.copy_from(total - 1).unwrap(),
+            [&data[data.len() - 2..], b"abc"].concat()
+        );
     }
 
     #[test]

@@ -10,4 +10,5 @@
 //! real replicas (which `keeper server` refuses until then).
 
 pub mod backlog;
+pub mod primary;
 pub mod sync;

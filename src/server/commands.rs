@@ -80,7 +80,7 @@ const fn server(
     }
 }
 
-use super::replication::{psync, replconf, sync};
+use super::replication::{psync, replconf, sync, wait};
 use flags::{ADMIN, FAST, LOADING, NO_AUTH, NO_MULTI, NOSCRIPT, PUBSUB, READONLY, STALE};
 
 static SERVER_COMMANDS: &[ServerSpec] = &[
@@ -333,6 +333,16 @@ static SERVER_COMMANDS: &[ServerSpec] = &[
         replconf,
     ),
     server(
+        "wait",
+        3,
+        NOSCRIPT,
+        "generic",
+        "3.0.0",
+        "Wait for the synchronous replication of all the write commands sent in the context \
+         of the current connection",
+        wait,
+    ),
+    server(
         "publish",
         3,
         PUBSUB | LOADING | STALE | FAST,
@@ -556,6 +566,7 @@ pub(crate) fn dispatch(
         return;
     }
     run_command(client, state, shared, cmd, &argv, now_ms, false);
+    client.repl.woff = state.engine.repl_offset();
 }
 
 fn allowed_when_subscribed(cmd: Cmd) -> bool {
@@ -702,6 +713,7 @@ pub(crate) fn forget_client(client: &mut Client, state: &mut State) {
         state.pubsub.punsubscribe(&pattern, client.id);
     }
     unwatch_all(client, state);
+    super::replication::forget_replica(state, client.id);
     state.clients.remove(&client.id);
 }
 
@@ -1169,12 +1181,16 @@ fn config(call: &mut Call<'_>) {
                 .map(|p| (text(&p[0]), text(&p[1])))
                 .collect();
             match call.state.engine.config_set(&pairs) {
-                Ok(()) => call.reply(Reply::Ok),
+                Ok(()) => {
+                    super::replication::apply_config(call.state);
+                    call.reply(Reply::Ok)
+                }
                 Err(e) => call.reply(Reply::error(e)),
             }
         }
         "resetstat" if argc == 2 => {
             call.state.engine.stats = Default::default();
+            super::replication::reset_stats(call.state);
             call.shared.net_input_bytes.store(0, Ordering::Relaxed);
             call.shared.net_output_bytes.store(0, Ordering::Relaxed);
             call.reply(Reply::Ok);
@@ -1292,12 +1308,8 @@ fn shutdown(call: &mut Call<'_>) {
 }
 
 fn role(call: &mut Call<'_>) {
-    let offset = call.state.engine.repl_offset() as i64;
-    call.reply(Reply::Array(vec![
-        Reply::bulk("master"),
-        Reply::Int(offset),
-        Reply::Array(Vec::new()),
-    ]));
+    let reply = super::replication::role(call.state);
+    call.reply(reply);
 }
 
 // ---- COMMAND ------------------------------------------------------------------------------

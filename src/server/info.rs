@@ -222,6 +222,7 @@ fn stats(out: &mut String, state: &State, shared: &Shared) -> std::fmt::Result {
         shared.net_output_bytes.load(Ordering::Relaxed)
     )?;
     writeln!(out, "rejected_connections:{}\r", s.rejected_connections)?;
+    super::replication::info_stats(out, state)?;
     writeln!(out, "expired_keys:{}\r", s.expired_keys)?;
     writeln!(out, "evicted_keys:0\r")?;
     writeln!(out, "pubsub_channels:{}\r", state.pubsub.channel_count())?;
@@ -229,19 +230,7 @@ fn stats(out: &mut String, state: &State, shared: &Shared) -> std::fmt::Result {
 }
 
 fn replication(out: &mut String, state: &State) -> std::fmt::Result {
-    let engine = &state.engine;
-    writeln!(out, "# Replication\r")?;
-    writeln!(out, "role:master\r")?;
-    writeln!(out, "connected_slaves:0\r")?;
-    writeln!(out, "master_failover_state:no-failover\r")?;
-    writeln!(out, "master_replid:{}\r", engine.replid())?;
-    writeln!(out, "master_replid2:{}\r", engine.replid2())?;
-    writeln!(out, "master_repl_offset:{}\r", engine.repl_offset())?;
-    writeln!(out, "second_repl_offset:{}\r", engine.second_repl_offset())?;
-    writeln!(out, "repl_backlog_active:0\r")?;
-    writeln!(out, "repl_backlog_size:1048576\r")?;
-    writeln!(out, "repl_backlog_first_byte_offset:0\r")?;
-    writeln!(out, "repl_backlog_histlen:0\r")
+    super::replication::info_primary(out, state)
 }
 
 fn keyspace(out: &mut String, state: &State) -> std::fmt::Result {

@@ -107,10 +107,16 @@ pub(crate) struct State {
     ops_sample_index: usize,
     last_sample: (Instant, u64),
     pub config_file: Option<String>,
+    /// The replica registry and backlog; its sink is registered with the engine.
+    pub primary: crate::replication::primary::PrimaryHandle,
+    /// When the replication cron last ran (it runs once a second).
+    pub repl_cron_at: Instant,
 }
 
 impl State {
-    fn new(engine: Engine, config_file: Option<String>) -> Self {
+    fn new(mut engine: Engine, config_file: Option<String>) -> Self {
+        let primary = crate::replication::primary::PrimaryHandle::new(engine.config());
+        engine.add_sink(Box::new(primary.sink()));
         State {
             engine,
             clients: BTreeMap::new(),
@@ -122,6 +128,8 @@ impl State {
             ops_sample_index: 0,
             last_sample: (Instant::now(), 0),
             config_file,
+            primary,
+            repl_cron_at: Instant::now(),
         }
     }
 
@@ -384,6 +392,7 @@ async fn cron(shared: Arc<Shared>) {
             }
         });
         state.engine.cron();
+        replication::cron(&mut state);
         state.sample_ops();
         let configured = state.engine.config().hz.max(1);
         drop(state);
