@@ -672,13 +672,11 @@ pub async fn stream_to_replica(
                 if let [cmd, sub, offset, ..] = &argv[..]
                     && cmd.eq_ignore_ascii_case(b"replconf")
                     && sub.eq_ignore_ascii_case(b"ack")
-                {
-                    if let Some(offset) =
+                    && let Some(offset) =
                         crate::command::parse_i64(offset).and_then(|o| u64::try_from(o).ok())
-                    {
-                        link.ack(offset);
-                        first_ack.notify_one();
-                    }
+                {
+                    link.ack(offset);
+                    first_ack.notify_one();
                 }
                 // A replica sends nothing else that needs an answer; Redis never replies to
                 // a replica either.
