@@ -661,3 +661,62 @@ fn wait_role_and_info_as_redis() {
     c.cmd(&["CONFIG", "RESETSTAT"]);
     assert_eq!(sync_counters(keeper.port), (0, 0, 0));
 }
+
+/// `redis-cli --replica` (which asks for an RDB without data, `REPLCONF rdb-filter-only ""`)
+/// prints the stream; a filtered sync needs `capa eof`, as in Redis.
+#[test]
+fn redis_cli_replica_shows_the_stream() {
+    let keeper_dir = tempfile::tempdir().unwrap();
+    let keeper = KeeperServer::start(keeper_dir.path(), &["--save", ""]);
+    write_steps(keeper.port, 7, 300);
+    let out_path = keeper_dir.path().join("cli.out");
+    // Progress lines go to stderr, commands to stdout: one file for both.
+    let out = std::fs::File::create(&out_path).unwrap();
+    let mut cli = Command::new("redis-cli")
+        .args(["-p", &keeper.port.to_string(), "--replica"])
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .spawn()
+        .unwrap();
+    let output = || std::fs::read_to_string(&out_path).unwrap_or_default();
+    wait_until(
+        "redis-cli to start logging",
+        Duration::from_secs(10),
+        || output().contains("Logging commands from master"),
+        || format!("{}\n{}", output(), keeper.log()),
+    );
+    let mut c = keeper.client();
+    c.cmd(&["SET", "seen", "1"]);
+    c.cmd(&["SPOP", "set:1"]);
+    wait_until(
+        "the SET in redis-cli's output",
+        Duration::from_secs(10),
+        || output().contains("\"SET\",\"seen\",\"1\""),
+        || format!("{}\n{}", output(), keeper.log()),
+    );
+    let _ = cli.kill();
+    let _ = cli.wait();
+    // The RDB had no keys (a few hundred bytes of header and AUX fields).
+    let done = output()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("SYNC done after ")?
+                .split(' ')
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .unwrap();
+    assert!(done < 400, "an RDB of {done} bytes");
+
+    let redis_dir = tempfile::tempdir().unwrap();
+    let redis = RedisServer::start(redis_dir.path(), "dump.rdb");
+    let refused = |port: u16| {
+        let mut c = Client::connect(port).unwrap();
+        (
+            c.cmd(&["REPLCONF", "rdb-filter-only", ""]),
+            c.cmd(&["SYNC"]),
+        )
+    };
+    assert_eq!(refused(keeper.port), refused(redis.port()));
+}

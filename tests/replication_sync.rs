@@ -409,6 +409,10 @@ fn replication_commands_answer_as_redis() {
         &["REPLCONF", "rdb-only", "0"],
         &["REPLCONF", "bogus", "1"],
         &["REPLCONF", "Version", "8.0.0"],
+        &["REPLCONF", "rdb-filter-only", "bogus"],
+        &["REPLCONF", "rdb-filter-only", "\"unbalanced"],
+        &["REPLCONF", "rdb-filter-only", "functions FUNCTIONS"],
+        &["REPLCONF", "rdb-filter-only", ""],
         // No reply to ACK or GETACK: the PING after each answers instead.
         &["REPLCONF", "ack", "5"],
         &["PING"],

@@ -52,6 +52,9 @@ pub(crate) struct ReplClient {
     pub ip_address: Option<String>,
     /// `REPLCONF capa psync2`: `+CONTINUE` carries the replication id.
     pub capa_psync2: bool,
+    /// `REPLCONF rdb-filter-only …`: the RDB of a full sync leaves the keys out (keeper has
+    /// no functions, so `functions` leaves it empty too). `redis-cli --replica` asks for it.
+    pub rdb_filtered: bool,
     /// Registered as a replica by SYNC/PSYNC: the connection becomes its link.
     pub session: Option<ReplicaSession>,
     /// `master_repl_offset` after this client's last command (Redis's `woff`): what `WAIT`
@@ -108,6 +111,23 @@ pub(super) fn replconf(call: &mut Call<'_>) {
                 }
             }
             b"ack" | b"getack" => return,
+            b"rdb-filter-only" => {
+                let Some(filters) = crate::resp::split_args(value) else {
+                    return call
+                        .client
+                        .reply(&Reply::error("ERR Missing rdb-filter-only values"));
+                };
+                if let Some(bad) = filters
+                    .iter()
+                    .find(|f| !f.eq_ignore_ascii_case(b"functions"))
+                {
+                    return call.client.reply(&Reply::error(format!(
+                        "ERR Unsupported rdb-filter-only option: {}",
+                        String::from_utf8_lossy(bad)
+                    )));
+                }
+                call.client.repl.rdb_filtered = true;
+            }
             b"rdb-only" => match parse_i64(value) {
                 Some(flag @ (0 | 1)) => call.client.repl_rdb_only = flag == 1,
                 Some(_) => {
@@ -153,6 +173,14 @@ fn start_sync(call: &mut Call<'_>, psync: Option<(String, i64)>) {
     if !call.client.out.is_empty() {
         return call.client.reply(&Reply::error(
             "ERR SYNC and PSYNC are invalid with pending output",
+        ));
+    }
+    // A filtered RDB is only ever streamed (it must not replace the node's dump file in
+    // Redis), which needs the end-mark form.
+    let filtered = call.client.repl.rdb_filtered;
+    if filtered && !call.client.repl_capa_eof {
+        return call.client.reply(&Reply::error(
+            "ERR Filtered replica requires EOF capability",
         ));
     }
     let peer = call
@@ -228,7 +256,7 @@ fn start_sync(call: &mut Call<'_>, psync: Option<(String, i64)>) {
     let replid = engine.replid().to_owned();
     let offset = engine.repl_offset();
     let config = engine.config();
-    let diskless = call.client.repl_capa_eof && config.repl_diskless_sync;
+    let diskless = call.client.repl_capa_eof && (config.repl_diskless_sync || filtered);
     let form = if diskless {
         SyncForm::Diskless
     } else {
@@ -260,8 +288,13 @@ fn start_sync(call: &mut Call<'_>, psync: Option<(String, i64)>) {
         }),
         ..SaveOptions::default()
     };
+    let snapshot = if filtered {
+        crate::store::Store::new(engine.store().databases()).snapshot()
+    } else {
+        engine.store().snapshot()
+    };
     let sync = FullSync {
-        snapshot: Box::new(engine.store().snapshot()),
+        snapshot: Box::new(snapshot),
         options,
         form,
     };
