@@ -116,6 +116,13 @@ pub struct Config {
     /// kept for `CONFIG GET`/`SET` only. Default: `normal 0 0 0 slave 256mb 64mb 60 pubsub
     /// 32mb 8mb 60`.
     pub client_output_buffer_limit: OutputBufferLimits,
+    /// `min-replicas-to-write` (alias `min-slaves-to-write`): writes are refused
+    /// (`NOREPLICAS`) unless this many replicas are online and acknowledged within
+    /// `min-replicas-max-lag` seconds; 0 = off. Default: 0.
+    pub min_replicas_to_write: u64,
+    /// `min-replicas-max-lag` (alias `min-slaves-max-lag`): see `min-replicas-to-write`; 0 =
+    /// off. Default: 10.
+    pub min_replicas_max_lag: u64,
     /// `backup-target` (keeper's): where automatic and final backups go, a local folder or
     /// `s3://bucket/prefix`; empty = no backups. Default: empty.
     pub backup_target: String,
@@ -281,6 +288,8 @@ impl Default for Config {
             repl_timeout: 60,
             repl_diskless_sync: true,
             client_output_buffer_limit: OutputBufferLimits::default(),
+            min_replicas_to_write: 0,
+            min_replicas_max_lag: 10,
             backup_target: String::new(),
             backup_window: Schedule::parse_window(DEFAULT_BACKUP_WINDOW)
                 .expect("the default window parses"),
@@ -744,6 +753,24 @@ static OPTIONS: &[OptionDef] = &[
             Ok(())
         },
     ),
+    opt(
+        "min-replicas-to-write",
+        Mutable,
+        |c| c.min_replicas_to_write.to_string(),
+        |c, a| {
+            c.min_replicas_to_write = int(one(a)?, 0, i32::MAX as i64)? as u64;
+            Ok(())
+        },
+    ),
+    opt(
+        "min-replicas-max-lag",
+        Mutable,
+        |c| c.min_replicas_max_lag.to_string(),
+        |c, a| {
+            c.min_replicas_max_lag = int(one(a)?, 0, i32::MAX as i64)? as u64;
+            Ok(())
+        },
+    ),
     multi(
         "client-output-buffer-limit",
         Mutable,
@@ -756,6 +783,8 @@ static OPTIONS: &[OptionDef] = &[
 const ALIASES: &[(&str, &str)] = &[
     ("slaveof", "replicaof"),
     ("repl-ping-slave-period", "repl-ping-replica-period"),
+    ("min-slaves-to-write", "min-replicas-to-write"),
+    ("min-slaves-max-lag", "min-replicas-max-lag"),
 ];
 
 fn find(name: &str) -> Option<&'static OptionDef> {

@@ -238,13 +238,14 @@ fn write_step(c: &mut Client, rng: &mut Rng) {
     c.cmd(&command);
 }
 
-/// Writes `steps` random commands now.
+/// Writes `steps` random commands now; returns once their short TTLs are over.
 fn write_steps(port: u16, seed: u64, steps: usize) {
     let mut c = Client::connect(port).unwrap();
     let mut rng = Rng(seed);
     for _ in 0..steps {
         write_step(&mut c, &mut rng);
     }
+    sleep(Duration::from_millis(100));
 }
 
 /// A writer running [`write_step`] in a loop on its own connection until stopped.
@@ -272,10 +273,13 @@ impl Load {
         Load { stop, thread }
     }
 
-    /// Stops the writer; returns how many commands it ran.
+    /// Stops the writer; returns how many commands it ran. Returns once the short TTLs the
+    /// load set (30 ms at most) are over, so no key expires while datasets are compared.
     fn stop(self) -> u64 {
         self.stop.store(true, Ordering::Relaxed);
-        self.thread.join().expect("the load thread panicked")
+        let steps = self.thread.join().expect("the load thread panicked");
+        sleep(Duration::from_millis(100));
+        steps
     }
 }
 
@@ -364,7 +368,11 @@ fn redis_replica_full_sync_with_length_then_stream_under_load() {
 #[test]
 fn a_restarted_replica_continues_with_a_partial_resync() {
     let keeper_dir = tempfile::tempdir().unwrap();
-    let keeper = KeeperServer::start(keeper_dir.path(), &["--save", ""]);
+    // The load writes large values now and then: room for what it writes meanwhile.
+    let keeper = KeeperServer::start(
+        keeper_dir.path(),
+        &["--save", "", "--repl-backlog-size", "100mb"],
+    );
     write_steps(keeper.port, 3, 1000);
     let redis_dir = tempfile::tempdir().unwrap();
     let save = ["--save", "3600 1"];
@@ -719,4 +727,46 @@ fn redis_cli_replica_shows_the_stream() {
         )
     };
     assert_eq!(refused(keeper.port), refused(redis.port()));
+}
+
+/// `min-replicas-to-write`: writes are refused (`NOREPLICAS`, as Redis words it) until a
+/// replica is online and acknowledging; reads and the transaction flag follow Redis.
+#[test]
+fn min_replicas_to_write_refuses_writes_without_good_replicas() {
+    let redis_dir = tempfile::tempdir().unwrap();
+    let redis = RedisServer::start(redis_dir.path(), "dump.rdb");
+    let keeper_dir = tempfile::tempdir().unwrap();
+    let keeper = KeeperServer::start(keeper_dir.path(), &["--save", ""]);
+    let script = |port: u16| {
+        let mut c = Client::connect(port).unwrap();
+        let replies = [
+            c.cmd(&["CONFIG", "SET", "min-replicas-to-write", "1"]),
+            c.cmd(&["SET", "k", "v"]),
+            c.cmd(&["GET", "k"]),
+            c.cmd(&["MULTI"]),
+            c.cmd(&["SET", "k", "v"]),
+            c.cmd(&["EXEC"]),
+            c.cmd(&["CONFIG", "SET", "min-slaves-max-lag", "0"]),
+            c.cmd(&["SET", "k", "v"]),
+            c.cmd(&["CONFIG", "SET", "min-replicas-max-lag", "10"]),
+        ];
+        let names = info_names(port, "replication");
+        (replies, names)
+    };
+    assert_eq!(script(keeper.port), script(redis.port()));
+    assert_eq!(
+        info(keeper.port, "replication")["min_slaves_good_slaves"],
+        "0"
+    );
+    let replica_dir = tempfile::tempdir().unwrap();
+    let replica = replica_of(&keeper, replica_dir.path(), &[]);
+    wait_in_step(&keeper, &replica);
+    assert_eq!(
+        keeper.client().cmd(&["SET", "k", "2"]),
+        Resp::Simple("OK".into())
+    );
+    assert_eq!(
+        info(keeper.port, "replication")["min_slaves_good_slaves"],
+        "1"
+    );
 }

@@ -539,6 +539,20 @@ impl Primary {
             .count()
     }
 
+    /// Online replicas whose last ACK is at most `max_lag` seconds old (Redis's
+    /// `refreshGoodSlavesCount`, computed when asked).
+    pub fn good_replicas(&self, max_lag: u64) -> usize {
+        let now = now_ms() / 1000;
+        self.replicas
+            .iter()
+            .filter(|r| {
+                r.state == ReplicaState::Online
+                    && now.saturating_sub(r.link.last_ack_ms.load(Ordering::SeqCst) / 1000)
+                        <= max_lag
+            })
+            .count()
+    }
+
     /// A receiver that changes whenever a replica acknowledges.
     pub fn ack_changes(&self) -> watch::Receiver<u64> {
         self.acks.subscribe()

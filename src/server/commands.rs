@@ -534,7 +534,10 @@ pub(crate) fn dispatch(
     let is_write = cmd.call_flags(&argv) & flags::WRITE != 0;
     let refusal = if is_write {
         let incoming = argv.iter().map(|a| a.len() as u64 + 16).sum();
-        state.engine.write_refusal(incoming)
+        state
+            .engine
+            .write_refusal(incoming)
+            .or_else(|| super::replication::min_replicas_refusal(state))
     } else if cmd.is("ping") {
         // As Redis, PING reports a persistence error; the disk budget leaves reads (and
         // PING) alone.

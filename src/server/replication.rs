@@ -427,6 +427,21 @@ pub(super) fn apply_config(state: &mut State) {
     state.primary.lock().apply_config(state.engine.config());
 }
 
+/// The refusal of a write when `min-replicas-to-write` and `min-replicas-max-lag` are both
+/// set and fewer good replicas are connected (Redis's `checkGoodReplicasStatus`).
+pub(super) fn min_replicas_refusal(state: &State) -> Option<String> {
+    let config = state.engine.config();
+    if config.min_replicas_to_write == 0 || config.min_replicas_max_lag == 0 {
+        return None;
+    }
+    let good = state
+        .primary
+        .lock()
+        .good_replicas(config.min_replicas_max_lag);
+    (good < config.min_replicas_to_write as usize)
+        .then(|| "NOREPLICAS Not enough good replicas to write.".to_owned())
+}
+
 /// `CONFIG RESETSTAT`: the sync counters too.
 pub(super) fn reset_stats(state: &mut State) {
     state.primary.lock().stats = Default::default();
@@ -530,6 +545,14 @@ pub(super) fn info_primary(out: &mut String, state: &State) -> std::fmt::Result 
     writeln!(out, "# Replication\r")?;
     writeln!(out, "role:master\r")?;
     writeln!(out, "connected_slaves:{}\r", registry.replicas().len())?;
+    let config = engine.config();
+    if config.min_replicas_to_write != 0 && config.min_replicas_max_lag != 0 {
+        writeln!(
+            out,
+            "min_slaves_good_slaves:{}\r",
+            registry.good_replicas(config.min_replicas_max_lag)
+        )?;
+    }
     let listed = registry
         .replicas()
         .iter()
