@@ -28,10 +28,13 @@
 //!   the stream so far) under the lock and awaits it *outside* the lock before writing its
 //!   replies: under `always` the group commit's fdatasync, otherwise the write. Other clients'
 //!   commands keep running meanwhile. A poisoned AOF closes the connection without replies.
-//! - **Full syncs** (`SYNC`/`PSYNC` from `REPLCONF rdb-only 1` clients, e.g. `redis-cli
-//!   --rdb`): the command takes an O(1) snapshot with the replication id and offset under the
-//!   lock; the connection then streams the RDB outside it, encoded on a blocking thread
-//!   ([`crate::replication::sync::send_rdb`]), and closes. Real replicas come with issue 7.
+//! - **Replicas** (`replication.rs`): `SYNC`/`PSYNC` decide under the lock (a partial resync
+//!   from the backlog, or a full sync from an O(1) snapshot taken with the replication id and
+//!   offset); the connection then sends the RDB outside the lock, encoded on a blocking thread
+//!   ([`crate::replication::sync::send_rdb`]), and becomes the replica's link: the stream
+//!   the engine propagates reaches it through [`crate::replication::primary`]'s sink without
+//!   the lock ever waiting on a replica. rdb-only clients (`redis-cli --rdb`) get the RDB
+//!   alone.
 //! - **The cron** ([`cron`]): `hz` times per second it runs the active expiry cycle (bounded
 //!   to a quarter of the period), collects a finished BGSAVE or AOF rewrite, starts one when a
 //!   save point, AOF growth or the AOF disk budget asks for it, and samples
