@@ -320,6 +320,8 @@ fn full_sync_then_stream(diskless: bool) {
     );
 
     assert_eq!(sync_counters(keeper.port), (1, 0, 0));
+    // The replica is not a client (this INFO's connection is).
+    assert_eq!(info(keeper.port, "clients")["connected_clients"], "1");
     let primary = info(keeper.port, "replication");
     assert_eq!(primary["connected_slaves"], "1");
     assert_eq!(primary["repl_backlog_active"], "1");

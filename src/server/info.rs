@@ -104,7 +104,13 @@ fn clients(out: &mut String, state: &State) -> std::fmt::Result {
         .filter(|c| c.subscriptions + c.patterns > 0)
         .count();
     writeln!(out, "# Clients\r")?;
-    writeln!(out, "connected_clients:{}\r", state.clients.len())?;
+    // Replicas are not counted as clients, as in Redis.
+    let replicas = state.primary.lock().replicas().len();
+    writeln!(
+        out,
+        "connected_clients:{}\r",
+        state.clients.len().saturating_sub(replicas)
+    )?;
     writeln!(out, "maxclients:{}\r", state.engine.config().maxclients)?;
     writeln!(out, "blocked_clients:0\r")?;
     writeln!(out, "pubsub_clients:{pubsub}\r")?;
