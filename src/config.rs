@@ -108,6 +108,35 @@ pub struct Config {
     pub replica_announced: bool,
     /// `proto-max-bulk-len`: largest request argument. Default: 512mb, at least 1mb.
     pub proto_max_bulk_len: u64,
+    /// `repl-backlog-size`: bytes of the propagated stream a primary keeps for partial
+    /// resyncs. Default: 1mb; at least 1, and raised to 16kb as Redis does.
+    pub repl_backlog_size: u64,
+    /// `repl-backlog-ttl`: seconds without replicas after which a primary frees its backlog
+    /// (and takes a new replication id); 0 = never. Default: 3600.
+    pub repl_backlog_ttl: u64,
+    /// `repl-ping-replica-period` (alias `repl-ping-slave-period`): seconds between the
+    /// `PING`s a primary puts in the stream while it has replicas. Default: 10, at least 1.
+    pub repl_ping_replica_period: u64,
+    /// `repl-timeout`: seconds without an ACK after which a primary drops an online replica.
+    /// Default: 60, at least 1.
+    pub repl_timeout: u64,
+    /// `repl-diskless-sync`: a full sync streams the RDB as it is written (the `$EOF:` form) to
+    /// replicas that announced `capa eof`; `no` stages it in a file first (the `$<len>` form).
+    /// Default: yes.
+    pub repl_diskless_sync: bool,
+    /// `client-output-buffer-limit`: per client class, the output a client may have queued
+    /// (hard limit: dropped at once; soft limit: dropped after exceeding it for that many
+    /// seconds). keeper enforces the replica class; the `normal` and `pubsub` limits are
+    /// kept for `CONFIG GET`/`SET` only. Default: `normal 0 0 0 slave 256mb 64mb 60 pubsub
+    /// 32mb 8mb 60`.
+    pub client_output_buffer_limit: OutputBufferLimits,
+    /// `min-replicas-to-write` (alias `min-slaves-to-write`): writes are refused
+    /// (`NOREPLICAS`) unless this many replicas are online and acknowledged within
+    /// `min-replicas-max-lag` seconds; 0 = off. Default: 0.
+    pub min_replicas_to_write: u64,
+    /// `min-replicas-max-lag` (alias `min-slaves-max-lag`): see `min-replicas-to-write`; 0 =
+    /// off. Default: 10.
+    pub min_replicas_max_lag: u64,
     /// `backup-target` (keeper's): where automatic and final backups go, a local folder or
     /// `s3://bucket/prefix`; empty = no backups. Default: empty.
     pub backup_target: String,
@@ -128,6 +157,110 @@ impl Config {
     /// The schedule of automatic backups: `backup-cron` when set, else `backup-window`.
     pub fn backup_schedule(&self) -> &Schedule {
         self.backup_cron.as_ref().unwrap_or(&self.backup_window)
+    }
+}
+
+/// One class's `client-output-buffer-limit`: 0 turns a limit off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutputBufferLimit {
+    /// Bytes queued at which the client is dropped at once.
+    pub hard: u64,
+    /// Bytes queued that, exceeded for `soft_seconds` in a row, drop the client.
+    pub soft: u64,
+    pub soft_seconds: u64,
+}
+
+/// `client-output-buffer-limit` for the three client classes Redis configures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutputBufferLimits {
+    pub normal: OutputBufferLimit,
+    /// `slave` / `replica`: enforced on the replication stream of every replica.
+    pub replica: OutputBufferLimit,
+    pub pubsub: OutputBufferLimit,
+}
+
+impl Default for OutputBufferLimits {
+    fn default() -> Self {
+        const MB: u64 = 1024 * 1024;
+        OutputBufferLimits {
+            normal: OutputBufferLimit {
+                hard: 0,
+                soft: 0,
+                soft_seconds: 0,
+            },
+            replica: OutputBufferLimit {
+                hard: 256 * MB,
+                soft: 64 * MB,
+                soft_seconds: 60,
+            },
+            pubsub: OutputBufferLimit {
+                hard: 32 * MB,
+                soft: 8 * MB,
+                soft_seconds: 60,
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for OutputBufferLimits {
+    /// Redis's `CONFIG GET` form: `normal 0 0 0 slave 268435456 67108864 60 pubsub …`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, (class, l)) in [
+            ("normal", self.normal),
+            ("slave", self.replica),
+            ("pubsub", self.pubsub),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let sep = if i == 0 { "" } else { " " };
+            write!(f, "{sep}{class} {} {} {}", l.hard, l.soft, l.soft_seconds)?;
+        }
+        Ok(())
+    }
+}
+
+impl OutputBufferLimits {
+    /// Applies `<class> <hard> <soft> <soft seconds>` groups (Redis's
+    /// `setConfigClientOutputBufferLimitOption`): all are checked before any applies.
+    fn apply(&mut self, args: &[String]) -> Result<(), String> {
+        if !args.len().is_multiple_of(4) {
+            return Err("Wrong number of arguments in buffer limit configuration.".into());
+        }
+        let mut parsed = Vec::new();
+        for group in args.chunks_exact(4) {
+            let class = match group[0].to_ascii_lowercase().as_str() {
+                "normal" => 0,
+                "slave" | "replica" => 1,
+                "pubsub" => 2,
+                _ => {
+                    return Err(
+                        "Invalid client class specified in buffer limit configuration.".into(),
+                    );
+                }
+            };
+            let mut values = [0u64; 3];
+            for (value, text) in values.iter_mut().zip(&group[1..]) {
+                *value = memory(text).map_err(|_| {
+                    "Error in hard, soft or soft_seconds setting in buffer limit configuration."
+                        .to_string()
+                })?;
+            }
+            parsed.push((class, values));
+        }
+        for (class, [hard, soft, soft_seconds]) in parsed {
+            let limit = OutputBufferLimit {
+                hard,
+                soft,
+                soft_seconds,
+            };
+            match class {
+                0 => self.normal = limit,
+                1 => self.replica = limit,
+                _ => self.pubsub = limit,
+            }
+        }
+        Ok(())
     }
 }
 
@@ -168,6 +301,14 @@ impl Default for Config {
             replica_priority: 100,
             replica_announced: true,
             proto_max_bulk_len: crate::resp::DEFAULT_MAX_BULK_LEN,
+            repl_backlog_size: crate::replication::backlog::DEFAULT_BACKLOG_SIZE,
+            repl_backlog_ttl: 3600,
+            repl_ping_replica_period: 10,
+            repl_timeout: 60,
+            repl_diskless_sync: true,
+            client_output_buffer_limit: OutputBufferLimits::default(),
+            min_replicas_to_write: 0,
+            min_replicas_max_lag: 10,
             backup_target: String::new(),
             backup_window: Schedule::parse_window(DEFAULT_BACKUP_WINDOW)
                 .expect("the default window parses"),
@@ -627,6 +768,79 @@ static OPTIONS: &[OptionDef] = &[
             Ok(())
         },
     ),
+    opt(
+        "repl-backlog-size",
+        Mutable,
+        |c| c.repl_backlog_size.to_string(),
+        |c, a| {
+            let size = memory(one(a)?)?;
+            if size < 1 {
+                return Err("argument must be between 1 and 9223372036854775807 inclusive".into());
+            }
+            c.repl_backlog_size = size.max(crate::replication::backlog::MIN_BACKLOG_SIZE);
+            Ok(())
+        },
+    ),
+    opt(
+        "repl-backlog-ttl",
+        Mutable,
+        |c| c.repl_backlog_ttl.to_string(),
+        |c, a| {
+            c.repl_backlog_ttl = int(one(a)?, 0, i64::MAX)? as u64;
+            Ok(())
+        },
+    ),
+    opt(
+        "repl-ping-replica-period",
+        Mutable,
+        |c| c.repl_ping_replica_period.to_string(),
+        |c, a| {
+            c.repl_ping_replica_period = int(one(a)?, 1, i32::MAX as i64)? as u64;
+            Ok(())
+        },
+    ),
+    opt(
+        "repl-timeout",
+        Mutable,
+        |c| c.repl_timeout.to_string(),
+        |c, a| {
+            c.repl_timeout = int(one(a)?, 1, i32::MAX as i64)? as u64;
+            Ok(())
+        },
+    ),
+    opt(
+        "repl-diskless-sync",
+        Mutable,
+        |c| yes_no(c.repl_diskless_sync),
+        |c, a| {
+            c.repl_diskless_sync = boolean(one(a)?)?;
+            Ok(())
+        },
+    ),
+    opt(
+        "min-replicas-to-write",
+        Mutable,
+        |c| c.min_replicas_to_write.to_string(),
+        |c, a| {
+            c.min_replicas_to_write = int(one(a)?, 0, i32::MAX as i64)? as u64;
+            Ok(())
+        },
+    ),
+    opt(
+        "min-replicas-max-lag",
+        Mutable,
+        |c| c.min_replicas_max_lag.to_string(),
+        |c, a| {
+            c.min_replicas_max_lag = int(one(a)?, 0, i32::MAX as i64)? as u64;
+            Ok(())
+        },
+    ),
+    multi(
+        "client-output-buffer-limit",
+        Mutable,
+        |c| c.client_output_buffer_limit.to_string(),
+        |c, a| c.client_output_buffer_limit.apply(a),
+    ),
 ];
 
 /// Redis's old names (`slaveof`, `slave-…`).
@@ -634,6 +848,9 @@ const ALIASES: &[(&str, &str)] = &[
     ("slaveof", "replicaof"),
     ("slave-read-only", "replica-read-only"),
     ("slave-priority", "replica-priority"),
+    ("repl-ping-slave-period", "repl-ping-replica-period"),
+    ("min-slaves-to-write", "min-replicas-to-write"),
+    ("min-slaves-max-lag", "min-replicas-max-lag"),
 ];
 
 fn find(name: &str) -> Option<&'static OptionDef> {
@@ -1135,5 +1352,66 @@ mod tests {
         assert_eq!(memory("64mb"), Ok(64 << 20));
         assert!(memory("1tb").is_err());
         assert!(memory("").is_err());
+    }
+
+    /// Replies checked against redis-server 7.0.15.
+    #[test]
+    fn replication_options_as_redis() {
+        let mut c = Config::default();
+        let get = |c: &Config, name: &str| c.get(name)[0].1.clone();
+        assert_eq!(get(&c, "repl-backlog-size"), "1048576");
+        assert_eq!(
+            get(&c, "client-output-buffer-limit"),
+            "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60"
+        );
+        c.set(&[("repl-backlog-size".into(), "1".into())]).unwrap();
+        assert_eq!(
+            get(&c, "repl-backlog-size"),
+            "16384",
+            "raised to the minimum"
+        );
+        let err = c
+            .set(&[("repl-backlog-size".into(), "0".into())])
+            .unwrap_err();
+        assert!(err.ends_with("argument must be between 1 and 9223372036854775807 inclusive"));
+        c.set(&[(
+            "client-output-buffer-limit".into(),
+            "replica 100mb 10mb 30".into(),
+        )])
+        .unwrap();
+        assert_eq!(
+            get(&c, "client-output-buffer-limit"),
+            "normal 0 0 0 slave 104857600 10485760 30 pubsub 33554432 8388608 60"
+        );
+        for (bad, reason) in [
+            (
+                "slave 1 2",
+                "Wrong number of arguments in buffer limit configuration.",
+            ),
+            (
+                "bogus 1 2 3",
+                "Invalid client class specified in buffer limit configuration.",
+            ),
+            (
+                "pubsub 1 x 3",
+                "Error in hard, soft or soft_seconds setting in buffer limit configuration.",
+            ),
+        ] {
+            let err = c
+                .set(&[("client-output-buffer-limit".into(), bad.into())])
+                .unwrap_err();
+            assert!(err.ends_with(reason), "{bad}: {err}");
+        }
+        c.set(&[("repl-ping-slave-period".into(), "3".into())])
+            .unwrap();
+        assert_eq!(c.repl_ping_replica_period, 3);
+        let err = c.set(&[("repl-timeout".into(), "0".into())]).unwrap_err();
+        assert!(err.ends_with("argument must be between 1 and 2147483647 inclusive"));
+        let c = Config::from_args(&args(
+            "--client-output-buffer-limit replica 1mb 0 0 --repl-diskless-sync no",
+        ))
+        .unwrap();
+        assert_eq!(c.client_output_buffer_limit.replica.hard, 1 << 20);
+        assert!(!c.repl_diskless_sync);
     }
 }

@@ -353,6 +353,25 @@ impl Engine {
         self.propagated_db = None;
     }
 
+    /// Appends `argv` to the stream the replicas get, and not to the AOF, without a
+    /// `SELECT` before it and without changing the selected database: the primary's `PING`
+    /// and `REPLCONF GETACK *` (Redis feeds them with `slaveseldb`, and never to its AOF). The
+    /// offset advances by every byte.
+    pub fn propagate_to_replicas<A: AsRef<[u8]>>(&mut self, argv: &[A]) {
+        self.encoded.clear();
+        resp::write_command(&mut self.encoded, argv);
+        self.repl_offset += self.encoded.len() as u64;
+        for sink in &mut self.sinks {
+            sink.append(&self.encoded);
+        }
+    }
+
+    /// The next propagated command is preceded by a `SELECT` (a replica starting a full
+    /// sync: Redis's `slaveseldb = -1`).
+    pub fn force_select(&mut self) {
+        self.propagated_db = None;
+    }
+
     /// Starts an execution unit (`EXEC`): what its commands propagate is held until
     /// [`Engine::end_unit`], then sent as one `MULTI` … `EXEC` block if there are several.
     pub fn begin_unit(&mut self) {

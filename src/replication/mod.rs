@@ -1,16 +1,15 @@
 //! Redis's replication protocol (PSYNC2, `shared/redis-formats.md` §3).
 //!
-//! For now this holds [`sync`]: a point-in-time RDB fetched from a live node (real Redis or
-//! `keeper server`) the way `redis-cli --rdb` fetches it, and the primary's side of that
-//! transfer in `keeper server` (`REPLCONF rdb-only 1` clients only). Backups taken with
-//! `keeper backup create --from HOST:PORT` ride on it.
-//!
-//! [`replica`] is the replica's side: the link to a primary (real Redis or keeper) that
-//! keeps this node's keyspace, offsets and AOF following the primary's stream.
-//!
-//! Issue 7 builds the full PSYNC2 primary on these pieces: the backlog, partial resyncs,
-//! the command stream after the RDB, ACKs and `WAIT`, and real replicas (which `keeper
-//! server` refuses until then).
+//! - [`sync`]: a point-in-time RDB fetched from a live node (real Redis or `keeper server`) the
+//!   way `redis-cli --rdb` fetches it, and the sending side of a full sync's RDB. Backups
+//!   taken with `keeper backup create --from HOST:PORT` ride on it.
+//! - [`backlog`]: the last `repl-backlog-size` bytes of the stream, for partial resyncs.
+//! - [`primary`]: the replica registry, the sink that feeds the backlog and every replica,
+//!   the PSYNC decision, output-buffer limits, ACKs for `WAIT`, and the stream to a replica.
+//! - [`replica`]: the replica's side: the link to a primary (real Redis or keeper) that keeps
+//!   this node's keyspace, offsets and AOF following the primary's stream.
 
+pub mod backlog;
+pub mod primary;
 pub mod replica;
 pub mod sync;

@@ -81,7 +81,7 @@ const fn server(
 }
 
 use super::replica_link::replicaof;
-use super::replication::{psync, replconf, sync};
+use super::replication::{psync, replconf, sync, wait};
 use flags::{ADMIN, FAST, LOADING, NO_AUTH, NO_MULTI, NOSCRIPT, PUBSUB, READONLY, STALE};
 
 static SERVER_COMMANDS: &[ServerSpec] = &[
@@ -352,6 +352,16 @@ static SERVER_COMMANDS: &[ServerSpec] = &[
         replconf,
     ),
     server(
+        "wait",
+        3,
+        NOSCRIPT,
+        "generic",
+        "3.0.0",
+        "Wait for the synchronous replication of all the write commands sent in the context \
+         of the current connection",
+        wait,
+    ),
+    server(
         "publish",
         3,
         PUBSUB | LOADING | STALE | FAST,
@@ -543,7 +553,10 @@ pub(crate) fn dispatch(
     let is_write = cmd.call_flags(&argv) & flags::WRITE != 0;
     let refusal = if is_write {
         let incoming = argv.iter().map(|a| a.len() as u64 + 16).sum();
-        state.engine.write_refusal(incoming)
+        state
+            .engine
+            .write_refusal(incoming)
+            .or_else(|| super::replication::min_replicas_refusal(state))
     } else if cmd.is("ping") {
         // As Redis, PING reports a persistence error; the disk budget leaves reads (and
         // PING) alone.
@@ -587,6 +600,7 @@ pub(crate) fn dispatch(
         return;
     }
     run_command(client, state, shared, cmd, &argv, now_ms, false);
+    client.repl.woff = state.engine.repl_offset();
 }
 
 /// True when the transaction being queued holds a write command.
@@ -797,6 +811,7 @@ pub(crate) fn forget_client(client: &mut Client, state: &mut State) {
         state.pubsub.punsubscribe(&pattern, client.id);
     }
     unwatch_all(client, state);
+    super::replication::forget_replica(state, client.id);
     state.clients.remove(&client.id);
 }
 
@@ -1271,12 +1286,16 @@ fn config(call: &mut Call<'_>) {
                 .map(|p| (text(&p[0]), text(&p[1])))
                 .collect();
             match call.state.engine.config_set(&pairs) {
-                Ok(()) => call.reply(Reply::Ok),
+                Ok(()) => {
+                    super::replication::apply_config(call.state);
+                    call.reply(Reply::Ok)
+                }
                 Err(e) => call.reply(Reply::error(e)),
             }
         }
         "resetstat" if argc == 2 => {
             call.state.engine.stats = Default::default();
+            super::replication::reset_stats(call.state);
             call.shared.net_input_bytes.store(0, Ordering::Relaxed);
             call.shared.net_output_bytes.store(0, Ordering::Relaxed);
             call.reply(Reply::Ok);
@@ -1397,12 +1416,8 @@ fn role(call: &mut Call<'_>) {
     if let Some(reply) = super::replica_link::role_reply(call.state) {
         return call.reply(reply);
     }
-    let offset = call.state.engine.repl_offset() as i64;
-    call.reply(Reply::Array(vec![
-        Reply::bulk("master"),
-        Reply::Int(offset),
-        Reply::Array(Vec::new()),
-    ]));
+    let reply = super::replication::role(call.state);
+    call.reply(reply);
 }
 
 // ---- COMMAND ------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 use super::pubsub::Mailbox;
 use super::{ClientInfo, MAX_BATCH, Shared, State};
 use crate::aof::writer::AckWait;
-use crate::replication::sync::{FullSync, send_rdb};
+use crate::replication::sync::FullSync;
 use crate::resp::{Limits, ProtocolError, Reply, RequestParser};
 
 /// Initial read buffer; it grows for large arguments and pipelines.
@@ -55,8 +55,10 @@ pub(crate) struct Client {
     /// `REPLCONF rdb-only 1`: SYNC/PSYNC send the RDB alone, then the connection closes.
     pub repl_rdb_only: bool,
     /// A full sync SYNC/PSYNC accepted: sent once the replies before it are written, outside
-    /// the engine lock; then the connection closes.
+    /// the engine lock; then the stream follows (rdb-only: the connection closes).
     pub full_sync: Option<FullSync>,
+    /// Replication settings, the replica link after SYNC/PSYNC, a blocked `WAIT`.
+    pub repl: super::replication::ReplClient,
 }
 
 impl Client {
@@ -126,19 +128,38 @@ pub(crate) async fn serve(mut stream: TcpStream, addr: SocketAddr, shared: Arc<S
                                 break;
                             }
                             let full = batch.len() == MAX_BATCH;
-                            {
-                                let mut state = shared.lock();
-                                run_batch(&mut client, &mut state, &shared, &mut batch);
-                                max_bulk_len = state.engine.config().proto_max_bulk_len;
-                                // Replies wait until the AOF acknowledges everything
-                                // propagated so far (group commit under `always`).
-                                if let Some(wait) = state.engine.aof_ack_wait() {
-                                    ack_wait = Some(wait);
+                            loop {
+                                {
+                                    let mut state = shared.lock();
+                                    run_batch(&mut client, &mut state, &shared, &mut batch);
+                                    max_bulk_len = state.engine.config().proto_max_bulk_len;
+                                    // Replies wait until the AOF acknowledges everything
+                                    // propagated so far (group commit under `always`).
+                                    if let Some(wait) = state.engine.aof_ack_wait() {
+                                        ack_wait = Some(wait);
+                                    }
+                                }
+                                // A blocked WAIT: send the replies before it, wait for the
+                                // replicas outside the lock, then run the rest of the batch.
+                                let Some(wait) = client.repl.wait.take() else {
+                                    break;
+                                };
+                                if !flush(&mut stream, &mut client, &shared, &mut ack_wait).await {
+                                    break 'serve;
+                                }
+                                let acked = tokio::select! {
+                                    acked = super::replication::wait_for_replicas(&shared, wait) => acked,
+                                    () = peer_closed(&stream) => break 'serve,
+                                };
+                                client.reply(&Reply::Int(acked));
+                                if batch.is_empty() {
+                                    break;
                                 }
                             }
                             if protocol_error.is_some()
                                 || client.close
                                 || client.full_sync.is_some()
+                                || client.repl.session.is_some()
                                 || !full
                             {
                                 break;
@@ -161,43 +182,13 @@ pub(crate) async fn serve(mut stream: TcpStream, addr: SocketAddr, shared: Arc<S
                 }
             }
         }
-        if let Some(wait) = ack_wait.take()
-            && let Err(reason) = wait.acknowledged().await
-        {
-            // What these replies report may not be durable: send none of them (no
-            // acknowledgement for what a failed fsync covered) and close the connection.
-            tracing::warn!(
-                "closing client {} without replies: the AOF cannot acknowledge them: {reason}",
-                client.id
-            );
+        if !flush(&mut stream, &mut client, &shared, &mut ack_wait).await {
             break 'serve;
         }
-        if !client.out.is_empty() {
-            let written = client.out.len() as u64;
-            if stream.write_all(&client.out).await.is_err() {
-                break;
-            }
-            client.out.clear();
-            if client.out.capacity() > OUTPUT_KEEP {
-                client.out.shrink_to(READ_BUFFER);
-            }
-            shared
-                .net_output_bytes
-                .fetch_add(written, Ordering::Relaxed);
-        }
-        if let Some(sync) = client.full_sync.take() {
-            let started = Instant::now();
-            match send_rdb(&mut stream, sync, &addr.to_string()).await {
-                Ok(bytes) => {
-                    shared.net_output_bytes.fetch_add(bytes, Ordering::Relaxed);
-                    tracing::info!(
-                        "Synchronization with replica {addr} succeeded: {bytes} RDB bytes in \
-                         {:.3} seconds (rdb-only: closing the connection)",
-                        started.elapsed().as_secs_f64()
-                    );
-                }
-                Err(e) => tracing::warn!("Full sync to replica {addr} failed: {e}"),
-            }
+        if client.repl.session.is_some() {
+            // SYNC/PSYNC made this connection a replica's link (or an rdb-only transfer).
+            let input = std::mem::take(&mut input);
+            super::replication::serve_sync(&mut stream, input, &mut client, &shared, addr).await;
             break;
         }
         if client.close || shared.stopping.load(Ordering::SeqCst) {
@@ -209,20 +200,77 @@ pub(crate) async fn serve(mut stream: TcpStream, addr: SocketAddr, shared: Arc<S
     super::commands::forget_client(&mut client, &mut state);
 }
 
-/// Runs `batch` under the engine lock held by the caller.
+/// Writes the replies in `client.out` once the AOF acknowledged what they report. False when
+/// the connection must close (the write failed, or the AOF cannot acknowledge).
+async fn flush(
+    stream: &mut TcpStream,
+    client: &mut Client,
+    shared: &Shared,
+    ack_wait: &mut Option<AckWait>,
+) -> bool {
+    if let Some(wait) = ack_wait.take()
+        && let Err(reason) = wait.acknowledged().await
+    {
+        // What these replies report may not be durable: send none of them (no
+        // acknowledgement for what a failed fsync covered) and close the connection.
+        tracing::warn!(
+            "closing client {} without replies: the AOF cannot acknowledge them: {reason}",
+            client.id
+        );
+        return false;
+    }
+    if !client.out.is_empty() {
+        let written = client.out.len() as u64;
+        if stream.write_all(&client.out).await.is_err() {
+            return false;
+        }
+        client.out.clear();
+        if client.out.capacity() > OUTPUT_KEEP {
+            client.out.shrink_to(READ_BUFFER);
+        }
+        shared
+            .net_output_bytes
+            .fetch_add(written, Ordering::Relaxed);
+    }
+    true
+}
+
+/// Resolves when the peer closed the connection; pends for ever once it sent more input
+/// (those commands wait for their turn).
+async fn peer_closed(stream: &TcpStream) {
+    let mut byte = [0u8; 1];
+    match stream.peek(&mut byte).await {
+        Ok(0) | Err(_) => {}
+        Ok(_) => std::future::pending::<()>().await,
+    }
+}
+
+/// Runs `batch` under the engine lock held by the caller. A `WAIT` that blocks stops the
+/// batch: the commands after it stay in `batch` for when it completes.
 fn run_batch(client: &mut Client, state: &mut State, shared: &Shared, batch: &mut Vec<Vec<Bytes>>) {
     let now_ms = crate::engine::unix_now_ms();
     client.auth_required = !state.engine.config().requirepass.is_empty();
-    for argv in batch.drain(..) {
+    let mut ran = 0;
+    while ran < batch.len() {
         if shared.stopping.load(Ordering::Relaxed) {
+            batch.clear();
             break;
         }
+        let argv = std::mem::take(&mut batch[ran]);
+        ran += 1;
         super::commands::dispatch(client, state, shared, argv, now_ms);
-        // After SYNC/PSYNC the connection carries the RDB only: what follows is dropped.
-        if client.close || client.full_sync.is_some() {
+        // After SYNC/PSYNC the connection carries the replication link: what follows is
+        // dropped.
+        if client.close || client.repl.session.is_some() {
+            batch.clear();
+            break;
+        }
+        if client.repl.wait.is_some() {
+            super::replication::after_batch(state);
             break;
         }
     }
+    batch.drain(..ran.min(batch.len()));
     if let Some(info) = state.clients.get_mut(&client.id) {
         info.last_interaction = Instant::now();
         info.db = client.db;
@@ -288,5 +336,6 @@ fn admit(
         repl_capa_eof: false,
         repl_rdb_only: false,
         full_sync: None,
+        repl: Default::default(),
     })
 }

@@ -104,7 +104,13 @@ fn clients(out: &mut String, state: &State) -> std::fmt::Result {
         .filter(|c| c.subscriptions + c.patterns > 0)
         .count();
     writeln!(out, "# Clients\r")?;
-    writeln!(out, "connected_clients:{}\r", state.clients.len())?;
+    // Replicas are not counted as clients, as in Redis.
+    let replicas = state.primary.lock().replicas().len();
+    writeln!(
+        out,
+        "connected_clients:{}\r",
+        state.clients.len().saturating_sub(replicas)
+    )?;
     writeln!(out, "maxclients:{}\r", state.engine.config().maxclients)?;
     writeln!(out, "blocked_clients:0\r")?;
     writeln!(out, "pubsub_clients:{pubsub}\r")?;
@@ -222,6 +228,7 @@ fn stats(out: &mut String, state: &State, shared: &Shared) -> std::fmt::Result {
         shared.net_output_bytes.load(Ordering::Relaxed)
     )?;
     writeln!(out, "rejected_connections:{}\r", s.rejected_connections)?;
+    super::replication::info_stats(out, state)?;
     writeln!(out, "expired_keys:{}\r", s.expired_keys)?;
     writeln!(out, "evicted_keys:0\r")?;
     writeln!(out, "pubsub_channels:{}\r", state.pubsub.channel_count())?;
@@ -229,19 +236,7 @@ fn stats(out: &mut String, state: &State, shared: &Shared) -> std::fmt::Result {
 }
 
 fn replication(out: &mut String, state: &State) -> std::fmt::Result {
-    let engine = &state.engine;
-    writeln!(out, "# Replication\r")?;
-    super::replica_link::info_role(out, state)?;
-    writeln!(out, "connected_slaves:0\r")?;
-    writeln!(out, "master_failover_state:no-failover\r")?;
-    writeln!(out, "master_replid:{}\r", engine.replid())?;
-    writeln!(out, "master_replid2:{}\r", engine.replid2())?;
-    writeln!(out, "master_repl_offset:{}\r", engine.repl_offset())?;
-    writeln!(out, "second_repl_offset:{}\r", engine.second_repl_offset())?;
-    writeln!(out, "repl_backlog_active:0\r")?;
-    writeln!(out, "repl_backlog_size:1048576\r")?;
-    writeln!(out, "repl_backlog_first_byte_offset:0\r")?;
-    writeln!(out, "repl_backlog_histlen:0\r")
+    super::replication::info_primary(out, state)
 }
 
 fn keyspace(out: &mut String, state: &State) -> std::fmt::Result {

@@ -28,10 +28,13 @@
 //!   the stream so far) under the lock and awaits it *outside* the lock before writing its
 //!   replies: under `always` the group commit's fdatasync, otherwise the write. Other clients'
 //!   commands keep running meanwhile. A poisoned AOF closes the connection without replies.
-//! - **Full syncs** (`SYNC`/`PSYNC` from `REPLCONF rdb-only 1` clients, e.g. `redis-cli
-//!   --rdb`): the command takes an O(1) snapshot with the replication id and offset under the
-//!   lock; the connection then streams the RDB outside it, encoded on a blocking thread
-//!   ([`crate::replication::sync::send_rdb`]), and closes. Real replicas come with issue 7.
+//! - **Replicas** (`replication.rs`): `SYNC`/`PSYNC` decide under the lock (a partial resync
+//!   from the backlog, or a full sync from an O(1) snapshot taken with the replication id and
+//!   offset); the connection then sends the RDB outside the lock, encoded on a blocking thread
+//!   ([`crate::replication::sync::send_rdb`]), and becomes the replica's link: the stream
+//!   the engine propagates reaches it through [`crate::replication::primary`]'s sink without
+//!   the lock ever waiting on a replica. rdb-only clients (`redis-cli --rdb`) get the RDB
+//!   alone.
 //! - **As a replica** ([`replica_link`], `REPLICAOF`/`--replicaof`): a task holds the link to
 //!   the primary ([`crate::replication::replica`]); a full sync loads into a fresh store off
 //!   the lock and is swapped in under it; the stream's commands run under the lock in
@@ -116,10 +119,16 @@ pub(crate) struct State {
     pub config_file: Option<String>,
     /// This node's primary and the link to it, while it is a replica.
     pub replica: Option<replica_link::ReplicaRole>,
+    /// The replica registry and backlog; its sink is registered with the engine.
+    pub primary: crate::replication::primary::PrimaryHandle,
+    /// When the replication cron last ran (it runs once a second).
+    pub repl_cron_at: Instant,
 }
 
 impl State {
-    fn new(engine: Engine, config_file: Option<String>) -> Self {
+    fn new(mut engine: Engine, config_file: Option<String>) -> Self {
+        let primary = crate::replication::primary::PrimaryHandle::new(engine.config());
+        engine.add_sink(Box::new(primary.sink()));
         State {
             replica: None,
             engine,
@@ -132,6 +141,8 @@ impl State {
             ops_sample_index: 0,
             last_sample: (Instant::now(), 0),
             config_file,
+            primary,
+            repl_cron_at: Instant::now(),
         }
     }
 
@@ -425,6 +436,7 @@ async fn cron(shared: Arc<Shared>) {
             }
         });
         state.engine.cron();
+        replication::cron(&mut state);
         state.sample_ops();
         let configured = state.engine.config().hz.max(1);
         drop(state);

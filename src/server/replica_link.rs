@@ -113,16 +113,33 @@ impl ReplicaNode for ServerNode {
             .install_synced_store(store, replid, offset, stream_db);
         // Every watched key may have changed.
         state.touch_all();
+        // A new history: this node's own replicas start over from it (Redis disconnects
+        // them), and the backlog restarts at the synced offset so they can resume later.
+        let mut primary = state.primary.lock();
+        primary.disconnect_all();
+        primary.create_backlog(offset);
+        drop(primary);
         Some(old)
     }
 
     fn continue_partial(&self, new_replid: Option<String>) -> Option<u64> {
         let mut state = self.current()?;
+        let offset = state.engine.repl_offset();
+        let mut primary = state.primary.lock();
+        if new_replid.is_some() {
+            // The ids changed: this node's replicas ask again (and continue, by replid2).
+            primary.disconnect_all();
+        }
+        if primary.backlog().is_none() {
+            // Restarted from its RDB or AOF: the history from here on can serve sub-replicas.
+            primary.create_backlog(offset);
+        }
+        drop(primary);
         if let Some(id) = new_replid {
             state.engine.change_replid_keep_offset(id);
             state.engine.mark_aof_position();
         }
-        Some(state.engine.repl_offset())
+        Some(offset)
     }
 
     fn apply(
@@ -189,6 +206,15 @@ pub(crate) fn promote(state: &mut State) {
     state.engine.set_replica(false);
     state.engine.shift_replid();
     state.engine.mark_aof_position();
+    // Replicas of this node reconnect and continue with the old id (replid2), as after
+    // Redis's `shiftReplicationId`.
+    let offset = state.engine.repl_offset();
+    let mut primary = state.primary.lock();
+    primary.disconnect_all();
+    if primary.backlog().is_none() {
+        primary.create_backlog(offset);
+    }
+    drop(primary);
     state.engine.update_config(|c| c.replicaof = None);
 }
 

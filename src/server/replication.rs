@@ -1,17 +1,41 @@
-//! `REPLCONF`, `SYNC` and `PSYNC`: the primary's side of a full sync, for rdb-only clients
-//! (`redis-cli --rdb`, `keeper backup create --from`) only.
+//! The primary's replication commands and the connection of a replica: `REPLCONF`, `SYNC`,
+//! `PSYNC`, `WAIT`, `ROLE` and `INFO replication` for a primary, and the transfer that follows
+//! a sync ([`serve_sync`]). The registry, backlog and stream are
+//! [`crate::replication::primary`]'s.
 //!
-//! `SYNC`/`PSYNC` take an O(1) snapshot of the store under the engine lock, together with the
-//! replication id and offset it reflects, answer `+FULLRESYNC <replid> <offset>` to PSYNC
-//! (nothing to SYNC, as Redis) and leave a [`FullSync`] on the client; the connection sends it
-//! once the replies before it are written, outside the lock
-//! ([`crate::replication::sync::send_rdb`]), then closes. Real replicas (no `REPLCONF rdb-only
-//! 1`) are refused until the replication issue (7) brings the backlog and the command stream.
+//! `SYNC`/`PSYNC` decide under the engine lock (Redis's `syncCommand`): a `PSYNC` that can
+//! continue registers the replica online and answers `+CONTINUE [<replid>]`; anything else is
+//! a full sync: the replica is registered (fed the stream from this instant), the first
+//! replica of a node without a backlog creates it with a new replication id, an O(1)
+//! snapshot is taken at `master_repl_offset` and `PSYNC` answers `+FULLRESYNC <replid>
+//! <offset>` (`SYNC` gets no line). The connection sends the replies, then [`serve_sync`]
+//! sends the RDB outside the lock ([`crate::replication::sync::send_rdb`]: the `$EOF:` form
+//! when the replica announced `capa eof` and `repl-diskless-sync` is yes, else `$<len>`),
+//! puts the replica online and streams to it until the link ends. rdb-only clients
+//! (`redis-cli --rdb`, `keeper backup create --from`) get the RDB alone, then the connection
+//! closes.
+//!
+//! `WAIT` never blocks under the lock: it leaves a [`WaitRequest`] on the client, the
+//! connection writes the replies so far and awaits the ACKs outside the lock
+//! ([`wait_for_replicas`]); a `REPLCONF GETACK *` goes to the replicas once the batch is over.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use tokio::net::TcpStream;
 
 use super::commands::Call;
+use super::conn::Client;
+use super::{Shared, State};
 use crate::command::{self, parse_i64};
 use crate::rdb::ReplicationInfo;
-use crate::replication::sync::{FullSync, SyncForm};
+use crate::replication::primary::{
+    self, PsyncDecision, ReplicaRequest, ReplicaSession, ReplicaState, StreamEnd,
+};
+use crate::replication::sync::{FullSync, SyncForm, send_rdb};
 use crate::resp::Reply;
 use crate::snapshot::SaveOptions;
 
@@ -19,14 +43,40 @@ use crate::snapshot::SaveOptions;
 /// accepted, plus one.
 const NET_HOST_STR_LEN: usize = 256;
 
-/// The refusal a replica gets: keeper serves rdb-only transfers only, so far.
-pub(crate) const REPLICAS_NOT_SUPPORTED: &str = "ERR keeper serves SYNC and PSYNC only to \
-     rdb-only clients (REPLCONF rdb-only 1, as redis-cli --rdb sends): replicas are not \
-     supported yet (issue 7)";
+/// A client's replication settings and roles (per connection, outside the lock).
+#[derive(Default)]
+pub(crate) struct ReplClient {
+    /// `REPLCONF listening-port`.
+    pub listening_port: i64,
+    /// `REPLCONF ip-address`.
+    pub ip_address: Option<String>,
+    /// `REPLCONF capa psync2`: `+CONTINUE` carries the replication id.
+    pub capa_psync2: bool,
+    /// `REPLCONF rdb-filter-only …`: the RDB of a full sync leaves the keys out (keeper has
+    /// no functions, so `functions` leaves it empty too). `redis-cli --replica` asks for it.
+    pub rdb_filtered: bool,
+    /// Registered as a replica by SYNC/PSYNC: the connection becomes its link.
+    pub session: Option<ReplicaSession>,
+    /// `master_repl_offset` after this client's last command (Redis's `woff`): what `WAIT`
+    /// waits for.
+    pub woff: u64,
+    /// A blocked `WAIT`.
+    pub wait: Option<WaitRequest>,
+}
+
+/// A `WAIT numreplicas timeout` to complete outside the lock.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WaitRequest {
+    pub offset: u64,
+    pub numreplicas: i64,
+    /// `None`: wait for ever (`timeout 0`).
+    pub deadline: Option<Instant>,
+}
 
 /// `REPLCONF <option> <value> …`, as Redis 7.0's `replconfCommand`: options apply in order,
-/// the first bad one answers an error; `ack` and `getack` answer nothing at all (a primary
-/// that is no replica has nothing to acknowledge).
+/// the first bad one answers an error; `ack` and `getack` answer nothing at all (a replica's
+/// ACKs arrive on its link, see [`primary::stream_to_replica`]; a primary that is no
+/// replica has nothing to acknowledge).
 pub(super) fn replconf(call: &mut Call<'_>) {
     if call.argv.len().is_multiple_of(2) {
         return call.client.reply(&Reply::error(command::errors::SYNTAX));
@@ -34,13 +84,14 @@ pub(super) fn replconf(call: &mut Call<'_>) {
     for pair in call.argv[1..].chunks_exact(2) {
         let (option, value) = (&pair[0], &pair[1]);
         match option.to_ascii_lowercase().as_slice() {
-            b"listening-port" => {
-                if parse_i64(value).is_none() {
+            b"listening-port" => match parse_i64(value) {
+                Some(port) => call.client.repl.listening_port = port,
+                None => {
                     return call
                         .client
                         .reply(&Reply::error(command::errors::NOT_INTEGER));
                 }
-            }
+            },
             b"ip-address" => {
                 if value.len() >= NET_HOST_STR_LEN {
                     return call.client.reply(&Reply::error(format!(
@@ -49,14 +100,34 @@ pub(super) fn replconf(call: &mut Call<'_>) {
                         value.len()
                     )));
                 }
+                call.client.repl.ip_address = Some(String::from_utf8_lossy(value).into_owned());
             }
             b"capa" => {
                 // Capabilities this primary does not know are ignored, as Redis does.
                 if value.eq_ignore_ascii_case(b"eof") {
                     call.client.repl_capa_eof = true;
+                } else if value.eq_ignore_ascii_case(b"psync2") {
+                    call.client.repl.capa_psync2 = true;
                 }
             }
             b"ack" | b"getack" => return,
+            b"rdb-filter-only" => {
+                let Some(filters) = crate::resp::split_args(value) else {
+                    return call
+                        .client
+                        .reply(&Reply::error("ERR Missing rdb-filter-only values"));
+                };
+                if let Some(bad) = filters
+                    .iter()
+                    .find(|f| !f.eq_ignore_ascii_case(b"functions"))
+                {
+                    return call.client.reply(&Reply::error(format!(
+                        "ERR Unsupported rdb-filter-only option: {}",
+                        String::from_utf8_lossy(bad)
+                    )));
+                }
+                call.client.repl.rdb_filtered = true;
+            }
             b"rdb-only" => match parse_i64(value) {
                 Some(flag @ (0 | 1)) => call.client.repl_rdb_only = flag == 1,
                 Some(_) => {
@@ -81,44 +152,112 @@ pub(super) fn replconf(call: &mut Call<'_>) {
     call.client.reply(&Reply::Ok);
 }
 
-/// `SYNC`: a full sync without the `+FULLRESYNC` line.
+/// `SYNC`: a full sync without the `+FULLRESYNC` line; the replica sends no ACKs.
 pub(super) fn sync(call: &mut Call<'_>) {
-    full_sync(call, false);
+    start_sync(call, None);
 }
 
-/// `PSYNC <replid> <offset>`: keeper has no backlog yet, so every PSYNC is a full resync
-/// (Redis answers `PSYNC ? -1` so too).
+/// `PSYNC <replid> <offset>`: a partial resync when the history allows, else a full one.
 pub(super) fn psync(call: &mut Call<'_>) {
-    if parse_i64(&call.argv[2]).is_none() {
+    let Some(offset) = parse_i64(&call.argv[2]) else {
         return call
             .client
             .reply(&Reply::error(command::errors::NOT_INTEGER));
-    }
-    full_sync(call, true);
+    };
+    let replid = String::from_utf8_lossy(&call.argv[1]).into_owned();
+    start_sync(call, Some((replid, offset)));
 }
 
-fn full_sync(call: &mut Call<'_>, psync: bool) {
+fn start_sync(call: &mut Call<'_>, psync: Option<(String, i64)>) {
     // As Redis: the RDB must not be interleaved with replies still waiting to be written.
     if !call.client.out.is_empty() {
         return call.client.reply(&Reply::error(
             "ERR SYNC and PSYNC are invalid with pending output",
         ));
     }
-    if !call.client.repl_rdb_only {
-        return call.client.reply(&Reply::error(REPLICAS_NOT_SUPPORTED));
+    // A filtered RDB is only ever streamed (it must not replace the node's dump file in
+    // Redis), which needs the end-mark form.
+    let filtered = call.client.repl.rdb_filtered;
+    if filtered && !call.client.repl_capa_eof {
+        return call.client.reply(&Reply::error(
+            "ERR Filtered replica requires EOF capability",
+        ));
     }
-    let engine = &call.state.engine;
-    let replid = engine.replid().to_owned();
-    let offset = engine.repl_offset();
-    let config = engine.config();
-    let addr = call
+    let peer = call
         .state
         .clients
         .get(&call.client.id)
-        .map_or_else(|| "?".to_owned(), |info| info.addr.to_string());
-    tracing::info!("Replica {addr} asks for synchronization");
-    tracing::info!("Full resync requested by replica {addr} (rdb-only)");
-    let form = if call.client.repl_capa_eof {
+        .map_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)), |info| info.addr);
+    let request = ReplicaRequest {
+        id: call.client.id,
+        peer,
+        ip_address: call.client.repl.ip_address.clone(),
+        listening_port: call.client.repl.listening_port,
+        rdb_only: call.client.repl_rdb_only,
+        pre_psync: psync.is_none(),
+    };
+    let name = replica_name(&request);
+    tracing::info!("Replica {name} asks for synchronization");
+    let State {
+        engine, primary, ..
+    } = &mut *call.state;
+    let mut registry = primary.lock();
+    registry.check_backlog(engine.repl_offset());
+    if let Some((replid, offset)) = &psync {
+        match registry.decide(engine, replid, *offset) {
+            PsyncDecision::Continue => {
+                let from = *offset as u64;
+                let bytes = registry
+                    .backlog()
+                    .and_then(|b| b.copy_from(from))
+                    .unwrap_or_default();
+                let len = bytes.len();
+                let session = registry.register(&request, ReplicaState::Online, Some(bytes));
+                registry.stats.sync_partial_ok += 1;
+                drop(registry);
+                tracing::info!(
+                    "Partial resynchronization request from {name} accepted. Sending {len} \
+                     bytes of backlog starting from offset {from}."
+                );
+                let line = if call.client.repl.capa_psync2 {
+                    format!("CONTINUE {}", engine.replid())
+                } else {
+                    "CONTINUE".to_owned()
+                };
+                call.client.reply(&Reply::Simple(line.into()));
+                call.client.repl.session = Some(session);
+                return;
+            }
+            PsyncDecision::Full {
+                counts_as_error,
+                reason,
+            } => {
+                tracing::info!("{reason} (replica {name})");
+                if counts_as_error {
+                    registry.stats.sync_partial_err += 1;
+                }
+            }
+        }
+    }
+    registry.stats.sync_full += 1;
+    let session = registry.register(&request, ReplicaState::WaitBgsave, None);
+    let first_without_backlog = registry.replicas().len() == 1 && registry.backlog().is_none();
+    if first_without_backlog {
+        // A backlog from scratch has no valid past: a new id and no previous one, as Redis.
+        engine.new_replid();
+        registry.create_backlog(engine.repl_offset());
+        tracing::info!(
+            "Replication backlog created, my new replication IDs are '{}' and '{}'",
+            engine.replid(),
+            engine.replid2()
+        );
+    }
+    drop(registry);
+    let replid = engine.replid().to_owned();
+    let offset = engine.repl_offset();
+    let config = engine.config();
+    let diskless = call.client.repl_capa_eof && (config.repl_diskless_sync || filtered);
+    let form = if diskless {
         SyncForm::Diskless
     } else {
         SyncForm::Staged {
@@ -132,11 +271,7 @@ fn full_sync(call: &mut Call<'_>, psync: bool) {
     };
     tracing::info!(
         "Starting BGSAVE for SYNC with target: {}",
-        if call.client.repl_capa_eof {
-            "replicas sockets"
-        } else {
-            "disk"
-        }
+        if diskless { "replicas sockets" } else { "disk" }
     );
     let options = SaveOptions {
         compression: config.rdbcompression,
@@ -153,15 +288,331 @@ fn full_sync(call: &mut Call<'_>, psync: bool) {
         }),
         ..SaveOptions::default()
     };
+    let snapshot = if filtered {
+        crate::store::Store::new(engine.store().databases()).snapshot()
+    } else {
+        engine.store().snapshot()
+    };
     let sync = FullSync {
-        snapshot: Box::new(engine.store().snapshot()),
+        snapshot: Box::new(snapshot),
         options,
         form,
     };
-    if psync {
+    // The stream after the snapshot starts with a SELECT (Redis's `slaveseldb = -1`).
+    engine.force_select();
+    if psync.is_some() {
         call.client.reply(&Reply::Simple(
             format!("FULLRESYNC {replid} {offset}").into(),
         ));
     }
     call.client.full_sync = Some(sync);
+    call.client.repl.session = Some(session);
+}
+
+/// Redis's `replicationGetSlaveName` for a replica about to register.
+fn replica_name(request: &ReplicaRequest) -> String {
+    let ip = request
+        .ip_address
+        .clone()
+        .unwrap_or_else(|| request.peer.ip().to_string());
+    if request.listening_port != 0 {
+        format!("{ip}:{}", request.listening_port)
+    } else {
+        format!("{ip}:<unknown-replica-port>")
+    }
+}
+
+/// After SYNC/PSYNC, with the replies before it written: the RDB of a full sync, then the
+/// stream until the link ends (nothing more for an rdb-only client). `input` holds bytes the
+/// connection read past the command. The caller closes the connection afterwards.
+pub(super) async fn serve_sync(
+    stream: &mut TcpStream,
+    input: BytesMut,
+    client: &mut Client,
+    shared: &Shared,
+    addr: SocketAddr,
+) {
+    let Some(session) = client.repl.session.take() else {
+        return;
+    };
+    let mut diskless = false;
+    if let Some(sync) = client.full_sync.take() {
+        diskless = matches!(sync.form, SyncForm::Diskless);
+        let started = Instant::now();
+        let peer = addr.to_string();
+        let sent = tokio::select! {
+            sent = send_rdb(stream, sync, &peer) => sent,
+            () = session.link.killed() => {
+                tracing::warn!("Replica {addr} dropped during its full sync");
+                return;
+            }
+        };
+        let bytes = match sent {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                tracing::warn!("Full sync to replica {addr} failed: {e}");
+                return;
+            }
+        };
+        shared.net_output_bytes.fetch_add(bytes, Ordering::Relaxed);
+        let rdb_only = session.stream.is_none();
+        tracing::info!(
+            "Synchronization with replica {addr} succeeded: {bytes} RDB bytes in {:.3} \
+             seconds{}",
+            started.elapsed().as_secs_f64(),
+            if rdb_only {
+                " (rdb-only: closing the connection)"
+            } else {
+                ""
+            }
+        );
+        let state = shared.lock();
+        state
+            .primary
+            .lock()
+            .set_state(session.id, ReplicaState::Online);
+        drop(state);
+        if rdb_only {
+            return;
+        }
+    }
+    let end =
+        primary::stream_to_replica(stream, input, session, diskless, &shared.net_output_bytes)
+            .await;
+    match end {
+        StreamEnd::Closed(reason) => {
+            tracing::info!("Connection with replica {addr} lost: {reason}")
+        }
+        StreamEnd::WriteFailed(reason) => {
+            tracing::warn!("Error writing to replica {addr}: {reason}")
+        }
+        StreamEnd::Dropped => tracing::info!("Replica {addr} disconnected by the primary"),
+    }
+}
+
+/// Removes a closing connection from the replica registry, if it was a replica.
+pub(super) fn forget_replica(state: &mut State, id: u64) {
+    state.primary.lock().remove(id);
+}
+
+/// Once the batch that blocked a `WAIT` is over: `REPLCONF GETACK *` to the replicas (Redis
+/// sends it from `beforeSleep`, so a burst of WAITs shares one).
+pub(super) fn after_batch(state: &mut State) {
+    let send = state.primary.lock().take_getack();
+    if send {
+        state.engine.propagate_to_replicas(&primary::GETACK);
+    }
+}
+
+/// The replication part of the server cron, at most once a second: timeouts, the backlog's
+/// TTL, the PING in the stream.
+pub(super) fn cron(state: &mut State) {
+    let now = Instant::now();
+    if now.saturating_duration_since(state.repl_cron_at) < Duration::from_secs(1) {
+        return;
+    }
+    state.repl_cron_at = now;
+    let engine = &mut state.engine;
+    let actions = state.primary.lock().cron(engine.config(), now);
+    // A replica's stream is its primary's, byte for byte (its PINGs included): it adds
+    // nothing of its own, and its ids follow the primary's.
+    if state.replica.is_some() {
+        return;
+    }
+    if actions.new_replid {
+        engine.new_replid();
+    }
+    if actions.ping {
+        engine.propagate_to_replicas(&primary::PING);
+    }
+}
+
+/// Applies the replication options after `CONFIG SET`.
+pub(super) fn apply_config(state: &mut State) {
+    state.primary.lock().apply_config(state.engine.config());
+}
+
+/// The refusal of a write when `min-replicas-to-write` and `min-replicas-max-lag` are both
+/// set and fewer good replicas are connected (Redis's `checkGoodReplicasStatus`).
+pub(super) fn min_replicas_refusal(state: &State) -> Option<String> {
+    if state.replica.is_some() {
+        // A writable replica's own writes are local; the rule is its primary's.
+        return None;
+    }
+    let config = state.engine.config();
+    if config.min_replicas_to_write == 0 || config.min_replicas_max_lag == 0 {
+        return None;
+    }
+    let good = state
+        .primary
+        .lock()
+        .good_replicas(config.min_replicas_max_lag);
+    (good < config.min_replicas_to_write as usize)
+        .then(|| "NOREPLICAS Not enough good replicas to write.".to_owned())
+}
+
+/// `CONFIG RESETSTAT`: the sync counters too.
+pub(super) fn reset_stats(state: &mut State) {
+    state.primary.lock().stats = Default::default();
+}
+
+/// `WAIT numreplicas timeout`: the number of replicas that acknowledged this client's last
+/// write, at once when enough did (or inside `MULTI`), else once enough do or the timeout
+/// (ms, 0 = none) passes — outside the lock, see [`wait_for_replicas`].
+pub(super) fn wait(call: &mut Call<'_>) {
+    if call.state.replica.is_some() {
+        return call.client.reply(&Reply::error(
+            "ERR WAIT cannot be used with replica instances. Please also note that since Redis \
+             4.0 if a replica is configured to be writable (which is not the default) writes to \
+             replicas are just local and are not propagated.",
+        ));
+    }
+    let Some(numreplicas) = parse_i64(&call.argv[1]) else {
+        return call
+            .client
+            .reply(&Reply::error(command::errors::NOT_INTEGER));
+    };
+    let Some(timeout) = parse_i64(&call.argv[2]) else {
+        return call.client.reply(&Reply::error(
+            "ERR timeout is not an integer or out of range",
+        ));
+    };
+    if timeout < 0 {
+        return call.client.reply(&Reply::error("ERR timeout is negative"));
+    }
+    let offset = call.client.repl.woff;
+    let mut registry = call.state.primary.lock();
+    let acked = registry.count_acks(offset) as i64;
+    if acked >= numreplicas || call.in_exec {
+        drop(registry);
+        return call.client.reply(&Reply::Int(acked));
+    }
+    registry.request_getack();
+    call.client.repl.wait = Some(WaitRequest {
+        offset,
+        numreplicas,
+        deadline: (timeout > 0).then(|| Instant::now() + Duration::from_millis(timeout as u64)),
+    });
+}
+
+/// Completes a blocked `WAIT`: returns the number of replicas that acknowledged its offset,
+/// once there are enough or at the deadline. Takes the engine lock only to count.
+pub(super) async fn wait_for_replicas(shared: &Shared, request: WaitRequest) -> i64 {
+    loop {
+        let (acked, mut changes) = {
+            let state = shared.lock();
+            let registry = state.primary.lock();
+            // Subscribe before counting: an ACK after the count still wakes us.
+            let changes = registry.ack_changes();
+            (registry.count_acks(request.offset) as i64, changes)
+        };
+        if acked >= request.numreplicas {
+            return acked;
+        }
+        let changed = changes.changed();
+        match request.deadline {
+            Some(deadline) => {
+                if tokio::time::timeout_at(deadline.into(), changed)
+                    .await
+                    .is_err()
+                {
+                    let state = shared.lock();
+                    let acked = state.primary.lock().count_acks(request.offset);
+                    return acked as i64;
+                }
+            }
+            None => {
+                if changed.await.is_err() {
+                    return acked;
+                }
+            }
+        }
+    }
+}
+
+/// `ROLE` on a primary: `master`, the offset, and `[ip, port, acked offset]` of every online
+/// replica.
+pub(super) fn role(state: &State) -> Reply {
+    let registry = state.primary.lock();
+    let replicas = registry
+        .replicas()
+        .iter()
+        .filter(|r| r.state == ReplicaState::Online)
+        .map(|r| {
+            Reply::Array(vec![
+                Reply::bulk(&r.ip),
+                Reply::bulk(r.listening_port.to_string()),
+                Reply::bulk(r.link().ack_offset().to_string()),
+            ])
+        })
+        .collect();
+    Reply::Array(vec![
+        Reply::bulk("master"),
+        Reply::Int(state.engine.repl_offset() as i64),
+        Reply::Array(replicas),
+    ])
+}
+
+/// `INFO replication` of a primary, Redis 7.0's fields in its order.
+pub(super) fn info_primary(out: &mut String, state: &State) -> std::fmt::Result {
+    let engine = &state.engine;
+    let registry = state.primary.lock();
+    let now_ms = crate::engine::unix_now_ms().max(0) as u64;
+    writeln!(out, "# Replication\r")?;
+    // `role:master`, or a replica's `role:slave` and its link to its primary.
+    super::replica_link::info_role(out, state)?;
+    writeln!(out, "connected_slaves:{}\r", registry.replicas().len())?;
+    let config = engine.config();
+    if config.min_replicas_to_write != 0 && config.min_replicas_max_lag != 0 {
+        writeln!(
+            out,
+            "min_slaves_good_slaves:{}\r",
+            registry.good_replicas(config.min_replicas_max_lag)
+        )?;
+    }
+    let listed = registry
+        .replicas()
+        .iter()
+        .filter(|r| !r.state.as_str().is_empty());
+    for (n, replica) in listed.enumerate() {
+        writeln!(
+            out,
+            "slave{n}:ip={},port={},state={},offset={},lag={}\r",
+            replica.ip,
+            replica.listening_port,
+            replica.state.as_str(),
+            replica.link().ack_offset(),
+            replica.lag_seconds(now_ms)
+        )?;
+    }
+    writeln!(out, "master_failover_state:no-failover\r")?;
+    writeln!(out, "master_replid:{}\r", engine.replid())?;
+    writeln!(out, "master_replid2:{}\r", engine.replid2())?;
+    writeln!(out, "master_repl_offset:{}\r", engine.repl_offset())?;
+    writeln!(out, "second_repl_offset:{}\r", engine.second_repl_offset())?;
+    let backlog = registry.backlog();
+    writeln!(out, "repl_backlog_active:{}\r", u8::from(backlog.is_some()))?;
+    writeln!(
+        out,
+        "repl_backlog_size:{}\r",
+        crate::replication::backlog::clamp_size(engine.config().repl_backlog_size)
+    )?;
+    writeln!(
+        out,
+        "repl_backlog_first_byte_offset:{}\r",
+        backlog.map_or(0, |b| b.first_byte_offset())
+    )?;
+    writeln!(
+        out,
+        "repl_backlog_histlen:{}\r",
+        backlog.map_or(0, |b| b.histlen())
+    )
+}
+
+/// The sync counters of `INFO stats` (after `rejected_connections`, as Redis).
+pub(super) fn info_stats(out: &mut String, state: &State) -> std::fmt::Result {
+    let stats = state.primary.lock().stats;
+    writeln!(out, "sync_full:{}\r", stats.sync_full)?;
+    writeln!(out, "sync_partial_ok:{}\r", stats.sync_partial_ok)?;
+    writeln!(out, "sync_partial_err:{}\r", stats.sync_partial_err)
 }

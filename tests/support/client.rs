@@ -311,6 +311,12 @@ impl KeeperServer {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// SIGKILL now (a crash), and reap it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// What the server logged so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
