@@ -56,6 +56,13 @@ fn random_replid(rng: &mut Rng) -> String {
 /// `append` gets whole RESP commands, in order, exactly once.
 pub trait PropagationSink: Send {
     fn append(&mut self, bytes: &[u8]);
+
+    /// True when it keeps the stream's history for replicas (a replication backlog): the
+    /// node is then in a replication chain, and its RDBs record their replication position,
+    /// as Redis's do (`rdbPopulateSaveInfo`).
+    fn keeps_history(&self) -> bool {
+        false
+    }
 }
 
 /// Keys the active expiry cycle removes per step before it looks at the clock (Redis's
@@ -363,6 +370,11 @@ impl Engine {
         self.repl_offset += self.encoded.len() as u64;
         for sink in &mut self.sinks {
             sink.append(&self.encoded);
+        }
+        // The AOF does not get these bytes but counts them: a node restarted from its AOF
+        // must come back at the offset its replicas have, or they could not continue.
+        if let Some(aof) = &mut self.aof {
+            aof.set_position(&self.replid, self.repl_offset);
         }
     }
 
@@ -805,10 +817,19 @@ impl Engine {
     fn save_options(&self) -> SaveOptions {
         // A replica records its position, as Redis's does, so that restarted from the file
         // it asks its primary a partial resync.
-        let replication = self.is_replica().then(|| crate::rdb::ReplicationInfo {
+        // A primary does too while it keeps a backlog (it is in a replication chain), so
+        // that restarted from the file its replicas can continue.
+        let stream_db = if self.is_replica() {
+            Some(self.replicated_db)
+        } else if self.sinks.iter().any(|s| s.keeps_history()) {
+            Some(self.propagated_db.unwrap_or(0))
+        } else {
+            None
+        };
+        let replication = stream_db.map(|db| crate::rdb::ReplicationInfo {
             id: self.replid.clone(),
             offset: self.repl_offset,
-            stream_db: u32::try_from(self.replicated_db).unwrap_or(0),
+            stream_db: u32::try_from(db).unwrap_or(0),
         });
         SaveOptions {
             compression: self.config.rdbcompression,

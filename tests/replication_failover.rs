@@ -162,3 +162,53 @@ fn a_promoted_keeper_replica_serves_the_others_with_partial_resyncs() {
     assert_eq!(dump(b.port), data, "b after the failover");
     assert_eq!(dump(redis.port()), data, "redis after the failover");
 }
+
+/// A primary stopped and started again (from its AOF, then from its RDB) on the same port:
+/// its replica reconnects and continues with a partial resync, as with Redis 7.
+#[test]
+fn a_restarted_primary_serves_its_replicas_with_a_partial_resync() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (what, persistence) in [
+        (
+            "aof",
+            vec!["--appendonly", "yes", "--appendfsync", "always"],
+        ),
+        ("rdb", vec!["--appendonly", "no"]),
+    ] {
+        let dir = tmp.path().join(format!("primary-{what}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut args = vec!["--save", ""];
+        args.extend(persistence.iter().copied());
+        let mut primary = KeeperServer::start(&dir, &args);
+        let port = primary.port;
+        let mut c = primary.client();
+        writes(&mut c, 0);
+        let replica = keeper_replica_of(&tmp.path().join(format!("replica-{what}")), port);
+        writes(&mut c, 1);
+        let end = offset(port);
+        wait_applied(what, replica.port, end);
+        // SHUTDOWN SAVE writes dump.rdb (with its replication position) and closes the AOF.
+        c.send(&["SHUTDOWN", "SAVE"]);
+        primary.wait_exit();
+        let primary = KeeperServer::start_on(&dir, port, &args);
+        let restarted = info(port, "replication");
+        assert_eq!(restarted["master_repl_offset"], end.to_string(), "{what}");
+        assert_eq!(
+            restarted["second_repl_offset"],
+            (end + 1).to_string(),
+            "{what}"
+        );
+        let mut c = primary.client();
+        writes(&mut c, 2);
+        let end = offset(port);
+        wait_applied(&format!("{what} after the restart"), replica.port, end);
+        assert_eq!(
+            sync_counters(port),
+            (0, 1, 0),
+            "{what}: a partial resync\n{:?}\n{}",
+            info(port, "replication"),
+            primary.log()
+        );
+        assert_eq!(dump(replica.port), dump(port), "{what}");
+    }
+}

@@ -643,6 +643,10 @@ impl PropagationSink for PrimarySink {
     fn append(&mut self, bytes: &[u8]) {
         self.0.lock().feed(bytes);
     }
+
+    fn keeps_history(&self) -> bool {
+        self.0.lock().backlog().is_some()
+    }
 }
 
 /// Why [`stream_to_replica`] ended.

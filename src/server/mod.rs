@@ -278,9 +278,7 @@ fn load_rdb(engine: &mut Engine, started: Instant) -> Result<Option<usize>> {
     match engine.load_rdb()? {
         // Redis 7.0's two lines, then the file for the operator.
         LoadOutcome::Loaded(stats) => {
-            if engine.config().replicaof.is_some()
-                && let Some(repl) = &stats.replication
-            {
+            if let Some(repl) = &stats.replication {
                 engine.set_replication_position(repl.id.clone(), repl.offset);
                 restored = Some(repl.stream_db as usize);
             }

@@ -224,6 +224,9 @@ pub(crate) fn promote(state: &mut State) {
 pub(crate) fn start_configured(shared: &Arc<Shared>, restored: Option<usize>) {
     let mut state = shared.lock();
     let Some((host, port)) = state.engine.config().replicaof.clone() else {
+        if restored.is_some() {
+            resume_as_primary(&mut state);
+        }
         return;
     };
     tracing::info!("Replica of {host}:{port} (replicaof in the configuration)");
@@ -235,6 +238,19 @@ pub(crate) fn start_configured(shared: &Arc<Shared>, restored: Option<usize>) {
         restored.is_some(),
         restored,
     );
+}
+
+/// A primary restarted from a file that recorded its replication position (Redis 7.0 does
+/// the same after loading an RDB): the loaded history becomes the previous one (`replid2`,
+/// valid up to the loaded offset) under a new id, and an empty backlog starts there. Its
+/// replicas that are not ahead of what was loaded continue with a partial resync; one that
+/// is ahead (it got writes this node lost, e.g. under `appendfsync everysec`) cannot match the
+/// old id past that offset and gets a full sync instead of a silently different history.
+fn resume_as_primary(state: &mut State) {
+    state.engine.shift_replid();
+    let offset = state.engine.repl_offset();
+    state.primary.lock().create_backlog(offset);
+    state.engine.mark_aof_position();
 }
 
 /// `REPLICAOF host port` / `REPLICAOF NO ONE` (and `SLAVEOF`), as Redis 7.0's

@@ -245,6 +245,8 @@ fn start_sync(call: &mut Call<'_>, psync: Option<(String, i64)>) {
     if first_without_backlog {
         // A backlog from scratch has no valid past: a new id and no previous one, as Redis.
         engine.new_replid();
+        // The AOF records the new id, or a restart from it would not know this history.
+        engine.mark_aof_position();
         registry.create_backlog(engine.repl_offset());
         tracing::info!(
             "Replication backlog created, my new replication IDs are '{}' and '{}'",
@@ -421,6 +423,7 @@ pub(super) fn cron(state: &mut State) {
     }
     if actions.new_replid {
         engine.new_replid();
+        engine.mark_aof_position();
     }
     if actions.ping {
         engine.propagate_to_replicas(&primary::PING);

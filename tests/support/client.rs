@@ -219,9 +219,22 @@ impl KeeperServer {
 
     /// Like [`KeeperServer::start`]; `Err` has the reason and the server's log.
     pub fn try_start(dir: &Path, extra: &[&str]) -> Result<KeeperServer, String> {
+        Self::try_start_on(dir, None, extra)
+    }
+
+    /// Starts it again on `port` (a restart that replicas find where they left it).
+    pub fn start_on(dir: &Path, port: u16, extra: &[&str]) -> KeeperServer {
+        Self::try_start_on(dir, Some(port), extra).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn try_start_on(
+        dir: &Path,
+        fixed: Option<u16>,
+        extra: &[&str],
+    ) -> Result<KeeperServer, String> {
         let mut last = String::new();
         for _ in 0..5 {
-            let port = super::free_port();
+            let port = fixed.unwrap_or_else(super::free_port);
             let log = dir.join(format!("keeper-{port}.log"));
             let out = std::fs::File::create(&log).map_err(|e| e.to_string())?;
             let err = out.try_clone().map_err(|e| e.to_string())?;
