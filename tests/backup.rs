@@ -7,13 +7,13 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use support::client::{Client, KeeperServer, info_fields};
 use support::s3::S3Server;
-use support::{RedisServer, keeper, lines, repo_root};
+use support::{RedisServer, keeper};
 
 /// Every type, several databases, TTLs and a stream with a consumer group.
 fn populate(c: &mut Client, keys: usize) {
@@ -36,33 +36,13 @@ fn populate(c: &mut Client, keys: usize) {
     c.cmd(&["SELECT", "0"]);
 }
 
-/// The dataset of the node on `port` as canonical JSON lines (tools/redis_dump.py).
 fn dump(port: u16) -> Vec<String> {
-    let out = Command::new("python3")
-        .arg(repo_root().join("tools/redis_dump.py"))
-        .args(["--port", &port.to_string()])
-        .stdin(Stdio::null())
-        .output()
-        .expect("cannot run python3");
-    assert!(
-        out.status.success(),
-        "redis_dump.py failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    lines(&out.stdout)
+    support::dump_port(port).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Runs `keeper args…`; panics with its output unless it succeeds.
 fn run_ok(args: &[&str]) -> String {
-    let out = run(args);
-    assert!(
-        out.status.success(),
-        "keeper {args:?} failed ({}):\n{}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    run_env_ok(args, &[])
 }
 
 fn run(args: &[&str]) -> Output {

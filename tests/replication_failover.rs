@@ -7,12 +7,11 @@ mod support;
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use support::client::{Client, KeeperServer, info_fields};
-use support::{RedisServer, lines, repo_root};
+use support::RedisServer;
 
 fn info(port: u16, section: &str) -> HashMap<String, String> {
     let mut c = Client::connect(port).expect("connect");
@@ -50,20 +49,8 @@ fn sync_counters(port: u16) -> (u64, u64, u64) {
     let n = |k: &str| stats[k].parse::<u64>().unwrap();
     (n("sync_full"), n("sync_partial_ok"), n("sync_partial_err"))
 }
-
 fn dump(port: u16) -> Vec<String> {
-    let out = Command::new("python3")
-        .arg(repo_root().join("tools/redis_dump.py"))
-        .args(["--port", &port.to_string()])
-        .stdin(Stdio::null())
-        .output()
-        .expect("python3");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    lines(&out.stdout)
+    support::dump_port(port).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn writes(c: &mut Client, round: usize) {

@@ -35,6 +35,24 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Attempts when another process takes the chosen port between our probe and Redis's bind.
 const PORT_ATTEMPTS: usize = 5;
 
+/// The dataset of the node (real Redis or keeper) on `port` as canonical JSON lines, from
+/// `tools/redis_dump.py`; `Err` has the script's error output.
+pub fn dump_port(port: u16) -> Result<Vec<String>, String> {
+    let out = Command::new("python3")
+        .arg(repo_root().join("tools/redis_dump.py"))
+        .args(["--port", &port.to_string()])
+        .stdin(Stdio::null())
+        .output()
+        .expect("cannot run python3");
+    if !out.status.success() {
+        return Err(format!(
+            "redis_dump.py failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(lines(&out.stdout))
+}
+
 /// The repository root (`CARGO_MANIFEST_DIR`).
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -185,19 +203,8 @@ impl RedisServer {
 
     /// The dataset as JSON lines, from `tools/redis_dump.py` (already canonical).
     pub fn dump(&self) -> Vec<String> {
-        let out = Command::new("python3")
-            .arg(repo_root().join("tools/redis_dump.py"))
-            .args(["--port", &self.port.to_string()])
-            .stdin(Stdio::null())
-            .output()
-            .expect("cannot run python3");
-        assert!(
-            out.status.success(),
-            "redis_dump.py failed: {}\n--- redis-server log ---\n{}",
-            String::from_utf8_lossy(&out.stderr),
-            self.log()
-        );
-        lines(&out.stdout)
+        dump_port(self.port)
+            .unwrap_or_else(|e| panic!("{e}\n--- redis-server log ---\n{}", self.log()))
     }
 
     /// What the server has logged so far.
