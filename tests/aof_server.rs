@@ -158,9 +158,14 @@ fn a_restart_from_the_aof_keeps_the_data_and_the_replication_position() {
     client.cmd(&["SELECT", "3"]);
     assert_eq!(client.cmd(&["HGET", "h", "f"]), Resp::bulk("v"));
     assert!(matches!(client.cmd(&["TTL", "ttl"]), Resp::Int(t) if t > 990));
+    // As Redis 7 restarting from a file with its replication position: the loaded history
+    // is the previous one (replicas of it continue), under a new id, at the same offset.
     let replication = info_fields(&client.cmd(&["INFO", "replication"]));
-    assert_eq!(replication["master_replid"], replid);
+    assert_eq!(replication["master_replid2"], replid);
+    assert_ne!(replication["master_replid"], replid);
     assert_eq!(replication["master_repl_offset"], offset);
+    let next: u64 = offset.parse::<u64>().unwrap() + 1;
+    assert_eq!(replication["second_repl_offset"], next.to_string());
 }
 
 #[test]
