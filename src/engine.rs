@@ -1170,10 +1170,8 @@ mod tests {
         assert_eq!(rec.commands().last().map(String::as_str), Some("DEL old"));
     }
 
-    /// A writable replica's own writes: kept in its AOF, outside the primary's stream (no
-    /// offset, no sink), and a restart finds them with the stream's offset intact.
-    #[test]
-    fn a_writable_replicas_own_writes_stay_out_of_the_stream() {
+    /// An engine with the AOF open on a simulated disk; the disk and config for a restart.
+    fn engine_with_aof() -> (Arc<dyn Storage>, Config, Engine) {
         let storage: Arc<dyn Storage> = Arc::new(SimStorage::new(1));
         let config = Config {
             appendonly: true,
@@ -1182,6 +1180,14 @@ mod tests {
         };
         let mut engine = Engine::new(config.clone(), Arc::clone(&storage));
         engine.open_aof().unwrap();
+        (storage, config, engine)
+    }
+
+    /// A writable replica's own writes: kept in its AOF, outside the primary's stream (no
+    /// offset, no sink), and a restart finds them with the stream's offset intact.
+    #[test]
+    fn a_writable_replicas_own_writes_stay_out_of_the_stream() {
+        let (storage, config, mut engine) = engine_with_aof();
         let rec = Recorder::default();
         engine.add_sink(Box::new(rec.clone()));
         engine.set_replica(true);
@@ -1234,14 +1240,7 @@ mod tests {
     /// database at the right offset.
     #[test]
     fn a_replicas_aof_keeps_its_primarys_offsets_across_a_rewrite() {
-        let storage: Arc<dyn Storage> = Arc::new(SimStorage::new(1));
-        let config = Config {
-            appendonly: true,
-            save: snapshot::SavePoints::disabled(),
-            ..Config::default()
-        };
-        let mut engine = Engine::new(config.clone(), Arc::clone(&storage));
-        engine.open_aof().unwrap();
+        let (storage, config, mut engine) = engine_with_aof();
         engine.set_replica(true);
         let replid = "f".repeat(40);
         let old = engine.install_synced_store(Store::new(16), replid.clone(), 1000, 0);

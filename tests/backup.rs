@@ -195,11 +195,7 @@ fn the_scheduler_makes_automatic_backups_and_info_reports_them() {
 #[test]
 fn a_real_redis_server_is_backed_up_over_replication_and_restored() {
     let tmp = tempfile::tempdir().unwrap();
-    let source = tmp.path().join("redis");
-    std::fs::create_dir_all(&source).unwrap();
-    let redis = RedisServer::start_with(&source, "dump.rdb", &["--save", ""]);
-    let mut c = Client::connect(redis.port()).unwrap();
-    populate(&mut c, 300);
+    let (redis, _) = populated_redis(tmp.path(), 300);
     let before = redis.dump();
     let target = tmp.path().join("backups");
     let out = run_ok(&[
@@ -263,6 +259,15 @@ fn a_data_folder_with_an_aof_is_backed_up_offline() {
     drop(node);
     let redis = RedisServer::start_with(&restored, "dump.rdb", &["--appendonly", "yes"]);
     assert_eq!(redis.dump(), before);
+}
+
+/// A real redis-server in `tmp/redis` holding [`populate`]'s data, and its folder.
+fn populated_redis(tmp: &Path, keys: usize) -> (RedisServer, PathBuf) {
+    let dir = tmp.join("redis");
+    std::fs::create_dir_all(&dir).unwrap();
+    let redis = RedisServer::start_with(&dir, "dump.rdb", &["--save", ""]);
+    populate(&mut Client::connect(redis.port()).unwrap(), keys);
+    (redis, dir)
 }
 
 /// A backup made from a small keeper data folder, for the corruption tests.
@@ -403,12 +408,8 @@ fn a_non_empty_folder_is_refused_unless_forced_and_then_kept_aside() {
 #[test]
 fn a_plain_rdb_file_seeds_a_node() {
     let tmp = tempfile::tempdir().unwrap();
-    let source = tmp.path().join("redis");
-    std::fs::create_dir_all(&source).unwrap();
-    let redis = RedisServer::start_with(&source, "dump.rdb", &["--save", ""]);
-    let mut c = Client::connect(redis.port()).unwrap();
-    populate(&mut c, 50);
-    c.cmd(&["SAVE"]);
+    let (redis, source) = populated_redis(tmp.path(), 50);
+    Client::connect(redis.port()).unwrap().cmd(&["SAVE"]);
     let before = redis.dump();
     let dest = tmp.path().join("seeded");
     run_ok(&[

@@ -10,8 +10,8 @@ use std::path::Path;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use support::client::{Client, KeeperServer, info_fields};
 use support::RedisServer;
+use support::client::{Client, KeeperServer, info_fields};
 
 fn info(port: u16, section: &str) -> HashMap<String, String> {
     let mut c = Client::connect(port).expect("connect");

@@ -518,6 +518,11 @@ mod tests {
     // The operations themselves run on memory, local and S3 targets in tests/backup_target.rs;
     // these tests cover what is particular to each kind and the URL and name rules.
 
+    async fn names(target: &Target) -> Vec<String> {
+        let listed = target.list("").await.unwrap();
+        listed.into_iter().map(|o| o.name).collect()
+    }
+
     #[tokio::test]
     async fn a_prefix_is_not_part_of_the_names() {
         let target = Target::parse("memory://backups/node-1/").unwrap();
@@ -526,13 +531,7 @@ mod tests {
             .put("a.json", Bytes::from_static(b"{}"))
             .await
             .unwrap();
-        let names: Vec<String> = target
-            .list("")
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|o| o.name)
-            .collect();
+        let names = names(&target).await;
         assert_eq!(names, ["a.json"]);
     }
 
@@ -570,13 +569,7 @@ mod tests {
         let target = Target::parse(dir.path().to_str().unwrap()).unwrap();
         std::fs::create_dir(dir.path().join("sub")).unwrap();
         std::fs::write(dir.path().join("sub/dump.rdb"), b"REDIS").unwrap();
-        let names: Vec<String> = target
-            .list("")
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|o| o.name)
-            .collect();
+        let names = names(&target).await;
         assert_eq!(names, ["sub/dump.rdb"]);
         assert_eq!(target.get("sub/dump.rdb").await.unwrap(), &b"REDIS"[..]);
     }
