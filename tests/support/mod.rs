@@ -1,6 +1,6 @@
 //! Shared helpers for integration tests: a real `redis-server` per test, a real S3-compatible
 //! server ([`s3::S3Server`]), `redis-check-rdb`, the `keeper` binary, and the canonical form of
-//! the JSON-lines dataset format.
+//! the JSON-lines dataset format, and a TCP proxy that cuts or stalls a link ([`proxy::Proxy`]).
 //!
 //! The dataset format is the one `tools/redis_dump.py` prints and `keeper inspect --format json`
 //! prints: one `{"function":CODE}` line per function library and one
@@ -15,6 +15,7 @@
 
 pub mod client;
 pub mod dump;
+pub mod proxy;
 pub mod s3;
 
 use std::cmp::Ordering;
