@@ -567,15 +567,20 @@ pub(crate) fn write_string(out: &mut Vec<u8>, s: &[u8], compression: bool) {
             return;
         }
     }
-    if compression
-        && s.len() > 20
-        && let Some(compressed) = lzf::compress(s)
-    {
-        out.push(0xC3);
-        write_len(out, compressed.len() as u64);
-        write_len(out, s.len() as u64);
-        out.extend_from_slice(&compressed);
-        return;
+    if compression && s.len() > 20 {
+        // Compressed straight into `out`; the header, whose size depends on the compressed
+        // length, is appended after and rotated in front (a move of the bytes just written,
+        // far cheaper than a buffer per string).
+        let start = out.len();
+        if lzf::compress_into(s, out) {
+            let compressed_len = out.len() - start;
+            out.push(0xC3);
+            write_len(out, compressed_len as u64);
+            write_len(out, s.len() as u64);
+            let header_len = out.len() - start - compressed_len;
+            out[start..].rotate_right(header_len);
+            return;
+        }
     }
     write_raw_string(out, s);
 }

@@ -245,34 +245,80 @@ pub fn compress(input: &[u8]) -> Option<Vec<u8>> {
 ///
 /// Why not the `lzf` crate: its `compress` allocates and zeroes a 64 Ki-entry `usize` hash table
 /// (512 KiB) on every call, which dominates the cost of compressing the many short strings of an
-/// RDB file, and it needs `unsafe`. This is the same liblzf algorithm (VERY_FAST variant) with a
-/// table sized to the input. The test suite checks both directions against the crate.
+/// RDB file, and it needs `unsafe`. This is the same liblzf algorithm (VERY_FAST variant) with
+/// one hash table per thread, reused: each call clears only the `2^hlog` slots it uses, sized
+/// to the input, so the output depends on the input alone. The test suite checks both
+/// directions against the crate.
 pub fn compress_into(input: &[u8], out: &mut Vec<u8>) -> bool {
     if input.len() <= 4 {
         return false;
     }
-    let limit = input.len() - 4;
+    TABLE.with(|table| match table.try_borrow_mut() {
+        Ok(mut table) => compress_with(input, out, &mut table),
+        // Only reachable if compression re-entered itself on this thread; a private table is
+        // as correct, only slower.
+        Err(_) => compress_with(input, out, &mut vec![0; 1 << MAX_HLOG]),
+    })
+}
+
+thread_local! {
+    /// The hash table of [`compress_into`] (slot value = position + 1; 0 = empty).
+    static TABLE: std::cell::RefCell<Vec<u32>> = std::cell::RefCell::new(vec![0; 1 << MAX_HLOG]);
+}
+
+/// The three bytes at `p` as a little-endian number (the hash input and the match test).
+#[inline(always)]
+fn triple(input: &[u8], p: usize) -> u32 {
+    u32::from(input[p]) | (u32::from(input[p + 1]) << 8) | (u32::from(input[p + 2]) << 16)
+}
+
+/// Length of the common prefix of `input[a..]` and `input[b..]` (`a < b`), at most `max`,
+/// compared eight bytes at a time.
+#[inline(always)]
+fn common_prefix(input: &[u8], a: usize, b: usize, max: usize) -> usize {
+    let mut len = 0;
+    while len + 8 <= max {
+        let x = u64::from_le_bytes(word(input, a + len)) ^ u64::from_le_bytes(word(input, b + len));
+        if x != 0 {
+            return len + (x.trailing_zeros() / 8) as usize;
+        }
+        len += 8;
+    }
+    while len < max && input[a + len] == input[b + len] {
+        len += 1;
+    }
+    len
+}
+
+#[inline(always)]
+fn word(input: &[u8], p: usize) -> [u8; 8] {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&input[p..p + 8]);
+    w
+}
+
+fn compress_with(input: &[u8], out: &mut Vec<u8>, table: &mut [u32]) -> bool {
+    let n = input.len();
+    // Redis keeps the result only when it saves at least 4 bytes.
+    let limit = n - 4;
     let base = out.len();
-    let hlog = usize::BITS - (input.len() - 1).leading_zeros();
-    let hlog = hlog.clamp(MIN_HLOG, MAX_HLOG);
-    // Slot value = position + 1, so 0 means "empty".
-    let mut table = vec![0u32; 1 << hlog];
-    let hash = |p: usize| -> usize {
-        let v =
-            (u32::from(input[p]) << 16) | (u32::from(input[p + 1]) << 8) | u32::from(input[p + 2]);
-        (v.wrapping_mul(0x9E37_79B1) >> (32 - hlog)) as usize
-    };
+    out.reserve(limit + MAX_LIT + 1);
+    let hlog = (usize::BITS - (n - 1).leading_zeros()).clamp(MIN_HLOG, MAX_HLOG);
+    let table = &mut table[..1 << hlog];
+    table.fill(0);
+    let shift = 32 - hlog;
+    let slot_of = |v: u32| (v.wrapping_mul(0x9E37_79B1) >> shift) as usize;
 
     let mut lit_start = 0;
     let mut ip = 0;
-    while ip + 2 < input.len() {
-        let slot = hash(ip);
+    while ip + 2 < n {
+        let v = triple(input, ip);
+        let slot = slot_of(v);
         let candidate = table[slot] as usize;
         table[slot] = (ip + 1) as u32;
-        let matched = candidate != 0 && {
-            let r = candidate - 1;
-            ip - r - 1 < MAX_OFF && input[r..r + 3] == input[ip..ip + 3]
-        };
+        // `candidate - 1 < ip` always holds: slots only ever hold earlier positions.
+        let matched =
+            candidate != 0 && ip - candidate < MAX_OFF && triple(input, candidate - 1) == v;
         if !matched {
             ip += 1;
             if ip - lit_start == MAX_LIT {
@@ -285,11 +331,8 @@ pub fn compress_into(input: &[u8], out: &mut Vec<u8>) -> bool {
             continue;
         }
         let r = candidate - 1;
-        let max = (input.len() - ip).min(MAX_REF);
-        let mut len = 3;
-        while len < max && input[r + len] == input[ip + len] {
-            len += 1;
-        }
+        let max = (n - ip).min(MAX_REF);
+        let len = 3 + common_prefix(input, r + 3, ip + 3, max - 3);
         if !flush_literals(&input[lit_start..ip], out, base, limit) {
             out.truncate(base);
             return false;
@@ -312,14 +355,14 @@ pub fn compress_into(input: &[u8], out: &mut Vec<u8>) -> bool {
         lit_start = ip;
         // Like liblzf's VERY_FAST mode, index the last two positions of the match.
         for p in ip - 2..ip {
-            if p + 2 < input.len() {
-                table[hash(p)] = (p + 1) as u32;
+            if p + 2 < n {
+                table[slot_of(triple(input, p))] = (p + 1) as u32;
             }
         }
     }
     let mut start = lit_start;
-    while start < input.len() {
-        let stop = (start + MAX_LIT).min(input.len());
+    while start < n {
+        let stop = (start + MAX_LIT).min(n);
         if !flush_literals(&input[start..stop], out, base, limit) {
             out.truncate(base);
             return false;
