@@ -57,6 +57,7 @@
 mod backups;
 mod commands;
 mod conn;
+mod failover;
 mod info;
 mod pubsub;
 mod replica_link;
@@ -123,6 +124,8 @@ pub(crate) struct State {
     pub primary: crate::replication::primary::PrimaryHandle,
     /// When the replication cron last ran (it runs once a second).
     pub repl_cron_at: Instant,
+    /// A planned failover (`FAILOVER`) and the write pause it holds.
+    pub failover: failover::FailoverControl,
 }
 
 impl State {
@@ -143,6 +146,7 @@ impl State {
             config_file,
             primary,
             repl_cron_at: Instant::now(),
+            failover: Default::default(),
         }
     }
 
@@ -426,13 +430,19 @@ async fn cron(shared: Arc<Shared>) {
             engine,
             watched,
             dirty_cas,
+            failover,
             ..
         } = &mut *state;
-        engine.active_expire(now_ms, period / 4, &mut |db, key| {
-            if let Some(ids) = watched.get(&(db, key.clone())) {
-                dirty_cas.extend(ids.iter().copied());
-            }
-        });
+        // While a failover pauses writes the dataset stays as it is (Redis pauses expiry
+        // too): the stream must stop so the target can catch up.
+        let paused = failover.pauses_writes();
+        if !paused {
+            engine.active_expire(now_ms, period / 4, &mut |db, key| {
+                if let Some(ids) = watched.get(&(db, key.clone())) {
+                    dirty_cas.extend(ids.iter().copied());
+                }
+            });
+        }
         state.engine.cron();
         replication::cron(&mut state);
         state.sample_ops();
