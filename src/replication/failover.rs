@@ -97,8 +97,7 @@ pub fn parse(args: &[&[u8]]) -> Result<Request, &'static str> {
             }
             start.timeout_ms = Some(timeout as u64);
             j += 2;
-        } else if word.eq_ignore_ascii_case(b"to") && j + 2 < args.len() && start.target.is_none()
-        {
+        } else if word.eq_ignore_ascii_case(b"to") && j + 2 < args.len() && start.target.is_none() {
             let port = parse_long(args[j + 2]).ok_or(NOT_INTEGER)?;
             start.target = Some(Target {
                 host: String::from_utf8_lossy(args[j + 1]).into_owned(),
@@ -219,9 +218,7 @@ impl Failover {
         }
         self.state = FailoverState::WaitingForSync;
         self.target = start.target;
-        self.deadline = start
-            .timeout_ms
-            .map(|ms| now + Duration::from_millis(ms));
+        self.deadline = start.timeout_ms.map(|ms| now + Duration::from_millis(ms));
         self.force = start.force;
         self.getack = None;
         self.generation += 1;
@@ -319,7 +316,9 @@ mod tests {
     use super::*;
 
     fn args(line: &str) -> Vec<Vec<u8>> {
-        line.split_whitespace().map(|w| w.as_bytes().to_vec()).collect()
+        line.split_whitespace()
+            .map(|w| w.as_bytes().to_vec())
+            .collect()
     }
 
     fn parsed(line: &str) -> Result<Request, &'static str> {
@@ -419,12 +418,22 @@ mod tests {
             ..replica("127.0.0.1", 7001, 0)
         }];
         assert_eq!(
-            f.start(start(to("127.0.0.1", 7001), None, false), false, &syncing, now),
+            f.start(
+                start(to("127.0.0.1", 7001), None, false),
+                false,
+                &syncing,
+                now
+            ),
             Err("ERR FAILOVER target replica is not online.")
         );
         assert_eq!(f.state(), FailoverState::NoFailover);
         let generation = f
-            .start(start(to("LOCALHOST", 7001), None, false), false, &[replica("localhost", 7001, 0)], now)
+            .start(
+                start(to("LOCALHOST", 7001), None, false),
+                false,
+                &[replica("localhost", 7001, 0)],
+                now,
+            )
             .unwrap();
         assert_eq!(generation, 1);
         assert_eq!(f.state(), FailoverState::WaitingForSync);

@@ -289,9 +289,8 @@ pub(super) fn refuses_sync(call: &mut Call<'_>) -> bool {
     if call.state.failover.state() == FailoverState::NoFailover {
         return false;
     }
-    call.client.reply(&Reply::error(
-        "NOMASTERLINK Can't SYNC while failing over",
-    ));
+    call.client
+        .reply(&Reply::error("NOMASTERLINK Can't SYNC while failing over"));
     true
 }
 
