@@ -8,7 +8,9 @@
 //!    listening-port <port>` and `REPLCONF capa eof capa psync2` (their refusals are not).
 //! 2. `PSYNC <replid> <offset + 1>` from this node's own position when it is worth a partial
 //!    resync (the node was synced before, is a demoted primary, or restarted from files that
-//!    recorded it), else `PSYNC ? -1`.
+//!    recorded it), else `PSYNC ? -1`. During a planned failover (the node hands over to
+//!    this primary, [`ReplicaNode::sends_failover`]) the PSYNC carries a `FAILOVER`
+//!    argument, and its answer is reported to the node.
 //! 3. `+FULLRESYNC <replid> <offset>`: the RDB (`$<len>` or the diskless `$EOF:` form, see
 //!    [`super::sync`]) is decoded as it arrives, on a blocking thread, into a *fresh*
 //!    [`Store`] while the node keeps serving reads from the old one; once complete, the node

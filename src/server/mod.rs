@@ -41,6 +41,10 @@
 //!   batches, each batch's bytes fed verbatim to the AOF and the sinks so the offsets stay
 //!   the primary's. Clients' writes get `-READONLY`; no key expires here but by the
 //!   primary's `DEL`.
+//! - **Planned failover** ([`failover`], `FAILOVER`): writes are paused (a paused client
+//!   waits outside the lock, like `WAIT`), a task waits for the target's ACK, then the node
+//!   turns into the target's replica and its link's `PSYNC … FAILOVER` makes the target
+//!   take over; the target side promotes itself on that PSYNC.
 //! - **The cron** ([`cron`]): `hz` times per second it runs the active expiry cycle (bounded
 //!   to a quarter of the period), collects a finished BGSAVE or AOF rewrite, starts one when a
 //!   save point, AOF growth or the AOF disk budget asks for it, and samples
