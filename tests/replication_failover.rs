@@ -199,3 +199,416 @@ fn a_restarted_primary_serves_its_replicas_with_a_partial_resync() {
         assert_eq!(dump(replica.port), dump(port), "{what}");
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Planned failover: `FAILOVER [TO host port [FORCE]] [ABORT] [TIMEOUT ms]`.
+// ---------------------------------------------------------------------------------------
+
+fn failover_state(port: u16) -> String {
+    info(port, "replication")["master_failover_state"].clone()
+}
+
+/// The node on `port` is a replica of `primary` with its link up.
+fn wait_replica_of(what: &str, port: u16, primary: u16) {
+    wait_until(what, || {
+        let fields = info(port, "replication");
+        fields["role"] == "slave"
+            && fields["master_port"] == primary.to_string()
+            && fields["master_link_status"] == "up"
+    });
+}
+
+/// Runs `FAILOVER args…` on `port` and returns the reply.
+fn failover(port: u16, args: &[&str]) -> support::client::Resp {
+    let mut command = vec!["FAILOVER"];
+    command.extend_from_slice(args);
+    Client::connect(port).unwrap().cmd(&command)
+}
+
+/// A client writing `SET w:<n> <n>` in a loop, first to `first`, then (once a write is
+/// refused with READONLY: the node was turned into a replica) to `then`, until stopped.
+/// Returns every write acknowledged with `+OK`, by key.
+fn write_load(
+    first: u16,
+    then: u16,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> thread::JoinHandle<Vec<(String, String)>> {
+    thread::spawn(move || {
+        use std::sync::atomic::Ordering;
+        let mut acked = Vec::new();
+        let mut c = Client::connect(first).unwrap();
+        let mut switched = false;
+        let mut n = 0u64;
+        while !stop.load(Ordering::SeqCst) {
+            let (key, value) = (format!("w:{n}"), n.to_string());
+            match c.cmd(&["SET", &key, &value]) {
+                support::client::Resp::Simple(ok) if ok == "OK" => acked.push((key, value)),
+                support::client::Resp::Error(e) if e.starts_with("READONLY") && !switched => {
+                    switched = true;
+                    c = Client::connect(then).unwrap();
+                }
+                other => panic!("write {n}: {other:?}"),
+            }
+            n += 1;
+        }
+        assert!(switched, "the old primary never refused a write");
+        acked
+    })
+}
+
+/// Every acknowledged write is on the node on `port`, with its value.
+fn assert_has_all(port: u16, acked: &[(String, String)]) {
+    let mut c = Client::connect(port).unwrap();
+    for chunk in acked.chunks(500) {
+        let mut command = vec!["MGET"];
+        command.extend(chunk.iter().map(|(k, _)| k.as_str()));
+        let values = c.cmd(&command);
+        for ((key, value), got) in chunk.iter().zip(values.items()) {
+            assert_eq!(
+                got,
+                &support::client::Resp::bulk(value),
+                "acknowledged write {key} lost"
+            );
+        }
+    }
+}
+
+/// A keeper primary with two keeper replicas under a steady write load: `FAILOVER TO a`
+/// pauses the writes, waits for `a`, hands over with PSYNC FAILOVER; the old primary
+/// continues from `a` with a partial resync, `b` repointed too, and no acknowledged write
+/// is lost. Prints the time from FAILOVER to `a` accepting a write.
+#[test]
+fn failover_to_a_keeper_replica_under_load_loses_no_acknowledged_write() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let tmp = tempfile::tempdir().unwrap();
+    let primary_dir = tmp.path().join("primary");
+    std::fs::create_dir_all(&primary_dir).unwrap();
+    let primary = KeeperServer::start(&primary_dir, &["--save", ""]);
+    let mut c = primary.client();
+    writes(&mut c, 0);
+    let a = keeper_replica_of(&tmp.path().join("a"), primary.port);
+    let b = keeper_replica_of(&tmp.path().join("b"), primary.port);
+    let end = offset(primary.port);
+    wait_applied("a", a.port, end);
+    wait_applied("b", b.port, end);
+    assert_eq!(failover_state(primary.port), "no-failover");
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = write_load(primary.port, a.port, Arc::clone(&stop));
+    // Let the load run a little before and during the failover.
+    writes(&mut c, 1);
+    let started = Instant::now();
+    let reply = c.cmd(&["FAILOVER", "TO", "127.0.0.1", &a.port.to_string()]);
+    assert_eq!(reply, support::client::Resp::Simple("OK".into()));
+    let mut probe = a.client();
+    loop {
+        match probe.cmd(&["SET", "probe", "1"]) {
+            support::client::Resp::Simple(ok) if ok == "OK" => break,
+            support::client::Resp::Error(e) if e.starts_with("READONLY") => {
+                assert!(
+                    started.elapsed() < Duration::from_secs(60),
+                    "a never took writes"
+                );
+                thread::sleep(Duration::from_millis(1));
+            }
+            other => panic!("probe: {other:?}"),
+        }
+    }
+    println!(
+        "FAILOVER to the new primary accepting a write: {:.1} ms",
+        started.elapsed().as_secs_f64() * 1000.0
+    );
+
+    wait_replica_of("the old primary follows a", primary.port, a.port);
+    assert_eq!(failover_state(primary.port), "no-failover");
+    assert_eq!(info(a.port, "replication")["role"], "master");
+    // A write on the old primary now gets READONLY.
+    assert!(
+        c.cmd(&["SET", "late", "1"]).error().starts_with("READONLY"),
+        "the old primary still takes writes"
+    );
+    let (full, partial, _) = sync_counters(a.port);
+    assert_eq!(full, 0, "the old primary continued without a full sync");
+    assert!(partial >= 1, "the old primary's PSYNC was a partial resync");
+
+    // b (disconnected by the old primary when its ids changed) is pointed at a.
+    Client::connect(b.port)
+        .unwrap()
+        .cmd(&["REPLICAOF", "127.0.0.1", &a.port.to_string()]);
+    wait_replica_of("b follows a", b.port, a.port);
+    assert_eq!(
+        sync_counters(a.port),
+        (0, 2, 0),
+        "the old primary and b both continued with +CONTINUE"
+    );
+
+    thread::sleep(Duration::from_millis(200));
+    stop.store(true, Ordering::SeqCst);
+    let acked = load.join().expect("the write load failed");
+    assert!(!acked.is_empty());
+    let end = offset(a.port);
+    wait_applied("the old primary after the failover", primary.port, end);
+    wait_applied("b after the failover", b.port, end);
+    assert_eq!(
+        sync_counters(a.port).0,
+        0,
+        "no full sync after the failover"
+    );
+    assert_has_all(a.port, &acked);
+    let data = dump(a.port);
+    assert_eq!(dump(primary.port), data, "the old primary");
+    assert_eq!(dump(b.port), data, "b");
+}
+
+/// keeper hands over to a real Redis replica: keeper sends PSYNC … FAILOVER to Redis, which
+/// promotes itself and continues keeper with a partial resync.
+#[test]
+fn failover_from_keeper_to_a_real_redis_replica() {
+    let tmp = tempfile::tempdir().unwrap();
+    let primary_dir = tmp.path().join("primary");
+    std::fs::create_dir_all(&primary_dir).unwrap();
+    let primary = KeeperServer::start(&primary_dir, &["--save", ""]);
+    let mut c = primary.client();
+    writes(&mut c, 0);
+    let redis_dir = tmp.path().join("redis");
+    std::fs::create_dir_all(&redis_dir).unwrap();
+    let redis = RedisServer::start_with(
+        &redis_dir,
+        "dump.rdb",
+        &[
+            "--replicaof",
+            "127.0.0.1",
+            &primary.port.to_string(),
+            "--repl-diskless-sync-delay",
+            "0",
+        ],
+    );
+    writes(&mut c, 1);
+    wait_applied("redis", redis.port(), offset(primary.port));
+    let before = dump(primary.port);
+
+    let reply = c.cmd(&["FAILOVER", "TO", "127.0.0.1", &redis.port().to_string()]);
+    assert_eq!(reply, support::client::Resp::Simple("OK".into()));
+    wait_replica_of("keeper follows redis", primary.port, redis.port());
+    assert_eq!(info(redis.port(), "replication")["role"], "master");
+    assert_eq!(failover_state(primary.port), "no-failover");
+    let (full, partial, _) = sync_counters(redis.port());
+    assert_eq!((full, partial), (0, 1), "redis continued keeper");
+    assert!(
+        redis
+            .log()
+            .contains("MASTER MODE enabled (failover request from"),
+        "{}",
+        redis.log()
+    );
+
+    let mut r = Client::connect(redis.port()).unwrap();
+    assert_eq!(
+        dump(redis.port()),
+        before,
+        "redis has everything keeper had"
+    );
+    writes(&mut r, 2);
+    wait_applied(
+        "keeper after the failover",
+        primary.port,
+        offset(redis.port()),
+    );
+    assert_eq!(dump(primary.port), dump(redis.port()));
+}
+
+/// A real Redis primary hands over to a keeper replica: Redis sends PSYNC … FAILOVER to
+/// keeper, which promotes itself and continues Redis with a partial resync.
+#[test]
+fn failover_from_real_redis_to_a_keeper_replica() {
+    let tmp = tempfile::tempdir().unwrap();
+    let redis_dir = tmp.path().join("redis");
+    std::fs::create_dir_all(&redis_dir).unwrap();
+    let redis =
+        RedisServer::start_with(&redis_dir, "dump.rdb", &["--repl-diskless-sync-delay", "0"]);
+    let mut r = Client::connect(redis.port()).unwrap();
+    writes(&mut r, 0);
+    let keeper = keeper_replica_of(&tmp.path().join("keeper"), redis.port());
+    writes(&mut r, 1);
+    wait_applied("keeper", keeper.port, offset(redis.port()));
+    let before = dump(redis.port());
+
+    // Without TO: Redis picks the replica that acknowledged everything.
+    assert_eq!(
+        r.cmd(&["FAILOVER"]),
+        support::client::Resp::Simple("OK".into())
+    );
+    wait_replica_of("redis follows keeper", redis.port(), keeper.port);
+    let promoted = info(keeper.port, "replication");
+    assert_eq!(promoted["role"], "master");
+    assert_eq!(
+        sync_counters(keeper.port),
+        (0, 1, 0),
+        "keeper continued redis"
+    );
+    assert!(
+        keeper
+            .log()
+            .contains("Failover request received for replid")
+    );
+    assert_eq!(failover_state(redis.port()), "no-failover");
+
+    assert_eq!(dump(keeper.port), before);
+    let mut c = keeper.client();
+    writes(&mut c, 2);
+    wait_applied(
+        "redis after the failover",
+        redis.port(),
+        offset(keeper.port),
+    );
+    assert_eq!(dump(redis.port()), dump(keeper.port));
+}
+
+/// Redis 7.0's refusals, the write pause (reads go on, writes wait until the end), ABORT,
+/// TIMEOUT without FORCE (abort: still the primary), TIMEOUT with FORCE (hand over anyway:
+/// the lagging target full-syncs the old primary). The target is stalled by a proxy between
+/// it and the primary.
+#[test]
+fn failover_errors_pause_abort_and_timeouts() {
+    use support::client::Resp;
+    let tmp = tempfile::tempdir().unwrap();
+    let primary_dir = tmp.path().join("primary");
+    std::fs::create_dir_all(&primary_dir).unwrap();
+    let primary = KeeperServer::start(&primary_dir, &["--save", ""]);
+    let port = primary.port;
+    let err = |reply: Resp| reply.error().to_owned();
+
+    assert_eq!(
+        err(failover(port, &[])),
+        "ERR FAILOVER requires connected replicas."
+    );
+    assert_eq!(
+        err(failover(port, &["ABORT"])),
+        "ERR No failover in progress."
+    );
+    for (args, expected) in [
+        (&["ABORT", "TIMEOUT", "5"][..], "ERR syntax error"),
+        (&["TO", "127.0.0.1"][..], "ERR syntax error"),
+        (&["TIMEOUT", "5", "TIMEOUT", "6"][..], "ERR syntax error"),
+        (&["BOGUS"][..], "ERR syntax error"),
+        (
+            &["TO", "127.0.0.1", "x"][..],
+            "ERR value is not an integer or out of range",
+        ),
+        (
+            &["TIMEOUT", "0"][..],
+            "ERR FAILOVER timeout must be greater than 0",
+        ),
+    ] {
+        assert_eq!(err(failover(port, args)), expected, "{args:?}");
+    }
+
+    let proxy = support::proxy::Proxy::start(port);
+    let replica = keeper_replica_of(&tmp.path().join("replica"), proxy.port());
+    let rport = replica.port.to_string();
+    let mut c = primary.client();
+    writes(&mut c, 0);
+    wait_applied("replica", replica.port, offset(port));
+
+    assert_eq!(
+        err(failover(replica.port, &[])),
+        "ERR FAILOVER is not valid when server is a replica."
+    );
+    assert_eq!(
+        err(failover(port, &["TO", "127.0.0.1", &rport, "FORCE"])),
+        "ERR FAILOVER with force option requires both a timeout and target HOST and IP."
+    );
+    assert_eq!(
+        err(failover(port, &["TIMEOUT", "100", "FORCE"])),
+        "ERR FAILOVER with force option requires both a timeout and target HOST and IP."
+    );
+    assert_eq!(
+        err(failover(port, &["TO", "127.0.0.1", "1"])),
+        "ERR FAILOVER target HOST and PORT is not a replica."
+    );
+    // Inside MULTI the command is queued and runs at EXEC.
+    c.cmd(&["MULTI"]);
+    assert_eq!(c.cmd(&["FAILOVER", "ABORT"]), Resp::Simple("QUEUED".into()));
+    assert_eq!(
+        c.cmd(&["EXEC"]),
+        Resp::Array(vec![Resp::Error("ERR No failover in progress.".into())])
+    );
+
+    // The target stalls: the primary waits for it, writes wait, reads go on.
+    proxy.pause();
+    c.cmd(&["SET", "before", "1"]);
+    assert_eq!(
+        failover(port, &["TO", "127.0.0.1", &rport]),
+        Resp::Simple("OK".into())
+    );
+    assert_eq!(failover_state(port), "waiting-for-sync");
+    assert_eq!(
+        err(failover(port, &[])),
+        "ERR FAILOVER already in progress."
+    );
+    assert_eq!(
+        c.cmd(&["REPLICAOF", "NO", "ONE"]).error(),
+        "ERR REPLICAOF not allowed while failing over."
+    );
+    let mut writer = primary.client();
+    writer.send(&["SET", "paused", "1"]);
+    let mut queued = primary.client();
+    queued.cmd(&["MULTI"]);
+    queued.send(&["SET", "queued", "1"]);
+    assert_eq!(c.cmd(&["GET", "before"]), Resp::bulk("1"), "reads go on");
+    assert_eq!(c.cmd(&["GET", "paused"]), Resp::Nil, "the write waits");
+    assert_eq!(failover_state(port), "waiting-for-sync");
+    assert_eq!(failover(port, &["ABORT"]), Resp::Simple("OK".into()));
+    assert_eq!(
+        writer.read(),
+        Resp::Simple("OK".into()),
+        "the write ran after ABORT"
+    );
+    assert_eq!(queued.read(), Resp::Simple("QUEUED".into()));
+    assert_eq!(
+        queued.cmd(&["EXEC"]),
+        Resp::Array(vec![Resp::Simple("OK".into())])
+    );
+    assert_eq!(failover_state(port), "no-failover");
+    assert_eq!(info(port, "replication")["role"], "master");
+    assert!(primary.log().contains("aborted: Failover manually aborted"));
+
+    // TIMEOUT without FORCE: the failover gives up, the node stays the primary.
+    assert_eq!(
+        failover(port, &["TO", "127.0.0.1", &rport, "TIMEOUT", "100"]),
+        Resp::Simple("OK".into())
+    );
+    wait_until("the timeout", || failover_state(port) == "no-failover");
+    assert_eq!(info(port, "replication")["role"], "master");
+    assert_eq!(
+        c.cmd(&["SET", "after-timeout", "1"]),
+        Resp::Simple("OK".into())
+    );
+    assert!(
+        primary
+            .log()
+            .contains("aborted: Replica never caught up before timeout")
+    );
+
+    // TIMEOUT with FORCE: the target is still stalled; the primary hands over anyway, and
+    // the target (promoted behind it) serves it a full sync.
+    assert_eq!(
+        failover(
+            port,
+            &["TO", "127.0.0.1", &rport, "TIMEOUT", "100", "FORCE"]
+        ),
+        Resp::Simple("OK".into())
+    );
+    wait_replica_of("the old primary follows the target", port, replica.port);
+    assert_eq!(failover_state(port), "no-failover");
+    assert_eq!(info(replica.port, "replication")["role"], "master");
+    assert!(primary.log().contains("time out exceeded, failing over."));
+    assert_eq!(sync_counters(replica.port).0, 1, "forced: a full sync");
+    proxy.resume();
+    let mut r = replica.client();
+    r.cmd(&["SET", "on-the-new-primary", "1"]);
+    wait_applied("the old primary", port, offset(replica.port));
+    assert_eq!(dump(port), dump(replica.port));
+    assert_eq!(c.cmd(&["GET", "after-timeout"]), Resp::Nil, "FORCE lost it");
+}

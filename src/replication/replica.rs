@@ -8,7 +8,9 @@
 //!    listening-port <port>` and `REPLCONF capa eof capa psync2` (their refusals are not).
 //! 2. `PSYNC <replid> <offset + 1>` from this node's own position when it is worth a partial
 //!    resync (the node was synced before, is a demoted primary, or restarted from files that
-//!    recorded it), else `PSYNC ? -1`.
+//!    recorded it), else `PSYNC ? -1`. During a planned failover (the node hands over to
+//!    this primary, [`ReplicaNode::sends_failover`]) the PSYNC carries a `FAILOVER`
+//!    argument, and its answer is reported to the node.
 //! 3. `+FULLRESYNC <replid> <offset>`: the RDB (`$<len>` or the diskless `$EOF:` form, see
 //!    [`super::sync`]) is decoded as it arrives, on a blocking thread, into a *fresh*
 //!    [`Store`] while the node keeps serving reads from the old one; once complete, the node
@@ -148,6 +150,16 @@ pub trait ReplicaNode: Send + Sync + 'static {
     /// from the node's (the offsets are kept). Returns the node's offset.
     fn continue_partial(&self, new_replid: Option<String>) -> Option<u64>;
 
+    /// True when this node hands over to the primary (a planned failover, Redis's
+    /// `FAILOVER_IN_PROGRESS`): the PSYNC then carries a `FAILOVER` argument.
+    fn sends_failover(&self) -> bool {
+        false
+    }
+
+    /// The answer to a `PSYNC … FAILOVER`: `Ok` when the primary took over (`+CONTINUE` or
+    /// `+FULLRESYNC`), else why the failover failed.
+    fn failover_answered(&self, _answer: std::result::Result<(), &str>) {}
+
     /// Applies `commands` (`(database, argv)`, in order) and appends `raw`, the stream bytes
     /// they came in, to the node's stream. `db_before`/`db_after`: the stream's database
     /// before and after `raw`. Returns the node's offset after them.
@@ -286,8 +298,33 @@ async fn session_inner<N: ReplicaNode>(
         tracing::info!("Partial resynchronization not possible (no cached master)");
         [b"PSYNC".to_vec(), b"?".to_vec(), b"-1".to_vec()]
     };
-    let args: Vec<&[u8]> = psync.iter().map(Vec::as_slice).collect();
-    let reply = peer.call(&args, "PSYNC").await?;
+    let mut args: Vec<&[u8]> = psync.iter().map(Vec::as_slice).collect();
+    // A planned failover: the target promotes itself before it answers.
+    let failover = node.sends_failover();
+    if failover {
+        args.push(b"FAILOVER");
+    }
+    if let Err(e) = peer.send(&args, "PSYNC").await {
+        if failover {
+            node.failover_answered(Err("Write error to failover target"));
+        }
+        return Err(e.into());
+    }
+    let reply = peer.read_line("the reply to PSYNC").await?;
+    if failover {
+        let taken_over = reply.starts_with(b"+CONTINUE") || reply.starts_with(b"+FULLRESYNC");
+        if !taken_over {
+            tracing::info!(
+                "Master does not support PSYNC or is in error state (reply: {})",
+                quote(&reply)
+            );
+        }
+        node.failover_answered(if taken_over {
+            Ok(())
+        } else {
+            Err("Failover target rejected psync request")
+        });
+    }
 
     let (mut peer, offset) = if let Some(position) = reply.strip_prefix(b"+FULLRESYNC ") {
         let (primary_id, primary_offset) = parse_fullresync(position)

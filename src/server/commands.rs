@@ -352,6 +352,15 @@ static SERVER_COMMANDS: &[ServerSpec] = &[
         replconf,
     ),
     server(
+        "failover",
+        -1,
+        ADMIN | NOSCRIPT | STALE,
+        "server",
+        "6.2.0",
+        "Start a coordinated failover between this server and one of its replicas.",
+        super::failover::failover,
+    ),
+    server(
         "wait",
         3,
         NOSCRIPT,
@@ -590,6 +599,16 @@ pub(crate) fn dispatch(
                 cmd.name()
             ),
         );
+        return;
+    }
+    // A failover pauses writes (Redis's CLIENT PAUSE WRITE, checked before queuing): the
+    // connection runs the command again once the pause ends.
+    if state.failover.pauses_writes()
+        && (is_write
+            || super::failover::may_replicate(cmd.name())
+            || (cmd.is("exec") && queues_a_write(client)))
+    {
+        client.postponed = Some(argv);
         return;
     }
     if let Some(multi) = &mut client.multi

@@ -59,6 +59,11 @@ pub(crate) struct Client {
     pub full_sync: Option<FullSync>,
     /// Replication settings, the replica link after SYNC/PSYNC, a blocked `WAIT`.
     pub repl: super::replication::ReplClient,
+    /// A command a failover's write pause postponed (set by dispatch, put back into the
+    /// batch by [`run_batch`]).
+    pub postponed: Option<Vec<Bytes>>,
+    /// The batch stopped at a postponed command: wait for the pause to end, then go on.
+    pub write_paused: bool,
 }
 
 impl Client {
@@ -138,6 +143,18 @@ pub(crate) async fn serve(mut stream: TcpStream, addr: SocketAddr, shared: Arc<S
                                     if let Some(wait) = state.engine.aof_ack_wait() {
                                         ack_wait = Some(wait);
                                     }
+                                }
+                                // A write paused by a failover: send the replies before it,
+                                // wait outside the lock for the pause to end, run it again.
+                                if std::mem::take(&mut client.write_paused) {
+                                    if !flush(&mut stream, &mut client, &shared, &mut ack_wait).await {
+                                        break 'serve;
+                                    }
+                                    tokio::select! {
+                                        () = super::failover::resumed(&shared) => {}
+                                        () = peer_closed(&stream) => break 'serve,
+                                    }
+                                    continue;
                                 }
                                 // A blocked WAIT: send the replies before it, wait for the
                                 // replicas outside the lock, then run the rest of the batch.
@@ -259,6 +276,12 @@ fn run_batch(client: &mut Client, state: &mut State, shared: &Shared, batch: &mu
         let argv = std::mem::take(&mut batch[ran]);
         ran += 1;
         super::commands::dispatch(client, state, shared, argv, now_ms);
+        if let Some(argv) = client.postponed.take() {
+            ran -= 1;
+            batch[ran] = argv;
+            client.write_paused = true;
+            break;
+        }
         // After SYNC/PSYNC the connection carries the replication link: what follows is
         // dropped.
         if client.close || client.repl.session.is_some() {
@@ -337,5 +360,7 @@ fn admit(
         repl_rdb_only: false,
         full_sync: None,
         repl: Default::default(),
+        postponed: None,
+        write_paused: false,
     })
 }

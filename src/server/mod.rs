@@ -41,6 +41,10 @@
 //!   batches, each batch's bytes fed verbatim to the AOF and the sinks so the offsets stay
 //!   the primary's. Clients' writes get `-READONLY`; no key expires here but by the
 //!   primary's `DEL`.
+//! - **Planned failover** ([`failover`], `FAILOVER`): writes are paused (a paused client
+//!   waits outside the lock, like `WAIT`), a task waits for the target's ACK, then the node
+//!   turns into the target's replica and its link's `PSYNC … FAILOVER` makes the target
+//!   take over; the target side promotes itself on that PSYNC.
 //! - **The cron** ([`cron`]): `hz` times per second it runs the active expiry cycle (bounded
 //!   to a quarter of the period), collects a finished BGSAVE or AOF rewrite, starts one when a
 //!   save point, AOF growth or the AOF disk budget asks for it, and samples
@@ -57,6 +61,7 @@
 mod backups;
 mod commands;
 mod conn;
+mod failover;
 mod info;
 mod pubsub;
 mod replica_link;
@@ -123,6 +128,8 @@ pub(crate) struct State {
     pub primary: crate::replication::primary::PrimaryHandle,
     /// When the replication cron last ran (it runs once a second).
     pub repl_cron_at: Instant,
+    /// A planned failover (`FAILOVER`) and the write pause it holds.
+    pub failover: failover::FailoverControl,
 }
 
 impl State {
@@ -143,6 +150,7 @@ impl State {
             config_file,
             primary,
             repl_cron_at: Instant::now(),
+            failover: Default::default(),
         }
     }
 
@@ -426,13 +434,19 @@ async fn cron(shared: Arc<Shared>) {
             engine,
             watched,
             dirty_cas,
+            failover,
             ..
         } = &mut *state;
-        engine.active_expire(now_ms, period / 4, &mut |db, key| {
-            if let Some(ids) = watched.get(&(db, key.clone())) {
-                dirty_cas.extend(ids.iter().copied());
-            }
-        });
+        // While a failover pauses writes the dataset stays as it is (Redis pauses expiry
+        // too): the stream must stop so the target can catch up.
+        let paused = failover.pauses_writes();
+        if !paused {
+            engine.active_expire(now_ms, period / 4, &mut |db, key| {
+                if let Some(ids) = watched.get(&(db, key.clone())) {
+                    dirty_cas.extend(ids.iter().copied());
+                }
+            });
+        }
         state.engine.cron();
         replication::cron(&mut state);
         state.sample_ops();

@@ -142,6 +142,17 @@ impl ReplicaNode for ServerNode {
         Some(offset)
     }
 
+    fn sends_failover(&self) -> bool {
+        self.current()
+            .is_some_and(|state| super::failover::link_sends_failover(&state))
+    }
+
+    fn failover_answered(&self, answer: std::result::Result<(), &str>) {
+        if let Some(mut state) = self.current() {
+            super::failover::link_failover_answered(&mut state, answer);
+        }
+    }
+
     fn apply(
         &self,
         commands: &[(usize, Vec<Bytes>)],
@@ -256,6 +267,11 @@ fn resume_as_primary(state: &mut State) {
 /// `REPLICAOF host port` / `REPLICAOF NO ONE` (and `SLAVEOF`), as Redis 7.0's
 /// `replicaofCommand`.
 pub(super) fn replicaof(call: &mut Call<'_>) {
+    if call.state.failover.pauses_writes() {
+        return call.client.reply(&Reply::error(
+            "ERR REPLICAOF not allowed while failing over.",
+        ));
+    }
     let (host, port) = (&call.argv[1], &call.argv[2]);
     if host.eq_ignore_ascii_case(b"no") && port.eq_ignore_ascii_case(b"one") {
         if call.state.replica.is_some() {

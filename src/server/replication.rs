@@ -154,11 +154,25 @@ pub(super) fn replconf(call: &mut Call<'_>) {
 
 /// `SYNC`: a full sync without the `+FULLRESYNC` line; the replica sends no ACKs.
 pub(super) fn sync(call: &mut Call<'_>) {
+    if super::failover::refuses_sync(call) {
+        return;
+    }
     start_sync(call, None);
 }
 
 /// `PSYNC <replid> <offset>`: a partial resync when the history allows, else a full one.
+/// `PSYNC <replid> <offset> FAILOVER`: the primary of this replica hands over to it first
+/// (see `server/failover.rs`).
 pub(super) fn psync(call: &mut Call<'_>) {
+    if call.argv.len() > 3
+        && call.argv[3].eq_ignore_ascii_case(b"failover")
+        && !super::failover::psync_failover(call)
+    {
+        return;
+    }
+    if super::failover::refuses_sync(call) {
+        return;
+    }
     let Some(offset) = parse_i64(&call.argv[2]) else {
         return call
             .client
@@ -425,7 +439,8 @@ pub(super) fn cron(state: &mut State) {
         engine.new_replid();
         engine.mark_aof_position();
     }
-    if actions.ping {
+    // A failover's pause keeps the stream still; its GETACKs keep the links busy instead.
+    if actions.ping && !state.failover.pauses_writes() {
         engine.propagate_to_replicas(&primary::PING);
     }
 }
@@ -588,7 +603,11 @@ pub(super) fn info_primary(out: &mut String, state: &State) -> std::fmt::Result 
             replica.lag_seconds(now_ms)
         )?;
     }
-    writeln!(out, "master_failover_state:no-failover\r")?;
+    writeln!(
+        out,
+        "master_failover_state:{}\r",
+        state.failover.state().as_str()
+    )?;
     writeln!(out, "master_replid:{}\r", engine.replid())?;
     writeln!(out, "master_replid2:{}\r", engine.replid2())?;
     writeln!(out, "master_repl_offset:{}\r", engine.repl_offset())?;
