@@ -28,16 +28,17 @@
 //! bytes it read, and stream bytes behind the mark would hide it.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::{Notify, mpsc, watch};
+use tokio::sync::{Notify, mpsc, oneshot, watch};
 
 use super::backlog::Backlog;
+use super::sync::{StagedRdb, Transfer};
 use crate::config::{Config, OutputBufferLimit};
 use crate::engine::{Engine, PropagationSink};
 use crate::resp::{Limits, RequestParser};
@@ -261,6 +262,9 @@ pub struct SyncStats {
     pub sync_partial_ok: u64,
     /// Partial resyncs asked for and refused (`PSYNC ?` not counted).
     pub sync_partial_err: u64,
+    /// Snapshots taken for full syncs (keeper's `keeper_sync_snapshots`): less than
+    /// `sync_full` when replicas shared one.
+    pub snapshots: u64,
 }
 
 /// What the once-a-second replication cron asks of the engine.
@@ -289,6 +293,8 @@ pub struct Primary {
     /// A `WAIT` blocked: send `REPLCONF GETACK *` once the current batch is over.
     getack_pending: bool,
     acks: Arc<watch::Sender<u64>>,
+    /// Full syncs that share one snapshot.
+    groups: SyncGroups,
 }
 
 impl Primary {
@@ -303,6 +309,7 @@ impl Primary {
             last_ping: Instant::now(),
             getack_pending: false,
             acks: Arc::new(watch::Sender::new(0)),
+            groups: SyncGroups::default(),
         }
     }
 
@@ -355,10 +362,15 @@ impl Primary {
         if let Some(backlog) = &mut self.backlog {
             backlog.append(bytes);
         }
-        if !self.replicas.iter().any(|r| r.tx.is_some()) {
+        let attachable = self.groups.staged_still_attachable(&self.limit);
+        if !attachable && !self.replicas.iter().any(|r| r.tx.is_some()) {
             return;
         }
         let chunk = Bytes::copy_from_slice(bytes);
+        if attachable && let Some(group) = &mut self.groups.staged {
+            group.since_len += chunk.len() as u64;
+            group.since.push(chunk.clone());
+        }
         let now = Instant::now();
         let limit = self.limit;
         let mut dropped = false;
@@ -459,8 +471,24 @@ impl Primary {
         state: ReplicaState,
         backlog: Option<Vec<u8>>,
     ) -> ReplicaSession {
+        self.register_with(request, state, backlog, true)
+    }
+
+    /// Registers a replica for a full sync, in `wait_bgsave`, not fed yet: its stream starts
+    /// with its snapshot ([`Primary::start_feeding`]).
+    pub fn register_for_full_sync(&mut self, request: &ReplicaRequest) -> ReplicaSession {
+        self.register_with(request, ReplicaState::WaitBgsave, None, false)
+    }
+
+    fn register_with(
+        &mut self,
+        request: &ReplicaRequest,
+        state: ReplicaState,
+        backlog: Option<Vec<u8>>,
+        fed: bool,
+    ) -> ReplicaSession {
         let link = Arc::new(ReplicaLink::new(Arc::clone(&self.acks)));
-        let (tx, rx) = if request.rdb_only {
+        let (tx, rx) = if request.rdb_only || !fed {
             (None, None)
         } else {
             let (tx, rx) = mpsc::unbounded_channel();
@@ -497,6 +525,153 @@ impl Primary {
         self.replicas.iter_mut().find(|r| r.id == id)
     }
 
+    /// Starts feeding replica `id` (registered by [`Primary::register_for_full_sync`]) the
+    /// stream, after `since` (the stream between its snapshot and now). Returns its receiver;
+    /// `None` for an rdb-only client or a replica no longer registered.
+    pub fn start_feeding(&mut self, id: u64, since: &[Bytes]) -> Option<mpsc::UnboundedReceiver<Bytes>> {
+        let replica = self.replica_mut(id)?;
+        if replica.rdb_only {
+            return None;
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        for chunk in since {
+            replica.link.queued.fetch_add(chunk.len() as u64, Ordering::SeqCst);
+            let _ = tx.send(chunk.clone());
+        }
+        replica.tx = Some(tx);
+        Some(rx)
+    }
+
+    /// Puts replica `id` in the queue of the next diskless full sync (Redis's
+    /// `SLAVE_STATE_WAIT_BGSAVE_START`); the receiver gets its start.
+    pub fn wait_for_diskless(
+        &mut self,
+        id: u64,
+        filtered: bool,
+        now: Instant,
+    ) -> oneshot::Receiver<SyncStart> {
+        let (start, rx) = oneshot::channel();
+        self.groups.waiting.push(Waiter {
+            id,
+            filtered,
+            since: now,
+            start,
+        });
+        rx
+    }
+
+    /// True while a diskless transfer runs (replicas asking now wait for the next one).
+    pub fn diskless_running(&self) -> bool {
+        self.groups.running.load(Ordering::SeqCst) > 0
+    }
+
+    /// When the waiting replicas' diskless sync is due (Redis's
+    /// `replicationStartPendingFullSync`): `Ok(())` now; `Err(Some(t))` at `t` at the latest
+    /// (earlier if `repl-diskless-sync-max-replicas` replicas arrive); `Err(None)` when nobody
+    /// waits or a diskless transfer runs (its end wakes [`Primary::sync_wake`]).
+    ///
+    /// The delay is `repl-diskless-sync-delay` counted from the oldest waiter's request (with
+    /// `repl-diskless-sync no`, only filtered clients sync diskless, and at once). It starts
+    /// earlier once `repl-diskless-sync-max-replicas` (if not 0) replicas that can share it
+    /// wait.
+    pub fn diskless_due(&self, config: &Config, now: Instant) -> Result<(), Option<Instant>> {
+        let Some(first) = self.groups.waiting.first() else {
+            return Err(None);
+        };
+        if self.diskless_running() {
+            return Err(None);
+        }
+        let delay = if config.repl_diskless_sync {
+            Duration::from_secs(config.repl_diskless_sync_delay)
+        } else {
+            Duration::ZERO
+        };
+        let sharing = self
+            .groups
+            .waiting
+            .iter()
+            .filter(|w| w.filtered == first.filtered)
+            .count() as u64;
+        let max = config.repl_diskless_sync_max_replicas;
+        let oldest = self.groups.waiting.iter().map(|w| w.since).min().unwrap_or(now);
+        let at = oldest + delay;
+        if (max > 0 && sharing >= max) || now >= at {
+            Ok(())
+        } else {
+            Err(Some(at))
+        }
+    }
+
+    /// Takes the waiters that share the next diskless transfer: those whose RDB is the
+    /// first waiter's (filtered or not), as Redis serves only replicas with the first one's
+    /// requirements; the others wait for the transfer after. Returns the filter and the
+    /// waiters (ids and where to send their start).
+    pub fn take_diskless_waiters(&mut self) -> (bool, Vec<(u64, oneshot::Sender<SyncStart>)>) {
+        let Some(filtered) = self.groups.waiting.first().map(|w| w.filtered) else {
+            return (false, Vec::new());
+        };
+        let (taken, rest) = std::mem::take(&mut self.groups.waiting)
+            .into_iter()
+            .partition::<Vec<_>, _>(|w| w.filtered == filtered);
+        self.groups.waiting = rest;
+        let taken = taken
+            .into_iter()
+            .filter(|w| !w.start.is_closed() && self.replicas.iter().any(|r| r.id == w.id))
+            .map(|w| (w.id, w.start))
+            .collect();
+        (filtered, taken)
+    }
+
+    /// Marks a diskless transfer running; call the returned function when it ends.
+    pub fn begin_diskless(&mut self) -> impl FnOnce() + Send + 'static {
+        let running = Arc::clone(&self.groups.running);
+        let wake = Arc::clone(&self.groups.wake);
+        running.fetch_add(1, Ordering::SeqCst);
+        move || {
+            running.fetch_sub(1, Ordering::SeqCst);
+            wake.notify_waiters();
+        }
+    }
+
+    /// Notified when a diskless transfer ends (the next one may start).
+    pub fn sync_wake(&self) -> Arc<Notify> {
+        Arc::clone(&self.groups.wake)
+    }
+
+    /// Records the disk-based sync just started (snapshot at `offset` under `replid`), so
+    /// replicas asking while its RDB is written attach to it.
+    pub fn set_staged_sync(&mut self, replid: &str, offset: u64, rdb: &Arc<StagedRdb>) {
+        self.groups.staged = Some(StagedGroup {
+            replid: replid.to_owned(),
+            offset,
+            rdb: Arc::downgrade(rdb),
+            since: Vec::new(),
+            since_len: 0,
+        });
+    }
+
+    /// Redis's rule for a replica asking while a BGSAVE for replication runs: it attaches when
+    /// that BGSAVE writes to disk for replication (still writing, same replication id) and
+    /// its stream is still held whole. Returns the snapshot's id and offset, the RDB, and the
+    /// stream since the snapshot (the attaching replica's output buffer, as Redis copies the
+    /// first replica's).
+    pub fn attach_staged(&mut self, replid: &str) -> Option<(String, u64, Transfer, Vec<Bytes>)> {
+        if !self.groups.staged_still_attachable(&self.limit) {
+            return None;
+        }
+        let group = self.groups.staged.as_ref()?;
+        if !group.replid.eq_ignore_ascii_case(replid) {
+            return None;
+        }
+        let rdb = group.rdb.upgrade()?;
+        Some((
+            group.replid.clone(),
+            group.offset,
+            Transfer::staged(&rdb),
+            group.since.clone(),
+        ))
+    }
+
     /// Sets the state of replica `id` (a transfer moving on). Going online restarts its ACK
     /// clock (Redis's "prevent false timeout"); an rdb-only client is done instead.
     pub fn set_state(&mut self, id: u64, state: ReplicaState) {
@@ -516,6 +691,7 @@ impl Primary {
     pub fn remove(&mut self, id: u64) {
         let before = self.replicas.len();
         self.replicas.retain(|r| r.id != id);
+        self.groups.waiting.retain(|w| w.id != id);
         if before != self.replicas.len() && self.replicas.is_empty() {
             self.no_replicas_since = Instant::now();
         }
@@ -527,6 +703,9 @@ impl Primary {
             replica.link.kill();
         }
         self.replicas.clear();
+        // Their snapshots belong to the old history.
+        self.groups.waiting.clear();
+        self.groups.staged = None;
         self.no_replicas_since = Instant::now();
     }
 
@@ -610,6 +789,67 @@ impl Primary {
             actions.ping = true;
         }
         actions
+    }
+}
+
+/// A replica waiting for the next diskless full sync.
+struct Waiter {
+    id: u64,
+    /// `REPLCONF rdb-filter-only`: its RDB leaves the keys out, so it shares only with its
+    /// kind.
+    filtered: bool,
+    /// When it asked.
+    since: Instant,
+    start: oneshot::Sender<SyncStart>,
+}
+
+/// What a replica waiting for its full sync gets when the sync starts: the `+FULLRESYNC`
+/// position, its share of the RDB, and the stream from `offset + 1` on.
+pub struct SyncStart {
+    pub replid: String,
+    pub offset: u64,
+    pub transfer: Transfer,
+    /// `None` for rdb-only clients.
+    pub stream: Option<mpsc::UnboundedReceiver<Bytes>>,
+}
+
+/// The disk-based sync whose RDB is being written, while replicas may attach to it.
+struct StagedGroup {
+    replid: String,
+    offset: u64,
+    rdb: Weak<StagedRdb>,
+    /// The stream since the snapshot (the same shared chunks the replicas get).
+    since: Vec<Bytes>,
+    since_len: u64,
+}
+
+/// Full syncs shared by several replicas (see [`Primary::diskless_due`],
+/// [`Primary::attach_staged`]).
+#[derive(Default)]
+struct SyncGroups {
+    /// In arrival order.
+    waiting: Vec<Waiter>,
+    /// Diskless transfers running (0 or 1 when started through [`Primary::diskless_due`]).
+    running: Arc<AtomicUsize>,
+    /// Notified when a diskless transfer ends.
+    wake: Arc<Notify>,
+    staged: Option<StagedGroup>,
+}
+
+impl SyncGroups {
+    /// True while the staged group can take more replicas; forgets it otherwise (its RDB is
+    /// written, every replica left, or the stream since its snapshot went over the replica
+    /// output buffer's hard limit, which would drop an attaching replica at once anyway).
+    fn staged_still_attachable(&mut self, limit: &OutputBufferLimit) -> bool {
+        let Some(group) = &self.staged else {
+            return false;
+        };
+        let open = group.rdb.upgrade().is_some_and(|rdb| rdb.is_writing())
+            && (limit.hard == 0 || group.since_len < limit.hard);
+        if !open {
+            self.staged = None;
+        }
+        open
     }
 }
 

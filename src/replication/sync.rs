@@ -35,13 +35,13 @@ use std::hash::{BuildHasher, Hasher};
 use std::io::{self, Read};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::time::timeout;
 
 use crate::dataset::DatasetSnapshot;
@@ -66,7 +66,7 @@ const STAGED_CHUNK: usize = 256 * 1024;
 /// Chunks in flight between the thread encoding the RDB and the connection.
 const CHANNEL_CHUNKS: usize = 4;
 /// Keep-alive period while a staged RDB is written (Redis sends one a second).
-const KEEPALIVE_PERIOD: Duration = Duration::from_secs(1);
+pub const KEEPALIVE_PERIOD: Duration = Duration::from_secs(1);
 
 /// Credentials for `AUTH`: the password alone (`requirepass`, the default user), or an ACL
 /// user and its password.
@@ -580,7 +580,7 @@ pub enum SyncForm {
     },
 }
 
-/// A full sync for an rdb-only client, prepared under the engine lock.
+/// A full sync for one client, prepared under the engine lock ([`send_rdb`]).
 pub struct FullSync {
     /// The point-in-time view, taken at the offset the `+FULLRESYNC` line announced.
     pub snapshot: Box<dyn DatasetSnapshot + Send>,
@@ -590,15 +590,40 @@ pub struct FullSync {
     pub form: SyncForm,
 }
 
-/// What the thread producing the RDB hands to the connection.
+/// What the thread producing the RDB hands to a connection.
+#[derive(Clone)]
 enum Piece {
-    /// The staged RDB is complete and this long.
-    Length(u64),
-    Bytes(Vec<u8>),
+    Bytes(Bytes),
     /// Every byte was sent. Only this ends a transfer well: a producer that dies (a panic)
     /// closes the channel without it, and the client then gets no end mark.
     Done,
-    Failed(Error),
+    Failed(String),
+}
+
+/// One client's part of a full sync's RDB, encoded once for every client that shares it
+/// ([`start_diskless`], [`start_staged`]); [`send_transfer`] sends it.
+pub struct Transfer(TransferKind);
+
+enum TransferKind {
+    /// The diskless form: the chunks of the one encoding, as the producer fans them out.
+    Diskless {
+        mark: Arc<str>,
+        rx: mpsc::Receiver<Piece>,
+    },
+    /// The `$<len>` form: the shared staged file.
+    Staged(Arc<StagedRdb>),
+}
+
+impl Transfer {
+    /// A client's share of a staged RDB.
+    pub fn staged(rdb: &Arc<StagedRdb>) -> Transfer {
+        Transfer(TransferKind::Staged(Arc::clone(rdb)))
+    }
+
+    /// True for the diskless form.
+    pub fn is_diskless(&self) -> bool {
+        matches!(self.0, TransferKind::Diskless { .. })
+    }
 }
 
 /// Sends the RDB of `sync` on `out` (whatever precedes it, such as `+FULLRESYNC`, is already
@@ -615,105 +640,193 @@ pub async fn send_rdb<W: AsyncWrite + Unpin>(
         options,
         form,
     } = sync;
-    let control = Arc::new(SaveControl::default());
-    // Whatever ends this function (an error, the client gone) stops the producing thread.
-    let _stop = CancelOnDrop(Arc::clone(&control));
-    let (tx, mut rx) = mpsc::channel::<Piece>(CHANNEL_CHUNKS);
-    let diskless = matches!(form, SyncForm::Diskless);
-    let producer = {
-        let control = Arc::clone(&control);
-        move || match form {
-            SyncForm::Diskless => {
-                let sink = ChannelWrite(tx.clone());
-                let piece = match write_rdb_stream_controlled(sink, &*snapshot, &options, &control)
-                {
-                    Ok(_) => Piece::Done,
-                    Err(e) => Piece::Failed(e),
-                };
-                let _ = tx.blocking_send(piece);
-            }
-            SyncForm::Staged { storage, path } => {
-                let staged = Staged {
-                    storage: &*storage,
-                    path,
-                };
-                if let Err(e) = staged.produce(&*snapshot, &options, &control, &tx) {
-                    let _ = tx.blocking_send(Piece::Failed(e));
-                }
-            }
+    let transfer = match form {
+        SyncForm::Diskless => start_diskless(snapshot, options, 1, || {})
+            .pop()
+            .ok_or_else(|| send_error(peer, "no transfer"))?,
+        SyncForm::Staged { storage, path } => {
+            Transfer::staged(&start_staged(snapshot, options, storage, path))
         }
     };
-    tokio::task::spawn_blocking(producer);
+    send_transfer(out, transfer, peer).await
+}
 
-    let mark = diskless.then(random_mark);
-    let expected = if let Some(mark) = &mark {
-        write_timed(out, format!("$EOF:{mark}\r\n").as_bytes(), peer).await?;
-        None
-    } else {
-        let start = tokio::time::Instant::now() + KEEPALIVE_PERIOD;
-        let mut keepalive = tokio::time::interval_at(start, KEEPALIVE_PERIOD);
-        let len = loop {
-            tokio::select! {
-                piece = rx.recv() => match piece {
-                    Some(Piece::Length(len)) => break len,
-                    Some(Piece::Failed(e)) => return Err(e),
-                    Some(Piece::Bytes(_) | Piece::Done) | None => {
-                        return Err(send_error(peer, "the RDB producer ended without a length"));
-                    }
-                },
-                _ = keepalive.tick() => write_timed(out, b"\n", peer).await?,
-            }
+/// Starts encoding `snapshot` once, in the diskless form, for `members` clients; returns one
+/// [`Transfer`] each. `on_end` runs when the producer is done (all bytes handed out, every
+/// client gone, or a failure).
+///
+/// Fan-out and pace: the producing thread hands each chunk (one shared buffer) to every
+/// client's bounded queue of [`CHANNEL_CHUNKS`] chunks and waits while any queue is full, so
+/// the transfer goes at the pace of the slowest client, as Redis's diskless transfer does (one
+/// child writing to every socket), and memory stays bounded: never more than
+/// `CHANNEL_CHUNKS` + 1 chunks in flight, however many clients and however slow. A client
+/// whose socket fails, or that stalls past the idle timeout ([`IDLE_TIMEOUT`], Redis's
+/// `repl-timeout`), drops its queue and is left out of the next chunk; the others go on.
+/// When the last one is gone the encoding stops.
+pub fn start_diskless(
+    snapshot: Box<dyn DatasetSnapshot + Send>,
+    options: SaveOptions,
+    members: usize,
+    on_end: impl FnOnce() + Send + 'static,
+) -> Vec<Transfer> {
+    let mark: Arc<str> = random_mark().into();
+    let (txs, rxs): (Vec<_>, Vec<_>) = (0..members)
+        .map(|_| mpsc::channel::<Piece>(CHANNEL_CHUNKS))
+        .unzip();
+    tokio::task::spawn_blocking(move || {
+        // Runs on unwinding too: a producer that panics still ends its transfer.
+        let _end = OnDrop(Some(on_end));
+        let mut fan = FanOut(txs);
+        let control = SaveControl::default();
+        let piece = match write_rdb_stream_controlled(&mut fan, &*snapshot, &options, &control) {
+            Ok(_) => Piece::Done,
+            Err(e) => Piece::Failed(e.to_string()),
         };
-        write_timed(out, format!("${len}\r\n").as_bytes(), peer).await?;
-        Some(len)
-    };
-    let mut sent = 0u64;
-    loop {
-        match rx.recv().await {
-            Some(Piece::Bytes(chunk)) => {
-                write_timed(out, &chunk, peer).await?;
-                sent += chunk.len() as u64;
+        for tx in &fan.0 {
+            let _ = tx.blocking_send(piece.clone());
+        }
+    });
+    rxs.into_iter()
+        .map(|rx| {
+            Transfer(TransferKind::Diskless {
+                mark: Arc::clone(&mark),
+                rx,
+            })
+        })
+        .collect()
+}
+
+/// Starts writing `snapshot` to the temp file `path` for the `$<len>` form. Every client of
+/// the transfer holds the returned handle (clients asking while it is written may attach to
+/// it: [`StagedRdb::is_writing`]); the file is removed once the last handle is dropped, or
+/// at once when nobody holds one (the producer then stops early).
+pub fn start_staged(
+    snapshot: Box<dyn DatasetSnapshot + Send>,
+    options: SaveOptions,
+    storage: Arc<dyn Storage>,
+    path: PathBuf,
+) -> Arc<StagedRdb> {
+    let control = Arc::new(SaveControl::default());
+    let rdb = Arc::new(StagedRdb {
+        storage: Arc::clone(&storage),
+        path: path.clone(),
+        status: watch::Sender::new(StagedStatus::Writing),
+        writing: AtomicBool::new(true),
+        control: Arc::clone(&control),
+    });
+    let weak = Arc::downgrade(&rdb);
+    tokio::task::spawn_blocking(move || {
+        let mut outcome = StagedOutcome {
+            rdb: weak,
+            status: StagedStatus::Failed("the RDB producer died".into()),
+            storage: &*storage,
+            path: &path,
+        };
+        let written = (|| {
+            let mut file = storage.create(&path)?;
+            let (_, stats) =
+                write_rdb_stream_controlled(FileSink::new(&mut *file), &*snapshot, &options, &control)?;
+            Ok::<_, Error>(stats.bytes)
+        })();
+        outcome.status = match written {
+            Ok(len) => StagedStatus::Ready(len),
+            Err(e) => StagedStatus::Failed(e.to_string()),
+        };
+    });
+    rdb
+}
+
+/// Where a staged RDB is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum StagedStatus {
+    Writing,
+    Ready(u64),
+    Failed(String),
+}
+
+/// A staged RDB file shared by the clients of one disk-based full sync.
+pub struct StagedRdb {
+    storage: Arc<dyn Storage>,
+    path: PathBuf,
+    status: watch::Sender<StagedStatus>,
+    /// Mirrors `status == Writing`, readable without the watch's lock.
+    writing: AtomicBool,
+    control: Arc<SaveControl>,
+}
+
+impl StagedRdb {
+    /// True while the file is being written: a client asking now may share it (Redis attaches
+    /// a replica to a BGSAVE in progress, not to a finished one).
+    pub fn is_writing(&self) -> bool {
+        self.writing.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for StagedRdb {
+    fn drop(&mut self) {
+        self.control.cancel.store(true, Ordering::Relaxed);
+        remove_temp(&*self.storage, &self.path);
+    }
+}
+
+/// Publishes the producer's outcome when dropped (a panic included); removes the file when
+/// no client holds the RDB any more.
+struct StagedOutcome<'a> {
+    rdb: std::sync::Weak<StagedRdb>,
+    status: StagedStatus,
+    storage: &'a dyn Storage,
+    path: &'a std::path::Path,
+}
+
+impl Drop for StagedOutcome<'_> {
+    fn drop(&mut self) {
+        match self.rdb.upgrade() {
+            Some(rdb) => {
+                rdb.writing.store(false, Ordering::SeqCst);
+                rdb.status.send_replace(self.status.clone());
+                // Dropping `rdb` here may be the last handle: its own drop removes the file.
             }
-            Some(Piece::Done) => break,
-            Some(Piece::Failed(e)) => return Err(e),
-            Some(Piece::Length(_)) => {
-                return Err(send_error(peer, "the RDB producer sent two lengths"));
-            }
-            None => return Err(send_error(peer, "the RDB producer died")),
+            // Everyone left while it was written (possibly before the file existed, so the
+            // handle's drop found nothing to remove).
+            None => remove_temp(self.storage, self.path),
         }
     }
-    if let Some(len) = expected
-        && len != sent
+}
+
+fn remove_temp(storage: &dyn Storage, path: &std::path::Path) {
+    if matches!(storage.len(path), Ok(Some(_)))
+        && let Err(e) = storage.remove(path)
     {
-        return Err(send_error(
-            peer,
-            &format!("the staged RDB gave {sent} bytes, {len} announced"),
-        ));
+        tracing::warn!("removing {}: {e}", path.display());
     }
-    if let Some(mark) = mark {
-        write_timed(out, mark.as_bytes(), peer).await?;
-    }
-    Ok(sent)
 }
 
-/// Sets `cancel` when dropped, so a producer stops once nobody takes its bytes.
-struct CancelOnDrop(Arc<SaveControl>);
+/// Runs its closure when dropped.
+struct OnDrop<F: FnOnce()>(Option<F>);
 
-impl Drop for CancelOnDrop {
+impl<F: FnOnce()> Drop for OnDrop<F> {
     fn drop(&mut self) {
-        self.0.cancel.store(true, Ordering::Relaxed);
+        if let Some(f) = self.0.take() {
+            f();
+        }
     }
 }
 
-/// The RDB stream of the diskless form, as `io::Write`: each buffer the RDB writer flushes
-/// (about 256 KiB) becomes one chunk.
-struct ChannelWrite(mpsc::Sender<Piece>);
+/// The diskless RDB stream as `io::Write`: each buffer the RDB writer flushes (about 256 KiB)
+/// becomes one shared chunk, queued for every client still there (see [`start_diskless`]).
+struct FanOut(Vec<mpsc::Sender<Piece>>);
 
-impl io::Write for ChannelWrite {
+impl io::Write for FanOut {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let chunk = Bytes::copy_from_slice(buf);
         self.0
-            .blocking_send(Piece::Bytes(buf.to_vec()))
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the client is gone"))?;
+            .retain(|tx| tx.blocking_send(Piece::Bytes(chunk.clone())).is_ok());
+        if self.0.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "every client is gone",
+            ));
+        }
         Ok(buf.len())
     }
 
@@ -722,53 +835,101 @@ impl io::Write for ChannelWrite {
     }
 }
 
-/// The temp file of the `$<len>` form; removed when dropped.
-struct Staged<'a> {
-    storage: &'a dyn Storage,
-    path: PathBuf,
-}
-
-impl Staged<'_> {
-    /// Writes the RDB to the temp file, sends its length, then its bytes.
-    fn produce(
-        &self,
-        snapshot: &dyn DatasetSnapshot,
-        options: &SaveOptions,
-        control: &SaveControl,
-        tx: &mpsc::Sender<Piece>,
-    ) -> Result<()> {
-        let mut file = self.storage.create(&self.path)?;
-        let (_, stats) =
-            write_rdb_stream_controlled(FileSink::new(&mut *file), snapshot, options, control)?;
-        drop(file);
-        if tx.blocking_send(Piece::Length(stats.bytes)).is_err() {
-            return Ok(());
+/// Sends one client's [`Transfer`] on `out` and returns the RDB's length (see [`send_rdb`]).
+/// While a staged RDB is written, a `\n` keep-alive goes out every second.
+pub async fn send_transfer<W: AsyncWrite + Unpin>(
+    out: &mut W,
+    transfer: Transfer,
+    peer: &str,
+) -> Result<u64> {
+    match transfer.0 {
+        TransferKind::Diskless { mark, mut rx } => {
+            write_timed(out, format!("$EOF:{mark}\r\n").as_bytes(), peer).await?;
+            let sent = forward(out, &mut rx, peer).await?;
+            write_timed(out, mark.as_bytes(), peer).await?;
+            Ok(sent)
         }
-        let mut reader = self.storage.open_read(&self.path)?;
-        loop {
-            let mut chunk = vec![0u8; STAGED_CHUNK];
-            let n = read_full(&mut *reader, &mut chunk)
-                .map_err(|e| Error::io(&self.path, "read", e))?;
-            if n == 0 {
-                let _ = tx.blocking_send(Piece::Done);
-                return Ok(());
+        TransferKind::Staged(rdb) => {
+            let mut status = rdb.status.subscribe();
+            let start = tokio::time::Instant::now() + KEEPALIVE_PERIOD;
+            let mut keepalive = tokio::time::interval_at(start, KEEPALIVE_PERIOD);
+            let len = loop {
+                let current = status.borrow_and_update().clone();
+                match current {
+                    StagedStatus::Ready(len) => break len,
+                    StagedStatus::Failed(e) => return Err(send_error(peer, &e)),
+                    StagedStatus::Writing => {}
+                }
+                tokio::select! {
+                    changed = status.changed() => if changed.is_err() {
+                        return Err(send_error(peer, "the RDB producer died"));
+                    },
+                    _ = keepalive.tick() => write_timed(out, b"\n", peer).await?,
+                }
+            };
+            write_timed(out, format!("${len}\r\n").as_bytes(), peer).await?;
+            let (tx, mut rx) = mpsc::channel::<Piece>(CHANNEL_CHUNKS);
+            let reader = Arc::clone(&rdb);
+            tokio::task::spawn_blocking(move || read_staged(&reader, &tx));
+            let sent = forward(out, &mut rx, peer).await?;
+            if sent != len {
+                return Err(send_error(
+                    peer,
+                    &format!("the staged RDB gave {sent} bytes, {len} announced"),
+                ));
             }
-            chunk.truncate(n);
-            if control.cancel.load(Ordering::Relaxed)
-                || tx.blocking_send(Piece::Bytes(chunk)).is_err()
-            {
-                return Ok(());
-            }
+            Ok(sent)
         }
     }
 }
 
-impl Drop for Staged<'_> {
-    fn drop(&mut self) {
-        if matches!(self.storage.len(&self.path), Ok(Some(_)))
-            && let Err(e) = self.storage.remove(&self.path)
-        {
-            tracing::warn!("removing {}: {e}", self.path.display());
+/// Writes the chunks of `rx` to `out` until the producer says it is done.
+async fn forward<W: AsyncWrite + Unpin>(
+    out: &mut W,
+    rx: &mut mpsc::Receiver<Piece>,
+    peer: &str,
+) -> Result<u64> {
+    let mut sent = 0u64;
+    loop {
+        match rx.recv().await {
+            Some(Piece::Bytes(chunk)) => {
+                write_timed(out, &chunk, peer).await?;
+                sent += chunk.len() as u64;
+            }
+            Some(Piece::Done) => return Ok(sent),
+            Some(Piece::Failed(e)) => return Err(send_error(peer, &e)),
+            None => return Err(send_error(peer, "the RDB producer died")),
+        }
+    }
+}
+
+/// Reads the staged file into `tx` chunk by chunk (one reader per client: each goes at its
+/// own pace); stops when the client is gone.
+fn read_staged(rdb: &StagedRdb, tx: &mpsc::Sender<Piece>) {
+    let mut reader = match rdb.storage.open_read(&rdb.path) {
+        Ok(reader) => reader,
+        Err(e) => {
+            let _ = tx.blocking_send(Piece::Failed(e.to_string()));
+            return;
+        }
+    };
+    loop {
+        let mut chunk = vec![0u8; STAGED_CHUNK];
+        let n = match read_full(&mut *reader, &mut chunk) {
+            Ok(n) => n,
+            Err(e) => {
+                let e = Error::io(&rdb.path, "read", e);
+                let _ = tx.blocking_send(Piece::Failed(e.to_string()));
+                return;
+            }
+        };
+        if n == 0 {
+            let _ = tx.blocking_send(Piece::Done);
+            return;
+        }
+        chunk.truncate(n);
+        if tx.blocking_send(Piece::Bytes(Bytes::from(chunk))).is_err() {
+            return;
         }
     }
 }
