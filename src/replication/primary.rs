@@ -528,14 +528,21 @@ impl Primary {
     /// Starts feeding replica `id` (registered by [`Primary::register_for_full_sync`]) the
     /// stream, after `since` (the stream between its snapshot and now). Returns its receiver;
     /// `None` for an rdb-only client or a replica no longer registered.
-    pub fn start_feeding(&mut self, id: u64, since: &[Bytes]) -> Option<mpsc::UnboundedReceiver<Bytes>> {
+    pub fn start_feeding(
+        &mut self,
+        id: u64,
+        since: &[Bytes],
+    ) -> Option<mpsc::UnboundedReceiver<Bytes>> {
         let replica = self.replica_mut(id)?;
         if replica.rdb_only {
             return None;
         }
         let (tx, rx) = mpsc::unbounded_channel();
         for chunk in since {
-            replica.link.queued.fetch_add(chunk.len() as u64, Ordering::SeqCst);
+            replica
+                .link
+                .queued
+                .fetch_add(chunk.len() as u64, Ordering::SeqCst);
             let _ = tx.send(chunk.clone());
         }
         replica.tx = Some(tx);
@@ -593,7 +600,13 @@ impl Primary {
             .filter(|w| w.filtered == first.filtered)
             .count() as u64;
         let max = config.repl_diskless_sync_max_replicas;
-        let oldest = self.groups.waiting.iter().map(|w| w.since).min().unwrap_or(now);
+        let oldest = self
+            .groups
+            .waiting
+            .iter()
+            .map(|w| w.since)
+            .min()
+            .unwrap_or(now);
         let at = oldest + delay;
         if (max > 0 && sharing >= max) || now >= at {
             Ok(())
@@ -1197,6 +1210,163 @@ mod tests {
         assert_eq!(p.replicas()[0].name(), "127.0.0.1:6401");
         p.remove(1);
         assert_eq!(p.count_acks(0), 1);
+    }
+
+    fn ids(waiters: &[(u64, oneshot::Sender<SyncStart>)]) -> Vec<u64> {
+        waiters.iter().map(|(id, _)| *id).collect()
+    }
+
+    /// Redis's `replicationStartPendingFullSync`: the delay counts from the oldest waiter,
+    /// `repl-diskless-sync-max-replicas` replicas that can share start it early, a running
+    /// transfer makes newcomers wait, filtered clients share only with their kind.
+    #[test]
+    fn diskless_syncs_wait_for_the_delay_or_enough_replicas() {
+        let (engine, primary) = primary_with_backlog();
+        let mut config = engine.config().clone();
+        assert_eq!(config.repl_diskless_sync_delay, 5, "Redis's default");
+        assert_eq!(config.repl_diskless_sync_max_replicas, 0);
+        let mut p = primary.lock();
+        let t0 = Instant::now();
+        let secs = |n| t0 + Duration::from_secs(n);
+        assert_eq!(p.diskless_due(&config, t0), Err(None), "nobody waits");
+        p.register_for_full_sync(&request(1));
+        let _rx1 = p.wait_for_diskless(1, false, t0);
+        assert_eq!(p.diskless_due(&config, secs(1)), Err(Some(secs(5))));
+        p.register_for_full_sync(&request(2));
+        let _rx2 = p.wait_for_diskless(2, false, secs(2));
+        p.register_for_full_sync(&request(3));
+        let rx3 = p.wait_for_diskless(3, true, secs(3));
+        assert_eq!(p.diskless_due(&config, secs(4)), Err(Some(secs(5))));
+        assert_eq!(p.diskless_due(&config, secs(5)), Ok(()));
+        config.repl_diskless_sync_max_replicas = 2;
+        assert_eq!(p.diskless_due(&config, secs(3)), Ok(()), "two can share");
+        config.repl_diskless_sync_max_replicas = 3;
+        assert_eq!(
+            p.diskless_due(&config, secs(3)),
+            Err(Some(secs(5))),
+            "the filtered one does not share their RDB"
+        );
+        config.repl_diskless_sync_delay = 0;
+        assert_eq!(p.diskless_due(&config, t0), Ok(()));
+        config.repl_diskless_sync_delay = 5;
+        config.repl_diskless_sync = false;
+        assert_eq!(
+            p.diskless_due(&config, t0),
+            Ok(()),
+            "no delay for disk-based"
+        );
+        config.repl_diskless_sync = true;
+
+        let (filtered, taken) = p.take_diskless_waiters();
+        assert!(!filtered);
+        assert_eq!(ids(&taken), [1, 2]);
+        let end = p.begin_diskless();
+        assert!(p.diskless_running());
+        assert_eq!(
+            p.diskless_due(&config, secs(100)),
+            Err(None),
+            "one transfer at a time"
+        );
+        end();
+        assert!(!p.diskless_running());
+        assert_eq!(p.diskless_due(&config, secs(7)), Err(Some(secs(8))));
+        assert_eq!(p.diskless_due(&config, secs(8)), Ok(()));
+        // A waiter that left is not served.
+        drop(rx3);
+        let (filtered, taken) = p.take_diskless_waiters();
+        assert!(filtered);
+        assert!(taken.is_empty());
+        // Nor one removed from the registry (its connection closed).
+        p.register_for_full_sync(&request(4));
+        let _rx4 = p.wait_for_diskless(4, false, t0);
+        p.remove(4);
+        assert_eq!(p.diskless_due(&config, secs(100)), Err(None));
+    }
+
+    /// A snapshot whose encoding waits for a signal, to hold a staged RDB in writing.
+    struct Gated(Mutex<std::sync::mpsc::Receiver<()>>);
+
+    impl crate::dataset::DatasetSnapshot for Gated {
+        fn databases(&self) -> usize {
+            1
+        }
+        fn db_size(&self, _: usize) -> (u64, u64) {
+            (0, 0)
+        }
+        fn for_each_entry(
+            &self,
+            _: usize,
+            _: &mut dyn FnMut(crate::model::Entry) -> crate::error::Result<()>,
+        ) -> crate::error::Result<()> {
+            let _ = self.0.lock().unwrap().recv();
+            Ok(())
+        }
+    }
+
+    fn drain(rx: &mut mpsc::UnboundedReceiver<Bytes>) -> Vec<u8> {
+        let mut got = Vec::new();
+        while let Ok(piece) = rx.try_recv() {
+            got.extend_from_slice(&piece);
+        }
+        got
+    }
+
+    /// A replica asking while a disk-based sync's RDB is written gets that RDB, the snapshot's
+    /// position, and the stream since the snapshot, byte for byte what the first replica
+    /// gets; once the RDB is written nobody attaches any more.
+    #[tokio::test]
+    async fn a_replica_attaches_to_the_rdb_being_written() {
+        let (mut engine, primary) = primary_with_backlog();
+        let storage = Arc::new(SimStorage::new(1));
+        let (release, gate) = std::sync::mpsc::channel();
+        let rdb = super::super::sync::start_staged(
+            Box::new(Gated(Mutex::new(gate))),
+            crate::snapshot::SaveOptions::default(),
+            storage as Arc<dyn crate::storage::Storage>,
+            "temp-sync.rdb".into(),
+        );
+        let at = engine.repl_offset();
+        let id = engine.replid().to_string();
+        let mut first = {
+            let mut p = primary.lock();
+            p.register_for_full_sync(&request(1));
+            let rx = p.start_feeding(1, &[]).unwrap();
+            p.set_staged_sync(&id, at, &rdb);
+            rx
+        };
+        engine.propagate(0, &[b"SET".as_slice(), b"a", b"1"]);
+        let mut second = {
+            let mut p = primary.lock();
+            p.register_for_full_sync(&request(2));
+            assert!(
+                p.attach_staged(&"f".repeat(40)).is_none(),
+                "another history"
+            );
+            let (replid, offset, transfer, since) = p.attach_staged(&id).unwrap();
+            assert_eq!((replid.as_str(), offset), (id.as_str(), at));
+            assert!(!transfer.is_diskless());
+            p.start_feeding(2, &since).unwrap()
+        };
+        engine.propagate(0, &[b"SET".as_slice(), b"b", b"2"]);
+        let got = drain(&mut first);
+        assert!(got.ends_with(b"$1\r\nb\r\n$1\r\n2\r\n"));
+        assert_eq!(got, drain(&mut second));
+        assert_eq!(
+            primary.lock().replica_mut(2).unwrap().link.queued(),
+            got.len() as u64
+        );
+
+        release.send(()).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while rdb.is_writing() {
+            assert!(Instant::now() < deadline, "the RDB was not written");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        engine.propagate(0, &[b"SET".as_slice(), b"c", b"3"]);
+        assert!(
+            primary.lock().attach_staged(&id).is_none(),
+            "written already"
+        );
     }
 
     #[test]

@@ -724,8 +724,12 @@ pub fn start_staged(
         };
         let written = (|| {
             let mut file = storage.create(&path)?;
-            let (_, stats) =
-                write_rdb_stream_controlled(FileSink::new(&mut *file), &*snapshot, &options, &control)?;
+            let (_, stats) = write_rdb_stream_controlled(
+                FileSink::new(&mut *file),
+                &*snapshot,
+                &options,
+                &control,
+            )?;
             Ok::<_, Error>(stats.bytes)
         })();
         outcome.status = match written {
@@ -990,6 +994,7 @@ fn random_mark() -> String {
 #[cfg(test)]
 mod tests {
     use std::path::Path;
+    use std::sync::atomic::AtomicU64;
 
     use super::*;
     use crate::model::Entry;
@@ -1137,6 +1142,139 @@ mod tests {
         assert!(err.to_string().contains("the RDB producer died"), "{err}");
         let mark = &out[b"$EOF:".len()..b"$EOF:".len() + MARK_LEN];
         assert_eq!(out.windows(MARK_LEN).filter(|w| w == &mark).count(), 1);
+    }
+
+    /// Splits what `send_transfer` wrote in the diskless form into (mark, RDB).
+    fn unframe(out: &[u8]) -> (Vec<u8>, Vec<u8>) {
+        let header_end = out.iter().position(|&b| b == b'\n').unwrap() + 1;
+        let mark = out[b"$EOF:".len()..header_end - 2].to_vec();
+        assert!(out.ends_with(&mark));
+        (mark, out[header_end..out.len() - MARK_LEN].to_vec())
+    }
+
+    /// Three clients of one diskless transfer get the same mark and the same RDB; the one
+    /// encoding ends once (`on_end`) after every byte was handed out.
+    #[tokio::test]
+    async fn one_diskless_encoding_serves_every_client() {
+        let ended = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&ended);
+        let transfers = start_diskless(
+            snapshot(Duration::ZERO),
+            SaveOptions::default(),
+            3,
+            move || {
+                flag.store(true, Ordering::SeqCst);
+            },
+        );
+        assert_eq!(transfers.len(), 3);
+        assert!(transfers.iter().all(Transfer::is_diskless));
+        let sends = transfers.into_iter().map(|t| async move {
+            let mut out = Vec::new();
+            let sent = send_transfer(&mut out, t, "test").await.unwrap();
+            (sent, out)
+        });
+        let results = futures::future::join_all(sends).await;
+        let (mark0, rdb0) = unframe(&results[0].1);
+        assert_eq!(keys_in(&rdb0), 1000);
+        for (sent, out) in &results {
+            let (mark, rdb) = unframe(out);
+            assert_eq!((&mark, &rdb), (&mark0, &rdb0));
+            assert_eq!(*sent, rdb.len() as u64);
+        }
+        assert!(ended.load(Ordering::SeqCst));
+    }
+
+    /// A client that stops reading holds the others back (the pace of the slowest, bounded
+    /// memory); once its socket fails it is left out and the others finish.
+    #[tokio::test]
+    async fn a_stalled_client_holds_the_others_back_until_it_fails() {
+        let mut store = Store::new(16);
+        for i in 0..3000 {
+            let value = Value::String(own(format!("{i:0>2000}").as_bytes()));
+            store.insert(0, own(format!("key:{i}").as_bytes()), value, None);
+        }
+        let options = SaveOptions {
+            compression: false,
+            ..SaveOptions::default()
+        };
+        let mut transfers = start_diskless(Box::new(store.snapshot()), options, 2, || {});
+        let stalled = transfers.pop().unwrap();
+        let healthy = transfers.pop().unwrap();
+        // The stalled client's socket buffer holds 64 KiB and nobody reads it.
+        let (mut stalled_end, stalled_reader) = tokio::io::duplex(64 * 1024);
+        let stalled_send =
+            tokio::spawn(async move { send_transfer(&mut stalled_end, stalled, "slow").await });
+        let (healthy_end, mut healthy_reader) = tokio::io::duplex(64 * 1024);
+        let received = Arc::new(AtomicU64::new(0));
+        let counter = Arc::clone(&received);
+        let reader = tokio::spawn(async move {
+            let mut all = Vec::new();
+            let mut buf = vec![0u8; 64 * 1024];
+            loop {
+                let n = healthy_reader.read(&mut buf).await.unwrap();
+                if n == 0 {
+                    return all;
+                }
+                all.extend_from_slice(&buf[..n]);
+                counter.fetch_add(n as u64, Ordering::SeqCst);
+            }
+        });
+        let healthy_send = tokio::spawn(async move {
+            let mut end = healthy_end;
+            let sent = send_transfer(&mut end, healthy, "fast").await;
+            drop(end);
+            sent
+        });
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        // About 6 MB of RDB: the healthy client got at most what fits in the queues and
+        // buffers before the stalled one blocked the producer.
+        let held_back = received.load(Ordering::SeqCst);
+        assert!(
+            held_back < 3 * 1024 * 1024,
+            "{held_back} bytes went through"
+        );
+        assert!(!healthy_send.is_finished());
+        // The stalled client's socket fails: the other one completes.
+        drop(stalled_reader);
+        let err = stalled_send.await.unwrap().unwrap_err();
+        assert!(err.to_string().contains("full sync: writing"), "{err}");
+        let sent = healthy_send.await.unwrap().unwrap();
+        let out = reader.await.unwrap();
+        let (_, rdb) = unframe(&out);
+        assert_eq!(rdb.len() as u64, sent);
+        assert_eq!(keys_in(&rdb), 3000);
+    }
+
+    /// Two clients of one staged RDB (the second attached while it was written) get the same
+    /// bytes; the file is removed once both are done.
+    #[tokio::test]
+    async fn one_staged_file_serves_every_client_then_goes() {
+        let storage = Arc::new(SimStorage::new(1));
+        storage.create_dir_all(Path::new("data")).unwrap();
+        let rdb = start_staged(
+            snapshot(Duration::from_millis(300)),
+            SaveOptions::default(),
+            Arc::clone(&storage) as Arc<dyn Storage>,
+            PathBuf::from("data/temp-sync-shared.rdb"),
+        );
+        assert!(rdb.is_writing());
+        let (first, second) = (Transfer::staged(&rdb), Transfer::staged(&rdb));
+        assert!(!first.is_diskless());
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        let (sa, sb) = tokio::join!(
+            send_transfer(&mut a, first, "a"),
+            send_transfer(&mut b, second, "b")
+        );
+        assert!(!rdb.is_writing());
+        let sent = sa.unwrap();
+        assert_eq!(sb.unwrap(), sent);
+        assert_eq!(a, b);
+        let header = format!("${sent}\r\n");
+        assert!(a.starts_with(header.as_bytes()));
+        assert_eq!(keys_in(&a[header.len()..]), 1000);
+        assert_eq!(storage.list(Path::new("data")).unwrap().len(), 1);
+        drop(rdb);
+        assert!(storage.list(Path::new("data")).unwrap().is_empty());
     }
 
     #[test]

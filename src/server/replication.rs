@@ -31,8 +31,8 @@ use super::commands::Call;
 use super::conn::Client;
 use super::{Shared, State};
 use crate::command::{self, parse_i64};
-use crate::rdb::ReplicationInfo;
 use crate::engine::Engine;
+use crate::rdb::ReplicationInfo;
 use crate::replication::primary::{
     self, PrimaryHandle, PsyncDecision, ReplicaRequest, ReplicaSession, ReplicaState, StreamEnd,
     SyncStart,
@@ -480,18 +480,16 @@ pub(super) async fn serve_sync(
                 "Streamed RDB transfer with replica {name} succeeded (socket). Waiting for \
                  REPLCONF ACK from slave to enable streaming"
             );
-        } else {
-            tracing::info!("Synchronization with replica {name} succeeded");
         }
-        tracing::debug!(
-            "Full sync of {name}: {bytes} RDB bytes in {:.3} seconds{}",
+        tracing::info!(
+            "Synchronization with replica {name} succeeded ({bytes} RDB bytes in {:.3} seconds)",
             started.elapsed().as_secs_f64(),
-            if rdb_only {
-                " (rdb-only: closing the connection)"
-            } else {
-                ""
-            }
         );
+        if rdb_only {
+            tracing::info!(
+                "RDB transfer completed, rdb only replica ({name}) should be disconnected asap"
+            );
+        }
         let state = shared.lock();
         state
             .primary
