@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use support::client::{Client, KeeperServer, Resp, info_fields};
+use support::client::{Client, KeeperServer, Resp, encode, info_fields};
 use support::{RedisServer, canonical, compare, dump_port};
 
 /// Longest wait for replicas to catch up (generous: this only stops a hung test).
@@ -26,37 +26,40 @@ fn ok(c: &mut Client, args: &[&str]) {
     assert!(!matches!(reply, Resp::Error(_)), "{args:?}: {reply:?}");
 }
 
-/// Strings, lists, hashes, sets and sorted sets in two databases.
+/// Strings, lists, hashes, sets and sorted sets in two databases, pipelined.
 fn populate(port: u16, keys: usize) {
-    let mut c = Client::connect(port).unwrap();
+    let mut commands: Vec<Vec<String>> = Vec::new();
+    let v = |args: &[&str]| args.iter().map(|a| a.to_string()).collect::<Vec<_>>();
     for i in 0..keys {
-        ok(
-            &mut c,
-            &[
-                "SET",
-                &format!("s:{i}"),
-                &format!("value {i} {}", "x".repeat(i % 50)),
-            ],
-        );
+        let (key, n) = (format!("s:{i}"), i.to_string());
+        commands.push(v(&[
+            "SET",
+            &key,
+            &format!("value {i} {}", "x".repeat(i % 50)),
+        ]));
         if i % 10 == 0 {
-            ok(
-                &mut c,
-                &["RPUSH", &format!("l:{i}"), "a", "b", &i.to_string()],
-            );
-            ok(
-                &mut c,
-                &["HSET", &format!("h:{i}"), "f", &i.to_string(), "g", "1"],
-            );
-            ok(&mut c, &["SADD", &format!("set:{i}"), "m1", "m2"]);
-            ok(
-                &mut c,
-                &["ZADD", &format!("z:{i}"), "1.5", "a", &i.to_string(), "b"],
-            );
+            commands.push(v(&["RPUSH", &format!("l:{i}"), "a", "b", &n]));
+            commands.push(v(&["HSET", &format!("h:{i}"), "f", &n, "g", "1"]));
+            commands.push(v(&["SADD", &format!("set:{i}"), "m1", "m2"]));
+            commands.push(v(&["ZADD", &format!("z:{i}"), "1.5", "a", &n, "b"]));
         }
     }
-    ok(&mut c, &["SELECT", "3"]);
+    commands.push(v(&["SELECT", "3"]));
     for i in 0..keys / 10 {
-        ok(&mut c, &["SET", &format!("db3:{i}"), &i.to_string()]);
+        commands.push(v(&["SET", &format!("db3:{i}"), &i.to_string()]));
+    }
+    let mut c = Client::connect(port).unwrap();
+    for batch in commands.chunks(500) {
+        let mut out = Vec::new();
+        for args in batch {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            encode(&mut out, &args);
+        }
+        c.send_raw(&out);
+        for args in batch {
+            let reply = c.read();
+            assert!(!matches!(reply, Resp::Error(_)), "{args:?}: {reply:?}");
+        }
     }
 }
 
@@ -222,7 +225,7 @@ fn the_delay_gathers_replicas_and_a_late_one_waits_for_the_next_transfer() {
 fn disk_based_syncs_attach_to_the_rdb_being_written() {
     let dir = tempfile::tempdir().unwrap();
     let primary = KeeperServer::start(dir.path(), &["--repl-diskless-sync", "no"]);
-    populate(primary.port, 20_000);
+    populate(primary.port, 10_000);
     let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
     let k1 = KeeperServer::start(dirs[0].path(), &[]);
     let k2 = KeeperServer::start(dirs[1].path(), &[]);
