@@ -1434,6 +1434,46 @@ mod tests {
         assert_eq!(c.repl_ping_replica_period, 3);
         let err = c.set(&[("repl-timeout".into(), "0".into())]).unwrap_err();
         assert!(err.ends_with("argument must be between 1 and 2147483647 inclusive"));
+        // Redis 7.0.15's defaults and ranges (checked with CONFIG GET/SET on redis-server).
+        assert_eq!(get(&c, "repl-diskless-sync-delay"), "5");
+        assert_eq!(get(&c, "repl-diskless-sync-max-replicas"), "0");
+        c.set(&[
+            ("repl-diskless-sync-delay".into(), "0".into()),
+            ("repl-diskless-sync-max-replicas".into(), "3".into()),
+        ])
+        .unwrap();
+        assert_eq!(
+            (
+                c.repl_diskless_sync_delay,
+                c.repl_diskless_sync_max_replicas
+            ),
+            (0, 3)
+        );
+        for (name, bad, reason) in [
+            (
+                "repl-diskless-sync-delay",
+                "-1",
+                "argument must be between 0 and 2147483647 inclusive",
+            ),
+            (
+                "repl-diskless-sync-delay",
+                "2147483648",
+                "argument must be between 0 and 2147483647 inclusive",
+            ),
+            (
+                "repl-diskless-sync-max-replicas",
+                "-1",
+                "argument must be between 0 and 2147483647 inclusive",
+            ),
+            (
+                "repl-diskless-sync-delay",
+                "abc",
+                "argument couldn't be parsed into an integer",
+            ),
+        ] {
+            let err = c.set(&[(name.into(), bad.into())]).unwrap_err();
+            assert!(err.ends_with(reason), "{name} {bad}: {err}");
+        }
         let c = Config::from_args(&args(
             "--client-output-buffer-limit replica 1mb 0 0 --repl-diskless-sync no",
         ))

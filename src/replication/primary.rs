@@ -19,13 +19,28 @@
 //!
 //! # A full sync, in order
 //!
-//! Under the engine lock, PSYNC/SYNC registers the replica (its channel is fed from that
-//! instant), takes an O(1) snapshot at `master_repl_offset` = N, and answers
-//! `+FULLRESYNC <replid> N`. The connection then sends the RDB of the snapshot (outside the
-//! lock), puts the replica online, and streams the channel, which holds exactly the bytes from
-//! N + 1 on. After the diskless `$EOF:` form the stream waits for the replica's first
-//! `REPLCONF ACK`: until then a Redis replica still looks for the end mark in the last 40
-//! bytes it read, and stream bytes behind the mark would hide it.
+//! Under the engine lock, PSYNC/SYNC registers the replica in `wait_bgsave`, not fed yet.
+//! Replicas that ask at about the same time share one snapshot, by Redis 7.0's rules:
+//!
+//! - Diskless (`capa eof` and `repl-diskless-sync yes`, or a filtered RDB): the replica
+//!   queues for the next diskless transfer ([`Primary::wait_for_diskless`]). It starts once
+//!   `repl-diskless-sync-delay` seconds passed since the oldest waiter asked, or as soon as
+//!   `repl-diskless-sync-max-replicas` (if not 0) wait, and never while another diskless
+//!   transfer runs (a replica asking then waits for the next one) — see
+//!   [`Primary::diskless_due`]. Starting it takes one O(1) snapshot at `master_repl_offset` =
+//!   N, starts feeding every waiter's channel from that instant ([`Primary::start_feeding`]),
+//!   and fans one RDB encoding out to all of them ([`super::sync::start_diskless`]).
+//! - Disk-based: a new staged RDB starts at once, at offset N ([`Primary::set_staged_sync`]);
+//!   while it is written, a replica asking attaches to it ([`Primary::attach_staged`]): it
+//!   gets the same file, `+FULLRESYNC` with the same N, and a channel pre-filled with the
+//!   stream since N, which the registry keeps (shared chunks) while the group can take
+//!   replicas.
+//!
+//! Each connection then answers `+FULLRESYNC <replid> N`, sends the RDB (outside the lock),
+//! puts the replica online, and streams the channel, which holds exactly the bytes from N + 1
+//! on. After the diskless `$EOF:` form the stream waits for the replica's first `REPLCONF
+//! ACK`: until then a Redis replica still looks for the end mark in the last 40 bytes it
+//! read, and stream bytes behind the mark would hide it.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};

@@ -23,13 +23,21 @@
 //!
 //! # Sending (primary)
 //!
-//! [`send_rdb`] writes the RDB of a [`DatasetSnapshot`] (taken in O(1) under the engine lock,
-//! at the offset the `+FULLRESYNC` line announced) to an rdb-only client, while the node keeps
-//! serving: the RDB is encoded on a blocking thread and handed to the connection in chunks
-//! through a bounded channel. [`SyncForm::Diskless`] streams it as it is encoded between
-//! `$EOF:` marks; [`SyncForm::Staged`] (a client without `capa eof`) needs the length first,
-//! so the RDB goes to a temp file through [`Storage`], a `\n` keep-alive goes out every second
-//! meanwhile, then `$<len>\r\n` and the file; the temp file is removed in every case.
+//! The RDB of a [`DatasetSnapshot`] (taken in O(1) under the engine lock, at the offset the
+//! `+FULLRESYNC` line announced) is encoded once on a blocking thread, whatever the number of
+//! clients sharing it, while the node keeps serving:
+//!
+//! - [`start_diskless`]: the `$EOF:` form, streamed as it is encoded; each chunk (one shared
+//!   buffer) goes to every client's bounded queue, so the transfer goes at the pace of the
+//!   slowest client with bounded memory, and a client whose socket fails is left out while
+//!   the others go on.
+//! - [`start_staged`]: the `$<len>` form (a client without `capa eof`, or
+//!   `repl-diskless-sync no`): the RDB goes to a temp file through [`Storage`]; clients
+//!   joining while it is written share it; each then sends `$<len>\r\n` and reads the file at
+//!   its own pace; the file is removed when the last one is done (or gone).
+//!
+//! [`send_transfer`] sends one client's share (a `\n` keep-alive every second while a staged
+//! file is written); [`send_rdb`] does both steps for a single client.
 
 use std::hash::{BuildHasher, Hasher};
 use std::io::{self, Read};

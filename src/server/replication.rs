@@ -5,15 +5,19 @@
 //!
 //! `SYNC`/`PSYNC` decide under the engine lock (Redis's `syncCommand`): a `PSYNC` that can
 //! continue registers the replica online and answers `+CONTINUE [<replid>]`; anything else is
-//! a full sync: the replica is registered (fed the stream from this instant), the first
-//! replica of a node without a backlog creates it with a new replication id, an O(1)
-//! snapshot is taken at `master_repl_offset` and `PSYNC` answers `+FULLRESYNC <replid>
-//! <offset>` (`SYNC` gets no line). The connection sends the replies, then [`serve_sync`]
-//! sends the RDB outside the lock ([`crate::replication::sync::send_rdb`]: the `$EOF:` form
-//! when the replica announced `capa eof` and `repl-diskless-sync` is yes, else `$<len>`),
-//! puts the replica online and streams to it until the link ends. rdb-only clients
-//! (`redis-cli --rdb`, `keeper backup create --from`) get the RDB alone, then the connection
-//! closes.
+//! a full sync: the replica is registered (not fed yet), and the first replica of a node
+//! without a backlog creates it with a new replication id. The snapshot is shared with the
+//! replicas asking at about the same time ([`crate::replication::primary`] has the rules:
+//! `repl-diskless-sync-delay`, `repl-diskless-sync-max-replicas`, attaching to a disk-based
+//! RDB being written); [`start_due_sync`] takes it at `master_repl_offset` when a diskless
+//! group is due. [`serve_sync`] waits for the replica's start (sending the `\n` keep-alive
+//! every second, as Redis does to replicas in `wait_bgsave`), answers `+FULLRESYNC <replid>
+//! <offset>` (`SYNC` gets no line), sends the RDB outside the lock
+//! ([`crate::replication::sync::send_transfer`]: the `$EOF:` form when the replica announced
+//! `capa eof` and `repl-diskless-sync` is yes, else `$<len>`), puts the replica online and
+//! streams to it until the link ends. rdb-only clients (`redis-cli --rdb`, `keeper backup
+//! create --from`) get the RDB alone, then the connection closes. INFO stats count
+//! `sync_full` per replica and `keeper_sync_snapshots` per snapshot taken.
 //!
 //! `WAIT` never blocks under the lock: it leaves a [`WaitRequest`] on the client, the
 //! connection writes the replies so far and awaits the ACKs outside the lock
