@@ -376,8 +376,9 @@ fn start_due_sync(engine: &mut Engine, primary: &PrimaryHandle) -> Option<Instan
     } else {
         engine.store().snapshot()
     };
+    tracing::info!("Starting BGSAVE for SYNC with target: replicas sockets");
     tracing::info!(
-        "Starting BGSAVE for SYNC with target: replicas sockets ({} replica{} sharing it)",
+        "One snapshot at offset {offset} for {} replica{}",
         waiters.len(),
         if waiters.len() == 1 { "" } else { "s" }
     );
