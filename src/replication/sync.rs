@@ -882,8 +882,13 @@ pub async fn send_transfer<W: AsyncWrite + Unpin>(
             write_timed(out, format!("${len}\r\n").as_bytes(), peer).await?;
             let (tx, mut rx) = mpsc::channel::<Piece>(CHANNEL_CHUNKS);
             let reader = Arc::clone(&rdb);
-            tokio::task::spawn_blocking(move || read_staged(&reader, &tx));
-            let sent = forward(out, &mut rx, peer).await?;
+            let reading = tokio::task::spawn_blocking(move || read_staged(&reader, &tx));
+            let sent = forward(out, &mut rx, peer).await;
+            // The reader stops at its next chunk once the queue is gone; waiting for it
+            // releases its handle on the file now rather than later.
+            drop(rx);
+            let _ = reading.await;
+            let sent = sent?;
             if sent != len {
                 return Err(send_error(
                     peer,
@@ -1093,7 +1098,17 @@ mod tests {
         let rdb = &out[keepalives + header.len()..];
         assert_eq!(rdb.len() as u64, sent);
         assert_eq!(keys_in(rdb), 1000);
-        assert!(storage.list(Path::new("data")).unwrap().is_empty());
+        no_temp_file_soon(&storage).await;
+    }
+
+    /// The temp file goes with the last handle on it, which the producing thread may hold
+    /// a moment after the transfer ended.
+    async fn no_temp_file_soon(storage: &SimStorage) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !storage.list(Path::new("data")).unwrap().is_empty() {
+            assert!(std::time::Instant::now() < deadline, "the temp file stayed");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// A client gone while the RDB is staged: the producer stops and removes its temp file.
@@ -1282,7 +1297,7 @@ mod tests {
         assert_eq!(keys_in(&a[header.len()..]), 1000);
         assert_eq!(storage.list(Path::new("data")).unwrap().len(), 1);
         drop(rdb);
-        assert!(storage.list(Path::new("data")).unwrap().is_empty());
+        no_temp_file_soon(&storage).await;
     }
 
     #[test]
