@@ -1204,7 +1204,12 @@ mod tests {
             assert_eq!((&mark, &rdb), (&mark0, &rdb0));
             assert_eq!(*sent, rdb.len() as u64);
         }
-        assert!(ended.load(Ordering::SeqCst));
+        // The producing thread ends right after handing out the last piece.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !ended.load(Ordering::SeqCst) {
+            assert!(std::time::Instant::now() < deadline, "on_end never ran");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     /// A client that stops reading holds the others back (the pace of the slowest, bounded
