@@ -124,6 +124,13 @@ pub struct Config {
     /// replicas that announced `capa eof`; `no` stages it in a file first (the `$<len>` form).
     /// Default: yes.
     pub repl_diskless_sync: bool,
+    /// `repl-diskless-sync-delay`: seconds a diskless full sync waits for more replicas to
+    /// ask, so that all of them share one snapshot and one RDB stream; 0 = start at once.
+    /// Default: 5.
+    pub repl_diskless_sync_delay: u64,
+    /// `repl-diskless-sync-max-replicas`: a delayed diskless sync starts as soon as this many
+    /// replicas wait; 0 = no limit (wait for the whole delay). Default: 0.
+    pub repl_diskless_sync_max_replicas: u64,
     /// `client-output-buffer-limit`: per client class, the output a client may have queued
     /// (hard limit: dropped at once; soft limit: dropped after exceeding it for that many
     /// seconds). keeper enforces the replica class; the `normal` and `pubsub` limits are
@@ -306,6 +313,8 @@ impl Default for Config {
             repl_ping_replica_period: 10,
             repl_timeout: 60,
             repl_diskless_sync: true,
+            repl_diskless_sync_delay: 5,
+            repl_diskless_sync_max_replicas: 0,
             client_output_buffer_limit: OutputBufferLimits::default(),
             min_replicas_to_write: 0,
             min_replicas_max_lag: 10,
@@ -814,6 +823,24 @@ static OPTIONS: &[OptionDef] = &[
         |c| yes_no(c.repl_diskless_sync),
         |c, a| {
             c.repl_diskless_sync = boolean(one(a)?)?;
+            Ok(())
+        },
+    ),
+    opt(
+        "repl-diskless-sync-delay",
+        Mutable,
+        |c| c.repl_diskless_sync_delay.to_string(),
+        |c, a| {
+            c.repl_diskless_sync_delay = int(one(a)?, 0, i32::MAX as i64)? as u64;
+            Ok(())
+        },
+    ),
+    opt(
+        "repl-diskless-sync-max-replicas",
+        Mutable,
+        |c| c.repl_diskless_sync_max_replicas.to_string(),
+        |c, a| {
+            c.repl_diskless_sync_max_replicas = int(one(a)?, 0, i32::MAX as i64)? as u64;
             Ok(())
         },
     ),
@@ -1407,6 +1434,46 @@ mod tests {
         assert_eq!(c.repl_ping_replica_period, 3);
         let err = c.set(&[("repl-timeout".into(), "0".into())]).unwrap_err();
         assert!(err.ends_with("argument must be between 1 and 2147483647 inclusive"));
+        // Redis 7.0.15's defaults and ranges (checked with CONFIG GET/SET on redis-server).
+        assert_eq!(get(&c, "repl-diskless-sync-delay"), "5");
+        assert_eq!(get(&c, "repl-diskless-sync-max-replicas"), "0");
+        c.set(&[
+            ("repl-diskless-sync-delay".into(), "0".into()),
+            ("repl-diskless-sync-max-replicas".into(), "3".into()),
+        ])
+        .unwrap();
+        assert_eq!(
+            (
+                c.repl_diskless_sync_delay,
+                c.repl_diskless_sync_max_replicas
+            ),
+            (0, 3)
+        );
+        for (name, bad, reason) in [
+            (
+                "repl-diskless-sync-delay",
+                "-1",
+                "argument must be between 0 and 2147483647 inclusive",
+            ),
+            (
+                "repl-diskless-sync-delay",
+                "2147483648",
+                "argument must be between 0 and 2147483647 inclusive",
+            ),
+            (
+                "repl-diskless-sync-max-replicas",
+                "-1",
+                "argument must be between 0 and 2147483647 inclusive",
+            ),
+            (
+                "repl-diskless-sync-delay",
+                "abc",
+                "argument couldn't be parsed into an integer",
+            ),
+        ] {
+            let err = c.set(&[(name.into(), bad.into())]).unwrap_err();
+            assert!(err.ends_with(reason), "{name} {bad}: {err}");
+        }
         let c = Config::from_args(&args(
             "--client-output-buffer-limit replica 1mb 0 0 --repl-diskless-sync no",
         ))

@@ -19,25 +19,41 @@
 //!
 //! # A full sync, in order
 //!
-//! Under the engine lock, PSYNC/SYNC registers the replica (its channel is fed from that
-//! instant), takes an O(1) snapshot at `master_repl_offset` = N, and answers
-//! `+FULLRESYNC <replid> N`. The connection then sends the RDB of the snapshot (outside the
-//! lock), puts the replica online, and streams the channel, which holds exactly the bytes from
-//! N + 1 on. After the diskless `$EOF:` form the stream waits for the replica's first
-//! `REPLCONF ACK`: until then a Redis replica still looks for the end mark in the last 40
-//! bytes it read, and stream bytes behind the mark would hide it.
+//! Under the engine lock, PSYNC/SYNC registers the replica in `wait_bgsave`, not fed yet.
+//! Replicas that ask at about the same time share one snapshot, by Redis 7.0's rules:
+//!
+//! - Diskless (`capa eof` and `repl-diskless-sync yes`, or a filtered RDB): the replica
+//!   queues for the next diskless transfer ([`Primary::wait_for_diskless`]). It starts once
+//!   `repl-diskless-sync-delay` seconds passed since the oldest waiter asked, or as soon as
+//!   `repl-diskless-sync-max-replicas` (if not 0) wait, and never while another diskless
+//!   transfer runs (a replica asking then waits for the next one) — see
+//!   [`Primary::diskless_due`]. Starting it takes one O(1) snapshot at `master_repl_offset` =
+//!   N, starts feeding every waiter's channel from that instant ([`Primary::start_feeding`]),
+//!   and fans one RDB encoding out to all of them ([`super::sync::start_diskless`]).
+//! - Disk-based: a new staged RDB starts at once, at offset N ([`Primary::set_staged_sync`]);
+//!   while it is written, a replica asking attaches to it ([`Primary::attach_staged`]): it
+//!   gets the same file, `+FULLRESYNC` with the same N, and a channel pre-filled with the
+//!   stream since N, which the registry keeps (shared chunks) while the group can take
+//!   replicas.
+//!
+//! Each connection then answers `+FULLRESYNC <replid> N`, sends the RDB (outside the lock),
+//! puts the replica online, and streams the channel, which holds exactly the bytes from N + 1
+//! on. After the diskless `$EOF:` form the stream waits for the replica's first `REPLCONF
+//! ACK`: until then a Redis replica still looks for the end mark in the last 40 bytes it
+//! read, and stream bytes behind the mark would hide it.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::{Notify, mpsc, watch};
+use tokio::sync::{Notify, mpsc, oneshot, watch};
 
 use super::backlog::Backlog;
+use super::sync::{StagedRdb, Transfer};
 use crate::config::{Config, OutputBufferLimit};
 use crate::engine::{Engine, PropagationSink};
 use crate::resp::{Limits, RequestParser};
@@ -261,6 +277,9 @@ pub struct SyncStats {
     pub sync_partial_ok: u64,
     /// Partial resyncs asked for and refused (`PSYNC ?` not counted).
     pub sync_partial_err: u64,
+    /// Snapshots taken for full syncs (keeper's `keeper_sync_snapshots`): less than
+    /// `sync_full` when replicas shared one.
+    pub snapshots: u64,
 }
 
 /// What the once-a-second replication cron asks of the engine.
@@ -289,6 +308,8 @@ pub struct Primary {
     /// A `WAIT` blocked: send `REPLCONF GETACK *` once the current batch is over.
     getack_pending: bool,
     acks: Arc<watch::Sender<u64>>,
+    /// Full syncs that share one snapshot.
+    groups: SyncGroups,
 }
 
 impl Primary {
@@ -303,6 +324,7 @@ impl Primary {
             last_ping: Instant::now(),
             getack_pending: false,
             acks: Arc::new(watch::Sender::new(0)),
+            groups: SyncGroups::default(),
         }
     }
 
@@ -355,10 +377,15 @@ impl Primary {
         if let Some(backlog) = &mut self.backlog {
             backlog.append(bytes);
         }
-        if !self.replicas.iter().any(|r| r.tx.is_some()) {
+        let attachable = self.groups.staged_still_attachable(&self.limit);
+        if !attachable && !self.replicas.iter().any(|r| r.tx.is_some()) {
             return;
         }
         let chunk = Bytes::copy_from_slice(bytes);
+        if attachable && let Some(group) = &mut self.groups.staged {
+            group.since_len += chunk.len() as u64;
+            group.since.push(chunk.clone());
+        }
         let now = Instant::now();
         let limit = self.limit;
         let mut dropped = false;
@@ -459,8 +486,24 @@ impl Primary {
         state: ReplicaState,
         backlog: Option<Vec<u8>>,
     ) -> ReplicaSession {
+        self.register_with(request, state, backlog, true)
+    }
+
+    /// Registers a replica for a full sync, in `wait_bgsave`, not fed yet: its stream starts
+    /// with its snapshot ([`Primary::start_feeding`]).
+    pub fn register_for_full_sync(&mut self, request: &ReplicaRequest) -> ReplicaSession {
+        self.register_with(request, ReplicaState::WaitBgsave, None, false)
+    }
+
+    fn register_with(
+        &mut self,
+        request: &ReplicaRequest,
+        state: ReplicaState,
+        backlog: Option<Vec<u8>>,
+        fed: bool,
+    ) -> ReplicaSession {
         let link = Arc::new(ReplicaLink::new(Arc::clone(&self.acks)));
-        let (tx, rx) = if request.rdb_only {
+        let (tx, rx) = if request.rdb_only || !fed {
             (None, None)
         } else {
             let (tx, rx) = mpsc::unbounded_channel();
@@ -497,6 +540,166 @@ impl Primary {
         self.replicas.iter_mut().find(|r| r.id == id)
     }
 
+    /// Starts feeding replica `id` (registered by [`Primary::register_for_full_sync`]) the
+    /// stream, after `since` (the stream between its snapshot and now). Returns its receiver;
+    /// `None` for an rdb-only client or a replica no longer registered.
+    pub fn start_feeding(
+        &mut self,
+        id: u64,
+        since: &[Bytes],
+    ) -> Option<mpsc::UnboundedReceiver<Bytes>> {
+        let replica = self.replica_mut(id)?;
+        if replica.rdb_only {
+            return None;
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        for chunk in since {
+            replica
+                .link
+                .queued
+                .fetch_add(chunk.len() as u64, Ordering::SeqCst);
+            let _ = tx.send(chunk.clone());
+        }
+        replica.tx = Some(tx);
+        Some(rx)
+    }
+
+    /// Puts replica `id` in the queue of the next diskless full sync (Redis's
+    /// `SLAVE_STATE_WAIT_BGSAVE_START`); the receiver gets its start.
+    pub fn wait_for_diskless(
+        &mut self,
+        id: u64,
+        filtered: bool,
+        now: Instant,
+    ) -> oneshot::Receiver<SyncStart> {
+        let (start, rx) = oneshot::channel();
+        self.groups.waiting.push(Waiter {
+            id,
+            filtered,
+            since: now,
+            start,
+        });
+        rx
+    }
+
+    /// True while a diskless transfer runs (replicas asking now wait for the next one).
+    pub fn diskless_running(&self) -> bool {
+        self.groups.running.load(Ordering::SeqCst) > 0
+    }
+
+    /// When the waiting replicas' diskless sync is due (Redis's
+    /// `replicationStartPendingFullSync`): `Ok(())` now; `Err(Some(t))` at `t` at the latest
+    /// (earlier if `repl-diskless-sync-max-replicas` replicas arrive); `Err(None)` when nobody
+    /// waits or a diskless transfer runs (its end wakes [`Primary::sync_wake`]).
+    ///
+    /// The delay is `repl-diskless-sync-delay` counted from the oldest waiter's request (with
+    /// `repl-diskless-sync no`, only filtered clients sync diskless, and at once). It starts
+    /// earlier once `repl-diskless-sync-max-replicas` (if not 0) replicas that can share it
+    /// wait.
+    pub fn diskless_due(&self, config: &Config, now: Instant) -> Result<(), Option<Instant>> {
+        let Some(first) = self.groups.waiting.first() else {
+            return Err(None);
+        };
+        if self.diskless_running() {
+            return Err(None);
+        }
+        let delay = if config.repl_diskless_sync {
+            Duration::from_secs(config.repl_diskless_sync_delay)
+        } else {
+            Duration::ZERO
+        };
+        let sharing = self
+            .groups
+            .waiting
+            .iter()
+            .filter(|w| w.filtered == first.filtered)
+            .count() as u64;
+        let max = config.repl_diskless_sync_max_replicas;
+        let oldest = self
+            .groups
+            .waiting
+            .iter()
+            .map(|w| w.since)
+            .min()
+            .unwrap_or(now);
+        let at = oldest + delay;
+        if (max > 0 && sharing >= max) || now >= at {
+            Ok(())
+        } else {
+            Err(Some(at))
+        }
+    }
+
+    /// Takes the waiters that share the next diskless transfer: those whose RDB is the
+    /// first waiter's (filtered or not), as Redis serves only replicas with the first one's
+    /// requirements; the others wait for the transfer after. Returns the filter and the
+    /// waiters (ids and where to send their start).
+    pub fn take_diskless_waiters(&mut self) -> (bool, Vec<(u64, oneshot::Sender<SyncStart>)>) {
+        let Some(filtered) = self.groups.waiting.first().map(|w| w.filtered) else {
+            return (false, Vec::new());
+        };
+        let (taken, rest) = std::mem::take(&mut self.groups.waiting)
+            .into_iter()
+            .partition::<Vec<_>, _>(|w| w.filtered == filtered);
+        self.groups.waiting = rest;
+        let taken = taken
+            .into_iter()
+            .filter(|w| !w.start.is_closed() && self.replicas.iter().any(|r| r.id == w.id))
+            .map(|w| (w.id, w.start))
+            .collect();
+        (filtered, taken)
+    }
+
+    /// Marks a diskless transfer running; call the returned function when it ends.
+    pub fn begin_diskless(&mut self) -> impl FnOnce() + Send + 'static {
+        let running = Arc::clone(&self.groups.running);
+        let wake = Arc::clone(&self.groups.wake);
+        running.fetch_add(1, Ordering::SeqCst);
+        move || {
+            running.fetch_sub(1, Ordering::SeqCst);
+            wake.notify_waiters();
+        }
+    }
+
+    /// Notified when a diskless transfer ends (the next one may start).
+    pub fn sync_wake(&self) -> Arc<Notify> {
+        Arc::clone(&self.groups.wake)
+    }
+
+    /// Records the disk-based sync just started (snapshot at `offset` under `replid`), so
+    /// replicas asking while its RDB is written attach to it.
+    pub fn set_staged_sync(&mut self, replid: &str, offset: u64, rdb: &Arc<StagedRdb>) {
+        self.groups.staged = Some(StagedGroup {
+            replid: replid.to_owned(),
+            offset,
+            rdb: Arc::downgrade(rdb),
+            since: Vec::new(),
+            since_len: 0,
+        });
+    }
+
+    /// Redis's rule for a replica asking while a BGSAVE for replication runs: it attaches when
+    /// that BGSAVE writes to disk for replication (still writing, same replication id) and
+    /// its stream is still held whole. Returns the snapshot's id and offset, the RDB, and the
+    /// stream since the snapshot (the attaching replica's output buffer, as Redis copies the
+    /// first replica's).
+    pub fn attach_staged(&mut self, replid: &str) -> Option<(String, u64, Transfer, Vec<Bytes>)> {
+        if !self.groups.staged_still_attachable(&self.limit) {
+            return None;
+        }
+        let group = self.groups.staged.as_ref()?;
+        if !group.replid.eq_ignore_ascii_case(replid) {
+            return None;
+        }
+        let rdb = group.rdb.upgrade()?;
+        Some((
+            group.replid.clone(),
+            group.offset,
+            Transfer::staged(&rdb),
+            group.since.clone(),
+        ))
+    }
+
     /// Sets the state of replica `id` (a transfer moving on). Going online restarts its ACK
     /// clock (Redis's "prevent false timeout"); an rdb-only client is done instead.
     pub fn set_state(&mut self, id: u64, state: ReplicaState) {
@@ -516,6 +719,7 @@ impl Primary {
     pub fn remove(&mut self, id: u64) {
         let before = self.replicas.len();
         self.replicas.retain(|r| r.id != id);
+        self.groups.waiting.retain(|w| w.id != id);
         if before != self.replicas.len() && self.replicas.is_empty() {
             self.no_replicas_since = Instant::now();
         }
@@ -527,6 +731,9 @@ impl Primary {
             replica.link.kill();
         }
         self.replicas.clear();
+        // Their snapshots belong to the old history.
+        self.groups.waiting.clear();
+        self.groups.staged = None;
         self.no_replicas_since = Instant::now();
     }
 
@@ -610,6 +817,67 @@ impl Primary {
             actions.ping = true;
         }
         actions
+    }
+}
+
+/// A replica waiting for the next diskless full sync.
+struct Waiter {
+    id: u64,
+    /// `REPLCONF rdb-filter-only`: its RDB leaves the keys out, so it shares only with its
+    /// kind.
+    filtered: bool,
+    /// When it asked.
+    since: Instant,
+    start: oneshot::Sender<SyncStart>,
+}
+
+/// What a replica waiting for its full sync gets when the sync starts: the `+FULLRESYNC`
+/// position, its share of the RDB, and the stream from `offset + 1` on.
+pub struct SyncStart {
+    pub replid: String,
+    pub offset: u64,
+    pub transfer: Transfer,
+    /// `None` for rdb-only clients.
+    pub stream: Option<mpsc::UnboundedReceiver<Bytes>>,
+}
+
+/// The disk-based sync whose RDB is being written, while replicas may attach to it.
+struct StagedGroup {
+    replid: String,
+    offset: u64,
+    rdb: Weak<StagedRdb>,
+    /// The stream since the snapshot (the same shared chunks the replicas get).
+    since: Vec<Bytes>,
+    since_len: u64,
+}
+
+/// Full syncs shared by several replicas (see [`Primary::diskless_due`],
+/// [`Primary::attach_staged`]).
+#[derive(Default)]
+struct SyncGroups {
+    /// In arrival order.
+    waiting: Vec<Waiter>,
+    /// Diskless transfers running (0 or 1 when started through [`Primary::diskless_due`]).
+    running: Arc<AtomicUsize>,
+    /// Notified when a diskless transfer ends.
+    wake: Arc<Notify>,
+    staged: Option<StagedGroup>,
+}
+
+impl SyncGroups {
+    /// True while the staged group can take more replicas; forgets it otherwise (its RDB is
+    /// written, every replica left, or the stream since its snapshot went over the replica
+    /// output buffer's hard limit, which would drop an attaching replica at once anyway).
+    fn staged_still_attachable(&mut self, limit: &OutputBufferLimit) -> bool {
+        let Some(group) = &self.staged else {
+            return false;
+        };
+        let open = group.rdb.upgrade().is_some_and(|rdb| rdb.is_writing())
+            && (limit.hard == 0 || group.since_len < limit.hard);
+        if !open {
+            self.staged = None;
+        }
+        open
     }
 }
 
@@ -957,6 +1225,163 @@ mod tests {
         assert_eq!(p.replicas()[0].name(), "127.0.0.1:6401");
         p.remove(1);
         assert_eq!(p.count_acks(0), 1);
+    }
+
+    fn ids(waiters: &[(u64, oneshot::Sender<SyncStart>)]) -> Vec<u64> {
+        waiters.iter().map(|(id, _)| *id).collect()
+    }
+
+    /// Redis's `replicationStartPendingFullSync`: the delay counts from the oldest waiter,
+    /// `repl-diskless-sync-max-replicas` replicas that can share start it early, a running
+    /// transfer makes newcomers wait, filtered clients share only with their kind.
+    #[test]
+    fn diskless_syncs_wait_for_the_delay_or_enough_replicas() {
+        let (engine, primary) = primary_with_backlog();
+        let mut config = engine.config().clone();
+        assert_eq!(config.repl_diskless_sync_delay, 5, "Redis's default");
+        assert_eq!(config.repl_diskless_sync_max_replicas, 0);
+        let mut p = primary.lock();
+        let t0 = Instant::now();
+        let secs = |n| t0 + Duration::from_secs(n);
+        assert_eq!(p.diskless_due(&config, t0), Err(None), "nobody waits");
+        p.register_for_full_sync(&request(1));
+        let _rx1 = p.wait_for_diskless(1, false, t0);
+        assert_eq!(p.diskless_due(&config, secs(1)), Err(Some(secs(5))));
+        p.register_for_full_sync(&request(2));
+        let _rx2 = p.wait_for_diskless(2, false, secs(2));
+        p.register_for_full_sync(&request(3));
+        let rx3 = p.wait_for_diskless(3, true, secs(3));
+        assert_eq!(p.diskless_due(&config, secs(4)), Err(Some(secs(5))));
+        assert_eq!(p.diskless_due(&config, secs(5)), Ok(()));
+        config.repl_diskless_sync_max_replicas = 2;
+        assert_eq!(p.diskless_due(&config, secs(3)), Ok(()), "two can share");
+        config.repl_diskless_sync_max_replicas = 3;
+        assert_eq!(
+            p.diskless_due(&config, secs(3)),
+            Err(Some(secs(5))),
+            "the filtered one does not share their RDB"
+        );
+        config.repl_diskless_sync_delay = 0;
+        assert_eq!(p.diskless_due(&config, t0), Ok(()));
+        config.repl_diskless_sync_delay = 5;
+        config.repl_diskless_sync = false;
+        assert_eq!(
+            p.diskless_due(&config, t0),
+            Ok(()),
+            "no delay for disk-based"
+        );
+        config.repl_diskless_sync = true;
+
+        let (filtered, taken) = p.take_diskless_waiters();
+        assert!(!filtered);
+        assert_eq!(ids(&taken), [1, 2]);
+        let end = p.begin_diskless();
+        assert!(p.diskless_running());
+        assert_eq!(
+            p.diskless_due(&config, secs(100)),
+            Err(None),
+            "one transfer at a time"
+        );
+        end();
+        assert!(!p.diskless_running());
+        assert_eq!(p.diskless_due(&config, secs(7)), Err(Some(secs(8))));
+        assert_eq!(p.diskless_due(&config, secs(8)), Ok(()));
+        // A waiter that left is not served.
+        drop(rx3);
+        let (filtered, taken) = p.take_diskless_waiters();
+        assert!(filtered);
+        assert!(taken.is_empty());
+        // Nor one removed from the registry (its connection closed).
+        p.register_for_full_sync(&request(4));
+        let _rx4 = p.wait_for_diskless(4, false, t0);
+        p.remove(4);
+        assert_eq!(p.diskless_due(&config, secs(100)), Err(None));
+    }
+
+    /// A snapshot whose encoding waits for a signal, to hold a staged RDB in writing.
+    struct Gated(Mutex<std::sync::mpsc::Receiver<()>>);
+
+    impl crate::dataset::DatasetSnapshot for Gated {
+        fn databases(&self) -> usize {
+            1
+        }
+        fn db_size(&self, _: usize) -> (u64, u64) {
+            (0, 0)
+        }
+        fn for_each_entry(
+            &self,
+            _: usize,
+            _: &mut dyn FnMut(crate::model::Entry) -> crate::error::Result<()>,
+        ) -> crate::error::Result<()> {
+            let _ = self.0.lock().unwrap().recv();
+            Ok(())
+        }
+    }
+
+    fn drain(rx: &mut mpsc::UnboundedReceiver<Bytes>) -> Vec<u8> {
+        let mut got = Vec::new();
+        while let Ok(piece) = rx.try_recv() {
+            got.extend_from_slice(&piece);
+        }
+        got
+    }
+
+    /// A replica asking while a disk-based sync's RDB is written gets that RDB, the snapshot's
+    /// position, and the stream since the snapshot, byte for byte what the first replica
+    /// gets; once the RDB is written nobody attaches any more.
+    #[tokio::test]
+    async fn a_replica_attaches_to_the_rdb_being_written() {
+        let (mut engine, primary) = primary_with_backlog();
+        let storage = Arc::new(SimStorage::new(1));
+        let (release, gate) = std::sync::mpsc::channel();
+        let rdb = super::super::sync::start_staged(
+            Box::new(Gated(Mutex::new(gate))),
+            crate::snapshot::SaveOptions::default(),
+            storage as Arc<dyn crate::storage::Storage>,
+            "temp-sync.rdb".into(),
+        );
+        let at = engine.repl_offset();
+        let id = engine.replid().to_string();
+        let mut first = {
+            let mut p = primary.lock();
+            p.register_for_full_sync(&request(1));
+            let rx = p.start_feeding(1, &[]).unwrap();
+            p.set_staged_sync(&id, at, &rdb);
+            rx
+        };
+        engine.propagate(0, &[b"SET".as_slice(), b"a", b"1"]);
+        let mut second = {
+            let mut p = primary.lock();
+            p.register_for_full_sync(&request(2));
+            assert!(
+                p.attach_staged(&"f".repeat(40)).is_none(),
+                "another history"
+            );
+            let (replid, offset, transfer, since) = p.attach_staged(&id).unwrap();
+            assert_eq!((replid.as_str(), offset), (id.as_str(), at));
+            assert!(!transfer.is_diskless());
+            p.start_feeding(2, &since).unwrap()
+        };
+        engine.propagate(0, &[b"SET".as_slice(), b"b", b"2"]);
+        let got = drain(&mut first);
+        assert!(got.ends_with(b"$1\r\nb\r\n$1\r\n2\r\n"));
+        assert_eq!(got, drain(&mut second));
+        assert_eq!(
+            primary.lock().replica_mut(2).unwrap().link.queued(),
+            got.len() as u64
+        );
+
+        release.send(()).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while rdb.is_writing() {
+            assert!(Instant::now() < deadline, "the RDB was not written");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        engine.propagate(0, &[b"SET".as_slice(), b"c", b"3"]);
+        assert!(
+            primary.lock().attach_staged(&id).is_none(),
+            "written already"
+        );
     }
 
     #[test]

@@ -23,25 +23,33 @@
 //!
 //! # Sending (primary)
 //!
-//! [`send_rdb`] writes the RDB of a [`DatasetSnapshot`] (taken in O(1) under the engine lock,
-//! at the offset the `+FULLRESYNC` line announced) to an rdb-only client, while the node keeps
-//! serving: the RDB is encoded on a blocking thread and handed to the connection in chunks
-//! through a bounded channel. [`SyncForm::Diskless`] streams it as it is encoded between
-//! `$EOF:` marks; [`SyncForm::Staged`] (a client without `capa eof`) needs the length first,
-//! so the RDB goes to a temp file through [`Storage`], a `\n` keep-alive goes out every second
-//! meanwhile, then `$<len>\r\n` and the file; the temp file is removed in every case.
+//! The RDB of a [`DatasetSnapshot`] (taken in O(1) under the engine lock, at the offset the
+//! `+FULLRESYNC` line announced) is encoded once on a blocking thread, whatever the number of
+//! clients sharing it, while the node keeps serving:
+//!
+//! - [`start_diskless`]: the `$EOF:` form, streamed as it is encoded; each chunk (one shared
+//!   buffer) goes to every client's bounded queue, so the transfer goes at the pace of the
+//!   slowest client with bounded memory, and a client whose socket fails is left out while
+//!   the others go on.
+//! - [`start_staged`]: the `$<len>` form (a client without `capa eof`, or
+//!   `repl-diskless-sync no`): the RDB goes to a temp file through [`Storage`]; clients
+//!   joining while it is written share it; each then sends `$<len>\r\n` and reads the file at
+//!   its own pace; the file is removed when the last one is done (or gone).
+//!
+//! [`send_transfer`] sends one client's share (a `\n` keep-alive every second while a staged
+//! file is written); [`send_rdb`] does both steps for a single client.
 
 use std::hash::{BuildHasher, Hasher};
 use std::io::{self, Read};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::time::timeout;
 
 use crate::dataset::DatasetSnapshot;
@@ -66,7 +74,7 @@ const STAGED_CHUNK: usize = 256 * 1024;
 /// Chunks in flight between the thread encoding the RDB and the connection.
 const CHANNEL_CHUNKS: usize = 4;
 /// Keep-alive period while a staged RDB is written (Redis sends one a second).
-const KEEPALIVE_PERIOD: Duration = Duration::from_secs(1);
+pub const KEEPALIVE_PERIOD: Duration = Duration::from_secs(1);
 
 /// Credentials for `AUTH`: the password alone (`requirepass`, the default user), or an ACL
 /// user and its password.
@@ -580,7 +588,7 @@ pub enum SyncForm {
     },
 }
 
-/// A full sync for an rdb-only client, prepared under the engine lock.
+/// A full sync for one client, prepared under the engine lock ([`send_rdb`]).
 pub struct FullSync {
     /// The point-in-time view, taken at the offset the `+FULLRESYNC` line announced.
     pub snapshot: Box<dyn DatasetSnapshot + Send>,
@@ -590,15 +598,40 @@ pub struct FullSync {
     pub form: SyncForm,
 }
 
-/// What the thread producing the RDB hands to the connection.
+/// What the thread producing the RDB hands to a connection.
+#[derive(Clone)]
 enum Piece {
-    /// The staged RDB is complete and this long.
-    Length(u64),
-    Bytes(Vec<u8>),
+    Bytes(Bytes),
     /// Every byte was sent. Only this ends a transfer well: a producer that dies (a panic)
     /// closes the channel without it, and the client then gets no end mark.
     Done,
-    Failed(Error),
+    Failed(String),
+}
+
+/// One client's part of a full sync's RDB, encoded once for every client that shares it
+/// ([`start_diskless`], [`start_staged`]); [`send_transfer`] sends it.
+pub struct Transfer(TransferKind);
+
+enum TransferKind {
+    /// The diskless form: the chunks of the one encoding, as the producer fans them out.
+    Diskless {
+        mark: Arc<str>,
+        rx: mpsc::Receiver<Piece>,
+    },
+    /// The `$<len>` form: the shared staged file.
+    Staged(Arc<StagedRdb>),
+}
+
+impl Transfer {
+    /// A client's share of a staged RDB.
+    pub fn staged(rdb: &Arc<StagedRdb>) -> Transfer {
+        Transfer(TransferKind::Staged(Arc::clone(rdb)))
+    }
+
+    /// True for the diskless form.
+    pub fn is_diskless(&self) -> bool {
+        matches!(self.0, TransferKind::Diskless { .. })
+    }
 }
 
 /// Sends the RDB of `sync` on `out` (whatever precedes it, such as `+FULLRESYNC`, is already
@@ -615,105 +648,197 @@ pub async fn send_rdb<W: AsyncWrite + Unpin>(
         options,
         form,
     } = sync;
-    let control = Arc::new(SaveControl::default());
-    // Whatever ends this function (an error, the client gone) stops the producing thread.
-    let _stop = CancelOnDrop(Arc::clone(&control));
-    let (tx, mut rx) = mpsc::channel::<Piece>(CHANNEL_CHUNKS);
-    let diskless = matches!(form, SyncForm::Diskless);
-    let producer = {
-        let control = Arc::clone(&control);
-        move || match form {
-            SyncForm::Diskless => {
-                let sink = ChannelWrite(tx.clone());
-                let piece = match write_rdb_stream_controlled(sink, &*snapshot, &options, &control)
-                {
-                    Ok(_) => Piece::Done,
-                    Err(e) => Piece::Failed(e),
-                };
-                let _ = tx.blocking_send(piece);
-            }
-            SyncForm::Staged { storage, path } => {
-                let staged = Staged {
-                    storage: &*storage,
-                    path,
-                };
-                if let Err(e) = staged.produce(&*snapshot, &options, &control, &tx) {
-                    let _ = tx.blocking_send(Piece::Failed(e));
-                }
-            }
+    let transfer = match form {
+        SyncForm::Diskless => start_diskless(snapshot, options, 1, || {})
+            .pop()
+            .ok_or_else(|| send_error(peer, "no transfer"))?,
+        SyncForm::Staged { storage, path } => {
+            Transfer::staged(&start_staged(snapshot, options, storage, path))
         }
     };
-    tokio::task::spawn_blocking(producer);
+    send_transfer(out, transfer, peer).await
+}
 
-    let mark = diskless.then(random_mark);
-    let expected = if let Some(mark) = &mark {
-        write_timed(out, format!("$EOF:{mark}\r\n").as_bytes(), peer).await?;
-        None
-    } else {
-        let start = tokio::time::Instant::now() + KEEPALIVE_PERIOD;
-        let mut keepalive = tokio::time::interval_at(start, KEEPALIVE_PERIOD);
-        let len = loop {
-            tokio::select! {
-                piece = rx.recv() => match piece {
-                    Some(Piece::Length(len)) => break len,
-                    Some(Piece::Failed(e)) => return Err(e),
-                    Some(Piece::Bytes(_) | Piece::Done) | None => {
-                        return Err(send_error(peer, "the RDB producer ended without a length"));
-                    }
-                },
-                _ = keepalive.tick() => write_timed(out, b"\n", peer).await?,
-            }
+/// Starts encoding `snapshot` once, in the diskless form, for `members` clients; returns one
+/// [`Transfer`] each. `on_end` runs when the producer is done (all bytes handed out, every
+/// client gone, or a failure).
+///
+/// Fan-out and pace: the producing thread hands each chunk (one shared buffer) to every
+/// client's bounded queue of [`CHANNEL_CHUNKS`] chunks and waits while any queue is full, so
+/// the transfer goes at the pace of the slowest client, as Redis's diskless transfer does (one
+/// child writing to every socket), and memory stays bounded: never more than
+/// `CHANNEL_CHUNKS` + 1 chunks in flight, however many clients and however slow. A client
+/// whose socket fails, or that stalls past the idle timeout ([`IDLE_TIMEOUT`], Redis's
+/// `repl-timeout`), drops its queue and is left out of the next chunk; the others go on.
+/// When the last one is gone the encoding stops.
+pub fn start_diskless(
+    snapshot: Box<dyn DatasetSnapshot + Send>,
+    options: SaveOptions,
+    members: usize,
+    on_end: impl FnOnce() + Send + 'static,
+) -> Vec<Transfer> {
+    let mark: Arc<str> = random_mark().into();
+    let (txs, rxs): (Vec<_>, Vec<_>) = (0..members)
+        .map(|_| mpsc::channel::<Piece>(CHANNEL_CHUNKS))
+        .unzip();
+    tokio::task::spawn_blocking(move || {
+        // Runs on unwinding too: a producer that panics still ends its transfer.
+        let _end = OnDrop(Some(on_end));
+        let mut fan = FanOut(txs);
+        let control = SaveControl::default();
+        let piece = match write_rdb_stream_controlled(&mut fan, &*snapshot, &options, &control) {
+            Ok(_) => Piece::Done,
+            Err(e) => Piece::Failed(e.to_string()),
         };
-        write_timed(out, format!("${len}\r\n").as_bytes(), peer).await?;
-        Some(len)
-    };
-    let mut sent = 0u64;
-    loop {
-        match rx.recv().await {
-            Some(Piece::Bytes(chunk)) => {
-                write_timed(out, &chunk, peer).await?;
-                sent += chunk.len() as u64;
+        for tx in &fan.0 {
+            let _ = tx.blocking_send(piece.clone());
+        }
+    });
+    rxs.into_iter()
+        .map(|rx| {
+            Transfer(TransferKind::Diskless {
+                mark: Arc::clone(&mark),
+                rx,
+            })
+        })
+        .collect()
+}
+
+/// Starts writing `snapshot` to the temp file `path` for the `$<len>` form. Every client of
+/// the transfer holds the returned handle (clients asking while it is written may attach to
+/// it: [`StagedRdb::is_writing`]); the file is removed once the last handle is dropped, or
+/// at once when nobody holds one (the producer then stops early).
+pub fn start_staged(
+    snapshot: Box<dyn DatasetSnapshot + Send>,
+    options: SaveOptions,
+    storage: Arc<dyn Storage>,
+    path: PathBuf,
+) -> Arc<StagedRdb> {
+    let control = Arc::new(SaveControl::default());
+    let rdb = Arc::new(StagedRdb {
+        storage: Arc::clone(&storage),
+        path: path.clone(),
+        status: watch::Sender::new(StagedStatus::Writing),
+        writing: AtomicBool::new(true),
+        control: Arc::clone(&control),
+    });
+    let weak = Arc::downgrade(&rdb);
+    tokio::task::spawn_blocking(move || {
+        let mut outcome = StagedOutcome {
+            rdb: weak,
+            status: StagedStatus::Failed("the RDB producer died".into()),
+            storage: &*storage,
+            path: &path,
+        };
+        let written = (|| {
+            let mut file = storage.create(&path)?;
+            let (_, stats) = write_rdb_stream_controlled(
+                FileSink::new(&mut *file),
+                &*snapshot,
+                &options,
+                &control,
+            )?;
+            Ok::<_, Error>(stats.bytes)
+        })();
+        outcome.status = match written {
+            Ok(len) => StagedStatus::Ready(len),
+            Err(e) => StagedStatus::Failed(e.to_string()),
+        };
+    });
+    rdb
+}
+
+/// Where a staged RDB is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum StagedStatus {
+    Writing,
+    Ready(u64),
+    Failed(String),
+}
+
+/// A staged RDB file shared by the clients of one disk-based full sync.
+pub struct StagedRdb {
+    storage: Arc<dyn Storage>,
+    path: PathBuf,
+    status: watch::Sender<StagedStatus>,
+    /// Mirrors `status == Writing`, readable without the watch's lock.
+    writing: AtomicBool,
+    control: Arc<SaveControl>,
+}
+
+impl StagedRdb {
+    /// True while the file is being written: a client asking now may share it (Redis attaches
+    /// a replica to a BGSAVE in progress, not to a finished one).
+    pub fn is_writing(&self) -> bool {
+        self.writing.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for StagedRdb {
+    fn drop(&mut self) {
+        self.control.cancel.store(true, Ordering::Relaxed);
+        remove_temp(&*self.storage, &self.path);
+    }
+}
+
+/// Publishes the producer's outcome when dropped (a panic included); removes the file when
+/// no client holds the RDB any more.
+struct StagedOutcome<'a> {
+    rdb: std::sync::Weak<StagedRdb>,
+    status: StagedStatus,
+    storage: &'a dyn Storage,
+    path: &'a std::path::Path,
+}
+
+impl Drop for StagedOutcome<'_> {
+    fn drop(&mut self) {
+        match self.rdb.upgrade() {
+            Some(rdb) => {
+                rdb.writing.store(false, Ordering::SeqCst);
+                rdb.status.send_replace(self.status.clone());
+                // Dropping `rdb` here may be the last handle: its own drop removes the file.
             }
-            Some(Piece::Done) => break,
-            Some(Piece::Failed(e)) => return Err(e),
-            Some(Piece::Length(_)) => {
-                return Err(send_error(peer, "the RDB producer sent two lengths"));
-            }
-            None => return Err(send_error(peer, "the RDB producer died")),
+            // Everyone left while it was written (possibly before the file existed, so the
+            // handle's drop found nothing to remove).
+            None => remove_temp(self.storage, self.path),
         }
     }
-    if let Some(len) = expected
-        && len != sent
+}
+
+fn remove_temp(storage: &dyn Storage, path: &std::path::Path) {
+    if matches!(storage.len(path), Ok(Some(_)))
+        && let Err(e) = storage.remove(path)
     {
-        return Err(send_error(
-            peer,
-            &format!("the staged RDB gave {sent} bytes, {len} announced"),
-        ));
+        tracing::warn!("removing {}: {e}", path.display());
     }
-    if let Some(mark) = mark {
-        write_timed(out, mark.as_bytes(), peer).await?;
-    }
-    Ok(sent)
 }
 
-/// Sets `cancel` when dropped, so a producer stops once nobody takes its bytes.
-struct CancelOnDrop(Arc<SaveControl>);
+/// Runs its closure when dropped.
+struct OnDrop<F: FnOnce()>(Option<F>);
 
-impl Drop for CancelOnDrop {
+impl<F: FnOnce()> Drop for OnDrop<F> {
     fn drop(&mut self) {
-        self.0.cancel.store(true, Ordering::Relaxed);
+        if let Some(f) = self.0.take() {
+            f();
+        }
     }
 }
 
-/// The RDB stream of the diskless form, as `io::Write`: each buffer the RDB writer flushes
-/// (about 256 KiB) becomes one chunk.
-struct ChannelWrite(mpsc::Sender<Piece>);
+/// The diskless RDB stream as `io::Write`: each buffer the RDB writer flushes (about 256 KiB)
+/// becomes one shared chunk, queued for every client still there (see [`start_diskless`]).
+struct FanOut(Vec<mpsc::Sender<Piece>>);
 
-impl io::Write for ChannelWrite {
+impl io::Write for FanOut {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let chunk = Bytes::copy_from_slice(buf);
         self.0
-            .blocking_send(Piece::Bytes(buf.to_vec()))
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the client is gone"))?;
+            .retain(|tx| tx.blocking_send(Piece::Bytes(chunk.clone())).is_ok());
+        if self.0.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "every client is gone",
+            ));
+        }
         Ok(buf.len())
     }
 
@@ -722,53 +847,106 @@ impl io::Write for ChannelWrite {
     }
 }
 
-/// The temp file of the `$<len>` form; removed when dropped.
-struct Staged<'a> {
-    storage: &'a dyn Storage,
-    path: PathBuf,
-}
-
-impl Staged<'_> {
-    /// Writes the RDB to the temp file, sends its length, then its bytes.
-    fn produce(
-        &self,
-        snapshot: &dyn DatasetSnapshot,
-        options: &SaveOptions,
-        control: &SaveControl,
-        tx: &mpsc::Sender<Piece>,
-    ) -> Result<()> {
-        let mut file = self.storage.create(&self.path)?;
-        let (_, stats) =
-            write_rdb_stream_controlled(FileSink::new(&mut *file), snapshot, options, control)?;
-        drop(file);
-        if tx.blocking_send(Piece::Length(stats.bytes)).is_err() {
-            return Ok(());
+/// Sends one client's [`Transfer`] on `out` and returns the RDB's length (see [`send_rdb`]).
+/// While a staged RDB is written, a `\n` keep-alive goes out every second.
+pub async fn send_transfer<W: AsyncWrite + Unpin>(
+    out: &mut W,
+    transfer: Transfer,
+    peer: &str,
+) -> Result<u64> {
+    match transfer.0 {
+        TransferKind::Diskless { mark, mut rx } => {
+            write_timed(out, format!("$EOF:{mark}\r\n").as_bytes(), peer).await?;
+            let sent = forward(out, &mut rx, peer).await?;
+            write_timed(out, mark.as_bytes(), peer).await?;
+            Ok(sent)
         }
-        let mut reader = self.storage.open_read(&self.path)?;
-        loop {
-            let mut chunk = vec![0u8; STAGED_CHUNK];
-            let n = read_full(&mut *reader, &mut chunk)
-                .map_err(|e| Error::io(&self.path, "read", e))?;
-            if n == 0 {
-                let _ = tx.blocking_send(Piece::Done);
-                return Ok(());
+        TransferKind::Staged(rdb) => {
+            let mut status = rdb.status.subscribe();
+            let start = tokio::time::Instant::now() + KEEPALIVE_PERIOD;
+            let mut keepalive = tokio::time::interval_at(start, KEEPALIVE_PERIOD);
+            let len = loop {
+                let current = status.borrow_and_update().clone();
+                match current {
+                    StagedStatus::Ready(len) => break len,
+                    StagedStatus::Failed(e) => return Err(send_error(peer, &e)),
+                    StagedStatus::Writing => {}
+                }
+                tokio::select! {
+                    changed = status.changed() => if changed.is_err() {
+                        return Err(send_error(peer, "the RDB producer died"));
+                    },
+                    _ = keepalive.tick() => write_timed(out, b"\n", peer).await?,
+                }
+            };
+            write_timed(out, format!("${len}\r\n").as_bytes(), peer).await?;
+            let (tx, mut rx) = mpsc::channel::<Piece>(CHANNEL_CHUNKS);
+            let reader = Arc::clone(&rdb);
+            let reading = tokio::task::spawn_blocking(move || read_staged(&reader, &tx));
+            let sent = forward(out, &mut rx, peer).await;
+            // The reader stops at its next chunk once the queue is gone; waiting for it
+            // releases its handle on the file now rather than later.
+            drop(rx);
+            let _ = reading.await;
+            let sent = sent?;
+            if sent != len {
+                return Err(send_error(
+                    peer,
+                    &format!("the staged RDB gave {sent} bytes, {len} announced"),
+                ));
             }
-            chunk.truncate(n);
-            if control.cancel.load(Ordering::Relaxed)
-                || tx.blocking_send(Piece::Bytes(chunk)).is_err()
-            {
-                return Ok(());
-            }
+            Ok(sent)
         }
     }
 }
 
-impl Drop for Staged<'_> {
-    fn drop(&mut self) {
-        if matches!(self.storage.len(&self.path), Ok(Some(_)))
-            && let Err(e) = self.storage.remove(&self.path)
-        {
-            tracing::warn!("removing {}: {e}", self.path.display());
+/// Writes the chunks of `rx` to `out` until the producer says it is done.
+async fn forward<W: AsyncWrite + Unpin>(
+    out: &mut W,
+    rx: &mut mpsc::Receiver<Piece>,
+    peer: &str,
+) -> Result<u64> {
+    let mut sent = 0u64;
+    loop {
+        match rx.recv().await {
+            Some(Piece::Bytes(chunk)) => {
+                write_timed(out, &chunk, peer).await?;
+                sent += chunk.len() as u64;
+            }
+            Some(Piece::Done) => return Ok(sent),
+            Some(Piece::Failed(e)) => return Err(send_error(peer, &e)),
+            None => return Err(send_error(peer, "the RDB producer died")),
+        }
+    }
+}
+
+/// Reads the staged file into `tx` chunk by chunk (one reader per client: each goes at its
+/// own pace); stops when the client is gone.
+fn read_staged(rdb: &StagedRdb, tx: &mpsc::Sender<Piece>) {
+    let mut reader = match rdb.storage.open_read(&rdb.path) {
+        Ok(reader) => reader,
+        Err(e) => {
+            let _ = tx.blocking_send(Piece::Failed(e.to_string()));
+            return;
+        }
+    };
+    loop {
+        let mut chunk = vec![0u8; STAGED_CHUNK];
+        let n = match read_full(&mut *reader, &mut chunk) {
+            Ok(n) => n,
+            Err(e) => {
+                let e = Error::io(&rdb.path, "read", e);
+                let _ = tx.blocking_send(Piece::Failed(e.to_string()));
+                return;
+            }
+        };
+        if n == 0 {
+            let _ = tx.blocking_send(Piece::Done);
+            return;
+        }
+        chunk.truncate(n);
+        if tx.blocking_send(Piece::Bytes(Bytes::from(chunk))).is_err() {
+            return;
         }
     }
 }
@@ -829,6 +1007,7 @@ fn random_mark() -> String {
 #[cfg(test)]
 mod tests {
     use std::path::Path;
+    use std::sync::atomic::AtomicU64;
 
     use super::*;
     use crate::model::Entry;
@@ -919,7 +1098,17 @@ mod tests {
         let rdb = &out[keepalives + header.len()..];
         assert_eq!(rdb.len() as u64, sent);
         assert_eq!(keys_in(rdb), 1000);
-        assert!(storage.list(Path::new("data")).unwrap().is_empty());
+        no_temp_file_soon(&storage).await;
+    }
+
+    /// The temp file goes with the last handle on it, which the producing thread may hold
+    /// a moment after the transfer ended.
+    async fn no_temp_file_soon(storage: &SimStorage) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !storage.list(Path::new("data")).unwrap().is_empty() {
+            assert!(std::time::Instant::now() < deadline, "the temp file stayed");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// A client gone while the RDB is staged: the producer stops and removes its temp file.
@@ -976,6 +1165,144 @@ mod tests {
         assert!(err.to_string().contains("the RDB producer died"), "{err}");
         let mark = &out[b"$EOF:".len()..b"$EOF:".len() + MARK_LEN];
         assert_eq!(out.windows(MARK_LEN).filter(|w| w == &mark).count(), 1);
+    }
+
+    /// Splits what `send_transfer` wrote in the diskless form into (mark, RDB).
+    fn unframe(out: &[u8]) -> (Vec<u8>, Vec<u8>) {
+        let header_end = out.iter().position(|&b| b == b'\n').unwrap() + 1;
+        let mark = out[b"$EOF:".len()..header_end - 2].to_vec();
+        assert!(out.ends_with(&mark));
+        (mark, out[header_end..out.len() - MARK_LEN].to_vec())
+    }
+
+    /// Three clients of one diskless transfer get the same mark and the same RDB; the one
+    /// encoding ends once (`on_end`) after every byte was handed out.
+    #[tokio::test]
+    async fn one_diskless_encoding_serves_every_client() {
+        let ended = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&ended);
+        let transfers = start_diskless(
+            snapshot(Duration::ZERO),
+            SaveOptions::default(),
+            3,
+            move || {
+                flag.store(true, Ordering::SeqCst);
+            },
+        );
+        assert_eq!(transfers.len(), 3);
+        assert!(transfers.iter().all(Transfer::is_diskless));
+        let sends = transfers.into_iter().map(|t| async move {
+            let mut out = Vec::new();
+            let sent = send_transfer(&mut out, t, "test").await.unwrap();
+            (sent, out)
+        });
+        let results = futures::future::join_all(sends).await;
+        let (mark0, rdb0) = unframe(&results[0].1);
+        assert_eq!(keys_in(&rdb0), 1000);
+        for (sent, out) in &results {
+            let (mark, rdb) = unframe(out);
+            assert_eq!((&mark, &rdb), (&mark0, &rdb0));
+            assert_eq!(*sent, rdb.len() as u64);
+        }
+        // The producing thread ends right after handing out the last piece.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !ended.load(Ordering::SeqCst) {
+            assert!(std::time::Instant::now() < deadline, "on_end never ran");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// A client that stops reading holds the others back (the pace of the slowest, bounded
+    /// memory); once its socket fails it is left out and the others finish.
+    #[tokio::test]
+    async fn a_stalled_client_holds_the_others_back_until_it_fails() {
+        let mut store = Store::new(16);
+        for i in 0..3000 {
+            let value = Value::String(own(format!("{i:0>2000}").as_bytes()));
+            store.insert(0, own(format!("key:{i}").as_bytes()), value, None);
+        }
+        let options = SaveOptions {
+            compression: false,
+            ..SaveOptions::default()
+        };
+        let mut transfers = start_diskless(Box::new(store.snapshot()), options, 2, || {});
+        let stalled = transfers.pop().unwrap();
+        let healthy = transfers.pop().unwrap();
+        // The stalled client's socket buffer holds 64 KiB and nobody reads it.
+        let (mut stalled_end, stalled_reader) = tokio::io::duplex(64 * 1024);
+        let stalled_send =
+            tokio::spawn(async move { send_transfer(&mut stalled_end, stalled, "slow").await });
+        let (healthy_end, mut healthy_reader) = tokio::io::duplex(64 * 1024);
+        let received = Arc::new(AtomicU64::new(0));
+        let counter = Arc::clone(&received);
+        let reader = tokio::spawn(async move {
+            let mut all = Vec::new();
+            let mut buf = vec![0u8; 64 * 1024];
+            loop {
+                let n = healthy_reader.read(&mut buf).await.unwrap();
+                if n == 0 {
+                    return all;
+                }
+                all.extend_from_slice(&buf[..n]);
+                counter.fetch_add(n as u64, Ordering::SeqCst);
+            }
+        });
+        let healthy_send = tokio::spawn(async move {
+            let mut end = healthy_end;
+            let sent = send_transfer(&mut end, healthy, "fast").await;
+            drop(end);
+            sent
+        });
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        // About 6 MB of RDB: the healthy client got at most what fits in the queues and
+        // buffers before the stalled one blocked the producer.
+        let held_back = received.load(Ordering::SeqCst);
+        assert!(
+            held_back < 3 * 1024 * 1024,
+            "{held_back} bytes went through"
+        );
+        assert!(!healthy_send.is_finished());
+        // The stalled client's socket fails: the other one completes.
+        drop(stalled_reader);
+        let err = stalled_send.await.unwrap().unwrap_err();
+        assert!(err.to_string().contains("full sync: writing"), "{err}");
+        let sent = healthy_send.await.unwrap().unwrap();
+        let out = reader.await.unwrap();
+        let (_, rdb) = unframe(&out);
+        assert_eq!(rdb.len() as u64, sent);
+        assert_eq!(keys_in(&rdb), 3000);
+    }
+
+    /// Two clients of one staged RDB (the second attached while it was written) get the same
+    /// bytes; the file is removed once both are done.
+    #[tokio::test]
+    async fn one_staged_file_serves_every_client_then_goes() {
+        let storage = Arc::new(SimStorage::new(1));
+        storage.create_dir_all(Path::new("data")).unwrap();
+        let rdb = start_staged(
+            snapshot(Duration::from_millis(300)),
+            SaveOptions::default(),
+            Arc::clone(&storage) as Arc<dyn Storage>,
+            PathBuf::from("data/temp-sync-shared.rdb"),
+        );
+        assert!(rdb.is_writing());
+        let (first, second) = (Transfer::staged(&rdb), Transfer::staged(&rdb));
+        assert!(!first.is_diskless());
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        let (sa, sb) = tokio::join!(
+            send_transfer(&mut a, first, "a"),
+            send_transfer(&mut b, second, "b")
+        );
+        assert!(!rdb.is_writing());
+        let sent = sa.unwrap();
+        assert_eq!(sb.unwrap(), sent);
+        assert_eq!(a, b);
+        let header = format!("${sent}\r\n");
+        assert!(a.starts_with(header.as_bytes()));
+        assert_eq!(keys_in(&a[header.len()..]), 1000);
+        assert_eq!(storage.list(Path::new("data")).unwrap().len(), 1);
+        drop(rdb);
+        no_temp_file_soon(&storage).await;
     }
 
     #[test]

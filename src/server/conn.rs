@@ -14,7 +14,6 @@ use tokio::sync::mpsc;
 use super::pubsub::Mailbox;
 use super::{ClientInfo, MAX_BATCH, Shared, State};
 use crate::aof::writer::AckWait;
-use crate::replication::sync::FullSync;
 use crate::resp::{Limits, ProtocolError, Reply, RequestParser};
 
 /// Initial read buffer; it grows for large arguments and pipelines.
@@ -56,7 +55,7 @@ pub(crate) struct Client {
     pub repl_rdb_only: bool,
     /// A full sync SYNC/PSYNC accepted: sent once the replies before it are written, outside
     /// the engine lock; then the stream follows (rdb-only: the connection closes).
-    pub full_sync: Option<FullSync>,
+    pub full_sync: Option<super::replication::PendingSync>,
     /// Replication settings, the replica link after SYNC/PSYNC, a blocked `WAIT`.
     pub repl: super::replication::ReplClient,
     /// A command a failover's write pause postponed (set by dispatch, put back into the

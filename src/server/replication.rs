@@ -5,15 +5,19 @@
 //!
 //! `SYNC`/`PSYNC` decide under the engine lock (Redis's `syncCommand`): a `PSYNC` that can
 //! continue registers the replica online and answers `+CONTINUE [<replid>]`; anything else is
-//! a full sync: the replica is registered (fed the stream from this instant), the first
-//! replica of a node without a backlog creates it with a new replication id, an O(1)
-//! snapshot is taken at `master_repl_offset` and `PSYNC` answers `+FULLRESYNC <replid>
-//! <offset>` (`SYNC` gets no line). The connection sends the replies, then [`serve_sync`]
-//! sends the RDB outside the lock ([`crate::replication::sync::send_rdb`]: the `$EOF:` form
-//! when the replica announced `capa eof` and `repl-diskless-sync` is yes, else `$<len>`),
-//! puts the replica online and streams to it until the link ends. rdb-only clients
-//! (`redis-cli --rdb`, `keeper backup create --from`) get the RDB alone, then the connection
-//! closes.
+//! a full sync: the replica is registered (not fed yet), and the first replica of a node
+//! without a backlog creates it with a new replication id. The snapshot is shared with the
+//! replicas asking at about the same time ([`crate::replication::primary`] has the rules:
+//! `repl-diskless-sync-delay`, `repl-diskless-sync-max-replicas`, attaching to a disk-based
+//! RDB being written); [`start_due_sync`] takes it at `master_repl_offset` when a diskless
+//! group is due. [`serve_sync`] waits for the replica's start (sending the `\n` keep-alive
+//! every second, as Redis does to replicas in `wait_bgsave`), answers `+FULLRESYNC <replid>
+//! <offset>` (`SYNC` gets no line), sends the RDB outside the lock
+//! ([`crate::replication::sync::send_transfer`]: the `$EOF:` form when the replica announced
+//! `capa eof` and `repl-diskless-sync` is yes, else `$<len>`), puts the replica online and
+//! streams to it until the link ends. rdb-only clients (`redis-cli --rdb`, `keeper backup
+//! create --from`) get the RDB alone, then the connection closes. INFO stats count
+//! `sync_full` per replica and `keeper_sync_snapshots` per snapshot taken.
 //!
 //! `WAIT` never blocks under the lock: it leaves a [`WaitRequest`] on the client, the
 //! connection writes the replies so far and awaits the ACKs outside the lock
@@ -31,11 +35,15 @@ use super::commands::Call;
 use super::conn::Client;
 use super::{Shared, State};
 use crate::command::{self, parse_i64};
+use crate::engine::Engine;
 use crate::rdb::ReplicationInfo;
 use crate::replication::primary::{
-    self, PsyncDecision, ReplicaRequest, ReplicaSession, ReplicaState, StreamEnd,
+    self, PrimaryHandle, PsyncDecision, ReplicaRequest, ReplicaSession, ReplicaState, StreamEnd,
+    SyncStart,
 };
-use crate::replication::sync::{FullSync, SyncForm, send_rdb};
+use crate::replication::sync::{
+    IDLE_TIMEOUT, KEEPALIVE_PERIOD, Transfer, send_transfer, start_diskless, start_staged,
+};
 use crate::resp::Reply;
 use crate::snapshot::SaveOptions;
 
@@ -254,7 +262,7 @@ fn start_sync(call: &mut Call<'_>, psync: Option<(String, i64)>) {
         }
     }
     registry.stats.sync_full += 1;
-    let session = registry.register(&request, ReplicaState::WaitBgsave, None);
+    let session = registry.register_for_full_sync(&request);
     let first_without_backlog = registry.replicas().len() == 1 && registry.backlog().is_none();
     if first_without_backlog {
         // A backlog from scratch has no valid past: a new id and no previous one, as Redis.
@@ -268,61 +276,150 @@ fn start_sync(call: &mut Call<'_>, psync: Option<(String, i64)>) {
             engine.replid2()
         );
     }
-    drop(registry);
-    let replid = engine.replid().to_owned();
-    let offset = engine.repl_offset();
     let config = engine.config();
     let diskless = call.client.repl_capa_eof && (config.repl_diskless_sync || filtered);
-    let form = if diskless {
-        SyncForm::Diskless
+    let start = if diskless {
+        // Redis's syncCommand: a diskless sync waits for more replicas (the delay), or for
+        // the running diskless transfer to end; it starts below if due already.
+        let start = registry.wait_for_diskless(call.client.id, filtered, Instant::now());
+        if registry.diskless_running() {
+            tracing::info!("Current BGSAVE has socket target. Waiting for next BGSAVE for SYNC");
+        } else if registry.diskless_due(config, Instant::now()).is_err() {
+            tracing::info!("Delay next BGSAVE for diskless SYNC");
+        }
+        drop(registry);
+        start_due_sync(engine, primary);
+        start
     } else {
-        SyncForm::Staged {
-            storage: std::sync::Arc::clone(engine.persistence().storage()),
-            path: config.dir.join(format!(
+        let (tx, start) = tokio::sync::oneshot::channel();
+        let attached = registry.attach_staged(engine.replid());
+        let sync_start = if let Some((replid, offset, transfer, since)) = attached {
+            tracing::info!("Waiting for end of BGSAVE for SYNC");
+            let stream = registry.start_feeding(call.client.id, &since);
+            SyncStart {
+                replid,
+                offset,
+                transfer,
+                stream,
+            }
+        } else {
+            registry.stats.snapshots += 1;
+            let stream = registry.start_feeding(call.client.id, &[]);
+            drop(registry);
+            let replid = engine.replid().to_owned();
+            let offset = engine.repl_offset();
+            let path = config.dir.join(format!(
                 "temp-sync-{}-{}.rdb",
                 std::process::id(),
                 call.client.id
-            )),
-        }
+            ));
+            tracing::info!("Starting BGSAVE for SYNC with target: disk");
+            let rdb = start_staged(
+                Box::new(engine.store().snapshot()),
+                sync_options(engine),
+                std::sync::Arc::clone(engine.persistence().storage()),
+                path,
+            );
+            // The stream after the snapshot starts with a SELECT (Redis's `slaveseldb = -1`).
+            engine.force_select();
+            let mut registry = primary.lock();
+            registry.set_staged_sync(&replid, offset, &rdb);
+            SyncStart {
+                replid,
+                offset,
+                transfer: Transfer::staged(&rdb),
+                stream,
+            }
+        };
+        let _ = tx.send(sync_start);
+        start
     };
-    tracing::info!(
-        "Starting BGSAVE for SYNC with target: {}",
-        if diskless { "replicas sockets" } else { "disk" }
-    );
-    let options = SaveOptions {
+    call.client.full_sync = Some(PendingSync {
+        start,
+        psync: psync.is_some(),
+    });
+    call.client.repl.session = Some(session);
+}
+
+/// A full sync accepted by SYNC/PSYNC, waiting for its snapshot: [`serve_sync`] sends
+/// `+FULLRESYNC` (for PSYNC) and the RDB once it starts.
+pub(crate) struct PendingSync {
+    start: tokio::sync::oneshot::Receiver<SyncStart>,
+    psync: bool,
+}
+
+/// The options of an RDB sent for a full sync at the engine's current position: the
+/// replication id and offset the `+FULLRESYNC` line announces, as Redis records them.
+fn sync_options(engine: &Engine) -> SaveOptions {
+    let config = engine.config();
+    SaveOptions {
         compression: config.rdbcompression,
         checksum: config.rdbchecksum,
         incremental_fsync: false,
         used_mem: crate::snapshot::rss::resident_bytes().unwrap_or(0),
         replication: Some(ReplicationInfo {
-            id: replid.clone(),
-            offset,
+            id: engine.replid().to_owned(),
+            offset: engine.repl_offset(),
             stream_db: engine
                 .propagated_db()
                 .and_then(|db| u32::try_from(db).ok())
                 .unwrap_or(0),
         }),
         ..SaveOptions::default()
-    };
+    }
+}
+
+/// Starts the waiting replicas' diskless sync if it is due ([`Primary::diskless_due`]): one
+/// snapshot at the current offset, one RDB encoding fanned out to all of them
+/// ([`start_diskless`]), each fed the stream from that offset on. Returns when to look again
+/// (`None`: when a transfer ends, or never if nobody waits). Under the engine lock.
+fn start_due_sync(engine: &mut Engine, primary: &PrimaryHandle) -> Option<Instant> {
+    let mut registry = primary.lock();
+    if let Err(next) = registry.diskless_due(engine.config(), Instant::now()) {
+        return next;
+    }
+    let (filtered, waiters) = registry.take_diskless_waiters();
+    if waiters.is_empty() {
+        return None;
+    }
+    registry.stats.snapshots += 1;
+    let replid = engine.replid().to_owned();
+    let offset = engine.repl_offset();
     let snapshot = if filtered {
         crate::store::Store::new(engine.store().databases()).snapshot()
     } else {
         engine.store().snapshot()
     };
-    let sync = FullSync {
-        snapshot: Box::new(snapshot),
-        options,
-        form,
-    };
+    tracing::info!("Starting BGSAVE for SYNC with target: replicas sockets");
+    tracing::info!(
+        "One snapshot at offset {offset} for {} replica{}",
+        waiters.len(),
+        if waiters.len() == 1 { "" } else { "s" }
+    );
+    let on_end = registry.begin_diskless();
+    let transfers = start_diskless(
+        Box::new(snapshot),
+        sync_options(engine),
+        waiters.len(),
+        on_end,
+    );
+    for ((id, start), transfer) in waiters.into_iter().zip(transfers) {
+        let stream = registry.start_feeding(id, &[]);
+        let sync_start = SyncStart {
+            replid: replid.clone(),
+            offset,
+            transfer,
+            stream,
+        };
+        if start.send(sync_start).is_err() {
+            // Its connection closed meanwhile; its share of the RDB is dropped with it.
+            registry.remove(id);
+        }
+    }
+    drop(registry);
     // The stream after the snapshot starts with a SELECT (Redis's `slaveseldb = -1`).
     engine.force_select();
-    if psync.is_some() {
-        call.client.reply(&Reply::Simple(
-            format!("FULLRESYNC {replid} {offset}").into(),
-        ));
-    }
-    call.client.full_sync = Some(sync);
-    call.client.repl.session = Some(session);
+    None
 }
 
 /// Redis's `replicationGetSlaveName` for a replica about to register.
@@ -348,40 +445,70 @@ pub(super) async fn serve_sync(
     shared: &Shared,
     addr: SocketAddr,
 ) {
-    let Some(session) = client.repl.session.take() else {
+    let Some(mut session) = client.repl.session.take() else {
         return;
     };
     let mut diskless = false;
-    if let Some(sync) = client.full_sync.take() {
-        diskless = matches!(sync.form, SyncForm::Diskless);
-        let started = Instant::now();
+    if let Some(pending) = client.full_sync.take() {
+        let name = shared
+            .lock()
+            .primary
+            .lock()
+            .replica_mut(session.id)
+            .map_or_else(|| addr.to_string(), |r| r.name());
         let peer = addr.to_string();
+        let Some(start) = wait_for_start(stream, pending.start, &session, shared, &peer).await
+        else {
+            tracing::info!("Replica {name} left before its full sync started");
+            return;
+        };
+        let SyncStart {
+            replid,
+            offset,
+            transfer,
+            stream: feed,
+        } = start;
+        if pending.psync {
+            let line = format!("+FULLRESYNC {replid} {offset}\r\n");
+            if let Err(e) = write_line(stream, line.as_bytes()).await {
+                tracing::warn!("Full sync to replica {name} failed: {e}");
+                return;
+            }
+        }
+        session.stream = feed;
+        diskless = transfer.is_diskless();
+        let started = Instant::now();
         let sent = tokio::select! {
-            sent = send_rdb(stream, sync, &peer) => sent,
+            sent = send_transfer(stream, transfer, &peer) => sent,
             () = session.link.killed() => {
-                tracing::warn!("Replica {addr} dropped during its full sync");
+                tracing::warn!("Replica {name} dropped during its full sync");
                 return;
             }
         };
         let bytes = match sent {
             Ok(bytes) => bytes,
             Err(e) => {
-                tracing::warn!("Full sync to replica {addr} failed: {e}");
+                tracing::warn!("Full sync to replica {name} failed: {e}");
                 return;
             }
         };
         shared.net_output_bytes.fetch_add(bytes, Ordering::Relaxed);
         let rdb_only = session.stream.is_none();
+        if diskless {
+            tracing::info!(
+                "Streamed RDB transfer with replica {name} succeeded (socket). Waiting for \
+                 REPLCONF ACK from slave to enable streaming"
+            );
+        }
         tracing::info!(
-            "Synchronization with replica {addr} succeeded: {bytes} RDB bytes in {:.3} \
-             seconds{}",
+            "Synchronization with replica {name} succeeded ({bytes} RDB bytes in {:.3} seconds)",
             started.elapsed().as_secs_f64(),
-            if rdb_only {
-                " (rdb-only: closing the connection)"
-            } else {
-                ""
-            }
         );
+        if rdb_only {
+            tracing::info!(
+                "RDB transfer completed, rdb only replica ({name}) should be disconnected asap"
+            );
+        }
         let state = shared.lock();
         state
             .primary
@@ -403,6 +530,69 @@ pub(super) async fn serve_sync(
             tracing::warn!("Error writing to replica {addr}: {reason}")
         }
         StreamEnd::Dropped => tracing::info!("Replica {addr} disconnected by the primary"),
+    }
+}
+
+/// Waits for the start of a full sync (the diskless delay, or a diskless transfer running),
+/// sending the `\n` keep-alive every second as Redis does to replicas in `wait_bgsave`, and
+/// starting the waiting replicas' sync once it is due (any waiting connection may be the one
+/// that starts it). `None` when the replica is gone or dropped meanwhile.
+async fn wait_for_start(
+    stream: &mut TcpStream,
+    mut start: tokio::sync::oneshot::Receiver<SyncStart>,
+    session: &ReplicaSession,
+    shared: &Shared,
+    peer: &str,
+) -> Option<SyncStart> {
+    use tokio::sync::oneshot::error::TryRecvError;
+    let wake = shared.lock().primary.lock().sync_wake();
+    let first = tokio::time::Instant::now() + KEEPALIVE_PERIOD;
+    let mut keepalive = tokio::time::interval_at(first, KEEPALIVE_PERIOD);
+    loop {
+        // Subscribe before looking, so a transfer ending in between still wakes us.
+        let woken = wake.notified();
+        let next = {
+            let mut state = shared.lock();
+            let State {
+                engine, primary, ..
+            } = &mut *state;
+            start_due_sync(engine, primary)
+        };
+        match start.try_recv() {
+            Ok(sync_start) => return Some(sync_start),
+            Err(TryRecvError::Closed) => return None,
+            Err(TryRecvError::Empty) => {}
+        }
+        let due = async {
+            match next {
+                Some(at) => tokio::time::sleep_until(at.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            sync_start = &mut start => return sync_start.ok(),
+            _ = keepalive.tick() => {
+                if let Err(e) = write_line(stream, b"\n").await {
+                    tracing::info!("Replica {peer} waiting for its full sync is gone: {e}");
+                    return None;
+                }
+            }
+            () = due => {}
+            () = woken => {}
+            () = session.link.killed() => return None,
+        }
+    }
+}
+
+/// Writes a line to a replica waiting for its RDB, within the idle timeout.
+async fn write_line(stream: &mut TcpStream, line: &[u8]) -> std::io::Result<()> {
+    use tokio::io::AsyncWriteExt;
+    match tokio::time::timeout(IDLE_TIMEOUT, stream.write_all(line)).await {
+        Ok(result) => result,
+        Err(_) => Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "the replica read nothing for the idle timeout",
+        )),
     }
 }
 
@@ -636,5 +826,7 @@ pub(super) fn info_stats(out: &mut String, state: &State) -> std::fmt::Result {
     let stats = state.primary.lock().stats;
     writeln!(out, "sync_full:{}\r", stats.sync_full)?;
     writeln!(out, "sync_partial_ok:{}\r", stats.sync_partial_ok)?;
-    writeln!(out, "sync_partial_err:{}\r", stats.sync_partial_err)
+    writeln!(out, "sync_partial_err:{}\r", stats.sync_partial_err)?;
+    // keeper's own: snapshots taken for full syncs (replicas that shared one count once).
+    writeln!(out, "keeper_sync_snapshots:{}\r", stats.snapshots)
 }

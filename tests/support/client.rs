@@ -212,7 +212,8 @@ pub struct KeeperServer {
 
 impl KeeperServer {
     /// Starts `keeper server --port P --dir DIR` plus `extra` options on a free port and
-    /// waits until it answers.
+    /// waits until it answers. `--repl-diskless-sync-delay 0` comes first unless `extra`
+    /// sets that option, so full syncs do not wait Redis's default 5 s.
     pub fn start(dir: &Path, extra: &[&str]) -> KeeperServer {
         Self::try_start(dir, extra).unwrap_or_else(|e| panic!("{e}"))
     }
@@ -238,9 +239,17 @@ impl KeeperServer {
             let log = dir.join(format!("keeper-{port}.log"));
             let out = std::fs::File::create(&log).map_err(|e| e.to_string())?;
             let err = out.try_clone().map_err(|e| e.to_string())?;
+            // A primary's diskless full sync starts at once (Redis's default waits 5 s for
+            // more replicas), unless the test sets the delay itself.
+            let delay: &[&str] = if extra.contains(&"--repl-diskless-sync-delay") {
+                &[]
+            } else {
+                &["--repl-diskless-sync-delay", "0"]
+            };
             let child = super::keeper()
                 .args(["server", "--port", &port.to_string(), "--dir"])
                 .arg(dir)
+                .args(delay)
                 .args(extra)
                 .stdin(Stdio::null())
                 .stdout(out)

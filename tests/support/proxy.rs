@@ -25,14 +25,17 @@ struct Controls {
     accepted: AtomicU64,
     cuts: AtomicU64,
     downstream_bytes: AtomicU64,
-    /// Both sockets of every live connection, to shut down on `cut`.
-    live: Mutex<Vec<(TcpStream, TcpStream)>>,
+    /// Both sockets of every live connection (by connection number), to shut down on `cut`.
+    /// A connection leaves the list when its pumps end, so its sockets really close (a
+    /// socket kept open here would let the server write into it until its buffers fill,
+    /// rather than see the connection reset).
+    live: Mutex<Vec<(u64, TcpStream, TcpStream)>>,
 }
 
 impl Controls {
     fn cut_all(&self) {
         let live = std::mem::take(&mut *self.live.lock().expect("proxy lock"));
-        for (client, upstream) in live {
+        for (_, client, upstream) in live {
             let _ = client.shutdown(Shutdown::Both);
             let _ = upstream.shutdown(Shutdown::Both);
             self.cuts.fetch_add(1, Ordering::SeqCst);
@@ -127,7 +130,7 @@ fn accept_loop(listener: &TcpListener, upstream_port: u16, controls: &Arc<Contro
             }
             Err(_) => return,
         };
-        controls.accepted.fetch_add(1, Ordering::SeqCst);
+        let number = controls.accepted.fetch_add(1, Ordering::SeqCst);
         let Ok(upstream) = TcpStream::connect(("127.0.0.1", upstream_port)) else {
             // The server is down: the client sees a closed connection, as it would directly.
             continue;
@@ -140,17 +143,27 @@ fn accept_loop(listener: &TcpListener, upstream_port: u16, controls: &Arc<Contro
             continue;
         };
         if let (Ok(c), Ok(u)) = (client.try_clone(), upstream.try_clone()) {
-            controls.live.lock().expect("proxy lock").push((c, u));
+            controls
+                .live
+                .lock()
+                .expect("proxy lock")
+                .push((number, c, u));
         }
         let up = Arc::clone(controls);
-        thread::spawn(move || pump(client, upstream2, &up, false));
+        thread::spawn(move || pump(client, upstream2, &up, false, number));
         let down = Arc::clone(controls);
-        thread::spawn(move || pump(upstream, client2, &down, true));
+        thread::spawn(move || pump(upstream, client2, &down, true, number));
     }
 }
 
 /// Copies `from` → `to` until either side closes, honouring pause and the downstream limit.
-fn pump(mut from: TcpStream, mut to: TcpStream, controls: &Controls, downstream: bool) {
+fn pump(
+    mut from: TcpStream,
+    mut to: TcpStream,
+    controls: &Controls,
+    downstream: bool,
+    number: u64,
+) {
     let _ = from.set_read_timeout(Some(POLL));
     let mut buf = vec![0u8; 64 * 1024];
     let mut forwarded = 0u64;
@@ -192,4 +205,9 @@ fn pump(mut from: TcpStream, mut to: TcpStream, controls: &Controls, downstream:
     }
     let _ = from.shutdown(Shutdown::Both);
     let _ = to.shutdown(Shutdown::Both);
+    controls
+        .live
+        .lock()
+        .expect("proxy lock")
+        .retain(|(n, _, _)| *n != number);
 }
