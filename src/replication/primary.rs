@@ -931,7 +931,7 @@ pub enum StreamEnd {
 /// Streams the replication feed of `session` to its connection until either side ends it;
 /// reads the replica's `REPLCONF ACK`s meanwhile. `input` holds bytes the connection read
 /// past the PSYNC. With `wait_first_ack` (after the diskless form) nothing is written before
-/// the replica's first ACK. `written` counts bytes sent (`total_net_output_bytes`).
+/// the replica's first ACK. `written` counts bytes sent (`total_net_repl_output_bytes`).
 pub async fn stream_to_replica(
     stream: &mut TcpStream,
     input: BytesMut,

@@ -160,6 +160,9 @@ pub trait ReplicaNode: Send + Sync + 'static {
     /// `+FULLRESYNC`), else why the failover failed.
     fn failover_answered(&self, _answer: std::result::Result<(), &str>) {}
 
+    /// `bytes` more came from the primary (RDB or stream): INFO's `total_net_repl_input_bytes`.
+    fn received(&self, _bytes: u64) {}
+
     /// Applies `commands` (`(database, argv)`, in order) and appends `raw`, the stream bytes
     /// they came in, to the node's stream. `db_before`/`db_after`: the stream's database
     /// before and after `raw`. Returns the node's offset after them.
@@ -464,7 +467,10 @@ async fn full_sync<N: ReplicaNode>(
     let started = Instant::now();
     loop {
         let chunk = match fetch.next_chunk().await {
-            Ok(Some(chunk)) => Bytes::copy_from_slice(chunk),
+            Ok(Some(chunk)) => {
+                node.received(chunk.len() as u64);
+                Bytes::copy_from_slice(chunk)
+            }
             Ok(None) => break,
             Err(e) => {
                 tracing::warn!("I/O error trying to sync with MASTER: {e}");
@@ -646,6 +652,7 @@ async fn stream<N: ReplicaNode>(
                     return Err(peer.error("the primary closed the connection").into());
                 }
                 parsed.received(&input[input.len() - n..]);
+                node.received(n as u64);
                 last_io = Instant::now();
                 status_of(status).last_io = Some(last_io);
             }

@@ -1317,6 +1317,8 @@ fn config(call: &mut Call<'_>) {
             super::replication::reset_stats(call.state);
             call.shared.net_input_bytes.store(0, Ordering::Relaxed);
             call.shared.net_output_bytes.store(0, Ordering::Relaxed);
+            call.shared.net_repl_input_bytes.store(0, Ordering::Relaxed);
+            call.shared.net_repl_output_bytes.store(0, Ordering::Relaxed);
             call.reply(Reply::Ok);
         }
         "get" | "set" | "resetstat" => {

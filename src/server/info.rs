@@ -227,6 +227,16 @@ fn stats(out: &mut String, state: &State, shared: &Shared) -> std::fmt::Result {
         "total_net_output_bytes:{}\r",
         shared.net_output_bytes.load(Ordering::Relaxed)
     )?;
+    writeln!(
+        out,
+        "total_net_repl_input_bytes:{}\r",
+        shared.net_repl_input_bytes.load(Ordering::Relaxed)
+    )?;
+    writeln!(
+        out,
+        "total_net_repl_output_bytes:{}\r",
+        shared.net_repl_output_bytes.load(Ordering::Relaxed)
+    )?;
     writeln!(out, "rejected_connections:{}\r", s.rejected_connections)?;
     super::replication::info_stats(out, state)?;
     writeln!(out, "expired_keys:{}\r", s.expired_keys)?;

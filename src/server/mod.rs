@@ -199,6 +199,10 @@ pub(crate) struct Shared {
     /// `total_net_input_bytes` / `total_net_output_bytes`, counted outside the lock.
     pub net_input_bytes: AtomicU64,
     pub net_output_bytes: AtomicU64,
+    /// `total_net_repl_input_bytes` / `total_net_repl_output_bytes`: as Redis 7.0, bytes from
+    /// the primary (RDB and stream) and bytes to replicas are counted apart from the others.
+    pub net_repl_input_bytes: AtomicU64,
+    pub net_repl_output_bytes: AtomicU64,
     pub started: Instant,
     /// The backup scheduler's state, for INFO and SHUTDOWN.
     pub backups: backups::Backups,
@@ -333,6 +337,8 @@ async fn serve(engine: Engine, config_file: Option<String>, restored: Option<usi
         port,
         net_input_bytes: AtomicU64::new(0),
         net_output_bytes: AtomicU64::new(0),
+        net_repl_input_bytes: AtomicU64::new(0),
+        net_repl_output_bytes: AtomicU64::new(0),
         started: Instant::now(),
         backups: backups::Backups::default(),
     });

@@ -81,6 +81,12 @@ impl ServerNode {
 }
 
 impl ReplicaNode for ServerNode {
+    fn received(&self, bytes: u64) {
+        self.shared
+            .net_repl_input_bytes
+            .fetch_add(bytes, Ordering::Relaxed);
+    }
+
     fn position(&self) -> Option<(String, u64, usize)> {
         let state = self.current()?;
         let engine = &state.engine;

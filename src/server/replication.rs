@@ -492,7 +492,7 @@ pub(super) async fn serve_sync(
                 return;
             }
         };
-        shared.net_output_bytes.fetch_add(bytes, Ordering::Relaxed);
+        shared.net_repl_output_bytes.fetch_add(bytes, Ordering::Relaxed);
         let rdb_only = session.stream.is_none();
         if diskless {
             tracing::info!(
@@ -520,7 +520,7 @@ pub(super) async fn serve_sync(
         }
     }
     let end =
-        primary::stream_to_replica(stream, input, session, diskless, &shared.net_output_bytes)
+        primary::stream_to_replica(stream, input, session, diskless, &shared.net_repl_output_bytes)
             .await;
     match end {
         StreamEnd::Closed(reason) => {
