@@ -55,6 +55,7 @@
 //!   flushed, synced and closed; then the process exits.
 
 mod backups;
+mod client_kill;
 mod commands;
 mod conn;
 mod info;
@@ -101,6 +102,8 @@ pub(crate) struct ClientInfo {
     pub resp: u8,
     /// Last command run (`client|list` for subcommands).
     pub cmd: String,
+    /// Wakes the connection's task when `CLIENT KILL` closed it (it has left `clients`).
+    pub kill: Arc<Notify>,
 }
 
 /// Everything shared between connections, guarded by the engine lock.
