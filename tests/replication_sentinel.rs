@@ -129,7 +129,10 @@ fn sentinel_promotes_the_replica_with_most_data_and_the_other_continues_partiall
     wait_until("A to have every write", node_logs, || synced(a.port));
     let a_offset = number(a.port, "replication", "slave_repl_offset").unwrap();
     let b_offset = number(b.port, "replication", "slave_repl_offset").unwrap();
-    assert!(b_offset < a_offset, "B ({b_offset}) must lag A ({a_offset})");
+    assert!(
+        b_offset < a_offset,
+        "B ({b_offset}) must lag A ({a_offset})"
+    );
     // Sentinel talks to B directly and must still see it behind the proxy (it would repoint
     // it after failover-timeout, which would end the lag).
     assert_eq!(
@@ -214,7 +217,15 @@ fn sentinel_promotes_the_replica_with_most_data_and_the_other_continues_partiall
     wait_until(
         "the client to write to A",
         || all_logs(&sentinels),
-        || acked.lock().unwrap().iter().filter(|(_, p)| *p == a.port).count() >= 200,
+        || {
+            acked
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|(_, p)| *p == a.port)
+                .count()
+                >= 200
+        },
     );
     stop.store(true, Ordering::SeqCst);
     writer.join().unwrap();
@@ -226,7 +237,10 @@ fn sentinel_promotes_the_replica_with_most_data_and_the_other_continues_partiall
     );
 
     // A was promoted; B continued from it with a partial resync and has the same data.
-    assert_eq!(field(a.port, "replication", "role").as_deref(), Some("master"));
+    assert_eq!(
+        field(a.port, "replication", "role").as_deref(),
+        Some("master")
+    );
     let a_offset = number(a.port, "replication", "master_repl_offset").unwrap();
     wait_until("B to catch up with A", node_logs, || {
         number(b.port, "replication", "slave_repl_offset") == Some(a_offset)

@@ -131,7 +131,11 @@ impl RewriteState {
     /// value other than the default) and no old line is left.
     fn rewrite_line(&mut self, option: &'static str, line: String, force: bool) {
         self.processed.insert(option);
-        match self.option_lines.get_mut(option).and_then(VecDeque::pop_front) {
+        match self
+            .option_lines
+            .get_mut(option)
+            .and_then(VecDeque::pop_front)
+        {
             Some(index) => self.lines[index] = line,
             None if force => {
                 if self.needs_signature {
@@ -204,7 +208,9 @@ fn rewrite_option(state: &mut RewriteState, def: &OptionDef, config: &Config, de
         "replicaof" => match &config.replicaof {
             // A primary: every replicaof line goes.
             None => state.mark_processed(name),
-            Some((host, port)) => state.rewrite_line(name, format!("replicaof {host} {port}"), true),
+            Some((host, port)) => {
+                state.rewrite_line(name, format!("replicaof {host} {port}"), true)
+            }
         },
         "bind" => {
             if value == default {
@@ -326,9 +332,15 @@ mod tests {
         assert_eq!(loaded(&text).replicaof, None);
         // A replica of another node: the line is updated in place.
         let text = rewrite_after(old, |c| c.replicaof = Some(("10.0.0.1".into(), 9)));
-        assert!(text.starts_with("port 7000\nreplicaof 10.0.0.1 9\n"), "{text}");
+        assert!(
+            text.starts_with("port 7000\nreplicaof 10.0.0.1 9\n"),
+            "{text}"
+        );
         // slaveof is the same option.
-        let text = rewrite_text("slaveof 127.0.0.1 7001\n", &loaded("slaveof 127.0.0.1 7001"));
+        let text = rewrite_text(
+            "slaveof 127.0.0.1 7001\n",
+            &loaded("slaveof 127.0.0.1 7001"),
+        );
         assert!(text.starts_with("replicaof 127.0.0.1 7001\n"), "{text}");
     }
 
@@ -351,7 +363,10 @@ mod tests {
         );
         assert!(lines.contains(&"save 3600 1"), "{text}");
         assert!(!text.contains("hz"), "{text}");
-        assert!(!text.contains("client-output-buffer-limit normal"), "{text}");
+        assert!(
+            !text.contains("client-output-buffer-limit normal"),
+            "{text}"
+        );
         assert_eq!(config.requirepass, "p w\"d");
         assert_eq!(config.repl_timeout, 5);
         assert_eq!(config.client_output_buffer_limit.pubsub.hard, 1024);

@@ -98,7 +98,10 @@ pub(crate) fn client_kill(call: &mut Call<'_>) {
     let mut close_self = false;
     for (&id, info) in &call.state.clients {
         let matches = filter.id.is_none_or(|want| want == id)
-            && filter.addr.as_deref().is_none_or(|a| a == info.addr.to_string())
+            && filter
+                .addr
+                .as_deref()
+                .is_none_or(|a| a == info.addr.to_string())
             && filter
                 .laddr
                 .as_deref()
@@ -200,6 +203,7 @@ pub(crate) fn kill(state: &mut State, id: u64) {
         primary.remove(id);
     }
     drop(primary);
+    state.pubsub.forget(id);
     if let Some(info) = state.clients.remove(&id) {
         info.kill.notify_one();
     }

@@ -88,7 +88,14 @@ pub(crate) async fn serve(mut stream: TcpStream, addr: SocketAddr, shared: Arc<S
     let killed = Arc::new(Notify::new());
     let admitted = {
         let mut state = shared.lock();
-        admit(&mut state, &stream, addr, laddr, mailbox, Arc::clone(&killed))
+        admit(
+            &mut state,
+            &stream,
+            addr,
+            laddr,
+            mailbox,
+            Arc::clone(&killed),
+        )
     };
     let Some(mut client) = admitted else {
         let _ = stream
