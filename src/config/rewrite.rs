@@ -407,8 +407,10 @@ mod tests {
         let dir = Path::new("/conf");
         storage.create_dir_all(dir).unwrap();
         let path = dir.join("node.conf");
-        let mut config = Config::default();
-        config.replicaof = Some(("127.0.0.1".into(), 7001));
+        let mut config = Config {
+            replicaof: Some(("127.0.0.1".into(), 7001)),
+            ..Config::default()
+        };
         rewrite_file(&storage, &path, &config).unwrap();
         let text = String::from_utf8(storage.read_all(&path).unwrap().to_vec()).unwrap();
         assert_eq!(loaded(&text).replicaof, config.replicaof);
