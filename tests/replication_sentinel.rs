@@ -277,3 +277,55 @@ fn sentinel_promotes_the_replica_with_most_data_and_the_other_continues_partiall
         "B's config:\n{b_conf}"
     );
 }
+
+/// What Sentinel's hello messages rely on: as Redis 7.0 outside cluster mode, a PUBLISH on a
+/// primary reaches the subscribers of its replicas through the replication stream (the
+/// offsets stay equal), and a PUBLISH on a replica stays there.
+#[test]
+fn publish_on_a_primary_reaches_subscribers_of_its_replicas() {
+    let tmp = tempfile::tempdir().unwrap();
+    let primary = node(&tmp.path().join("p"), "save \"\"\n");
+    let replica = node(
+        &tmp.path().join("r"),
+        &format!("save \"\"\nreplicaof 127.0.0.1 {}\n", primary.port),
+    );
+    let no_logs = String::new;
+    wait_until("the replica to link", no_logs, || {
+        field(replica.port, "replication", "master_link_status").as_deref() == Some("up")
+    });
+    let mut subscriber = replica.client();
+    subscriber.cmd(&["SUBSCRIBE", "__sentinel__:hello"]);
+    let mut p = primary.client();
+    // Nobody listens on the primary itself.
+    assert_eq!(
+        p.cmd(&["PUBLISH", "__sentinel__:hello", "from-primary"]),
+        Resp::Int(0)
+    );
+    assert_eq!(
+        subscriber.read(),
+        Resp::Array(vec![
+            Resp::bulk("message"),
+            Resp::bulk("__sentinel__:hello"),
+            Resp::bulk("from-primary"),
+        ])
+    );
+    let primary_offset = number(primary.port, "replication", "master_repl_offset");
+    wait_until("equal offsets", no_logs, || {
+        number(replica.port, "replication", "slave_repl_offset") == primary_offset
+    });
+    // A replica's own PUBLISH reaches its subscribers and moves no offset.
+    let mut r = replica.client();
+    assert_eq!(
+        r.cmd(&["PUBLISH", "__sentinel__:hello", "from-replica"]),
+        Resp::Int(1)
+    );
+    assert_eq!(subscriber.read().items()[2], Resp::bulk("from-replica"));
+    assert_eq!(
+        number(replica.port, "replication", "slave_repl_offset"),
+        primary_offset
+    );
+    assert_eq!(
+        number(primary.port, "replication", "master_repl_offset"),
+        primary_offset
+    );
+}
