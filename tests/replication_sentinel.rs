@@ -140,6 +140,12 @@ fn sentinel_promotes_the_replica_with_most_data_and_the_other_continues_partiall
         Some(u64::from(proxy.port()))
     );
     drop(c);
+    // Sentinel takes a new run_id for a restart: it must not change with the replication id.
+    let a_run_id = field(a.port, "server", "run_id").unwrap();
+    assert_ne!(
+        Some(&a_run_id),
+        field(a.port, "replication", "master_replid").as_ref()
+    );
 
     // The crash, and a client that follows Sentinel to keep writing.
     primary.kill();
@@ -241,6 +247,7 @@ fn sentinel_promotes_the_replica_with_most_data_and_the_other_continues_partiall
         field(a.port, "replication", "role").as_deref(),
         Some("master")
     );
+    assert_eq!(field(a.port, "server", "run_id"), Some(a_run_id));
     let a_offset = number(a.port, "replication", "master_repl_offset").unwrap();
     wait_until("B to catch up with A", node_logs, || {
         number(b.port, "replication", "slave_repl_offset") == Some(a_offset)

@@ -199,6 +199,9 @@ pub(crate) struct Shared {
     pub backups: backups::Backups,
     /// This `Shared` itself, for what must outlive a command (the replica link's task).
     pub this: std::sync::Weak<Shared>,
+    /// INFO's `run_id`: 40 random hex characters, fixed for the life of the process as
+    /// Redis's (Sentinel takes a new one for a restart), unlike the replication id.
+    pub run_id: String,
 }
 
 impl Shared {
@@ -320,7 +323,10 @@ async fn serve(engine: Engine, config_file: Option<String>, restored: Option<usi
         Some(Ok(addr)) => addr.port(),
         _ => port,
     };
+    let mut engine = engine;
+    let run_id = crate::engine::random_replid(engine.rng());
     let shared = Arc::new_cyclic(|this| Shared {
+        run_id,
         this: this.clone(),
         state: Mutex::new(State::new(engine, config_file)),
         shutdown: Notify::new(),
