@@ -310,7 +310,11 @@ fn load_rdb(engine: &mut Engine, started: Instant) -> Result<Option<usize>> {
 }
 
 /// `restored`: see [`replica_link::start_configured`].
-async fn serve(engine: Engine, config_file: Option<String>, restored: Option<usize>) -> Result<()> {
+async fn serve(
+    mut engine: Engine,
+    config_file: Option<String>,
+    restored: Option<usize>,
+) -> Result<()> {
     let (binds, port) = (engine.config().bind.clone(), engine.config().port);
     let mut listeners = Vec::new();
     for addr in &binds {
@@ -323,7 +327,6 @@ async fn serve(engine: Engine, config_file: Option<String>, restored: Option<usi
         Some(Ok(addr)) => addr.port(),
         _ => port,
     };
-    let mut engine = engine;
     let run_id = crate::engine::random_replid(engine.rng());
     let shared = Arc::new_cyclic(|this| Shared {
         run_id,
