@@ -9,6 +9,8 @@
 //! the defaults and later ones add points; `save ""` removes every point. `--save "900 1"` and
 //! `--save 900 1 300 10` are the same.
 
+pub mod rewrite;
+
 use std::path::{Path, PathBuf};
 
 use crate::backup::schedule::{Retention, Schedule};

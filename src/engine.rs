@@ -46,7 +46,7 @@ use crate::store::{BulkLoad, Store};
 pub const NO_REPLID: &str = "0000000000000000000000000000000000000000";
 
 /// 40 random lowercase hex characters.
-fn random_replid(rng: &mut Rng) -> String {
+pub(crate) fn random_replid(rng: &mut Rng) -> String {
     (0..40)
         .map(|_| char::from(b"0123456789abcdef"[rng.below(16) as usize]))
         .collect()

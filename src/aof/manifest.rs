@@ -406,7 +406,7 @@ fn needs_repr(s: &[u8]) -> bool {
 
 /// `sdscatrepr`: `"…"` with `\\ \" \n \r \t \a \b` escaped and other unprintable bytes as
 /// `\xHH`.
-fn cat_repr(out: &mut Vec<u8>, s: &[u8]) {
+pub(crate) fn cat_repr(out: &mut Vec<u8>, s: &[u8]) {
     out.push(b'"');
     for &b in s {
         match b {

@@ -20,7 +20,12 @@ pub fn run(args: &[String]) -> ExitCode {
         .iter()
         .position(|a| a == "--config")
         .and_then(|i| args.get(i + 1))
-        .cloned();
+        // As Redis, the absolute path: INFO shows it, CONFIG REWRITE writes there.
+        .map(|file| {
+            std::path::absolute(file)
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|_| file.clone())
+        });
     tracing::info!(
         "keeper {} starting: port {}, dir {}, save {:?}",
         env!("CARGO_PKG_VERSION"),

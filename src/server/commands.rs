@@ -6,6 +6,7 @@
 //! MULTI queueing; a refusal inside MULTI aborts the transaction at EXEC.
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::LazyLock;
 use std::sync::atomic::Ordering;
 
@@ -1113,13 +1114,10 @@ fn client_command(call: &mut Call<'_>) {
                 if ids.as_ref().is_some_and(|ids| !ids.contains(&id)) {
                     continue;
                 }
-                let pubsub = info.subscriptions + info.patterns > 0;
-                let keep = match kind.as_deref() {
-                    None => true,
-                    Some("normal") => !pubsub,
-                    Some("pubsub") => pubsub,
-                    Some(_) => false, // no replication links yet
-                };
+                let keep = kind.as_deref().is_none_or(|kind| {
+                    super::client_kill::ClientType::parse(kind.as_bytes())
+                        == Some(super::client_kill::client_type(call.state, id))
+                });
                 if keep {
                     let line = if id == call.client.id {
                         client_line(id, info, call.client)
@@ -1132,6 +1130,7 @@ fn client_command(call: &mut Call<'_>) {
             }
             call.reply(Reply::Verbatim(Bytes::from(out)));
         }
+        "kill" => super::client_kill::client_kill(call),
         "id" | "getname" | "info" | "setname" => call.reply(arity_error(&sub)),
         _ => unknown_subcommand(call, "CLIENT"),
     }
@@ -1321,10 +1320,34 @@ fn config(call: &mut Call<'_>) {
             call.shared.net_repl_output_bytes.store(0, Ordering::Relaxed);
             call.reply(Reply::Ok);
         }
-        "get" | "set" | "resetstat" => {
+        "rewrite" if argc == 2 => config_rewrite(call),
+        "get" | "set" | "resetstat" | "rewrite" => {
             call.reply(Reply::error(wrong_arity(&format!("config|{sub}"))))
         }
         _ => unknown_subcommand(call, "CONFIG"),
+    }
+}
+
+/// `CONFIG REWRITE` ([`crate::config::rewrite`]). The config file is the operator's text
+/// file, read at start with plain file I/O, so it is written through the OS storage whatever
+/// backend holds the data.
+fn config_rewrite(call: &mut Call<'_>) {
+    let Some(path) = call.state.config_file.clone() else {
+        return call.reply(Reply::error(
+            "ERR The server is running without a config file",
+        ));
+    };
+    let storage = crate::storage::OsStorage;
+    let config = call.state.engine.config();
+    match crate::config::rewrite::rewrite_file(&storage, Path::new(&path), config) {
+        Ok(()) => {
+            tracing::warn!("CONFIG REWRITE executed with success.");
+            call.reply(Reply::Ok);
+        }
+        Err(e) => {
+            tracing::warn!("CONFIG REWRITE failed: {e}");
+            call.reply(Reply::error(format!("ERR Rewriting config file: {e}")));
+        }
     }
 }
 
@@ -1694,6 +1717,11 @@ fn publish(call: &mut Call<'_>) {
         .state
         .pubsub
         .publish(&call.argv[1], &call.argv[2], call.client.id);
+    // As Redis 7.0 outside cluster mode, a primary's PUBLISH reaches its replicas' clients
+    // through the replication stream (not the AOF); a replica passes nothing on.
+    if !call.state.engine.is_replica() {
+        call.state.engine.propagate_to_replicas(call.argv);
+    }
     for message in &own {
         call.client.reply(message);
     }

@@ -9,7 +9,7 @@ use std::time::Instant;
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 
 use super::pubsub::Mailbox;
 use super::{ClientInfo, MAX_BATCH, Shared, State};
@@ -89,9 +89,17 @@ pub(crate) async fn serve(mut stream: TcpStream, addr: SocketAddr, shared: Arc<S
     let _ = stream.set_nodelay(true);
     let laddr = stream.local_addr().unwrap_or(addr);
     let (mailbox, mut inbox) = mpsc::unbounded_channel::<Reply>();
+    let killed = Arc::new(Notify::new());
     let admitted = {
         let mut state = shared.lock();
-        admit(&mut state, &stream, addr, laddr, mailbox)
+        admit(
+            &mut state,
+            &stream,
+            addr,
+            laddr,
+            mailbox,
+            Arc::clone(&killed),
+        )
     };
     let Some(mut client) = admitted else {
         let _ = stream
@@ -166,6 +174,7 @@ pub(crate) async fn serve(mut stream: TcpStream, addr: SocketAddr, shared: Arc<S
                                 let acked = tokio::select! {
                                     acked = super::replication::wait_for_replicas(&shared, wait) => acked,
                                     () = peer_closed(&stream) => break 'serve,
+                                    () = killed.notified() => break 'serve,
                                 };
                                 client.reply(&Reply::Int(acked));
                                 if batch.is_empty() {
@@ -189,6 +198,8 @@ pub(crate) async fn serve(mut stream: TcpStream, addr: SocketAddr, shared: Arc<S
                     }
                 }
             }
+            // CLIENT KILL from another connection: close without what was not written.
+            () = killed.notified() => break 'serve,
             message = inbox.recv() => {
                 if let Some(message) = message {
                     client.reply(&message);
@@ -264,6 +275,13 @@ async fn peer_closed(stream: &TcpStream) {
 /// Runs `batch` under the engine lock held by the caller. A `WAIT` that blocks stops the
 /// batch: the commands after it stay in `batch` for when it completes.
 fn run_batch(client: &mut Client, state: &mut State, shared: &Shared, batch: &mut Vec<Vec<Bytes>>) {
+    if !state.clients.contains_key(&client.id) {
+        // Closed by CLIENT KILL: nothing more runs.
+        batch.clear();
+        client.out.clear();
+        client.close = true;
+        return;
+    }
     let now_ms = crate::engine::unix_now_ms();
     client.auth_required = !state.engine.config().requirepass.is_empty();
     let mut ran = 0;
@@ -312,6 +330,7 @@ fn admit(
     addr: SocketAddr,
     laddr: SocketAddr,
     mailbox: Mailbox,
+    kill: Arc<Notify>,
 ) -> Option<Client> {
     state.engine.stats.total_connections_received += 1;
     if state.clients.len() >= state.engine.config().maxclients as usize {
@@ -336,6 +355,7 @@ fn admit(
             multi: -1,
             resp: 2,
             cmd: "NULL".into(),
+            kill,
         },
     );
     let auth_required = !state.engine.config().requirepass.is_empty();

@@ -79,7 +79,7 @@ fn server(out: &mut String, state: &State, shared: &Shared) -> std::fmt::Result 
     writeln!(out, "arch_bits:{}\r", usize::BITS)?;
     writeln!(out, "multiplexing_api:tokio\r")?;
     writeln!(out, "process_id:{}\r", std::process::id())?;
-    writeln!(out, "run_id:{}\r", state.engine.replid())?;
+    writeln!(out, "run_id:{}\r", shared.run_id)?;
     writeln!(out, "tcp_port:{}\r", shared.port)?;
     writeln!(out, "server_time_usec:{now_us}\r")?;
     writeln!(out, "uptime_in_seconds:{uptime}\r")?;

@@ -59,6 +59,7 @@
 //!   flushed, synced and closed; then the process exits.
 
 mod backups;
+mod client_kill;
 mod commands;
 mod conn;
 mod failover;
@@ -106,6 +107,8 @@ pub(crate) struct ClientInfo {
     pub resp: u8,
     /// Last command run (`client|list` for subcommands).
     pub cmd: String,
+    /// Wakes the connection's task when `CLIENT KILL` closed it (it has left `clients`).
+    pub kill: Arc<Notify>,
 }
 
 /// Everything shared between connections, guarded by the engine lock.
@@ -208,6 +211,9 @@ pub(crate) struct Shared {
     pub backups: backups::Backups,
     /// This `Shared` itself, for what must outlive a command (the replica link's task).
     pub this: std::sync::Weak<Shared>,
+    /// INFO's `run_id`: 40 random hex characters, fixed for the life of the process as
+    /// Redis's (Sentinel takes a new one for a restart), unlike the replication id.
+    pub run_id: String,
 }
 
 impl Shared {
@@ -316,7 +322,11 @@ fn load_rdb(engine: &mut Engine, started: Instant) -> Result<Option<usize>> {
 }
 
 /// `restored`: see [`replica_link::start_configured`].
-async fn serve(engine: Engine, config_file: Option<String>, restored: Option<usize>) -> Result<()> {
+async fn serve(
+    mut engine: Engine,
+    config_file: Option<String>,
+    restored: Option<usize>,
+) -> Result<()> {
     let (binds, port) = (engine.config().bind.clone(), engine.config().port);
     let mut listeners = Vec::new();
     for addr in &binds {
@@ -329,7 +339,9 @@ async fn serve(engine: Engine, config_file: Option<String>, restored: Option<usi
         Some(Ok(addr)) => addr.port(),
         _ => port,
     };
+    let run_id = crate::engine::random_replid(engine.rng());
     let shared = Arc::new_cyclic(|this| Shared {
+        run_id,
         this: this.clone(),
         state: Mutex::new(State::new(engine, config_file)),
         shutdown: Notify::new(),

@@ -66,6 +66,19 @@ impl PubSub {
         removed
     }
 
+    /// Removes `client` from every channel and pattern (a connection closed by `CLIENT KILL`
+    /// stops receiving at once, before its task cleans up).
+    pub fn forget(&mut self, client: u64) {
+        self.channels.retain(|_, subscribers| {
+            subscribers.remove(&client);
+            !subscribers.is_empty()
+        });
+        self.patterns.retain(|_, subscribers| {
+            subscribers.remove(&client);
+            !subscribers.is_empty()
+        });
+    }
+
     /// Delivers `message` to the subscribers of `channel` and of every matching pattern.
     /// Messages for `publisher` itself are returned instead of queued, so they come before
     /// the `PUBLISH` reply as in Redis. Returns the number of receivers.

@@ -426,3 +426,22 @@ pub(crate) fn role_reply(state: &State) -> Option<Reply> {
         Reply::Int(offset),
     ]))
 }
+
+/// `host:port` of this node's primary while the link to it is up (what `CLIENT KILL` can
+/// match as the master client); `None` on a primary or while the link is down.
+pub(crate) fn primary_link_addr(state: &State) -> Option<String> {
+    let role = state.replica.as_ref()?;
+    (role.status().state == LinkState::Connected).then(|| format!("{}:{}", role.host, role.port))
+}
+
+/// `CLIENT KILL TYPE master`: drops the link to the primary; a new one connects at once and
+/// asks a partial resync from this node's position, as Redis does from its cached master.
+pub(crate) fn drop_primary_link(state: &mut State, shared: Arc<Shared>) {
+    let Some(role) = &state.replica else {
+        return;
+    };
+    let (host, port) = (role.host.clone(), role.port);
+    tracing::info!("Connection with master lost (CLIENT KILL): reconnecting to {host}:{port}");
+    let stream_db = state.engine.propagated_db();
+    become_replica(state, shared, host, port, true, stream_db);
+}

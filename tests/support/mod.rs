@@ -17,6 +17,7 @@ pub mod client;
 pub mod dump;
 pub mod proxy;
 pub mod s3;
+pub mod sentinel;
 
 use std::cmp::Ordering;
 use std::fs::File;
