@@ -8,7 +8,7 @@
 use bytes::Bytes;
 
 use crate::error::Result;
-use crate::model::Entry;
+use crate::model::{Entry, Value};
 
 /// A keyspace that can hand out point-in-time views.
 pub trait Dataset {
@@ -30,6 +30,62 @@ pub trait DatasetSnapshot {
     /// Calls `visit` with every entry of database `db`; stops at the first error and returns
     /// it.
     fn for_each_entry(&self, db: usize, visit: &mut dyn FnMut(Entry) -> Result<()>) -> Result<()>;
+
+    /// Like [`DatasetSnapshot::for_each_entry`], but a dataset may lend keys and string values
+    /// instead of copying them into an [`Entry`]: snapshots, rewrites, backups and full syncs
+    /// iterate this way, and for a store of mostly strings the copies were a quarter of the
+    /// time an RDB took to write. The default hands over each entry of `for_each_entry`.
+    fn for_each_entry_ref(
+        &self,
+        db: usize,
+        visit: &mut dyn FnMut(EntryRef<'_>) -> Result<()>,
+    ) -> Result<()> {
+        self.for_each_entry(db, &mut |entry| {
+            let Entry {
+                key,
+                value,
+                expire_at_ms,
+                lru_idle_secs,
+                lfu_freq,
+                ..
+            } = entry;
+            visit(EntryRef {
+                key: &key,
+                value: ValueRef::Owned(value),
+                expire_at_ms,
+                lru_idle_secs,
+                lfu_freq,
+            })
+        })
+    }
+}
+
+/// One entry of a [`DatasetSnapshot`], its key (and a string value) borrowed from the dataset.
+#[derive(Debug)]
+pub struct EntryRef<'a> {
+    pub key: &'a [u8],
+    pub value: ValueRef<'a>,
+    /// Absolute expiry in unix milliseconds.
+    pub expire_at_ms: Option<i64>,
+    pub lru_idle_secs: Option<u64>,
+    pub lfu_freq: Option<u8>,
+}
+
+/// The value of an [`EntryRef`]: a string borrowed, or any value as the model has it.
+#[derive(Debug)]
+pub enum ValueRef<'a> {
+    String(&'a [u8]),
+    Owned(Value),
+}
+
+impl ValueRef<'_> {
+    /// True for a collection without elements (RDB files never hold one).
+    pub fn is_empty(&self) -> bool {
+        match self {
+            ValueRef::String(_) => false,
+            ValueRef::Owned(value) => value.is_empty(),
+        }
+    }
 }
 
 /// A keyspace that accepts loaded data: entries of an RDB file or full sync, and commands of

@@ -299,7 +299,7 @@ fn write_databases<W: std::io::Write>(
         // SELECTDB + RESIZEDB go out with the first key, so an empty database leaves no trace
         // (as in Redis) even when a snapshot's size hint is stale.
         let mut selected = false;
-        snapshot.for_each_entry(db, &mut |mut entry| {
+        snapshot.for_each_entry_ref(db, &mut |entry| {
             if control.cancel.load(Ordering::Relaxed) {
                 return Err(cancelled());
             }
@@ -316,8 +316,7 @@ fn write_databases<W: std::io::Write>(
                 counts.1 += 1;
                 counts.2 += u64::from(entry.expire_at_ms.is_some());
             }
-            entry.db = index;
-            writer.write_entry(&entry)?;
+            writer.write_entry_ref(index, &entry)?;
             stats.keys += 1;
             control.keys_done.fetch_add(1, Ordering::Relaxed);
             Ok(())

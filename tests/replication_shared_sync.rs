@@ -159,7 +159,11 @@ fn replicas_asking_together_share_one_diskless_snapshot() {
     let sent: u64 = stats["total_net_repl_output_bytes"].parse().unwrap();
     let received: Vec<u64> = [k1.port, k2.port, redis.port()]
         .iter()
-        .map(|&p| info(p, "stats")["total_net_repl_input_bytes"].parse().unwrap())
+        .map(|&p| {
+            info(p, "stats")["total_net_repl_input_bytes"]
+                .parse()
+                .unwrap()
+        })
         .collect();
     let per_replica = sent / 3;
     for r in &received {

@@ -10,6 +10,7 @@ use std::io::{self, Write};
 use super::crc::Crc64;
 use super::encoding::{intset, listpack::ListpackWriter, lzf, parse_canonical_i64};
 use super::{WRITABLE_VERSIONS, opcode, rdb_type};
+use crate::dataset::{EntryRef, ValueRef};
 use crate::error::{Error, Result};
 use crate::model::{Entry, HashField, Stream, StreamEntry, Value};
 use crate::storage::WritableFile;
@@ -178,28 +179,61 @@ impl<W: Write> Writer<W> {
 
     /// Writes one key. Entries of one database must come together.
     pub fn write_entry(&mut self, entry: &Entry) -> Result<()> {
-        if self.db != Some(entry.db) {
-            self.buf.push(opcode::SELECTDB);
-            write_len(&mut self.buf, u64::from(entry.db));
-            self.db = Some(entry.db);
-        }
-        if let Some(at) = entry.expire_at_ms {
-            self.buf.push(opcode::EXPIRETIME_MS);
-            self.buf.extend_from_slice(&at.to_le_bytes());
-        }
-        if let Some(idle) = entry.lru_idle_secs {
-            self.buf.push(opcode::IDLE);
-            write_len(&mut self.buf, idle);
-        }
-        if let Some(freq) = entry.lfu_freq {
-            self.buf.extend_from_slice(&[opcode::FREQ, freq]);
-        }
+        self.entry_header(
+            entry.db,
+            entry.expire_at_ms,
+            entry.lru_idle_secs,
+            entry.lfu_freq,
+        );
         let type_at = self.buf.len();
         self.buf.push(0); // type byte, decided by the value encoder
         self.string(&entry.key);
         let code = self.value(&entry.value)?;
         self.buf[type_at] = code;
         self.maybe_flush()
+    }
+
+    /// [`Writer::write_entry`] for an entry lent by a dataset (no copy of its key or string).
+    pub fn write_entry_ref(&mut self, db: u32, entry: &EntryRef<'_>) -> Result<()> {
+        self.entry_header(db, entry.expire_at_ms, entry.lru_idle_secs, entry.lfu_freq);
+        let type_at = self.buf.len();
+        self.buf.push(0); // type byte, decided by the value encoder
+        self.string(entry.key);
+        let code = match &entry.value {
+            ValueRef::String(s) => {
+                self.string(s);
+                rdb_type::STRING
+            }
+            ValueRef::Owned(value) => self.value(value)?,
+        };
+        self.buf[type_at] = code;
+        self.maybe_flush()
+    }
+
+    /// SELECTDB when `db` changes, then the expiry and eviction opcodes of one entry.
+    fn entry_header(
+        &mut self,
+        db: u32,
+        expire_at_ms: Option<i64>,
+        lru_idle_secs: Option<u64>,
+        lfu_freq: Option<u8>,
+    ) {
+        if self.db != Some(db) {
+            self.buf.push(opcode::SELECTDB);
+            write_len(&mut self.buf, u64::from(db));
+            self.db = Some(db);
+        }
+        if let Some(at) = expire_at_ms {
+            self.buf.push(opcode::EXPIRETIME_MS);
+            self.buf.extend_from_slice(&at.to_le_bytes());
+        }
+        if let Some(idle) = lru_idle_secs {
+            self.buf.push(opcode::IDLE);
+            write_len(&mut self.buf, idle);
+        }
+        if let Some(freq) = lfu_freq {
+            self.buf.extend_from_slice(&[opcode::FREQ, freq]);
+        }
     }
 
     /// Writes the EOF opcode and the checksum, flushes, and returns the sink.

@@ -1317,7 +1317,9 @@ fn config(call: &mut Call<'_>) {
             call.shared.net_input_bytes.store(0, Ordering::Relaxed);
             call.shared.net_output_bytes.store(0, Ordering::Relaxed);
             call.shared.net_repl_input_bytes.store(0, Ordering::Relaxed);
-            call.shared.net_repl_output_bytes.store(0, Ordering::Relaxed);
+            call.shared
+                .net_repl_output_bytes
+                .store(0, Ordering::Relaxed);
             call.reply(Reply::Ok);
         }
         "rewrite" if argc == 2 => config_rewrite(call),

@@ -492,7 +492,9 @@ pub(super) async fn serve_sync(
                 return;
             }
         };
-        shared.net_repl_output_bytes.fetch_add(bytes, Ordering::Relaxed);
+        shared
+            .net_repl_output_bytes
+            .fetch_add(bytes, Ordering::Relaxed);
         let rdb_only = session.stream.is_none();
         if diskless {
             tracing::info!(
@@ -519,9 +521,14 @@ pub(super) async fn serve_sync(
             return;
         }
     }
-    let end =
-        primary::stream_to_replica(stream, input, session, diskless, &shared.net_repl_output_bytes)
-            .await;
+    let end = primary::stream_to_replica(
+        stream,
+        input,
+        session,
+        diskless,
+        &shared.net_repl_output_bytes,
+    )
+    .await;
     match end {
         StreamEnd::Closed(reason) => {
             tracing::info!("Connection with replica {addr} lost: {reason}")

@@ -27,6 +27,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use imbl::{OrdMap, OrdSet};
 
+use crate::dataset::{EntryRef, ValueRef};
 use crate::model::Entry;
 
 /// A compact copy of `bytes`, safe to keep in the store (see the module docs).
@@ -746,6 +747,31 @@ impl crate::dataset::DatasetSnapshot for StoreSnapshot {
             let mut entry = Entry::new(db as u32, own(key), value);
             entry.expire_at_ms = item.expire_at_ms;
             visit(entry)?;
+        }
+        Ok(())
+    }
+
+    fn for_each_entry_ref(
+        &self,
+        db: usize,
+        visit: &mut dyn FnMut(EntryRef<'_>) -> crate::Result<()>,
+    ) -> crate::Result<()> {
+        let Some(database) = self.dbs.get(db) else {
+            return Ok(());
+        };
+        for (key, item) in database.iter() {
+            // Borrowed: the snapshot keeps every key and string alive while it is iterated.
+            let value = match &item.value {
+                Value::String(s) => ValueRef::String(s),
+                other => ValueRef::Owned(other.to_model()),
+            };
+            visit(EntryRef {
+                key,
+                value,
+                expire_at_ms: item.expire_at_ms,
+                lru_idle_secs: None,
+                lfu_freq: None,
+            })?;
         }
         Ok(())
     }
