@@ -6,13 +6,13 @@
 
 mod support;
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use support::RedisServer;
-use support::client::{Client, KeeperServer, Resp, info_fields};
+use support::client::{Client, KeeperServer, Resp, info};
+use support::wait_until;
 
 /// `addr=` and `id=` of a connection, from its `CLIENT INFO`.
 fn whoami(c: &mut Client) -> (String, String, String) {
@@ -163,19 +163,6 @@ fn client_kill_matches_redis() {
     let keeper = keeper_node(&tmp.path().join("keeper"), &[]);
     let actual = script(keeper.port);
     assert_eq!(expected, actual);
-}
-
-fn info(port: u16, section: &str) -> HashMap<String, String> {
-    let mut c = Client::connect(port).unwrap();
-    info_fields(&c.cmd(&["INFO", section]))
-}
-
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        thread::sleep(Duration::from_millis(20));
-    }
 }
 
 fn keeper_node(dir: &Path, extra: &[&str]) -> KeeperServer {

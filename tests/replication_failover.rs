@@ -5,26 +5,13 @@
 
 mod support;
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use support::RedisServer;
-use support::client::{Client, KeeperServer, info_fields};
-
-fn info(port: u16, section: &str) -> HashMap<String, String> {
-    let mut c = Client::connect(port).expect("connect");
-    info_fields(&c.cmd(&["INFO", section]))
-}
-
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        thread::sleep(Duration::from_millis(20));
-    }
-}
+use support::client::{Client, KeeperServer, info};
+use support::wait_until;
 
 /// The replica on `port` is linked and has applied everything up to `offset`.
 fn wait_applied(what: &str, port: u16, offset: u64) {

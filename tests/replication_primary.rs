@@ -10,7 +10,6 @@
 
 mod support;
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
@@ -19,16 +18,12 @@ use std::thread::{JoinHandle, sleep};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::client::{Client, KeeperServer, Resp, info_fields};
+use support::client::{Client, KeeperServer, Resp, info};
 use support::dump::dump_port;
 use support::{RedisServer, canonical, compare};
 
 /// Longest wait for a replica to get in step.
 const SYNC_TIMEOUT: Duration = Duration::from_secs(60);
-
-fn info(port: u16, section: &str) -> HashMap<String, String> {
-    info_fields(&Client::connect(port).unwrap().cmd(&["INFO", section]))
-}
 
 /// Polls `done` every 50 ms until it holds; panics with `what` and `context()` after
 /// `timeout`.

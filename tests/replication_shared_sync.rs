@@ -6,20 +6,14 @@
 
 mod support;
 
-use std::collections::HashMap;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use support::client::{Client, KeeperServer, Resp, encode, info_fields};
+use support::client::{Client, KeeperServer, Resp, encode, info};
 use support::{RedisServer, canonical, compare, dump_port};
 
 /// Longest wait for replicas to catch up (generous: this only stops a hung test).
 const CATCH_UP: Duration = Duration::from_secs(90);
-
-fn info(port: u16, section: &str) -> HashMap<String, String> {
-    let mut c = Client::connect(port).unwrap();
-    info_fields(&c.cmd(&["INFO", section]))
-}
 
 fn ok(c: &mut Client, args: &[&str]) {
     let reply = c.cmd(args);

@@ -194,6 +194,12 @@ pub fn encode(out: &mut Vec<u8>, args: &[&str]) {
 }
 
 /// The `INFO` text as `field → value`.
+/// The fields of `INFO section` on the node at `port`.
+pub fn info(port: u16, section: &str) -> std::collections::HashMap<String, String> {
+    let mut c = Client::connect(port).expect("connect");
+    info_fields(&c.cmd(&["INFO", section]))
+}
+
 pub fn info_fields(info: &Resp) -> std::collections::HashMap<String, String> {
     info.text()
         .lines()

@@ -247,6 +247,15 @@ pub fn plain_files() -> bool {
     std::env::var(keeper::storage::STORAGE_ENV).as_deref() != Ok("scrambled")
 }
 
+/// Polls `done` every 20 ms until it holds; panics naming `what` after 60 s.
+pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        sleep(Duration::from_millis(20));
+    }
+}
+
 /// A loopback port that was free a moment ago (bind to port 0, then release it).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
