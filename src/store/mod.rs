@@ -732,23 +732,19 @@ impl crate::dataset::DatasetSnapshot for StoreSnapshot {
         db: usize,
         visit: &mut dyn FnMut(Entry) -> crate::Result<()>,
     ) -> crate::Result<()> {
-        let Some(database) = self.dbs.get(db) else {
-            return Ok(());
-        };
-        for (key, item) in database.iter() {
+        self.for_each_entry_ref(db, &mut |entry| {
             // Copies, not clones: cloning a `Bytes` the store built from a `Vec` turns it into
             // a shared one, allocating a header that then stays with the key for good (measured:
             // a BGSAVE of 5M string keys grew the process by ~320 MB that way). A copy of a
             // key or a string is freed as soon as it is written.
-            let value = match &item.value {
-                Value::String(s) => crate::model::Value::String(own(s)),
-                other => other.to_model(),
+            let value = match entry.value {
+                ValueRef::String(s) => crate::model::Value::String(own(s)),
+                ValueRef::Owned(value) => value,
             };
-            let mut entry = Entry::new(db as u32, own(key), value);
-            entry.expire_at_ms = item.expire_at_ms;
-            visit(entry)?;
-        }
-        Ok(())
+            let mut owned = Entry::new(db as u32, own(entry.key), value);
+            owned.expire_at_ms = entry.expire_at_ms;
+            visit(owned)
+        })
     }
 
     fn for_each_entry_ref(
