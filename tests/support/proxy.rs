@@ -2,13 +2,14 @@
 //! its primary, and the test cuts, stalls or truncates the link while both nodes keep running.
 //!
 //! Every accepted connection gets its own upstream connection and two pump threads. The pumps
-//! poll the controls every few milliseconds, so a `pause` takes effect between reads and a
-//! `cut` at once (the sockets are shut down under them). Dropping the proxy closes everything.
+//! poll the controls every few milliseconds; a `cut` takes effect at once (the sockets are shut
+//! down under them) and `pause` returns only once no pump is writing, so nothing read after it
+//! is forwarded until `resume`. Dropping the proxy closes everything.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
@@ -19,6 +20,9 @@ const POLL: Duration = Duration::from_millis(10);
 struct Controls {
     stopped: AtomicBool,
     paused: AtomicBool,
+    /// Held shared by a pump while it checks `paused` and forwards one read, and exclusively
+    /// by `pause` after it sets the flag: once `pause` holds it, no pump is past its check.
+    forwarding: RwLock<()>,
     /// 0: no limit; else a connection is cut once this many bytes went downstream (from the
     /// upstream server to the client) on it.
     cut_after_downstream: AtomicU64,
@@ -78,9 +82,12 @@ impl Proxy {
     }
 
     /// Stops forwarding in both directions (bytes wait in the socket buffers); connections
-    /// stay open.
+    /// stay open. On return no byte is in flight through the proxy: a pump that read before
+    /// the pause holds its bytes until `resume`.
     pub fn pause(&self) {
         self.controls.paused.store(true, Ordering::SeqCst);
+        // Waits out a pump that passed its check before the flag was set.
+        drop(self.controls.forwarding.write().expect("proxy lock"));
     }
 
     pub fn resume(&self) {
@@ -189,7 +196,7 @@ fn pump(
         match from.read(&mut buf[..want]) {
             Ok(0) => break,
             Ok(n) => {
-                if to.write_all(&buf[..n]).is_err() {
+                if !forward(&mut to, &buf[..n], controls) {
                     break;
                 }
                 forwarded += n as u64;
@@ -210,4 +217,21 @@ fn pump(
         .lock()
         .expect("proxy lock")
         .retain(|(n, _, _)| *n != number);
+}
+
+/// Writes one read's bytes to `to`, waiting while the proxy is paused. False when `to` failed
+/// or the proxy stopped.
+fn forward(to: &mut TcpStream, bytes: &[u8], controls: &Controls) -> bool {
+    loop {
+        if controls.stopped.load(Ordering::SeqCst) {
+            return false;
+        }
+        let gate = controls.forwarding.read().expect("proxy lock");
+        if controls.paused.load(Ordering::SeqCst) {
+            drop(gate);
+            thread::sleep(POLL);
+            continue;
+        }
+        return to.write_all(bytes).is_ok();
+    }
 }
