@@ -24,3 +24,22 @@ pub(crate) fn disable_malloc_fastbins() {
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 pub(crate) fn disable_malloc_fastbins() {}
+
+/// Hints the CPU to start loading the cache line at `ptr` (for reading), so that a traversal
+/// that will touch it a few steps later does not wait for memory then. A hint only: any
+/// address is allowed, nothing is dereferenced, and it does nothing off x86-64.
+#[inline(always)]
+pub(crate) fn prefetch<T>(ptr: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        // The prefetch instruction does not access memory architecturally: it cannot fault,
+        // whatever the address.
+        #[allow(unsafe_code)]
+        unsafe {
+            _mm_prefetch::<_MM_HINT_T0>(ptr.cast::<i8>());
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = ptr;
+}

@@ -9,15 +9,14 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use imbl::Vector;
 
 use super::{Ctx, errors};
 use crate::model::Stream;
 use crate::resp::Reply;
-use crate::store::{HashMap, HashSet, HashValue, SortedSet, Store, Value};
+use crate::store::{Elements, Members, SortedSet, Store, Value};
 
 /// The fields of a hash value.
-pub(super) type Fields = HashMap<Bytes, HashValue>;
+pub(super) use crate::store::Fields;
 
 /// Redis's error for a key of another type.
 pub(super) fn wrongtype() -> Reply {
@@ -76,9 +75,9 @@ macro_rules! typed_access {
 }
 
 typed_access!(get_string, get_string_mut, String, Bytes, "string");
-typed_access!(get_list, get_list_mut, List, Vector<Bytes>, "list");
+typed_access!(get_list, get_list_mut, List, Elements, "list");
 typed_access!(get_hash, get_hash_mut, Hash, Fields, "hash");
-typed_access!(get_set, get_set_mut, Set, HashSet<Bytes>, "set");
+typed_access!(get_set, get_set_mut, Set, Members, "set");
 typed_access!(get_zset, get_zset_mut, SortedSet, SortedSet, "sorted set");
 typed_access!(get_stream, get_stream_mut, Stream, Arc<Stream>, "stream");
 

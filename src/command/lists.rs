@@ -4,14 +4,13 @@
 //! the last element deletes the key, as Redis never keeps empty lists.
 
 use bytes::Bytes;
-use imbl::Vector;
 
 use super::access::{delete_if_empty, get_list, get_list_mut};
 use super::args::{int_arg, non_negative_arg};
 use super::flags::{DENYOOM, FAST, READONLY, WRITE};
 use super::{CommandSpec, Ctx, errors};
 use crate::resp::Reply;
-use crate::store::{Value, own};
+use crate::store::{Elements, Value, own};
 
 pub(super) const COMMANDS: &[CommandSpec] = &[
     command!("lpush", -3, WRITE | DENYOOM | FAST, (1, 1, 1), lpush),
@@ -41,7 +40,7 @@ enum End {
     Tail,
 }
 
-fn push(list: &mut Vector<Bytes>, end: End, element: Bytes) {
+fn push(list: &mut Elements, end: End, element: Bytes) {
     match end {
         End::Head => list.push_front(element),
         End::Tail => list.push_back(element),
@@ -61,7 +60,7 @@ fn push_generic(ctx: &mut Ctx<'_>, argv: &[Bytes], end: End, only_existing: bool
         }
         None if only_existing => return Ok(Reply::Int(0)),
         None => {
-            let mut list = Vector::new();
+            let mut list = Elements::new();
             for element in elements {
                 push(&mut list, end, own(element));
             }
@@ -112,7 +111,7 @@ fn pop_generic(ctx: &mut Ctx<'_>, argv: &[Bytes], end: End) -> Outcome {
             Reply::Nil
         });
     };
-    let pop = |list: &mut Vector<Bytes>| match end {
+    let pop = |list: &mut Elements| match end {
         End::Head => list.pop_front(),
         End::Tail => list.pop_back(),
     };
@@ -169,9 +168,7 @@ fn lrange(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Outcome {
         return Ok(Reply::Array(Vec::new()));
     };
     Ok(Reply::Array(
-        list.focus()
-            .narrow(start..=end)
-            .into_iter()
+        list.range(start..end + 1)
             .map(|element| Reply::Bulk(element.clone()))
             .collect(),
     ))
@@ -262,9 +259,7 @@ fn ltrim(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Outcome {
         Some((start, end)) => (start, end + 1),
         None => (len, len),
     };
-    list.truncate(keep_to);
-    let kept = list.split_off(keep_from);
-    *list = kept;
+    list.keep(keep_from..keep_to);
     let removed = len - (keep_to - keep_from);
     delete_if_empty(ctx, key);
     ctx.changed(removed as u64);
@@ -330,7 +325,7 @@ fn lmove_generic(
             ctx.store.insert(
                 ctx.db,
                 own(destination),
-                Value::List(Vector::unit(element.clone())),
+                Value::List(Elements::unit(element.clone())),
                 None,
             );
         }
@@ -412,7 +407,7 @@ fn lpos(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Outcome {
         Some(n) => n as usize,
     };
     let found: Vec<Reply> = positions
-        .filter(|&i| list[i].as_ref() == element)
+        .filter(|&i| list.get(i).is_some_and(|e| e.as_ref() == element))
         .skip(usize::try_from(skip).unwrap_or(usize::MAX))
         .take(wanted)
         .map(|i| Reply::Int(i as i64))

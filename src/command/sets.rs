@@ -15,7 +15,7 @@ use super::{CommandSpec, Ctx, Rng, args, errors, flags, random};
 use crate::resp::Reply;
 use crate::store::{Value, own};
 
-type Set = crate::store::HashSet<Bytes>;
+type Set = crate::store::Members;
 
 use flags::{DENYOOM, FAST, MOVABLEKEYS, READONLY, WRITE};
 
@@ -345,8 +345,8 @@ fn union(sets: Vec<Option<Set>>) -> Set {
     let mut iter = sets.into_iter();
     let mut result = iter.next().unwrap_or_default();
     for set in iter {
-        for member in set {
-            result.insert(member);
+        for member in &set {
+            result.insert(member.clone());
         }
     }
     result

@@ -261,14 +261,13 @@ impl ScoreRange {
     /// Members in range, ascending.
     fn ascending<'a>(&self, zset: &'a SortedSet) -> impl Iterator<Item = (&'a Bytes, f64)> + 'a {
         let range = *self;
-        zset.ordered()
-            .range((
-                Bound::Included((Score(range.min), Bytes::new())),
-                Bound::Unbounded,
-            ))
-            .map(|(s, m)| (m, s.0))
-            .skip_while(move |(_, s)| !range.above_min(*s))
-            .take_while(move |(_, s)| range.below_max(*s))
+        zset.range((
+            Bound::Included((Score(range.min), Bytes::new())),
+            Bound::Unbounded,
+        ))
+        .map(|(s, m)| (m, s.0))
+        .skip_while(move |(_, s)| !range.above_min(*s))
+        .take_while(move |(_, s)| range.below_max(*s))
     }
 
     /// Members in range, descending.
@@ -279,8 +278,7 @@ impl ScoreRange {
         } else {
             Bound::Excluded((Score(range.max.next_up()), Bytes::new()))
         };
-        zset.ordered()
-            .range((Bound::Unbounded, upper))
+        zset.range((Bound::Unbounded, upper))
             .rev()
             .map(|(s, m)| (m, s.0))
             .skip_while(move |(_, s)| !range.below_max(*s))
@@ -341,8 +339,8 @@ impl LexRange {
     /// The score every member shares, when they all do (lex ranges are only meaningful then,
     /// and then a seek replaces a scan).
     fn common_score(zset: &SortedSet) -> Option<Score> {
-        let first = zset.ordered().get_min()?.0;
-        (zset.ordered().get_max()?.0 == first).then_some(first)
+        let first = zset.first()?.0;
+        (zset.last()?.0 == first).then_some(first)
     }
 
     fn ascending<'a>(
@@ -358,8 +356,7 @@ impl LexRange {
             _ => Bound::Unbounded,
         };
         Box::new(
-            zset.ordered()
-                .range((start, Bound::Unbounded))
+            zset.range((start, Bound::Unbounded))
                 .map(|(s, m)| (m, s.0))
                 .skip_while(move |(m, _)| !range.above_min(m))
                 .take_while(move |(m, _)| keep.below_max(m)),
@@ -379,8 +376,7 @@ impl LexRange {
             _ => Bound::Unbounded,
         };
         Box::new(
-            zset.ordered()
-                .range((Bound::Unbounded, end))
+            zset.range((Bound::Unbounded, end))
                 .rev()
                 .map(|(s, m)| (m, s.0))
                 .skip_while(move |(m, _)| !range.below_max(m))
@@ -402,7 +398,7 @@ fn read_zset(ctx: &mut Ctx<'_>, key: &[u8]) -> Result<Option<SortedSet>, Reply> 
 fn rank_of(zset: &SortedSet, member: &[u8]) -> Option<usize> {
     let score = zset.score(member)?;
     let key = (Score(score), Bytes::copy_from_slice(member));
-    Some(zset.ordered().range(..key).count())
+    Some(zset.range(..key).count())
 }
 
 /// Members at ranks `start..=end` (already clamped, `start <= end < len`), ascending or
@@ -916,11 +912,7 @@ fn zpop_generic(ctx: &mut Ctx<'_>, argv: &[Bytes], max: bool) -> Reply {
             let n = count.unwrap_or(1).min(zset.len() as u64);
             let mut popped = Vec::with_capacity(n as usize);
             for _ in 0..n {
-                let next = if max {
-                    zset.ordered().get_max()
-                } else {
-                    zset.ordered().get_min()
-                };
+                let next = if max { zset.last() } else { zset.first() };
                 let Some((_, member)) = next.cloned() else {
                     break;
                 };

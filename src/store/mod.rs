@@ -15,9 +15,9 @@
 
 mod value;
 
+pub use value::{Elements, Fields, HashValue, Members, Score, SortedSet, Value};
 /// The persistent map and set types of hash and set values (the store's hasher).
 pub use value::{HashMap, HashSet};
-pub use value::{HashValue, Score, SortedSet, Value};
 
 use std::borrow::Borrow;
 use std::cmp::Ordering;
@@ -755,7 +755,31 @@ impl crate::dataset::DatasetSnapshot for StoreSnapshot {
         let Some(database) = self.dbs.get(db) else {
             return Ok(());
         };
-        for (key, item) in database.iter() {
+        // The walk is bound by memory latency (each entry's key, item and string live in
+        // their own allocations, a cache miss each), so entries are pulled `AHEAD` steps
+        // early: the item and the key bytes are prefetched when an entry is pulled, the
+        // string's bytes (read through the then-cached item) halfway to its turn.
+        const AHEAD: usize = 8;
+        let mut iter = database.iter();
+        let mut pending: std::collections::VecDeque<(&Bytes, &Arc<Item>)> =
+            std::collections::VecDeque::with_capacity(AHEAD);
+        loop {
+            while pending.len() < AHEAD {
+                let Some((key, item)) = iter.next() else {
+                    break;
+                };
+                crate::os::prefetch(Arc::as_ptr(item));
+                crate::os::prefetch(key.as_ptr());
+                pending.push_back((key, item));
+            }
+            if let Some((_, item)) = pending.get(AHEAD / 2)
+                && let Value::String(s) = &item.value
+            {
+                crate::os::prefetch(s.as_ptr());
+            }
+            let Some((key, item)) = pending.pop_front() else {
+                break;
+            };
             // Borrowed: the snapshot keeps every key and string alive while it is iterated.
             let value = match &item.value {
                 Value::String(s) => ValueRef::String(s),

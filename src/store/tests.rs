@@ -91,7 +91,7 @@ fn sorted_set_keeps_both_indexes() {
     );
     assert_eq!(z.remove(b"a"), Some(2.0));
     assert_eq!(z.len(), 2);
-    assert_eq!(z.ordered().len(), 2);
+    assert_eq!(z.range(..).count(), 2);
 }
 
 /// What a database holds, in slot order: (key, string value, expiry).
@@ -196,4 +196,133 @@ fn bulk_load_into_a_store_with_keys_replaces_them_and_their_ttls() {
     assert_eq!(store.db(0).expires_len(), 2);
     assert_eq!(store.expire_cycle(1_000, usize::MAX), 2);
     assert!(store.get(0, b"a", 1_000).is_some());
+}
+
+/// The small/large collection types against std collections, through random operations on a
+/// key space wide enough to cross the small limits (128) both ways.
+mod small_collections {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::{BTreeMap, BTreeSet, HashMap as StdMap, VecDeque};
+
+    fn b(i: u16) -> Bytes {
+        Bytes::from(format!("m{i}"))
+    }
+
+    fn hv(v: u16) -> HashValue {
+        HashValue {
+            value: Bytes::from(v.to_string()),
+            expire_at_ms: None,
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn fields_behave_as_a_map(ops in prop::collection::vec((0u8..3, 0u16..300, any::<u16>()), 1..700)) {
+            let mut fields = Fields::default();
+            let mut model: StdMap<Bytes, HashValue> = StdMap::new();
+            for (op, k, v) in ops {
+                match op {
+                    0 => prop_assert_eq!(fields.insert(b(k), hv(v)), model.insert(b(k), hv(v))),
+                    1 => prop_assert_eq!(fields.remove(&b(k)), model.remove(&b(k))),
+                    _ => prop_assert_eq!(fields.get(&b(k)), model.get(&b(k))),
+                }
+                prop_assert_eq!(fields.len(), model.len());
+            }
+            let mut seen: Vec<_> = fields.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+            seen.sort_by(|a, b| a.0.cmp(&b.0));
+            let mut expected: Vec<_> = model.into_iter().collect();
+            expected.sort_by(|a, b| a.0.cmp(&b.0));
+            prop_assert_eq!(seen, expected);
+        }
+
+        #[test]
+        fn members_behave_as_a_set(ops in prop::collection::vec((0u8..3, 0u16..300), 1..700)) {
+            let mut members = Members::default();
+            let mut model = BTreeSet::new();
+            for (op, k) in ops {
+                match op {
+                    0 => prop_assert_eq!(members.insert(b(k)).is_none(), model.insert(b(k))),
+                    1 => prop_assert_eq!(members.remove(&b(k)).is_some(), model.remove(&b(k))),
+                    _ => prop_assert_eq!(members.contains(&b(k)), model.contains(&b(k))),
+                }
+                prop_assert_eq!(members.len(), model.len());
+            }
+            members.retain(|m| m.len() % 2 == 0);
+            model.retain(|m| m.len() % 2 == 0);
+            let seen: BTreeSet<Bytes> = members.iter().cloned().collect();
+            prop_assert_eq!(seen, model);
+        }
+
+        #[test]
+        fn sorted_sets_keep_redis_order(ops in prop::collection::vec((0u8..3, 0u16..300, -5i8..5), 1..700)) {
+            let mut zset = SortedSet::default();
+            let mut model: BTreeMap<Bytes, f64> = BTreeMap::new();
+            for (op, k, score) in ops {
+                let score = f64::from(score) / 2.0;
+                match op {
+                    0 => prop_assert_eq!(zset.insert(b(k), score), model.insert(b(k), score)),
+                    1 => prop_assert_eq!(zset.remove(&b(k)), model.remove(&b(k))),
+                    _ => prop_assert_eq!(zset.score(&b(k)), model.get(&b(k)).copied()),
+                }
+                prop_assert_eq!(zset.len(), model.len());
+            }
+            let mut expected: Vec<(Score, Bytes)> =
+                model.into_iter().map(|(m, s)| (Score(s), m)).collect();
+            expected.sort();
+            let seen: Vec<(Score, Bytes)> = zset.range(..).cloned().collect();
+            prop_assert_eq!(&seen, &expected);
+            let back: Vec<(Score, Bytes)> = zset.range(..).rev().cloned().collect();
+            prop_assert_eq!(back.into_iter().rev().collect::<Vec<_>>(), expected.clone());
+            prop_assert_eq!(zset.first(), expected.first());
+            prop_assert_eq!(zset.last(), expected.last());
+            // Ranges with every kind of bound, from a pivot inside and outside the set.
+            let pivot = (Score(0.0), b(150));
+            let inside = |r: &dyn Fn(&(Score, Bytes)) -> bool| {
+                expected.iter().filter(|p| r(p)).cloned().collect::<Vec<_>>()
+            };
+            prop_assert_eq!(zset.range(pivot.clone()..).cloned().collect::<Vec<_>>(), inside(&|p| *p >= pivot));
+            prop_assert_eq!(zset.range(..pivot.clone()).cloned().collect::<Vec<_>>(), inside(&|p| *p < pivot));
+            prop_assert_eq!(zset.range(..=pivot.clone()).cloned().collect::<Vec<_>>(), inside(&|p| *p <= pivot));
+            prop_assert_eq!(
+                zset.range((std::ops::Bound::Excluded(pivot.clone()), std::ops::Bound::Unbounded))
+                    .cloned()
+                    .collect::<Vec<_>>(),
+                inside(&|p| *p > pivot)
+            );
+        }
+
+        #[test]
+        fn elements_behave_as_a_deque(ops in prop::collection::vec((0u8..8, any::<u16>()), 1..900)) {
+            let mut list = Elements::new();
+            let mut model: VecDeque<Bytes> = VecDeque::new();
+            for (op, v) in ops {
+                let at = if model.is_empty() { 0 } else { usize::from(v) % model.len() };
+                match op {
+                    0 | 1 => { list.push_back(b(v)); model.push_back(b(v)); }
+                    2 => { list.push_front(b(v)); model.push_front(b(v)); }
+                    3 => prop_assert_eq!(list.pop_front(), model.pop_front()),
+                    4 => prop_assert_eq!(list.pop_back(), model.pop_back()),
+                    5 => { list.insert(at, b(v)); model.insert(at, b(v)); }
+                    6 if !model.is_empty() => {
+                        prop_assert_eq!(list.set(at, b(v)), std::mem::replace(&mut model[at], b(v)));
+                        prop_assert_eq!(list.remove(at), model.remove(at).unwrap());
+                    }
+                    _ => {
+                        let end = model.len() - at / 7;
+                        let start = at.min(end) / 3;
+                        prop_assert!(list.range(start..end).eq(model.range(start..end)));
+                        if v % 5 == 0 {
+                            list.keep(start..end);
+                            model = model.range(start..end).cloned().collect();
+                        }
+                    }
+                }
+                prop_assert_eq!(list.len(), model.len());
+                prop_assert_eq!(list.get(at), model.get(at));
+            }
+            prop_assert!(list.iter().eq(model.iter()));
+            prop_assert!(list.iter().rev().eq(model.iter().rev()));
+        }
+    }
 }
