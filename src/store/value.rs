@@ -711,8 +711,27 @@ impl Value {
     pub fn from_model(value: model::Value) -> Value {
         match value {
             model::Value::String(s) => Value::String(s),
-            model::Value::List(items) => Value::List(items.into_iter().collect()),
-            model::Value::Set(members) => Value::Set(members.into_iter().collect()),
+            // Small collections take the decoded vector as it is (most of a cache's are
+            // small, so this is the bulk load's common path).
+            model::Value::List(items) if items.len() <= SMALL_LIST_MAX => {
+                Value::List(Elements::Small(VecDeque::from(items)))
+            }
+            model::Value::List(items) => Value::List(Elements::Large(items.into_iter().collect())),
+            model::Value::Set(members) if members.len() <= SMALL_SET_MAX => {
+                Value::Set(Members::Small(members))
+            }
+            model::Value::Set(members) => Value::Set(Members::Table(members.into_iter().collect())),
+            model::Value::SortedSet(pairs) if pairs.len() <= SMALL_ZSET_MAX => {
+                let mut pairs: Vec<(Score, Bytes)> = pairs
+                    .into_iter()
+                    // -0.0 and 0.0 are one score to Redis.
+                    .map(|(member, score)| (Score(if score == 0.0 { 0.0 } else { score }), member))
+                    .collect();
+                pairs.sort_unstable();
+                Value::SortedSet(SortedSet {
+                    repr: ZsetRepr::Small(pairs),
+                })
+            }
             model::Value::SortedSet(pairs) => {
                 let mut set = SortedSet::default();
                 for (member, score) in pairs {
@@ -720,20 +739,22 @@ impl Value {
                 }
                 Value::SortedSet(set)
             }
-            model::Value::Hash(fields) => Value::Hash(
-                fields
-                    .into_iter()
-                    .map(|f| {
-                        (
-                            f.field,
-                            HashValue {
-                                value: f.value,
-                                expire_at_ms: f.expire_at_ms,
-                            },
-                        )
-                    })
-                    .collect(),
-            ),
+            model::Value::Hash(fields) => {
+                let pairs = fields.into_iter().map(|f| {
+                    (
+                        f.field,
+                        HashValue {
+                            value: f.value,
+                            expire_at_ms: f.expire_at_ms,
+                        },
+                    )
+                });
+                if pairs.len() <= SMALL_HASH_MAX {
+                    Value::Hash(Fields::Small(pairs.collect()))
+                } else {
+                    Value::Hash(Fields::Table(pairs.collect()))
+                }
+            }
             model::Value::Stream(stream) => Value::Stream(Arc::new(*stream)),
             model::Value::Module(module) => Value::Module(Arc::new(*module)),
         }
