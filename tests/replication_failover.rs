@@ -234,6 +234,13 @@ fn write_load(
                     switched = true;
                     c = Client::connect(then).unwrap();
                 }
+                // The old primary turns replica before the target has promoted itself (it
+                // does on the old primary's `PSYNC … FAILOVER`, as in Redis): for that
+                // instant both refuse writes, and a client retries.
+                support::client::Resp::Error(e) if e.starts_with("READONLY") => {
+                    thread::sleep(Duration::from_millis(1));
+                    continue;
+                }
                 other => panic!("write {n}: {other:?}"),
             }
             n += 1;
@@ -598,4 +605,49 @@ fn failover_errors_pause_abort_and_timeouts() {
     wait_applied("the old primary", port, offset(replica.port));
     assert_eq!(dump(port), dump(replica.port));
     assert_eq!(c.cmd(&["GET", "after-timeout"]), Resp::Nil, "FORCE lost it");
+}
+
+/// A client blocked in `WAIT` on the primary while it turns replica (here by FAILOVER) gets
+/// Redis's UNBLOCKED error and its connection is closed (`disconnectAllBlockedClients`);
+/// INFO counts it in `blocked_clients` meanwhile. Checked on real Redis and on keeper.
+#[test]
+fn a_wait_blocked_across_a_failover_is_unblocked_and_closed() {
+    fn check(primary: u16, replica: u16, what: &str) {
+        let mut c = Client::connect(primary).unwrap();
+        writes(&mut c, 0);
+        wait_applied(what, replica, offset(primary));
+        let mut waiting = Client::connect(primary).unwrap();
+        waiting.send(&["WAIT", "5", "0"]);
+        // The WAIT is blocked before the failover starts.
+        wait_until("the WAIT to block", || {
+            info(primary, "clients")["blocked_clients"] == "1"
+        });
+        assert_eq!(
+            c.cmd(&["FAILOVER"]),
+            support::client::Resp::Simple("OK".into()),
+            "{what}"
+        );
+        assert_eq!(
+            waiting.read().error(),
+            "UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica?)",
+            "{what}"
+        );
+        assert!(waiting.is_closed(), "{what}: the connection is closed");
+        wait_replica_of(what, primary, replica);
+        assert_eq!(info(primary, "clients")["blocked_clients"], "0", "{what}");
+    }
+
+    let tmp = tempfile::tempdir().unwrap();
+    let redis_dir = tmp.path().join("redis");
+    std::fs::create_dir_all(&redis_dir).unwrap();
+    let redis =
+        RedisServer::start_with(&redis_dir, "dump.rdb", &["--repl-diskless-sync-delay", "0"]);
+    let keeper_of_redis = keeper_replica_of(&tmp.path().join("k1"), redis.port());
+    check(redis.port(), keeper_of_redis.port, "real Redis");
+
+    let primary_dir = tmp.path().join("primary");
+    std::fs::create_dir_all(&primary_dir).unwrap();
+    let primary = KeeperServer::start(&primary_dir, &["--save", ""]);
+    let replica = keeper_replica_of(&tmp.path().join("k2"), primary.port);
+    check(primary.port, replica.port, "keeper");
 }

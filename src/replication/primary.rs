@@ -760,9 +760,16 @@ impl Primary {
             .count()
     }
 
-    /// A receiver that changes whenever a replica acknowledges.
+    /// A receiver that changes whenever a replica acknowledges (and when the node stops
+    /// being a primary, see [`Self::wake_ack_waiters`]).
     pub fn ack_changes(&self) -> watch::Receiver<u64> {
         self.acks.subscribe()
+    }
+
+    /// Wakes everyone waiting on [`Self::ack_changes`] without an ACK: the node is turning
+    /// into a replica, and blocked `WAIT`s must learn it.
+    pub fn wake_ack_waiters(&self) {
+        self.acks.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     /// A `WAIT` blocked: ask the replicas for an ACK once the current batch is over.

@@ -176,7 +176,16 @@ pub(crate) async fn serve(mut stream: TcpStream, addr: SocketAddr, shared: Arc<S
                                     () = peer_closed(&stream) => break 'serve,
                                     () = killed.notified() => break 'serve,
                                 };
-                                client.reply(&Reply::Int(acked));
+                                match acked {
+                                    Ok(acked) => client.reply(&Reply::Int(acked)),
+                                    Err(unblocked) => {
+                                        // Redis closes the connection after this reply, and
+                                        // the rest of the batch is not run.
+                                        client.reply(&Reply::error(unblocked));
+                                        client.close = true;
+                                        break;
+                                    }
+                                }
                                 if batch.is_empty() {
                                     break;
                                 }

@@ -47,7 +47,7 @@ pub(crate) fn render(state: &State, shared: &Shared, sections: &[String]) -> Str
         // `write!` to a String cannot fail.
         let _ = match *section {
             "server" => server(&mut out, state, shared),
-            "clients" => clients(&mut out, state),
+            "clients" => clients(&mut out, state, shared),
             "memory" => memory(&mut out),
             "persistence" => persistence(&mut out, state),
             "backup" => backup(&mut out, state, shared),
@@ -97,7 +97,7 @@ fn server(out: &mut String, state: &State, shared: &Shared) -> std::fmt::Result 
     )
 }
 
-fn clients(out: &mut String, state: &State) -> std::fmt::Result {
+fn clients(out: &mut String, state: &State, shared: &Shared) -> std::fmt::Result {
     let pubsub = state
         .clients
         .values()
@@ -112,7 +112,12 @@ fn clients(out: &mut String, state: &State) -> std::fmt::Result {
         state.clients.len().saturating_sub(replicas)
     )?;
     writeln!(out, "maxclients:{}\r", state.engine.config().maxclients)?;
-    writeln!(out, "blocked_clients:0\r")?;
+    // Clients blocked in WAIT (keeper has no other blocking command).
+    writeln!(
+        out,
+        "blocked_clients:{}\r",
+        shared.blocked_clients.load(Ordering::Relaxed)
+    )?;
     writeln!(out, "pubsub_clients:{pubsub}\r")?;
     writeln!(
         out,

@@ -206,6 +206,8 @@ pub(crate) struct Shared {
     /// the primary (RDB and stream) and bytes to replicas are counted apart from the others.
     pub net_repl_input_bytes: AtomicU64,
     pub net_repl_output_bytes: AtomicU64,
+    /// INFO's `blocked_clients`: connections waiting in `WAIT`.
+    pub blocked_clients: AtomicU64,
     pub started: Instant,
     /// The backup scheduler's state, for INFO and SHUTDOWN.
     pub backups: backups::Backups,
@@ -351,6 +353,7 @@ async fn serve(
         net_output_bytes: AtomicU64::new(0),
         net_repl_input_bytes: AtomicU64::new(0),
         net_repl_output_bytes: AtomicU64::new(0),
+        blocked_clients: AtomicU64::new(0),
         started: Instant::now(),
         backups: backups::Backups::default(),
     });

@@ -212,6 +212,8 @@ pub(crate) fn become_replica(
         status,
         task,
     });
+    // Blocked WAITs end with Redis's UNBLOCKED error (`disconnectAllBlockedClients`).
+    state.primary.lock().wake_ack_waiters();
 }
 
 /// `REPLICAOF NO ONE`: stops the link and makes the node a primary with a new history (the

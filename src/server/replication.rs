@@ -710,19 +710,41 @@ pub(super) fn wait(call: &mut Call<'_>) {
     });
 }
 
+/// What a blocked `WAIT` gets when its node turns into a replica (REPLICAOF, FAILOVER):
+/// Redis's `disconnectAllBlockedClients` text, after which the connection is closed.
+pub(super) const WAIT_UNBLOCKED: &str =
+    "UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica?)";
+
 /// Completes a blocked `WAIT`: returns the number of replicas that acknowledged its offset,
-/// once there are enough or at the deadline. Takes the engine lock only to count.
-pub(super) async fn wait_for_replicas(shared: &Shared, request: WaitRequest) -> i64 {
+/// once there are enough or at the deadline. Takes the engine lock only to count. Fails with
+/// [`WAIT_UNBLOCKED`] once the node is a replica.
+pub(super) async fn wait_for_replicas(
+    shared: &Shared,
+    request: WaitRequest,
+) -> Result<i64, &'static str> {
+    /// Counts the connection in INFO's `blocked_clients` while it waits, however the wait
+    /// ends (the future may be dropped when the client goes away).
+    struct Blocked<'a>(&'a Shared);
+    impl Drop for Blocked<'_> {
+        fn drop(&mut self) {
+            self.0.blocked_clients.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+    shared.blocked_clients.fetch_add(1, Ordering::Relaxed);
+    let _blocked = Blocked(shared);
     loop {
         let (acked, mut changes) = {
             let state = shared.lock();
+            if state.replica.is_some() {
+                return Err(WAIT_UNBLOCKED);
+            }
             let registry = state.primary.lock();
             // Subscribe before counting: an ACK after the count still wakes us.
             let changes = registry.ack_changes();
             (registry.count_acks(request.offset) as i64, changes)
         };
         if acked >= request.numreplicas {
-            return acked;
+            return Ok(acked);
         }
         let changed = changes.changed();
         match request.deadline {
@@ -732,13 +754,16 @@ pub(super) async fn wait_for_replicas(shared: &Shared, request: WaitRequest) -> 
                     .is_err()
                 {
                     let state = shared.lock();
+                    if state.replica.is_some() {
+                        return Err(WAIT_UNBLOCKED);
+                    }
                     let acked = state.primary.lock().count_acks(request.offset);
-                    return acked as i64;
+                    return Ok(acked as i64);
                 }
             }
             None => {
                 if changed.await.is_err() {
-                    return acked;
+                    return Ok(acked);
                 }
             }
         }
