@@ -117,6 +117,15 @@ impl Persistence {
     }
 }
 
+/// Where a command of an execution unit goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Target {
+    /// The AOF and the replicas (a write).
+    Everywhere,
+    /// The replicas only (a primary's `PUBLISH`).
+    ReplicasOnly,
+}
+
 /// The engine. Shared by connections behind one mutex (see `crate::server`).
 pub struct Engine {
     store: Store,
@@ -143,8 +152,8 @@ pub struct Engine {
     encoded: Vec<u8>,
     /// True between [`Engine::begin_unit`] and [`Engine::end_unit`].
     in_unit: bool,
-    /// Commands the current unit will propagate: `(db, argv)`.
-    pending: Vec<(usize, Vec<Bytes>)>,
+    /// Commands the current unit will propagate: `(db, argv, where)`.
+    pending: Vec<(usize, Vec<Bytes>, Target)>,
     rng: Rng,
     persistence: Persistence,
     /// The AOF when `appendonly` is on and [`Engine::open_aof`] opened it.
@@ -365,6 +374,27 @@ impl Engine {
     /// and `REPLCONF GETACK *` (Redis feeds them with `slaveseldb`, and never to its AOF). The
     /// offset advances by every byte.
     pub fn propagate_to_replicas<A: AsRef<[u8]>>(&mut self, argv: &[A]) {
+        self.append_for_replicas(argv, true);
+    }
+
+    /// A primary's `PUBLISH`: to the replicas only, as [`Engine::propagate_to_replicas`],
+    /// but inside an execution unit it takes its place in the unit's `MULTI` … `EXEC`
+    /// block, between the writes around it (Redis 7.0 propagates it there, to the replicas
+    /// only, and wraps the block around the other writes in the AOF).
+    pub fn propagate_publish<A: AsRef<[u8]>>(&mut self, db: usize, argv: &[A]) {
+        if self.in_unit {
+            let argv = argv
+                .iter()
+                .map(|a| Bytes::copy_from_slice(a.as_ref()))
+                .collect();
+            self.pending.push((db, argv, Target::ReplicasOnly));
+        } else {
+            self.append_for_replicas(argv, true);
+        }
+    }
+
+    /// Sends `argv` to the replicas only; `mark` records the new offset in the AOF.
+    fn append_for_replicas<A: AsRef<[u8]>>(&mut self, argv: &[A], mark: bool) {
         self.encoded.clear();
         resp::write_command(&mut self.encoded, argv);
         self.repl_offset += self.encoded.len() as u64;
@@ -373,8 +403,16 @@ impl Engine {
         }
         // The AOF does not get these bytes but counts them: a node restarted from its AOF
         // must come back at the offset its replicas have, or they could not continue.
-        if let Some(aof) = &mut self.aof {
+        if mark && let Some(aof) = &mut self.aof {
             aof.set_position(&self.replid, self.repl_offset);
+        }
+    }
+
+    /// Propagates one entry of a unit; `mark`: see [`Engine::append_for_replicas`].
+    fn propagate_pending(&mut self, (db, argv, to): &(usize, Vec<Bytes>, Target), mark: bool) {
+        match to {
+            Target::Everywhere => self.propagate(*db, argv),
+            Target::ReplicasOnly => self.append_for_replicas(argv, mark),
         }
     }
 
@@ -400,14 +438,21 @@ impl Engine {
         let pending = std::mem::take(&mut self.pending);
         match pending.len() {
             0 => {}
-            1 => self.propagate(pending[0].0, &pending[0].1),
+            1 => self.propagate_pending(&pending[0], true),
             _ => {
                 self.propagate(pending[0].0, &[&b"MULTI"[..]]);
-                for (db, argv) in &pending {
-                    self.propagate(*db, argv);
+                for entry in &pending {
+                    self.propagate_pending(entry, false);
                 }
                 let db = self.propagated_db.unwrap_or(pending[0].0);
                 self.propagate(db, &[&b"EXEC"[..]]);
+                // Replica-only bytes inside the block were not marked in the AOF one by one
+                // (a mark inside a block a crash could cut would be wrong): once after it.
+                if pending.iter().any(|(_, _, to)| *to == Target::ReplicasOnly)
+                    && let Some(aof) = &mut self.aof
+                {
+                    aof.set_position(&self.replid, self.repl_offset);
+                }
             }
         }
         // Keep the vector's capacity for the next unit.
@@ -432,23 +477,31 @@ impl Engine {
                 Propagate::Nothing => {}
                 Propagate::Verbatim => self.propagate(db, argv),
                 Propagate::Commands(commands) => {
-                    self.pending
-                        .extend(commands.into_iter().map(|argv| (db, argv)));
+                    self.pending.extend(
+                        commands
+                            .into_iter()
+                            .map(|argv| (db, argv, Target::Everywhere)),
+                    );
                     self.flush_pending();
                 }
             }
             return effect.reply;
         }
         for (expired_db, key) in expired {
-            self.pending
-                .push((expired_db, vec![Bytes::from_static(b"DEL"), key]));
+            self.pending.push((
+                expired_db,
+                vec![Bytes::from_static(b"DEL"), key],
+                Target::Everywhere,
+            ));
         }
         match effect.propagate {
             Propagate::Nothing => {}
-            Propagate::Verbatim => self.pending.push((db, argv.to_vec())),
-            Propagate::Commands(commands) => self
-                .pending
-                .extend(commands.into_iter().map(|argv| (db, argv))),
+            Propagate::Verbatim => self.pending.push((db, argv.to_vec(), Target::Everywhere)),
+            Propagate::Commands(commands) => self.pending.extend(
+                commands
+                    .into_iter()
+                    .map(|argv| (db, argv, Target::Everywhere)),
+            ),
         }
         if !self.in_unit {
             self.flush_pending();
@@ -1353,11 +1406,17 @@ mod tests {
         engine.begin_unit();
         engine.end_unit(); // nothing propagated: no MULTI/EXEC
         engine.begin_unit();
-        engine.pending.push((1, argv("set a 1")));
+        engine
+            .pending
+            .push((1, argv("set a 1"), Target::Everywhere));
         engine.end_unit(); // one command: bare
         engine.begin_unit();
-        engine.pending.push((2, argv("set a 1")));
-        engine.pending.push((2, argv("set b 1")));
+        engine
+            .pending
+            .push((2, argv("set a 1"), Target::Everywhere));
+        engine
+            .pending
+            .push((2, argv("set b 1"), Target::Everywhere));
         engine.end_unit();
         assert_eq!(
             rec.commands(),
@@ -1365,6 +1424,36 @@ mod tests {
                 "SELECT 1", "set a 1", "SELECT 2", "MULTI", "set a 1", "set b 1", "EXEC"
             ]
         );
+    }
+
+    #[test]
+    fn a_publish_in_a_unit_goes_to_the_replicas_inside_the_block() {
+        let (mut engine, rec) = engine();
+        engine.begin_unit();
+        engine
+            .pending
+            .push((0, argv("set a 1"), Target::Everywhere));
+        engine.propagate_publish(0, &argv("PUBLISH ch m"));
+        engine
+            .pending
+            .push((0, argv("set b 1"), Target::Everywhere));
+        engine.end_unit();
+        engine.begin_unit();
+        engine.propagate_publish(0, &argv("PUBLISH ch alone"));
+        engine.end_unit();
+        assert_eq!(
+            rec.commands(),
+            [
+                "SELECT 0",
+                "MULTI",
+                "set a 1",
+                "PUBLISH ch m",
+                "set b 1",
+                "EXEC",
+                "PUBLISH ch alone"
+            ]
+        );
+        assert_eq!(engine.repl_offset(), rec.len());
     }
 
     #[test]

@@ -773,3 +773,65 @@ fn min_replicas_to_write_refuses_writes_without_good_replicas() {
         "1"
     );
 }
+
+/// A PUBLISH inside MULTI reaches the replicas inside the transaction's MULTI … EXEC block,
+/// between the writes around it, as Redis 7.0 sends it: the stream `redis-cli --replica`
+/// shows is the same from keeper and from real Redis.
+#[test]
+fn a_publish_inside_multi_is_streamed_inside_the_block_as_redis_does() {
+    fn streamed_block(port: u16, dir: &Path) -> Vec<String> {
+        let out_path = dir.join("cli.out");
+        let out = std::fs::File::create(&out_path).unwrap();
+        let mut cli = Command::new("redis-cli")
+            .args(["-p", &port.to_string(), "--replica"])
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .unwrap();
+        let output = || std::fs::read_to_string(&out_path).unwrap_or_default();
+        wait_until(
+            "redis-cli to start logging",
+            Duration::from_secs(10),
+            || output().contains("Logging commands from master"),
+            output,
+        );
+        let mut c = Client::connect(port).unwrap();
+        c.cmd(&["MULTI"]);
+        c.cmd(&["SET", "a", "1"]);
+        c.cmd(&["PUBLISH", "ch", "m"]);
+        c.cmd(&["SET", "b", "2"]);
+        c.cmd(&["EXEC"]);
+        wait_until(
+            "the EXEC in redis-cli's output",
+            Duration::from_secs(10),
+            || output().contains("\"EXEC\""),
+            output,
+        );
+        let _ = cli.kill();
+        let _ = cli.wait();
+        output()
+            .lines()
+            .map(|l| l.split_once("} ").map_or(l, |(_, cmd)| cmd).to_owned())
+            .skip_while(|l| l != "\"MULTI\"")
+            .take_while(|l| l != "\"EXEC\"")
+            .filter(|l| l != "\"PING\"")
+            .collect()
+    }
+    let keeper_dir = tempfile::tempdir().unwrap();
+    let keeper = KeeperServer::start(keeper_dir.path(), &["--save", ""]);
+    let redis_dir = tempfile::tempdir().unwrap();
+    let redis = RedisServer::start(redis_dir.path(), "dump.rdb");
+    let from_keeper = streamed_block(keeper.port, keeper_dir.path());
+    let from_redis = streamed_block(redis.port(), redis_dir.path());
+    assert_eq!(
+        from_redis,
+        [
+            "\"MULTI\"",
+            "\"SET\",\"a\",\"1\"",
+            "\"PUBLISH\",\"ch\",\"m\"",
+            "\"SET\",\"b\",\"2\""
+        ],
+        "Redis's stream"
+    );
+    assert_eq!(from_keeper, from_redis);
+}

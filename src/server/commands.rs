@@ -1722,7 +1722,8 @@ fn publish(call: &mut Call<'_>) {
     // As Redis 7.0 outside cluster mode, a primary's PUBLISH reaches its replicas' clients
     // through the replication stream (not the AOF); a replica passes nothing on.
     if !call.state.engine.is_replica() {
-        call.state.engine.propagate_to_replicas(call.argv);
+        let db = call.client.db;
+        call.state.engine.propagate_publish(db, call.argv);
     }
     for message in &own {
         call.client.reply(message);
