@@ -291,6 +291,51 @@ fn keeper_replica_dropped_mid_disk_based_sync_from_keeper() {
     assert_eq!(temps, 0, "temp files left");
 }
 
+/// INFO's replica state through a disk-based full sync whose transfer is held by the proxy
+/// part way: `send_bulk` while the staged file goes out, `online` after, as Redis reports
+/// it (checked on a real Redis primary and on keeper).
+fn send_bulk_while_the_staged_file_goes_out(primary_kind: Kind) {
+    let pdir = tempfile::tempdir().unwrap();
+    let rdir = tempfile::tempdir().unwrap();
+    // About 20 MB uncompressed: more than the loopback socket buffers hold, so the sender
+    // is still writing the file while the proxy holds it.
+    let primary = Node::start(
+        primary_kind,
+        pdir.path(),
+        &["--repl-diskless-sync", "no", "--rdbcompression", "no"],
+    );
+    fill(primary.port(), "big:", 150_000, 120);
+    let replica = Node::start(Kind::Keeper, rdir.path(), &[]);
+    let proxy = Proxy::start(primary.port());
+    proxy.hold_after_downstream(Some(256 * 1024));
+    replica.replicaof(proxy.port());
+    let state = || {
+        primary.info("replication").get("slave0").and_then(|s| {
+            s.split(',')
+                .find_map(|f| f.strip_prefix("state="))
+                .map(str::to_owned)
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while state().as_deref() != Some("send_bulk") {
+        assert!(
+            Instant::now() < deadline,
+            "{primary_kind:?}: the state never became send_bulk (last {:?})",
+            state()
+        );
+        sleep(Duration::from_millis(20));
+    }
+    proxy.hold_after_downstream(None);
+    converged(&format!("{primary_kind:?} send_bulk"), &primary, &replica);
+    assert_eq!(state().as_deref(), Some("online"), "{primary_kind:?}");
+}
+
+#[test]
+fn a_disk_based_transfer_shows_send_bulk_as_redis_does() {
+    send_bulk_while_the_staged_file_goes_out(Kind::Redis);
+    send_bulk_while_the_staged_file_goes_out(Kind::Keeper);
+}
+
 // ---- b. wrong offset or expired backlog ----------------------------------------------------
 
 /// With a 16 kB backlog, the link paused while 200 kB are written, then cut: the replicas

@@ -477,6 +477,15 @@ pub(super) async fn serve_sync(
         }
         session.stream = feed;
         diskless = transfer.is_diskless();
+        if !diskless {
+            // The staged file is complete and goes out now: Redis's `send_bulk` (a diskless
+            // transfer stays `wait_bgsave` until it ends, as in Redis).
+            shared
+                .lock()
+                .primary
+                .lock()
+                .set_state(session.id, ReplicaState::SendBulk);
+        }
         let started = Instant::now();
         let sent = tokio::select! {
             sent = send_transfer(stream, transfer, &peer) => sent,

@@ -26,6 +26,9 @@ struct Controls {
     /// 0: no limit; else a connection is cut once this many bytes went downstream (from the
     /// upstream server to the client) on it.
     cut_after_downstream: AtomicU64,
+    /// 0: no limit; else a connection stops forwarding downstream once this many bytes went
+    /// down on it, until the limit is lifted (the connection stays open).
+    hold_after_downstream: AtomicU64,
     accepted: AtomicU64,
     cuts: AtomicU64,
     downstream_bytes: AtomicU64,
@@ -98,6 +101,14 @@ impl Proxy {
     pub fn cut_after_downstream(&self, bytes: Option<u64>) {
         self.controls
             .cut_after_downstream
+            .store(bytes.unwrap_or(0), Ordering::SeqCst);
+    }
+
+    /// Holds each connection's downstream once `bytes` went down on it (the server's
+    /// writes back up; nothing is lost); `None` lets them go on.
+    pub fn hold_after_downstream(&self, bytes: Option<u64>) {
+        self.controls
+            .hold_after_downstream
             .store(bytes.unwrap_or(0), Ordering::SeqCst);
     }
 
@@ -182,6 +193,11 @@ fn pump(
             thread::sleep(POLL);
             continue;
         }
+        let hold = controls.hold_after_downstream.load(Ordering::SeqCst);
+        if downstream && hold > 0 && forwarded >= hold {
+            thread::sleep(POLL);
+            continue;
+        }
         let limit = controls.cut_after_downstream.load(Ordering::SeqCst);
         let want = if downstream && limit > 0 {
             let left = limit.saturating_sub(forwarded);
@@ -192,6 +208,11 @@ fn pump(
             buf.len().min(usize::try_from(left).unwrap_or(usize::MAX))
         } else {
             buf.len()
+        };
+        let want = if downstream && hold > 0 {
+            want.min(usize::try_from(hold - forwarded).unwrap_or(usize::MAX))
+        } else {
+            want
         };
         match from.read(&mut buf[..want]) {
             Ok(0) => break,
