@@ -673,18 +673,17 @@ fn wait_role_and_info_as_redis() {
     assert_eq!(sync_counters(keeper.port), (0, 0, 0));
 }
 
-/// `redis-cli --replica` (which asks for an RDB without data, `REPLCONF rdb-filter-only ""`)
-/// prints the stream; a filtered sync needs `capa eof`, as in Redis.
-#[test]
-fn redis_cli_replica_shows_the_stream() {
-    let keeper_dir = tempfile::tempdir().unwrap();
-    let keeper = KeeperServer::start(keeper_dir.path(), &["--save", ""]);
-    write_steps(keeper.port, 7, 300);
-    let out_path = keeper_dir.path().join("cli.out");
-    // Progress lines go to stderr, commands to stdout: one file for both.
+/// `redis-cli --replica` against `port`, once it logs the stream; its output (progress on
+/// stderr, commands on stdout) goes to one file in `dir`. `context` adds to a failure report.
+fn redis_cli_replica(
+    port: u16,
+    dir: &Path,
+    context: &dyn Fn() -> String,
+) -> (std::process::Child, std::path::PathBuf) {
+    let out_path = dir.join("cli.out");
     let out = std::fs::File::create(&out_path).unwrap();
-    let mut cli = Command::new("redis-cli")
-        .args(["-p", &keeper.port.to_string(), "--replica"])
+    let cli = Command::new("redis-cli")
+        .args(["-p", &port.to_string(), "--replica"])
         .stdout(out.try_clone().unwrap())
         .stderr(out)
         .spawn()
@@ -694,8 +693,20 @@ fn redis_cli_replica_shows_the_stream() {
         "redis-cli to start logging",
         Duration::from_secs(10),
         || output().contains("Logging commands from master"),
-        || format!("{}\n{}", output(), keeper.log()),
+        || format!("{}\n{}", output(), context()),
     );
+    (cli, out_path)
+}
+
+/// `redis-cli --replica` (which asks for an RDB without data, `REPLCONF rdb-filter-only ""`)
+/// prints the stream; a filtered sync needs `capa eof`, as in Redis.
+#[test]
+fn redis_cli_replica_shows_the_stream() {
+    let keeper_dir = tempfile::tempdir().unwrap();
+    let keeper = KeeperServer::start(keeper_dir.path(), &["--save", ""]);
+    write_steps(keeper.port, 7, 300);
+    let (mut cli, out_path) = redis_cli_replica(keeper.port, keeper_dir.path(), &|| keeper.log());
+    let output = || std::fs::read_to_string(&out_path).unwrap_or_default();
     let mut c = keeper.client();
     c.cmd(&["SET", "seen", "1"]);
     c.cmd(&["SPOP", "set:1"]);
@@ -780,21 +791,8 @@ fn min_replicas_to_write_refuses_writes_without_good_replicas() {
 #[test]
 fn a_publish_inside_multi_is_streamed_inside_the_block_as_redis_does() {
     fn streamed_block(port: u16, dir: &Path) -> Vec<String> {
-        let out_path = dir.join("cli.out");
-        let out = std::fs::File::create(&out_path).unwrap();
-        let mut cli = Command::new("redis-cli")
-            .args(["-p", &port.to_string(), "--replica"])
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .spawn()
-            .unwrap();
+        let (mut cli, out_path) = redis_cli_replica(port, dir, &String::new);
         let output = || std::fs::read_to_string(&out_path).unwrap_or_default();
-        wait_until(
-            "redis-cli to start logging",
-            Duration::from_secs(10),
-            || output().contains("Logging commands from master"),
-            output,
-        );
         let mut c = Client::connect(port).unwrap();
         c.cmd(&["MULTI"]);
         c.cmd(&["SET", "a", "1"]);
