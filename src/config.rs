@@ -108,6 +108,12 @@ pub struct Config {
     pub replica_priority: u32,
     /// `replica-announced`: Sentinel lists this replica. Default: yes.
     pub replica_announced: bool,
+    /// `replica-announce-ip`: the address a replica gives its primary (`REPLCONF ip-address`)
+    /// instead of the one the primary sees, for NAT and containers. Default: empty (none).
+    pub replica_announce_ip: String,
+    /// `replica-announce-port`: the port a replica gives its primary (`REPLCONF
+    /// listening-port`) instead of its own. Default: 0 (its own).
+    pub replica_announce_port: u16,
     /// `proto-max-bulk-len`: largest request argument. Default: 512mb, at least 1mb.
     pub proto_max_bulk_len: u64,
     /// `repl-backlog-size`: bytes of the propagated stream a primary keeps for partial
@@ -309,6 +315,8 @@ impl Default for Config {
             replica_read_only: true,
             replica_priority: 100,
             replica_announced: true,
+            replica_announce_ip: String::new(),
+            replica_announce_port: 0,
             proto_max_bulk_len: crate::resp::DEFAULT_MAX_BULK_LEN,
             repl_backlog_size: crate::replication::backlog::DEFAULT_BACKLOG_SIZE,
             repl_backlog_ttl: 3600,
@@ -761,6 +769,24 @@ static OPTIONS: &[OptionDef] = &[
         |c| yes_no(c.replica_announced),
         |c, a| {
             c.replica_announced = boolean(one(a)?)?;
+            Ok(())
+        },
+    ),
+    opt(
+        "replica-announce-ip",
+        Mutable,
+        |c| c.replica_announce_ip.clone(),
+        |c, a| {
+            c.replica_announce_ip = one(a)?.to_string();
+            Ok(())
+        },
+    ),
+    opt(
+        "replica-announce-port",
+        Mutable,
+        |c| c.replica_announce_port.to_string(),
+        |c, a| {
+            c.replica_announce_port = int(one(a)?, 0, 65535)? as u16;
             Ok(())
         },
     ),

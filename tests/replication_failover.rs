@@ -651,3 +651,121 @@ fn a_wait_blocked_across_a_failover_is_unblocked_and_closed() {
     let replica = keeper_replica_of(&tmp.path().join("k2"), primary.port);
     check(primary.port, replica.port, "keeper");
 }
+
+/// `FAILOVER ABORT` while `failover-in-progress`: the old primary already follows the target
+/// but its handshake is stalled (the target's announced port is a paused proxy): ABORT makes
+/// it a primary again that takes writes, the target stays its replica. Checked on real Redis
+/// and on keeper; also checks `replica-announce-port` (the primary lists the proxy's port).
+#[test]
+fn failover_abort_while_in_progress_restores_the_primary() {
+    use support::client::Resp;
+    fn check(primary: u16, replica: u16, proxy: &support::proxy::Proxy, what: &str) {
+        let mut c = Client::connect(primary).unwrap();
+        writes(&mut c, 0);
+        wait_applied(what, replica, offset(primary));
+        let announced = proxy.port().to_string();
+        wait_until("the replica listed at its announced port", || {
+            info(primary, "replication")
+                .get("slave0")
+                .is_some_and(|s| s.contains(&format!("port={announced},")))
+        });
+        proxy.pause();
+        assert_eq!(
+            c.cmd(&["FAILOVER", "TO", "127.0.0.1", &announced]),
+            Resp::Simple("OK".into()),
+            "{what}"
+        );
+        wait_until("failover-in-progress", || {
+            failover_state(primary) == "failover-in-progress"
+        });
+        assert_eq!(
+            c.cmd(&["FAILOVER", "ABORT"]),
+            Resp::Simple("OK".into()),
+            "{what}"
+        );
+        wait_until("the abort", || {
+            let fields = info(primary, "replication");
+            fields["role"] == "master" && fields["master_failover_state"] == "no-failover"
+        });
+        proxy.resume();
+        assert_eq!(
+            c.cmd(&["SET", "after-abort", "1"]),
+            Resp::Simple("OK".into()),
+            "{what}"
+        );
+        wait_replica_of(what, replica, primary);
+        wait_applied(what, replica, offset(primary));
+        assert_eq!(dump(primary), dump(replica), "{what}");
+    }
+
+    /// Makes `replica` announce `proxy`'s port and follow `primary`.
+    fn follow_through_announced_port(replica: u16, primary: u16, proxy: &support::proxy::Proxy) {
+        let mut r = Client::connect(replica).unwrap();
+        let announced = proxy.port().to_string();
+        assert_eq!(
+            r.cmd(&["CONFIG", "SET", "replica-announce-port", &announced]),
+            Resp::Simple("OK".into())
+        );
+        let primary = primary.to_string();
+        assert_eq!(
+            r.cmd(&["REPLICAOF", "127.0.0.1", &primary]),
+            Resp::Simple("OK".into())
+        );
+    }
+
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = |name: &str| {
+        let dir = tmp.path().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    };
+    let primary = RedisServer::start_with(
+        &dir("redis-primary"),
+        "dump.rdb",
+        &["--repl-diskless-sync-delay", "0"],
+    );
+    let replica = RedisServer::start(&dir("redis-replica"), "dump.rdb");
+    let proxy = support::proxy::Proxy::start(replica.port());
+    follow_through_announced_port(replica.port(), primary.port(), &proxy);
+    check(primary.port(), replica.port(), &proxy, "real Redis");
+
+    let primary = KeeperServer::start(&dir("keeper-primary"), &["--save", ""]);
+    let replica = KeeperServer::start(&dir("keeper-replica"), &["--save", ""]);
+    let proxy = support::proxy::Proxy::start(replica.port);
+    follow_through_announced_port(replica.port, primary.port, &proxy);
+    check(primary.port, replica.port, &proxy, "keeper");
+}
+
+/// `replica-announce-ip`: a keeper replica gives its address with `REPLCONF ip-address`, and
+/// a real Redis primary lists it (and its announced port) instead of what it sees.
+#[test]
+fn a_keeper_replica_announces_its_address_to_a_real_redis_primary() {
+    use support::client::Resp;
+    let tmp = tempfile::tempdir().unwrap();
+    let redis_dir = tmp.path().join("redis");
+    let keeper_dir = tmp.path().join("keeper");
+    std::fs::create_dir_all(&redis_dir).unwrap();
+    std::fs::create_dir_all(&keeper_dir).unwrap();
+    let redis = RedisServer::start(&redis_dir, "dump.rdb");
+    let keeper = KeeperServer::start(&keeper_dir, &["--save", ""]);
+    let mut k = keeper.client();
+    for (option, value) in [
+        ("replica-announce-ip", "replica.example"),
+        ("replica-announce-port", "7777"),
+    ] {
+        assert_eq!(
+            k.cmd(&["CONFIG", "SET", option, value]),
+            Resp::Simple("OK".into())
+        );
+        assert_eq!(
+            k.cmd(&["CONFIG", "GET", option]),
+            Resp::Array(vec![Resp::bulk(option), Resp::bulk(value)])
+        );
+    }
+    k.cmd(&["REPLICAOF", "127.0.0.1", &redis.port().to_string()]);
+    wait_until("Redis to list the announced address", || {
+        info(redis.port(), "replication")
+            .get("slave0")
+            .is_some_and(|s| s.starts_with("ip=replica.example,port=7777,"))
+    });
+}

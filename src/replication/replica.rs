@@ -180,8 +180,10 @@ pub trait ReplicaNode: Send + Sync + 'static {
 pub struct LinkOptions {
     pub host: String,
     pub port: u16,
-    /// This node's port, announced with `REPLCONF listening-port`.
+    /// This node's port (or `replica-announce-port`), sent with `REPLCONF listening-port`.
     pub listening_port: u16,
+    /// `replica-announce-ip`, sent with `REPLCONF ip-address` when set.
+    pub announce_ip: Option<String>,
     /// Databases of a freshly loaded keyspace.
     pub databases: usize,
     /// The node's own position is worth asking a partial resync from (see the module docs);
@@ -380,7 +382,8 @@ async fn session_inner<N: ReplicaNode>(
     stream(peer, options, node, status, offset, link_db).await
 }
 
-/// `PING`, then `AUTH`, `REPLCONF listening-port` and `REPLCONF capa` pipelined.
+/// `PING`, then `AUTH`, `REPLCONF listening-port`, `REPLCONF ip-address` (with
+/// `replica-announce-ip`) and `REPLCONF capa` pipelined, in Redis's order.
 async fn handshake(peer: &mut Peer, options: &LinkOptions, auth: Option<&Auth>) -> Result<()> {
     let reply = peer.call(&[&b"PING"[..]], "PING").await?;
     // A primary that wants AUTH first answers PING with an error Redis's replica accepts.
@@ -403,6 +406,9 @@ async fn handshake(peer: &mut Peer, options: &LinkOptions, auth: Option<&Auth>) 
         &mut out,
         &[&b"REPLCONF"[..], b"listening-port", port.as_bytes()],
     );
+    if let Some(ip) = &options.announce_ip {
+        crate::resp::write_command(&mut out, &[&b"REPLCONF"[..], b"ip-address", ip.as_bytes()]);
+    }
     crate::resp::write_command(
         &mut out,
         &[&b"REPLCONF"[..], b"capa", b"eof", b"capa", b"psync2"],
@@ -414,7 +420,12 @@ async fn handshake(peer: &mut Peer, options: &LinkOptions, auth: Option<&Auth>) 
             return Err(peer.error(format!("Unable to AUTH to MASTER: {}", quote(&reply))));
         }
     }
-    for what in ["listening-port", "capa"] {
+    let replies: &[&str] = if options.announce_ip.is_some() {
+        &["listening-port", "ip-address", "capa"]
+    } else {
+        &["listening-port", "capa"]
+    };
+    for what in replies {
         let reply = peer
             .read_line(&format!("the reply to REPLCONF {what}"))
             .await?;

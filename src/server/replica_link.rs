@@ -192,10 +192,15 @@ pub(crate) fn become_replica(
     state
         .engine
         .update_config(|c| c.replicaof = Some((host.clone(), port)));
+    let config = state.engine.config();
     let options = LinkOptions {
         host: host.clone(),
         port,
-        listening_port: shared.port,
+        listening_port: match config.replica_announce_port {
+            0 => shared.port,
+            announced => announced,
+        },
+        announce_ip: Some(config.replica_announce_ip.clone()).filter(|ip| !ip.is_empty()),
         databases: state.engine.store().databases(),
         known_position,
         stream_db,
