@@ -556,8 +556,7 @@ impl SortedSet {
 
     /// Adds `member` or changes its score; returns the previous score.
     pub fn insert(&mut self, member: Bytes, score: f64) -> Option<f64> {
-        // -0.0 and 0.0 are one score to Redis.
-        let score = if score == 0.0 { 0.0 } else { score };
+        let score = canonical_score(score);
         match &mut self.repr {
             ZsetRepr::Small(pairs) => {
                 let old = pairs.iter().position(|(_, m)| *m == member).map(|at| {
@@ -660,6 +659,11 @@ impl SortedSet {
     }
 }
 
+/// -0.0 and 0.0 are one score to Redis: stored as 0.0.
+fn canonical_score(score: f64) -> f64 {
+    if score == 0.0 { 0.0 } else { score }
+}
+
 /// The `(score, member)` pairs of a [`SortedSet::range`].
 pub enum ZsetRange<'a> {
     Small(std::slice::Iter<'a, (Score, Bytes)>),
@@ -724,8 +728,7 @@ impl Value {
             model::Value::SortedSet(pairs) if pairs.len() <= SMALL_ZSET_MAX => {
                 let mut pairs: Vec<(Score, Bytes)> = pairs
                     .into_iter()
-                    // -0.0 and 0.0 are one score to Redis.
-                    .map(|(member, score)| (Score(if score == 0.0 { 0.0 } else { score }), member))
+                    .map(|(member, score)| (Score(canonical_score(score)), member))
                     .collect();
                 pairs.sort_unstable();
                 Value::SortedSet(SortedSet {
