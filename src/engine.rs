@@ -18,7 +18,7 @@
 //!
 //! RDB persistence is [`crate::snapshot`]'s: [`Persistence`] holds its bookkeeping
 //! ([`PersistenceState`]: changes since the last save, save points, MISCONF, `INFO
-//! persistence`) and the running [`BackgroundSave`], which writes `store.snapshot()` (O(1),
+//! persistence`) and the running [`BackgroundSave`], which writes `store.one_pass_snapshot()` (O(1),
 //! point in time) on its own thread while commands go on; [`Engine::cron`] collects it and
 //! starts the saves that save points ask for. Every file goes through the engine's
 //! [`Storage`].
@@ -606,7 +606,7 @@ impl Engine {
             match Aof::enable(
                 storage,
                 &self.config,
-                self.store.snapshot(),
+                self.store.one_pass_snapshot(),
                 &self.replid,
                 self.repl_offset,
             ) {
@@ -772,7 +772,7 @@ impl Engine {
     /// beside a `BGSAVE`). Returns the status reply's text.
     pub fn bgrewriteaof(&mut self) -> std::result::Result<&'static str, String> {
         let offset = self.repl_offset;
-        let snapshot = self.store.snapshot();
+        let snapshot = self.store.one_pass_snapshot();
         let Some(aof) = &mut self.aof else {
             return Err(
                 "ERR Background append only file rewriting needs appendonly yes in \
@@ -804,7 +804,7 @@ impl Engine {
         aof.observe_free_space();
         if let Some(trigger) = aof.rewrite_due(Instant::now())
             && aof
-                .start_rewrite(self.store.snapshot(), offset, trigger)
+                .start_rewrite(self.store.one_pass_snapshot(), offset, trigger)
                 .is_ok()
         {
             self.propagated_db = None;
@@ -824,7 +824,7 @@ impl Engine {
                 match Aof::enable(
                     storage,
                     &self.config,
-                    self.store.snapshot(),
+                    self.store.one_pass_snapshot(),
                     &self.replid,
                     self.repl_offset,
                 ) {
@@ -937,7 +937,7 @@ impl Engine {
         let started = BackgroundSave::start(
             Arc::clone(&self.persistence.storage),
             self.config.rdb_path(),
-            self.store.snapshot(),
+            self.store.one_pass_snapshot(),
             self.save_options(),
         );
         match started {

@@ -79,7 +79,7 @@ pub(crate) async fn backup_now(
         let engine = &state.engine;
         (
             engine.config().backup_target.clone(),
-            engine.store().snapshot(),
+            engine.store().one_pass_snapshot(),
             engine.replid().to_string(),
             engine.repl_offset(),
         )

@@ -315,7 +315,7 @@ fn start_sync(call: &mut Call<'_>, psync: Option<(String, i64)>) {
             ));
             tracing::info!("Starting BGSAVE for SYNC with target: disk");
             let rdb = start_staged(
-                Box::new(engine.store().snapshot()),
+                Box::new(engine.store().one_pass_snapshot()),
                 sync_options(engine),
                 std::sync::Arc::clone(engine.persistence().storage()),
                 path,
@@ -386,9 +386,9 @@ fn start_due_sync(engine: &mut Engine, primary: &PrimaryHandle) -> Option<Instan
     let replid = engine.replid().to_owned();
     let offset = engine.repl_offset();
     let snapshot = if filtered {
-        crate::store::Store::new(engine.store().databases()).snapshot()
+        crate::store::Store::new(engine.store().databases()).one_pass_snapshot()
     } else {
-        engine.store().snapshot()
+        engine.store().one_pass_snapshot()
     };
     tracing::info!("Starting BGSAVE for SYNC with target: replicas sockets");
     tracing::info!(

@@ -1,9 +1,12 @@
 //! The reference keyspace: 16 databases of keys with values and expiry, and O(1) snapshots.
 //!
-//! Every database is a persistent ordered map (`imbl::OrdMap`) keyed by `(hash, key)`.
-//! [`Store::snapshot`] clones the maps in O(1); later writes copy only the tree nodes on their
-//! path that the snapshot still shares, so a snapshot is an immutable view of one point of the
-//! write stream while writes go on. Ordering by a seeded hash gives what Redis users expect
+//! Every database is a persistent ordered map (`imbl::OrdMap`) keyed by `(hash, key)`, cut
+//! into [`SHARDS`] maps by the top bits of the hash (so shard order is key order).
+//! [`Store::snapshot`] clones the maps in O(1) (of the keyspace's size); later writes copy only
+//! the tree nodes on their path that the snapshot still shares, so a snapshot is an immutable
+//! view of one point of the write stream while writes go on. A snapshot that is written once
+//! ([`Store::one_pass_snapshot`]) lets go of each shard as soon as it is written: writes to
+//! the shards behind it copy nothing any more, and what they replaced is freed. Ordering by a seeded hash gives what Redis users expect
 //! from a hash table — `SCAN` with a numeric cursor that returns every key present for the
 //! whole iteration, and cheap `RANDOMKEY` — on a tree that can be shared.
 //!
@@ -110,23 +113,72 @@ pub struct Item {
     pub expire_at_ms: Option<i64>,
 }
 
+/// log2 of [`SHARDS`].
+const SHARD_BITS: u32 = 6;
+/// Number of maps a database is cut into, by the top bits of the slot hash. Why: a snapshot
+/// being written can release what it has written shard by shard ([`OnePassSnapshot`]), so a
+/// `BGSAVE` under writes holds on average a quarter of the copies a whole-keyspace snapshot
+/// held to its end. 64 shards make that release fine-grained enough (a shard is 1/64 of the
+/// keys) while costing an empty database nothing (an empty `OrdMap` allocates nothing) and a
+/// snapshot 64 reference counts per database.
+pub const SHARDS: usize = 1 << SHARD_BITS;
+
+/// One shard of a database: a part of its slots, in order.
+type Shard = OrdMap<Slot, Arc<Item>>;
+
+/// The shard of a slot hash: its top bits, so shard order is slot order.
+fn shard_of(hash: u64) -> usize {
+    (hash >> (u64::BITS - SHARD_BITS)) as usize
+}
+
 /// One database.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Db {
-    map: OrdMap<Slot, Arc<Item>>,
+    /// The keys, [`SHARDS`] maps of consecutive slot ranges.
+    shards: Vec<Shard>,
     /// Keys with a TTL, ordered by expiry time: the active expiry cycle pops from the front.
     expires: OrdSet<(i64, Slot)>,
+}
+
+impl Default for Db {
+    fn default() -> Self {
+        Db {
+            shards: vec![Shard::new(); SHARDS],
+            expires: OrdSet::new(),
+        }
+    }
 }
 
 impl Db {
     /// Number of keys (including expired keys not yet removed).
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.shards.iter().map(OrdMap::len).sum()
     }
 
     /// True when the database holds no key.
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.shards.iter().all(OrdMap::is_empty)
+    }
+
+    fn shard(&self, hash: u64) -> &Shard {
+        &self.shards[shard_of(hash)]
+    }
+
+    fn shard_mut(&mut self, hash: u64) -> &mut Shard {
+        &mut self.shards[shard_of(hash)]
+    }
+
+    /// Every entry, in slot order.
+    fn iter_slots(&self) -> impl Iterator<Item = (&Slot, &Arc<Item>)> {
+        self.shards.iter().flat_map(OrdMap::iter)
+    }
+
+    /// Every entry from slot `start` on, in slot order.
+    fn range_from(&self, start: Slot) -> impl Iterator<Item = (&Slot, &Arc<Item>)> {
+        let first = shard_of(start.hash);
+        self.shards[first]
+            .range(start..)
+            .chain(self.shards[first + 1..].iter().flat_map(OrdMap::iter))
     }
 
     /// Number of keys with a TTL.
@@ -136,7 +188,7 @@ impl Db {
 
     /// Every key with its item, in slot order.
     pub fn iter(&self) -> impl Iterator<Item = (&Bytes, &Arc<Item>)> {
-        self.map.iter().map(|(slot, item)| (&slot.key, item))
+        self.iter_slots().map(|(slot, item)| (&slot.key, item))
     }
 }
 
@@ -215,6 +267,26 @@ impl Store {
         }
     }
 
+    /// O(1) point-in-time view of every database, to be written once (a `BGSAVE`, an AOF
+    /// rewrite, a full sync, a backup): see [`OnePassSnapshot`].
+    pub fn one_pass_snapshot(&self) -> OnePassSnapshot {
+        OnePassSnapshot {
+            dbs: self
+                .dbs
+                .iter()
+                .map(|db| OnePassDb {
+                    keys: db.len() as u64,
+                    expires: db.expires_len() as u64,
+                    shards: db
+                        .shards
+                        .iter()
+                        .map(|shard| std::sync::Mutex::new(Some(shard.clone())))
+                        .collect(),
+                })
+                .collect(),
+        }
+    }
+
     fn slot_hash(&self, key: &[u8]) -> u64 {
         // Never 0: a SCAN cursor of 0 means "start" and "done".
         self.hasher.hash_one(key) | 1
@@ -226,7 +298,7 @@ impl Store {
         let hash = self.slot_hash(key);
         let hide = self.hides_expired();
         self.dbs[db]
-            .map
+            .shard(hash)
             .get(&(hash, key) as &dyn SlotKey)
             .map(|item| &**item)
             .filter(|item| !(hide && item.expire_at_ms.is_some_and(|at| at <= now_ms)))
@@ -239,7 +311,7 @@ impl Store {
         let hash = self.slot_hash(key);
         let hide = self.hides_expired();
         self.dbs[db]
-            .map
+            .shard_mut(hash)
             .get_mut(&(hash, key) as &dyn SlotKey)
             .filter(|item| !(hide && item.expire_at_ms.is_some_and(|at| at <= now_ms)))
             .map(Arc::make_mut)
@@ -291,11 +363,11 @@ impl Store {
             // No key of this database has a TTL, nor will this one: nothing to index. (The
             // slot moves into the map; a clone would turn the key's `Bytes` into a shared one,
             // an allocation per key.)
-            database.map.insert(slot, item);
+            database.shard_mut(slot.hash).insert(slot, item);
             return;
         }
         let indexed = slot.clone();
-        let previous = database.map.insert(slot, item);
+        let previous = database.shard_mut(indexed.hash).insert(slot, item);
         // The previous TTL leaves the expiry index, the new one enters it.
         if let Some(at) = previous.and_then(|old| old.expire_at_ms)
             && Some(at) != expire_at_ms
@@ -321,7 +393,9 @@ impl Store {
     pub fn remove(&mut self, db: usize, key: &[u8]) -> Option<Item> {
         let hash = self.slot_hash(key);
         let database = &mut self.dbs[db];
-        let (slot, item) = database.map.remove_with_key(&(hash, key) as &dyn SlotKey)?;
+        let (slot, item) = database
+            .shard_mut(hash)
+            .remove_with_key(&(hash, key) as &dyn SlotKey)?;
         if let Some(at) = item.expire_at_ms {
             database.expires.remove(&(at, slot));
         }
@@ -339,7 +413,10 @@ impl Store {
         self.expire_if_due(db, key, now_ms);
         let hash = self.slot_hash(key);
         let database = &mut self.dbs[db];
-        let Some((slot, item)) = database.map.get_key_value(&(hash, key) as &dyn SlotKey) else {
+        let Some((slot, item)) = database
+            .shard(hash)
+            .get_key_value(&(hash, key) as &dyn SlotKey)
+        else {
             return false;
         };
         let slot = slot.clone();
@@ -353,7 +430,7 @@ impl Store {
         if let Some(at) = expire_at_ms {
             database.expires.insert((at, slot.clone()));
         }
-        if let Some(item) = database.map.get_mut(&slot) {
+        if let Some(item) = database.shard_mut(hash).get_mut(&slot) {
             Arc::make_mut(item).expire_at_ms = expire_at_ms;
         }
         true
@@ -367,7 +444,7 @@ impl Store {
         }
         let hash = self.slot_hash(key);
         let due = self.dbs[db]
-            .map
+            .shard(hash)
             .get(&(hash, key) as &dyn SlotKey)
             .and_then(|item| item.expire_at_ms)
             .is_some_and(|at| at <= now_ms);
@@ -411,7 +488,7 @@ impl Store {
             key: Bytes::new(),
         };
         let mut last_hash = None;
-        for (slot, item) in self.dbs[db].map.range(start..) {
+        for (slot, item) in self.dbs[db].range_from(start) {
             if keys.len() >= count.max(1) && last_hash != Some(slot.hash) {
                 return ScanPage {
                     keys,
@@ -438,10 +515,9 @@ impl Store {
             };
             let database = &self.dbs[db];
             let found = database
-                .map
-                .range(probe..)
+                .range_from(probe)
                 .next()
-                .or_else(|| database.map.iter().next())
+                .or_else(|| database.iter_slots().next())
                 .map(|(slot, item)| (slot.key.clone(), item.expire_at_ms));
             let (key, expire_at_ms) = found?;
             if expire_at_ms.is_none_or(|at| at > now_ms) {
@@ -578,7 +654,7 @@ impl BulkLoad<'_> {
             let total: usize = buckets.iter().map(Vec::len).sum();
             let parallel = total >= self.parallel_sort_from;
             let database = &mut self.store.dbs[db];
-            if database.map.is_empty() {
+            if database.is_empty() {
                 let mut expiring: Vec<(i64, Slot)> = Vec::new();
                 for_each_sorted(buckets, parallel, |entries| {
                     expiring.extend(
@@ -587,7 +663,7 @@ impl BulkLoad<'_> {
                             .filter_map(|(slot, item)| Some((item.expire_at_ms?, slot.clone()))),
                     );
                     insert_interleaved(entries, |(slot, item)| {
-                        database.map.insert(slot, item);
+                        database.shard_mut(slot.hash).insert(slot, item);
                     });
                 });
                 expiring.sort_unstable();
@@ -732,19 +808,7 @@ impl crate::dataset::DatasetSnapshot for StoreSnapshot {
         db: usize,
         visit: &mut dyn FnMut(Entry) -> crate::Result<()>,
     ) -> crate::Result<()> {
-        self.for_each_entry_ref(db, &mut |entry| {
-            // Copies, not clones: cloning a `Bytes` the store built from a `Vec` turns it into
-            // a shared one, allocating a header that then stays with the key for good (measured:
-            // a BGSAVE of 5M string keys grew the process by ~320 MB that way). A copy of a
-            // key or a string is freed as soon as it is written.
-            let value = match entry.value {
-                ValueRef::String(s) => crate::model::Value::String(own(s)),
-                ValueRef::Owned(value) => value,
-            };
-            let mut owned = Entry::new(db as u32, own(entry.key), value);
-            owned.expire_at_ms = entry.expire_at_ms;
-            visit(owned)
-        })
+        self.for_each_entry_ref(db, &mut |entry| visit(owned_entry(db, entry)))
     }
 
     fn for_each_entry_ref(
@@ -755,43 +819,138 @@ impl crate::dataset::DatasetSnapshot for StoreSnapshot {
         let Some(database) = self.dbs.get(db) else {
             return Ok(());
         };
-        // The walk is bound by memory latency (each entry's key, item and string live in
-        // their own allocations, a cache miss each), so entries are pulled `AHEAD` steps
-        // early: the item and the key bytes are prefetched when an entry is pulled, the
-        // string's bytes (read through the then-cached item) halfway to its turn.
-        const AHEAD: usize = 8;
-        let mut iter = database.iter();
-        let mut pending: std::collections::VecDeque<(&Bytes, &Arc<Item>)> =
-            std::collections::VecDeque::with_capacity(AHEAD);
-        loop {
-            while pending.len() < AHEAD {
-                let Some((key, item)) = iter.next() else {
-                    break;
-                };
-                crate::os::prefetch(Arc::as_ptr(item));
-                crate::os::prefetch(key.as_ptr());
-                pending.push_back((key, item));
-            }
-            if let Some((_, item)) = pending.get(AHEAD / 2)
-                && let Value::String(s) = &item.value
-            {
-                crate::os::prefetch(s.as_ptr());
-            }
-            let Some((key, item)) = pending.pop_front() else {
+        database
+            .shards
+            .iter()
+            .try_for_each(|shard| walk_shard(shard, visit))
+    }
+}
+
+/// Hands every entry of `shard` to `visit`, in slot order, keys and strings borrowed.
+fn walk_shard(
+    shard: &Shard,
+    visit: &mut dyn FnMut(EntryRef<'_>) -> crate::Result<()>,
+) -> crate::Result<()> {
+    // The walk is bound by memory latency (each entry's key, item and string live in their own
+    // allocations, a cache miss each), so entries are pulled `AHEAD` steps early: the item and
+    // the key bytes are prefetched when an entry is pulled, the string's bytes (read through
+    // the then-cached item) halfway to its turn.
+    const AHEAD: usize = 8;
+    let mut iter = shard.iter();
+    let mut pending: std::collections::VecDeque<(&Slot, &Arc<Item>)> =
+        std::collections::VecDeque::with_capacity(AHEAD);
+    loop {
+        while pending.len() < AHEAD {
+            let Some((slot, item)) = iter.next() else {
                 break;
             };
-            // Borrowed: the snapshot keeps every key and string alive while it is iterated.
-            let value = match &item.value {
-                Value::String(s) => ValueRef::String(s),
-                other => ValueRef::Owned(other.to_model()),
+            crate::os::prefetch(Arc::as_ptr(item));
+            crate::os::prefetch(slot.key.as_ptr());
+            pending.push_back((slot, item));
+        }
+        if let Some((_, item)) = pending.get(AHEAD / 2)
+            && let Value::String(s) = &item.value
+        {
+            crate::os::prefetch(s.as_ptr());
+        }
+        let Some((slot, item)) = pending.pop_front() else {
+            break;
+        };
+        // Borrowed: the shard keeps every key and string alive while it is walked.
+        let value = match &item.value {
+            Value::String(s) => ValueRef::String(s),
+            other => ValueRef::Owned(other.to_model()),
+        };
+        visit(EntryRef {
+            key: &slot.key,
+            value,
+            expire_at_ms: item.expire_at_ms,
+            lru_idle_secs: None,
+            lfu_freq: None,
+        })?;
+    }
+    Ok(())
+}
+
+/// An entry lent by [`walk_shard`], copied into an owned [`Entry`].
+fn owned_entry(db: usize, entry: EntryRef<'_>) -> Entry {
+    // Copies, not clones: cloning a `Bytes` the store built from a `Vec` turns it into a shared
+    // one, allocating a header that then stays with the key for good (measured: a BGSAVE of
+    // 5M string keys grew the process by ~320 MB that way). A copy of a key or a string is
+    // freed as soon as it is written.
+    let value = match entry.value {
+        ValueRef::String(s) => crate::model::Value::String(own(s)),
+        ValueRef::Owned(value) => value,
+    };
+    let mut owned = Entry::new(db as u32, own(entry.key), value);
+    owned.expire_at_ms = entry.expire_at_ms;
+    owned
+}
+
+/// A point-in-time view of a [`Store`] that is written once ([`Store::one_pass_snapshot`]):
+/// each database can be walked once, and the walk lets go of each shard as soon as it has
+/// handed out its entries.
+///
+/// Why: a snapshot keeps alive every tree node and value that writes replace after it was
+/// taken, which is what a `BGSAVE` under writes costs in memory (Redis's is the pages its
+/// parent copies after the fork). Held whole to the end, that grows with every write of the
+/// save; released shard by shard, the writes to shards already written copy nothing and what
+/// the earlier writes copied there is freed, so the cost peaks mid-save at about a quarter of
+/// what it would reach (for writes spread over the keyspace).
+///
+/// A second walk of a database is an error (its shards are gone), never a silently empty
+/// database.
+pub struct OnePassSnapshot {
+    dbs: Vec<OnePassDb>,
+}
+
+struct OnePassDb {
+    /// Size hints, taken with the snapshot.
+    keys: u64,
+    expires: u64,
+    /// `None` once walked. A `Mutex` only so the view can be shared (`Sync`); one thread
+    /// walks a database.
+    shards: Vec<std::sync::Mutex<Option<Shard>>>,
+}
+
+impl crate::dataset::DatasetSnapshot for OnePassSnapshot {
+    fn databases(&self) -> usize {
+        self.dbs.len()
+    }
+
+    fn db_size(&self, db: usize) -> (u64, u64) {
+        self.dbs.get(db).map_or((0, 0), |d| (d.keys, d.expires))
+    }
+
+    fn for_each_entry(
+        &self,
+        db: usize,
+        visit: &mut dyn FnMut(Entry) -> crate::Result<()>,
+    ) -> crate::Result<()> {
+        self.for_each_entry_ref(db, &mut |entry| visit(owned_entry(db, entry)))
+    }
+
+    fn for_each_entry_ref(
+        &self,
+        db: usize,
+        visit: &mut dyn FnMut(EntryRef<'_>) -> crate::Result<()>,
+    ) -> crate::Result<()> {
+        let Some(database) = self.dbs.get(db) else {
+            return Ok(());
+        };
+        for shard in &database.shards {
+            let taken = shard
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take();
+            let Some(shard) = taken else {
+                return Err(crate::Error::InvalidArgument(format!(
+                    "database {db} of a one-pass snapshot was already walked"
+                )));
             };
-            visit(EntryRef {
-                key,
-                value,
-                expire_at_ms: item.expire_at_ms,
-                lru_idle_secs: None,
-                lfu_freq: None,
-            })?;
+            walk_shard(&shard, visit)?;
+            // `shard` drops here: the nodes and values only this snapshot still held are
+            // freed, and the live keyspace owns the rest alone again.
         }
         Ok(())
     }

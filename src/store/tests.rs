@@ -19,6 +19,110 @@ fn snapshot_is_a_point_in_time_view() {
 }
 
 #[test]
+fn shards_together_keep_every_key_in_slot_order() {
+    let mut store = Store::new(1);
+    for i in 0..2000 {
+        store.insert(0, own(format!("key:{i}").as_bytes()), s("v"), None);
+    }
+    let db = store.db(0);
+    assert!(
+        db.shards.iter().filter(|shard| !shard.is_empty()).count() > SHARDS / 2,
+        "keys spread over the shards"
+    );
+    let slots: Vec<&Slot> = db.iter_slots().map(|(slot, _)| slot).collect();
+    assert_eq!(slots.len(), 2000);
+    assert!(slots.windows(2).all(|pair| pair[0] < pair[1]));
+    // A range from any slot is the tail of that order.
+    let middle = slots[1234].clone();
+    let tail: Vec<&Slot> = db.range_from(middle).map(|(slot, _)| slot).collect();
+    assert_eq!(tail, slots[1234..]);
+}
+
+/// The contents of database `db` of a snapshot, as `(key, string value)`, in walk order.
+fn walked(snapshot: &dyn crate::dataset::DatasetSnapshot, db: usize) -> Vec<(Bytes, Bytes)> {
+    let mut seen = Vec::new();
+    snapshot
+        .for_each_entry_ref(db, &mut |entry| {
+            let ValueRef::String(value) = entry.value else {
+                panic!("only strings here");
+            };
+            seen.push((own(entry.key), own(value)));
+            Ok(())
+        })
+        .unwrap();
+    seen
+}
+
+#[test]
+fn a_one_pass_snapshot_holds_the_moment_it_was_taken_while_writes_go_on() {
+    let mut store = Store::new(2);
+    for i in 0..3000 {
+        store.insert(1, own(format!("key:{i}").as_bytes()), s("old"), None);
+    }
+    let expected = walked(&store.snapshot(), 1);
+    let snapshot = store.one_pass_snapshot();
+    assert_eq!(
+        crate::dataset::DatasetSnapshot::db_size(&snapshot, 1),
+        (3000, 0)
+    );
+    // Every key is overwritten (and one removed, one added) after the walk has begun, so
+    // some land in shards already released and some in shards still held.
+    let mut seen = Vec::new();
+    let mut wrote = false;
+    crate::dataset::DatasetSnapshot::for_each_entry_ref(&snapshot, 1, &mut |entry| {
+        if !wrote {
+            for i in 0..3000 {
+                store.insert(1, own(format!("key:{i}").as_bytes()), s("new"), None);
+            }
+            store.remove(1, b"key:7");
+            store.insert(1, own(b"added"), s("new"), None);
+            wrote = true;
+        }
+        let ValueRef::String(value) = entry.value else {
+            panic!("only strings here");
+        };
+        seen.push((own(entry.key), own(value)));
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(seen, expected);
+    assert!(walked(&store.snapshot(), 1).iter().all(|(_, v)| v == "new"));
+    // Its shards are gone: walking again is an error, not an empty database.
+    let again = crate::dataset::DatasetSnapshot::for_each_entry_ref(&snapshot, 1, &mut |_| Ok(()));
+    assert!(again.is_err());
+}
+
+#[test]
+fn a_walked_shard_is_released_and_writes_to_it_copy_nothing() {
+    let mut store = Store::new(1);
+    for i in 0..500 {
+        store.insert(0, own(format!("key:{i}").as_bytes()), s("v"), None);
+    }
+    let item_of = |store: &Store, key: &[u8]| -> *const Item {
+        let hash = store.slot_hash(key);
+        Arc::as_ptr(
+            store
+                .db(0)
+                .shard(hash)
+                .get(&(hash, key) as &dyn SlotKey)
+                .unwrap(),
+        )
+    };
+    // A whole-store snapshot held: the first write copies the shared item.
+    let held = store.snapshot();
+    let before = item_of(&store, b"key:1");
+    store.get_mut(0, b"key:1", 0).unwrap().value = s("changed");
+    assert_ne!(item_of(&store, b"key:1"), before, "copied for the snapshot");
+    drop(held);
+    // A one-pass snapshot that has walked the database shares nothing any more.
+    let snapshot = store.one_pass_snapshot();
+    let before = item_of(&store, b"key:2");
+    assert_eq!(walked(&snapshot, 0).len(), 500);
+    store.get_mut(0, b"key:2", 0).unwrap().value = s("changed");
+    assert_eq!(item_of(&store, b"key:2"), before, "written in place");
+}
+
+#[test]
 fn lazy_and_active_expiry_record_removals() {
     let mut store = Store::new(2);
     store.insert(0, own(b"lazy"), s("x"), Some(100));
