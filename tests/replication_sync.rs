@@ -299,6 +299,81 @@ async fn from_keeper_in_both_forms() {
     assert_eq!(data_files(dir.path()), files_before);
 }
 
+/// `keeper backup create --from` asks for an RDB without LZF (`REPLCONF
+/// keeper-rdb-compression 0`): a keeper node sends its strings plain in both forms, the RDB
+/// holds the same data; real Redis refuses the option and sends its usual RDB.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_client_gets_an_rdb_without_lzf() {
+    let add_compressible = |port: u16| {
+        let mut c = Client::connect(port).unwrap();
+        for i in 0..20 {
+            let value = "a".repeat(5_000);
+            assert_eq!(
+                c.cmd(&["SET", &format!("rep:{i}"), &value]),
+                Resp::Simple("OK".into())
+            );
+        }
+    };
+    let plain = FetchOptions {
+        uncompressed: true,
+        ..FetchOptions::default()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let keeper = KeeperServer::start(dir.path(), &[]);
+    populate(keeper.port);
+    add_compressible(keeper.port);
+    let source = canonical(&dump_port(keeper.port));
+    for capa_eof in [true, false] {
+        let (_, lzf) = fetch(
+            keeper.port,
+            &FetchOptions {
+                capa_eof,
+                ..FetchOptions::default()
+            },
+        )
+        .await
+        .unwrap();
+        let (_, uncompressed) = fetch(
+            keeper.port,
+            &FetchOptions {
+                capa_eof,
+                ..plain.clone()
+            },
+        )
+        .await
+        .unwrap();
+        assert!(
+            uncompressed.len() > lzf.len() + 20 * 4_900,
+            "capa eof {capa_eof}: {} bytes with LZF, {} without",
+            lzf.len(),
+            uncompressed.len()
+        );
+        check_rdb(&uncompressed);
+        assert_same_data(
+            &format!("keeper (capa eof {capa_eof}, no LZF) → fetch → redis"),
+            &source,
+            &uncompressed,
+        );
+    }
+
+    let redis_dir = tempfile::tempdir().unwrap();
+    let redis = RedisServer::start_with(redis_dir.path(), "dump.rdb", &[]);
+    populate(redis.port());
+    add_compressible(redis.port());
+    let source = canonical(&dump_port(redis.port()));
+    let (_, from_redis) = fetch(redis.port(), &plain).await.unwrap();
+    let (_, usual) = fetch(redis.port(), &FetchOptions::default()).await.unwrap();
+    assert!(
+        from_redis.len() < usual.len() + 1_000,
+        "Redis compresses as configured"
+    );
+    assert_same_data(
+        "redis (asked for no LZF) → fetch → redis",
+        &source,
+        &from_redis,
+    );
+}
+
 /// The data folder's entries (logs aside).
 fn data_files(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)

@@ -340,6 +340,8 @@ async fn from_node(
     use keeper::replication::sync::{Auth, FetchOptions, RdbFetch};
     let options = FetchOptions {
         auth: password.map(|password| Auth { user, password }),
+        // The backup is zstd-compressed whole: a keeper node skips LZF for it.
+        uncompressed: true,
         ..FetchOptions::default()
     };
     let created = Utc::now();

@@ -569,13 +569,13 @@ impl Primary {
     pub fn wait_for_diskless(
         &mut self,
         id: u64,
-        filtered: bool,
+        rdb: RdbRequest,
         now: Instant,
     ) -> oneshot::Receiver<SyncStart> {
         let (start, rx) = oneshot::channel();
         self.groups.waiting.push(Waiter {
             id,
-            filtered,
+            rdb,
             since: now,
             start,
         });
@@ -612,7 +612,7 @@ impl Primary {
             .groups
             .waiting
             .iter()
-            .filter(|w| w.filtered == first.filtered)
+            .filter(|w| w.rdb == first.rdb)
             .count() as u64;
         let max = config.repl_diskless_sync_max_replicas;
         let oldest = self
@@ -630,24 +630,26 @@ impl Primary {
         }
     }
 
-    /// Takes the waiters that share the next diskless transfer: those whose RDB is the
-    /// first waiter's (filtered or not), as Redis serves only replicas with the first one's
-    /// requirements; the others wait for the transfer after. Returns the filter and the
+    /// Takes the waiters that share the next diskless transfer: those who ask for the first
+    /// waiter's RDB ([`RdbRequest`]), as Redis serves only replicas with the first one's
+    /// requirements; the others wait for the transfer after. Returns the request and the
     /// waiters (ids and where to send their start).
-    pub fn take_diskless_waiters(&mut self) -> (bool, Vec<(u64, oneshot::Sender<SyncStart>)>) {
-        let Some(filtered) = self.groups.waiting.first().map(|w| w.filtered) else {
-            return (false, Vec::new());
+    pub fn take_diskless_waiters(
+        &mut self,
+    ) -> (RdbRequest, Vec<(u64, oneshot::Sender<SyncStart>)>) {
+        let Some(rdb) = self.groups.waiting.first().map(|w| w.rdb) else {
+            return (RdbRequest::default(), Vec::new());
         };
         let (taken, rest) = std::mem::take(&mut self.groups.waiting)
             .into_iter()
-            .partition::<Vec<_>, _>(|w| w.filtered == filtered);
+            .partition::<Vec<_>, _>(|w| w.rdb == rdb);
         self.groups.waiting = rest;
         let taken = taken
             .into_iter()
             .filter(|w| !w.start.is_closed() && self.replicas.iter().any(|r| r.id == w.id))
             .map(|w| (w.id, w.start))
             .collect();
-        (filtered, taken)
+        (rdb, taken)
     }
 
     /// Marks a diskless transfer running; call the returned function when it ends.
@@ -827,12 +829,23 @@ impl Primary {
     }
 }
 
+/// What a full-sync client asks of its RDB. Clients share one encoding only when they ask
+/// the same.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RdbRequest {
+    /// `REPLCONF rdb-filter-only`: the RDB leaves the keys out.
+    pub filtered: bool,
+    /// `REPLCONF keeper-rdb-compression 0` (keeper's own option, which `keeper backup create
+    /// --from` sends): no LZF whatever `rdbcompression` says, because the client compresses
+    /// the whole RDB itself (zstd) and LZF would only cost the node time.
+    pub uncompressed: bool,
+}
+
 /// A replica waiting for the next diskless full sync.
 struct Waiter {
     id: u64,
-    /// `REPLCONF rdb-filter-only`: its RDB leaves the keys out, so it shares only with its
-    /// kind.
-    filtered: bool,
+    /// What its RDB must be; it shares a transfer only with its kind.
+    rdb: RdbRequest,
     /// When it asked.
     since: Instant,
     start: oneshot::Sender<SyncStart>,
@@ -1252,12 +1265,12 @@ mod tests {
         let secs = |n| t0 + Duration::from_secs(n);
         assert_eq!(p.diskless_due(&config, t0), Err(None), "nobody waits");
         p.register_for_full_sync(&request(1));
-        let _rx1 = p.wait_for_diskless(1, false, t0);
+        let _rx1 = p.wait_for_diskless(1, RdbRequest::default(), t0);
         assert_eq!(p.diskless_due(&config, secs(1)), Err(Some(secs(5))));
         p.register_for_full_sync(&request(2));
-        let _rx2 = p.wait_for_diskless(2, false, secs(2));
+        let _rx2 = p.wait_for_diskless(2, RdbRequest::default(), secs(2));
         p.register_for_full_sync(&request(3));
-        let rx3 = p.wait_for_diskless(3, true, secs(3));
+        let rx3 = p.wait_for_diskless(3, FILTERED, secs(3));
         assert_eq!(p.diskless_due(&config, secs(4)), Err(Some(secs(5))));
         assert_eq!(p.diskless_due(&config, secs(5)), Ok(()));
         config.repl_diskless_sync_max_replicas = 2;
@@ -1279,8 +1292,8 @@ mod tests {
         );
         config.repl_diskless_sync = true;
 
-        let (filtered, taken) = p.take_diskless_waiters();
-        assert!(!filtered);
+        let (rdb, taken) = p.take_diskless_waiters();
+        assert_eq!(rdb, RdbRequest::default());
         assert_eq!(ids(&taken), [1, 2]);
         let end = p.begin_diskless();
         assert!(p.diskless_running());
@@ -1295,14 +1308,47 @@ mod tests {
         assert_eq!(p.diskless_due(&config, secs(8)), Ok(()));
         // A waiter that left is not served.
         drop(rx3);
-        let (filtered, taken) = p.take_diskless_waiters();
-        assert!(filtered);
+        let (rdb, taken) = p.take_diskless_waiters();
+        assert_eq!(rdb, FILTERED);
         assert!(taken.is_empty());
         // Nor one removed from the registry (its connection closed).
         p.register_for_full_sync(&request(4));
-        let _rx4 = p.wait_for_diskless(4, false, t0);
+        let _rx4 = p.wait_for_diskless(4, RdbRequest::default(), t0);
         p.remove(4);
         assert_eq!(p.diskless_due(&config, secs(100)), Err(None));
+    }
+
+    const FILTERED: RdbRequest = RdbRequest {
+        filtered: true,
+        uncompressed: false,
+    };
+
+    /// A backup client that asks for an RDB without LZF does not share a replica's
+    /// encoding: it gets its own transfer, after.
+    #[test]
+    fn an_uncompressed_rdb_request_shares_only_with_its_kind() {
+        let (_engine, primary) = primary_with_backlog();
+        let mut p = primary.lock();
+        let t0 = Instant::now();
+        let uncompressed = RdbRequest {
+            filtered: false,
+            uncompressed: true,
+        };
+        let mut receivers = Vec::new();
+        for (id, rdb) in [
+            (1, RdbRequest::default()),
+            (2, uncompressed),
+            (3, RdbRequest::default()),
+            (4, uncompressed),
+        ] {
+            p.register_for_full_sync(&request(id));
+            receivers.push(p.wait_for_diskless(id, rdb, t0));
+        }
+        let (rdb, taken) = p.take_diskless_waiters();
+        assert_eq!((rdb, ids(&taken)), (RdbRequest::default(), vec![1, 3]));
+        let (rdb, taken) = p.take_diskless_waiters();
+        assert_eq!((rdb, ids(&taken)), (uncompressed, vec![2, 4]));
+        assert!(p.groups.waiting.is_empty());
     }
 
     /// A snapshot whose encoding waits for a signal, to hold a staged RDB in writing.

@@ -13,7 +13,9 @@
 //! bytes, then the same 40 characters (not part of the RDB); bare `\n` keep-alives before
 //! either are skipped. redis-cli 7.0 itself sends `REPLCONF capa eof`, `REPLCONF rdb-only 1` and `SYNC`
 //! only (observed with strace against redis-server 7.0.15); PING and PSYNC add an early auth
-//! check and the replication position.
+//! check and the replication position. With [`FetchOptions::uncompressed`] it also sends
+//! keeper's own `REPLCONF keeper-rdb-compression 0` (a keeper node then skips LZF; Redis
+//! refuses the option, which changes nothing).
 //!
 //! The peer is not trusted: a `$<len>` of any size streams in chunks of [`CHUNK`] bytes (the
 //! RDB is never held whole), reply lines are capped at [`MAX_LINE`] bytes, a connection that
@@ -113,6 +115,11 @@ pub struct FetchOptions {
     /// Announce `capa eof`, letting the primary use the diskless `$EOF:` form. Without it a
     /// primary must send `$<len>` (Redis then writes its dump.rdb first). Default: yes.
     pub capa_eof: bool,
+    /// Ask for an RDB without LZF (`REPLCONF keeper-rdb-compression 0`), for a client that
+    /// compresses the whole RDB itself: LZF would cost the node time for little (zstd gets
+    /// as small from the plain RDB). A keeper primary honours it; others (Redis) refuse the
+    /// option and send their usual RDB. Default: no.
+    pub uncompressed: bool,
     /// Default: [`CONNECT_TIMEOUT`].
     pub connect_timeout: Duration,
     /// Default: [`IDLE_TIMEOUT`].
@@ -124,6 +131,7 @@ impl Default for FetchOptions {
         FetchOptions {
             auth: None,
             capa_eof: true,
+            uncompressed: false,
             connect_timeout: CONNECT_TIMEOUT,
             idle_timeout: IDLE_TIMEOUT,
         }
@@ -238,10 +246,21 @@ impl RdbFetch {
             &[b"REPLCONF", b"capa", b"psync2"]
         };
         let rdb_only: &[&[u8]] = &[b"REPLCONF", b"rdb-only", b"1"];
-        for args in [capa, rdb_only] {
+        let plain: &[&[u8]] = &[b"REPLCONF", b"keeper-rdb-compression", b"0"];
+        let asks = [
+            Some(capa),
+            Some(rdb_only),
+            options.uncompressed.then_some(plain),
+        ];
+        for args in asks.into_iter().flatten() {
             let reply = peer.call(args, "REPLCONF").await?;
             match reply.first() {
                 Some(b'+') => {}
+                // Only keeper knows this one: Redis's refusal is expected.
+                Some(b'-') if args == plain => tracing::debug!(
+                    "{addr} sends its RDB as configured (REPLCONF keeper-rdb-compression: {})",
+                    quote(&reply)
+                ),
                 Some(b'-') => tracing::warn!(
                     "{addr} refused REPLCONF {}: {}",
                     String::from_utf8_lossy(args[1]),

@@ -16,7 +16,9 @@
 //! ([`crate::replication::sync::send_transfer`]: the `$EOF:` form when the replica announced
 //! `capa eof` and `repl-diskless-sync` is yes, else `$<len>`), puts the replica online and
 //! streams to it until the link ends. rdb-only clients (`redis-cli --rdb`, `keeper backup
-//! create --from`) get the RDB alone, then the connection closes. INFO stats count
+//! create --from`) get the RDB alone, then the connection closes; a client that sends
+//! `REPLCONF keeper-rdb-compression 0` (keeper's backup client, which zstd-compresses the
+//! whole RDB) gets it without LZF, in a transfer of its own. INFO stats count
 //! `sync_full` per replica and `keeper_sync_snapshots` per snapshot taken.
 //!
 //! `WAIT` never blocks under the lock: it leaves a [`WaitRequest`] on the client, the
@@ -38,8 +40,8 @@ use crate::command::{self, parse_i64};
 use crate::engine::Engine;
 use crate::rdb::ReplicationInfo;
 use crate::replication::primary::{
-    self, PrimaryHandle, PsyncDecision, ReplicaRequest, ReplicaSession, ReplicaState, StreamEnd,
-    SyncStart,
+    self, PrimaryHandle, PsyncDecision, RdbRequest, ReplicaRequest, ReplicaSession, ReplicaState,
+    StreamEnd, SyncStart,
 };
 use crate::replication::sync::{
     IDLE_TIMEOUT, KEEPALIVE_PERIOD, Transfer, send_transfer, start_diskless, start_staged,
@@ -63,6 +65,9 @@ pub(crate) struct ReplClient {
     /// `REPLCONF rdb-filter-only …`: the RDB of a full sync leaves the keys out (keeper has
     /// no functions, so `functions` leaves it empty too). `redis-cli --replica` asks for it.
     pub rdb_filtered: bool,
+    /// `REPLCONF keeper-rdb-compression 0`: the RDB of a full sync goes without LZF (see
+    /// [`RdbRequest::uncompressed`]).
+    pub rdb_uncompressed: bool,
     /// Registered as a replica by SYNC/PSYNC: the connection becomes its link.
     pub session: Option<ReplicaSession>,
     /// `master_repl_offset` after this client's last command (Redis's `woff`): what `WAIT`
@@ -136,6 +141,19 @@ pub(super) fn replconf(call: &mut Call<'_>) {
                 }
                 call.client.repl.rdb_filtered = true;
             }
+            b"keeper-rdb-compression" => match parse_i64(value) {
+                Some(flag @ (0 | 1)) => call.client.repl.rdb_uncompressed = flag == 0,
+                Some(_) => {
+                    return call.client.reply(&Reply::error(
+                        "ERR value is out of range, value must between 0 and 1",
+                    ));
+                }
+                None => {
+                    return call
+                        .client
+                        .reply(&Reply::error(command::errors::NOT_INTEGER));
+                }
+            },
             b"rdb-only" => match parse_i64(value) {
                 Some(flag @ (0 | 1)) => call.client.repl_rdb_only = flag == 1,
                 Some(_) => {
@@ -281,7 +299,11 @@ fn start_sync(call: &mut Call<'_>, psync: Option<(String, i64)>) {
     let start = if diskless {
         // Redis's syncCommand: a diskless sync waits for more replicas (the delay), or for
         // the running diskless transfer to end; it starts below if due already.
-        let start = registry.wait_for_diskless(call.client.id, filtered, Instant::now());
+        let rdb = RdbRequest {
+            filtered,
+            uncompressed: call.client.repl.rdb_uncompressed,
+        };
+        let start = registry.wait_for_diskless(call.client.id, rdb, Instant::now());
         if registry.diskless_running() {
             tracing::info!("Current BGSAVE has socket target. Waiting for next BGSAVE for SYNC");
         } else if registry.diskless_due(config, Instant::now()).is_err() {
@@ -316,7 +338,7 @@ fn start_sync(call: &mut Call<'_>, psync: Option<(String, i64)>) {
             tracing::info!("Starting BGSAVE for SYNC with target: disk");
             let rdb = start_staged(
                 Box::new(engine.store().one_pass_snapshot()),
-                sync_options(engine),
+                sync_options(engine, !call.client.repl.rdb_uncompressed),
                 std::sync::Arc::clone(engine.persistence().storage()),
                 path,
             );
@@ -350,10 +372,11 @@ pub(crate) struct PendingSync {
 
 /// The options of an RDB sent for a full sync at the engine's current position: the
 /// replication id and offset the `+FULLRESYNC` line announces, as Redis records them.
-fn sync_options(engine: &Engine) -> SaveOptions {
+/// How the RDB of a full sync is written; `lzf`: as `rdbcompression` says (false: never).
+fn sync_options(engine: &Engine, lzf: bool) -> SaveOptions {
     let config = engine.config();
     SaveOptions {
-        compression: config.rdbcompression,
+        compression: lzf && config.rdbcompression,
         checksum: config.rdbchecksum,
         incremental_fsync: false,
         used_mem: crate::snapshot::rss::resident_bytes().unwrap_or(0),
@@ -378,14 +401,14 @@ fn start_due_sync(engine: &mut Engine, primary: &PrimaryHandle) -> Option<Instan
     if let Err(next) = registry.diskless_due(engine.config(), Instant::now()) {
         return next;
     }
-    let (filtered, waiters) = registry.take_diskless_waiters();
+    let (rdb, waiters) = registry.take_diskless_waiters();
     if waiters.is_empty() {
         return None;
     }
     registry.stats.snapshots += 1;
     let replid = engine.replid().to_owned();
     let offset = engine.repl_offset();
-    let snapshot = if filtered {
+    let snapshot = if rdb.filtered {
         crate::store::Store::new(engine.store().databases()).one_pass_snapshot()
     } else {
         engine.store().one_pass_snapshot()
@@ -399,7 +422,7 @@ fn start_due_sync(engine: &mut Engine, primary: &PrimaryHandle) -> Option<Instan
     let on_end = registry.begin_diskless();
     let transfers = start_diskless(
         Box::new(snapshot),
-        sync_options(engine),
+        sync_options(engine, !rdb.uncompressed),
         waiters.len(),
         on_end,
     );
