@@ -599,9 +599,9 @@ fn backups_go_to_s3_and_restore_from_it_and_damage_there_is_refused() {
     assert!(!dest.exists());
 }
 
-#[test]
-fn a_transfer_cut_short_publishes_nothing() {
-    // A fake primary: answers the handshake, promises 100,000 bytes of RDB, sends 20, closes.
+/// A fake primary on a port of its own: answers the handshake, then sends `+FULLRESYNC`,
+/// `$<announced>` and `payload`, and closes.
+fn fake_primary(announced: usize, payload: Vec<u8>) -> (u16, thread::JoinHandle<()>) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let peer = thread::spawn(move || {
@@ -610,7 +610,8 @@ fn a_transfer_cut_short_publishes_nothing() {
         let mut buf = [0u8; 4096];
         let mut seen = String::new();
         let mut answered = 0;
-        // PING, REPLCONF, REPLCONF, PSYNC: each answered as it arrives.
+        // PING, REPLCONF capa, REPLCONF rdb-only, REPLCONF keeper-rdb-compression, PSYNC:
+        // each answered as it arrives.
         loop {
             let n = conn.read(&mut buf).unwrap();
             assert!(n > 0, "the client hung up during the handshake");
@@ -619,22 +620,31 @@ fn a_transfer_cut_short_publishes_nothing() {
                 + seen.matches("REPLCONF").count()
                 + seen.matches("PSYNC").count();
             while answered < asked {
-                let reply = match answered {
-                    0 => "+PONG\r\n".to_string(),
-                    1 | 2 => "+OK\r\n".to_string(),
-                    _ => format!(
-                        "+FULLRESYNC {} 7\r\n$100000\r\nREDIS0010\x7f",
-                        "a".repeat(40)
-                    ),
+                let mut reply = match answered {
+                    0 => b"+PONG\r\n".to_vec(),
+                    1..=3 => b"+OK\r\n".to_vec(),
+                    _ => {
+                        format!("+FULLRESYNC {} 7\r\n${announced}\r\n", "a".repeat(40)).into_bytes()
+                    }
                 };
-                conn.write_all(reply.as_bytes()).unwrap();
+                if answered == 4 {
+                    reply.extend_from_slice(&payload);
+                }
+                conn.write_all(&reply).unwrap();
                 answered += 1;
             }
-            if answered == 4 {
+            if answered == 5 {
                 return;
             }
         }
     });
+    (port, peer)
+}
+
+/// `backup create --from` a fake primary that sends `payload` after promising `announced`
+/// bytes: it must fail, with stderr matching `expect`, and leave the catalog empty.
+fn a_bad_transfer_publishes_nothing(announced: usize, payload: Vec<u8>, expect: &[&str]) {
+    let (port, peer) = fake_primary(announced, payload);
     let tmp = tempfile::tempdir().unwrap();
     let target = tmp.path().join("backups");
     let out = run(&[
@@ -648,12 +658,32 @@ fn a_transfer_cut_short_publishes_nothing() {
     peer.join().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{stderr}");
-    assert!(
-        stderr.contains("closed") || stderr.contains("bytes"),
-        "{stderr}"
-    );
+    assert!(expect.iter().any(|e| stderr.contains(e)), "{stderr}");
     let listed = run_ok(&["backup", "list", "--target", path(&target), "--json"]);
     let json: serde_json::Value = serde_json::from_str(&listed).unwrap();
     assert_eq!(json["backups"].as_array().unwrap().len(), 0, "{json}");
     assert_eq!(json["orphans"].as_array().unwrap().len(), 0, "{json}");
+}
+
+#[test]
+fn a_transfer_cut_short_publishes_nothing() {
+    // 100,000 bytes promised, 10 sent.
+    a_bad_transfer_publishes_nothing(100_000, b"REDIS0010\x7f".to_vec(), &["closed", "bytes"]);
+}
+
+/// The RDB from a live node is checked as it arrives (never held whole): a damaged one, or
+/// one with bytes after its end, is refused at the end of the transfer.
+#[test]
+fn a_damaged_transfer_publishes_nothing() {
+    let rdb = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/redis-7.0/mixed.rdb"),
+    )
+    .unwrap();
+    let mut flipped = rdb.clone();
+    let middle = flipped.len() / 2;
+    flipped[middle] ^= 0x10;
+    a_bad_transfer_publishes_nothing(flipped.len(), flipped, &["does not load"]);
+    let mut longer = rdb.clone();
+    longer.extend_from_slice(b"garbage");
+    a_bad_transfer_publishes_nothing(longer.len(), longer, &["follow the end of the RDB"]);
 }

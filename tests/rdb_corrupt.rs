@@ -8,7 +8,7 @@ use keeper::rdb::{Event, Reader, WriteOptions, Writer};
 use keeper::{Entry, Error, HashField, Stream, StreamEntry, StreamId, Value};
 
 /// Reads everything; `Ok(keys)` or the first error. Both sources, the decoding and the
-/// validate-only paths, and the two-thread checker must agree on the verdict (the slice source knows how many bytes remain
+/// validate-only paths, the two-thread checker and the streaming one must agree on the verdict (the slice source knows how many bytes remain
 /// and may reject a length before the stream source runs out of data, so offsets may differ).
 fn read_all(data: &[u8]) -> Result<usize, Error> {
     let slice = read_with(Reader::from_slice(data));
@@ -17,7 +17,9 @@ fn read_all(data: &[u8]) -> Result<usize, Error> {
     let parallel =
         keeper::rdb::check::check(keeper::FileView::from_vec(data.to_vec()), &mut |_| {})
             .map(|report| report.databases.values().map(|db| db.keys as usize).sum());
-    for other in [&stream, &checked, &parallel] {
+    let streamed = keeper::rdb::check::check_stream(data, &mut |_| {})
+        .map(|report| report.databases.values().map(|db| db.keys as usize).sum());
+    for other in [&stream, &checked, &parallel, &streamed] {
         match (&slice, other) {
             (Ok(a), Ok(b)) => assert_eq!(a, b),
             (Err(_), Err(_)) => {}
@@ -108,6 +110,39 @@ fn legacy_fixtures() -> Vec<PathBuf> {
     }
     files.sort();
     files
+}
+
+/// The streaming check (what a backup from a live node runs on the RDB as it arrives)
+/// reports what the two-thread check of the whole file reports, on every fixture and on a
+/// file of every type.
+#[test]
+fn the_streaming_check_reports_what_the_whole_file_check_reports() {
+    let mut files: Vec<(String, Vec<u8>)> = legacy_fixtures()
+        .into_iter()
+        .map(|path| (path.display().to_string(), std::fs::read(&path).unwrap()))
+        .collect();
+    files.push(("every type".into(), every_type_file()));
+    for (name, data) in files {
+        let whole =
+            keeper::rdb::check::check(keeper::FileView::from_vec(data.clone()), &mut |_| {});
+        let streamed = keeper::rdb::check::check_stream(&data[..], &mut |_| {});
+        let (whole, streamed) = match (whole, streamed) {
+            (Ok(a), Ok(b)) => (a, b),
+            (Err(_), Err(_)) => continue,
+            (a, b) => panic!("{name}: {a:?} vs {b:?}"),
+        };
+        assert_eq!(streamed.version, whole.version, "{name}");
+        assert_eq!(streamed.aux, whole.aux, "{name}");
+        assert_eq!(streamed.databases, whole.databases, "{name}");
+        assert_eq!(streamed.functions, whole.functions, "{name}");
+        assert_eq!(streamed.module_aux, whole.module_aux, "{name}");
+        assert_eq!(
+            streamed.empty_keys_skipped, whole.empty_keys_skipped,
+            "{name}"
+        );
+        assert_eq!(streamed.checksum, whole.checksum, "{name}");
+        assert_eq!(streamed.rdb_len, whole.rdb_len, "{name}");
+    }
 }
 
 /// Length of the RDB proper: some fixtures carry bytes after it (e.g. a diskless-sync EOF mark).

@@ -50,11 +50,13 @@ pub enum RdbSource {
     /// An RDB whose every byte was already checked ([`crate::rdb::check::check`]); the
     /// report gives its version and key counts.
     Checked { rdb: FileView, report: CheckReport },
-    /// An RDB arriving in chunks (a transfer from a live node): compressed and uploaded as it
-    /// comes, kept, and checked whole once complete, before anything is published. `name`
-    /// says where it comes from, for errors.
+    /// An RDB arriving in chunks (a transfer from a live node): compressed, uploaded and
+    /// checked ([`crate::rdb::check::check_stream`], on a thread of its own) as it comes,
+    /// never held whole; nothing is published unless the check passes at the end. `name`
+    /// says where it comes from, for errors. The channel is bounded, so a transfer faster
+    /// than the compressor waits instead of filling memory.
     Streamed {
-        chunks: mpsc::UnboundedReceiver<Bytes>,
+        chunks: mpsc::Receiver<Bytes>,
         name: String,
     },
 }
@@ -266,16 +268,43 @@ fn produce(
             (report.version, counts(&report))
         }
         RdbSource::Streamed { mut chunks, name } => {
-            let mut rdb = Vec::new();
-            while let Some(chunk) = chunks.blocking_recv() {
-                packer.write_all(&chunk).map_err(io_error)?;
-                rdb.extend_from_slice(&chunk);
-            }
-            // The whole RDB must parse before the backup is published (the upload of a bad
-            // one is aborted by the caller).
-            let report = crate::backup::restore::check_rdb(rdb, &name, None)?.report;
-            let databases = counts(&report);
-            (report.version, databases)
+            let report = std::thread::scope(|scope| -> Result<CheckReport> {
+                let (to_check, checked) = std::sync::mpsc::sync_channel::<Bytes>(CHUNKS_IN_FLIGHT);
+                let checker = std::thread::Builder::new()
+                    .name("keeper-backup-check".into())
+                    .spawn_scoped(scope, move || {
+                        crate::rdb::check::check_stream(ChunkReader::new(checked), &mut |_| {})
+                    })
+                    .map_err(|e| Error::io("backup check thread", "spawn", e))?;
+                let mut sent = 0u64;
+                let mut overflow = false;
+                while let Some(chunk) = chunks.blocking_recv() {
+                    packer.write_all(&chunk).map_err(io_error)?;
+                    sent += chunk.len() as u64;
+                    if to_check.send(chunk).is_err() {
+                        // The check ended: at an error, or at the RDB's end with bytes left.
+                        overflow = true;
+                        break;
+                    }
+                }
+                drop(to_check);
+                let bad = |reason: String| Error::Backup {
+                    id: name.clone(),
+                    reason,
+                };
+                let report = checker
+                    .join()
+                    .map_err(|_| bad("the checking thread panicked".into()))?
+                    .map_err(|e| bad(format!("the RDB does not load: {e}")))?;
+                if overflow || report.rdb_len != sent {
+                    return Err(bad(format!(
+                        "bytes follow the end of the RDB at offset {}",
+                        report.rdb_len
+                    )));
+                }
+                Ok(report)
+            })?;
+            (report.version, counts(&report))
         }
     };
     let (raw_bytes, raw_crc, mut sink) = packer.finish()?;
@@ -288,6 +317,37 @@ fn produce(
         compressed_bytes: sink.bytes,
         compressed_crc: sink.hash.value(),
     })
+}
+
+/// The bytes of a channel of chunks, as one stream (what the streaming check reads).
+struct ChunkReader {
+    chunks: std::sync::mpsc::Receiver<Bytes>,
+    current: Bytes,
+}
+
+impl ChunkReader {
+    fn new(chunks: std::sync::mpsc::Receiver<Bytes>) -> Self {
+        ChunkReader {
+            chunks,
+            current: Bytes::new(),
+        }
+    }
+}
+
+impl io::Read for ChunkReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.current.is_empty() {
+            match self.chunks.recv() {
+                Ok(chunk) => self.current = chunk,
+                // The sender is gone: the transfer ended (or failed); the check sees the end.
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current[..n]);
+        bytes::Buf::advance(&mut self.current, n);
+        Ok(n)
+    }
 }
 
 /// Keys per database of a checked RDB, as the manifest records them.

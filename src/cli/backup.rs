@@ -347,7 +347,9 @@ async fn from_node(
     let created = Utc::now();
     let mut fetch = RdbFetch::start(addr, &options).await?;
     let position = fetch.fetched();
-    let (tx, chunks) = tokio::sync::mpsc::unbounded_channel();
+    // Bounded: when compressing falls behind, the transfer waits (TCP pushes back on the
+    // node) instead of piling the RDB up in memory.
+    let (tx, chunks) = tokio::sync::mpsc::channel(16);
     let bar = Bar::bytes("receive");
     // The transfer runs on its own task; an error there ends the stream early, and the
     // truncated RDB then fails its check, so nothing is published.
@@ -355,7 +357,7 @@ async fn from_node(
         loop {
             match fetch.next_chunk().await {
                 Ok(Some(chunk)) => {
-                    if tx.send(bytes::Bytes::copy_from_slice(chunk)).is_err() {
+                    if tx.send(bytes::Bytes::copy_from_slice(chunk)).await.is_err() {
                         return;
                     }
                 }

@@ -178,36 +178,10 @@ fn walk<B: std::ops::Deref<Target = [u8]>>(
     crc_at: &mut usize,
 ) -> Result<CheckReport> {
     let mut scratch = BlobScratch::default();
-    let mut report = CheckReport::empty(reader);
-    // Keys of one database come together: count into `current` and merge on a switch.
-    let mut current: Option<(u32, DbCounts)> = None;
-    let mut keys = 0u64;
-    while let Some(event) = reader.check_next()? {
-        match event {
-            Checked::Key(key) => {
-                let counts = match &mut current {
-                    Some((db, counts)) if *db == key.db => counts,
-                    _ => {
-                        if let Some((db, counts)) = current.take() {
-                            report.databases.entry(db).or_default().add(&counts);
-                        }
-                        &mut current.insert((key.db, DbCounts::default())).1
-                    }
-                };
-                counts.keys += 1;
-                counts.expires += u64::from(key.expire_at_ms.is_some());
-                counts.by_type[key.value_type as usize] += 1;
-                keys += 1;
-                if keys.is_multiple_of(4096) {
-                    progress(reader.position());
-                }
-            }
-            Checked::Event(event) => match *event {
-                Event::Aux { key, value } => report.aux.push((key, value)),
-                Event::Function(_) => report.functions += 1,
-                Event::ModuleAux { .. } => report.module_aux += 1,
-                _ => {}
-            },
+    let mut tally = Tally::new(reader);
+    while let Some(checked) = reader.check_next()? {
+        if tally.add(checked) {
+            progress(reader.position());
         }
         let position = reader.position() as usize;
         // Checksum ranges are cut only every `BATCH_BYTES`: combining two checksums costs
@@ -234,10 +208,86 @@ fn walk<B: std::ops::Deref<Target = [u8]>>(
         }
     }
 
-    if let Some((db, counts)) = current.take() {
-        report.databases.entry(db).or_default().add(&counts);
+    progress(reader.position());
+    Ok(tally.finish())
+}
+
+/// The counts of a check, as it goes: keys per database (and per type), AUX fields,
+/// functions and module sections.
+struct Tally {
+    report: CheckReport,
+    /// Keys of one database come together: counted here and merged on a switch.
+    current: Option<(u32, DbCounts)>,
+    keys: u64,
+}
+
+impl Tally {
+    fn new<S: super::Source>(reader: &Reader<S>) -> Self {
+        Tally {
+            report: CheckReport::empty(reader),
+            current: None,
+            keys: 0,
+        }
+    }
+
+    /// Counts what the reader checked. True every 4096 keys: time to report progress.
+    fn add(&mut self, checked: Checked) -> bool {
+        match checked {
+            Checked::Key(key) => {
+                let counts = match &mut self.current {
+                    Some((db, counts)) if *db == key.db => counts,
+                    current => {
+                        if let Some((db, counts)) = current.take() {
+                            self.report.databases.entry(db).or_default().add(&counts);
+                        }
+                        &mut current.insert((key.db, DbCounts::default())).1
+                    }
+                };
+                counts.keys += 1;
+                counts.expires += u64::from(key.expire_at_ms.is_some());
+                counts.by_type[key.value_type as usize] += 1;
+                self.keys += 1;
+                return self.keys.is_multiple_of(4096);
+            }
+            Checked::Event(event) => match *event {
+                Event::Aux { key, value } => self.report.aux.push((key, value)),
+                Event::Function(_) => self.report.functions += 1,
+                Event::ModuleAux { .. } => self.report.module_aux += 1,
+                _ => {}
+            },
+        }
+        false
+    }
+
+    fn finish(mut self) -> CheckReport {
+        if let Some((db, counts)) = self.current.take() {
+            self.report.databases.entry(db).or_default().add(&counts);
+        }
+        self.report
+    }
+}
+
+/// Verifies a whole RDB read from `stream`, as strictly as [`check`], on the calling thread
+/// and without holding the file: for an RDB that arrives (a transfer, a decompressor), checked
+/// while it comes instead of gathered first. The checksum is computed as the bytes are read.
+/// Bytes after the RDB's end are not read.
+pub fn check_stream<R: std::io::Read>(
+    stream: R,
+    progress: &mut dyn FnMut(u64),
+) -> Result<CheckReport> {
+    let mut reader = Reader::from_reader(stream)?;
+    let mut tally = Tally::new(&reader);
+    while let Some(checked) = reader.check_next()? {
+        if tally.add(checked) {
+            progress(reader.position());
+        }
     }
     progress(reader.position());
+    let mut report = tally.finish();
+    report.databases.retain(|_, counts| counts.keys > 0);
+    report.empty_keys_skipped = reader.empty_keys_skipped();
+    report.checksum = reader.checksum().unwrap_or(Checksum::NotInVersion);
+    report.rdb_len = reader.position();
     Ok(report)
 }
 
