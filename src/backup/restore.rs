@@ -96,10 +96,8 @@ pub async fn download_verified(
         )));
     }
     let expected = manifest.clone();
-    let progress_check = progress.clone();
     tokio::task::spawn_blocking(move || {
-        let rdb = decompress(&compressed, &expected, progress.as_deref())?;
-        let verified = check_rdb(rdb, &expected.id, progress_check.as_deref())?;
+        let verified = decompress_and_check(&compressed, &expected, progress.as_deref())?;
         check_against_manifest(&verified.report, &expected)?;
         Ok(verified)
     })
@@ -107,11 +105,61 @@ pub async fn download_verified(
     .map_err(|e| bad(format!("the verifying thread failed: {e}")))?
 }
 
-/// Decompresses a backup's zstd frame, refusing to produce more than the manifest's size.
+/// Decompresses a backup and parses the RDB at once: zstd on this thread, the streaming check
+/// ([`check::check_stream`]) on another, fed as the bytes come, so the two take about as
+/// long as the slower one instead of their sum. The RDB is kept, to be written once all is
+/// verified.
+fn decompress_and_check(
+    compressed: &[u8],
+    manifest: &BackupManifest,
+    progress: Option<&Progress>,
+) -> Result<Verified> {
+    std::thread::scope(|scope| {
+        let (to_check, checked) = std::sync::mpsc::sync_channel::<Bytes>(8);
+        let checker = std::thread::Builder::new()
+            .name("keeper-restore-check".into())
+            .spawn_scoped(scope, move || {
+                check::check_stream(super::ChunkReader::new(checked), &mut |at| {
+                    if let Some(progress) = progress {
+                        progress(Phase::Check, at, manifest.raw_bytes);
+                    }
+                })
+            })
+            .map_err(|e| Error::io("restore check thread", "spawn", e))?;
+        let mut feeding = true;
+        let raw = decompress(compressed, manifest, progress, &mut |piece| {
+            // A check that ended (at an error, or at the RDB's end) takes no more.
+            feeding = feeding && to_check.send(Bytes::copy_from_slice(piece)).is_ok();
+        });
+        drop(to_check);
+        let checked = checker.join();
+        let bad = |reason: String| Error::Backup {
+            id: manifest.id.clone(),
+            reason,
+        };
+        // The decompressor's verdict first: about the object itself, it explains a check
+        // that saw a cut or damaged stream.
+        let raw = raw?;
+        let report = checked
+            .map_err(|_| bad("the checking thread panicked".into()))?
+            .map_err(|e| bad(format!("the RDB does not load: {e}")))?;
+        if let Some(progress) = progress {
+            progress(Phase::Check, raw.len() as u64, raw.len() as u64);
+        }
+        Ok(Verified {
+            rdb: FileView::from_vec(raw),
+            report,
+        })
+    })
+}
+
+/// Decompresses a backup's zstd frame, refusing to produce more than the manifest's size;
+/// `each` sees every piece as it is decompressed.
 fn decompress(
     compressed: &[u8],
     manifest: &BackupManifest,
     progress: Option<&Progress>,
+    each: &mut dyn FnMut(&[u8]),
 ) -> Result<Vec<u8>> {
     use std::io::Read;
     let bad = |reason: String| Error::Backup {
@@ -143,6 +191,7 @@ fn decompress(
             )));
         }
         hash.update(&buf[..n]);
+        each(&buf[..n]);
         raw.extend_from_slice(&buf[..n]);
         if let Some(progress) = progress {
             progress(Phase::Decompress, raw.len() as u64, limit);
@@ -464,6 +513,68 @@ fn split_object_url(url: &str) -> Option<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backup::BackupKind;
+    use crate::backup::create::{CreateRequest, RdbSource, create};
+    use crate::backup::manifest::{Source, SourceKind};
+
+    /// Backs `rdb` up as `id`, trusting `report` (as for bytes checked already).
+    async fn back_up(target: &Target, id: &str, rdb: Vec<u8>, report: CheckReport) {
+        let request = CreateRequest {
+            id: Some(id.into()),
+            kind: BackupKind::Manual,
+            created: chrono::Utc::now(),
+            source: Source {
+                kind: SourceKind::Node,
+                name: "unit".into(),
+                replid: None,
+                offset: None,
+            },
+            level: 1,
+        };
+        let source = RdbSource::Checked {
+            rdb: FileView::from_vec(rdb),
+            report,
+        };
+        create(target, request, source, None).await.unwrap();
+    }
+
+    /// Every byte of the RDB is parsed while it is decompressed: a backup whose checksums
+    /// all agree with its bytes but whose RDB is damaged (here, made from a damaged RDB) is
+    /// refused; the good one beside it verifies with its counts.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_rdb_that_does_not_load_is_refused_even_when_its_checksums_agree() {
+        let mut store = crate::store::Store::new(16);
+        for i in 0..2000 {
+            let key = crate::store::own(format!("key:{i}").as_bytes());
+            let value = crate::store::Value::String(crate::store::own(&[b'v'; 50]));
+            store.insert(i % 3, key, value, None);
+        }
+        let options = crate::snapshot::SaveOptions::default();
+        let (rdb, _) =
+            crate::snapshot::write_rdb_stream(Vec::new(), &store.snapshot(), &options).unwrap();
+        let report = check::check(FileView::from_vec(rdb.clone()), &mut |_| {}).unwrap();
+        let mut damaged = rdb.clone();
+        let middle = damaged.len() / 2;
+        damaged[middle] ^= 0x20;
+
+        let target = Target::parse("memory://").unwrap();
+        back_up(&target, "good", rdb.clone(), report.clone()).await;
+        back_up(&target, "bad", damaged, report).await;
+        let catalog = crate::backup::catalog::list(&target).await.unwrap();
+        let manifest = |id: &str| catalog.backups.iter().find(|b| b.id == id).unwrap();
+
+        let verified = download_verified(&target, manifest("good"), None)
+            .await
+            .unwrap();
+        assert_eq!(&verified.rdb[..], &rdb[..]);
+        let keys: u64 = verified.report.databases.values().map(|d| d.keys).sum();
+        assert_eq!(keys, 2000);
+        let refused = download_verified(&target, manifest("bad"), None)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(refused.contains("does not load"), "{refused}");
+    }
 
     #[test]
     fn object_urls_split_into_target_and_name() {
