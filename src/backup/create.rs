@@ -273,10 +273,7 @@ fn produce(
                 let checker = std::thread::Builder::new()
                     .name("keeper-backup-check".into())
                     .spawn_scoped(scope, move || {
-                        crate::rdb::check::check_stream(
-                            super::ChunkReader::new(checked),
-                            &mut |_| {},
-                        )
+                        crate::rdb::check::check_stream(ChunkReader::new(checked), &mut |_| {})
                     })
                     .map_err(|e| Error::io("backup check thread", "spawn", e))?;
                 let mut sent = 0u64;
@@ -320,6 +317,37 @@ fn produce(
         compressed_bytes: sink.bytes,
         compressed_crc: sink.hash.value(),
     })
+}
+
+/// The bytes of a channel of chunks, as one stream (what the streaming check reads).
+struct ChunkReader {
+    chunks: std::sync::mpsc::Receiver<Bytes>,
+    current: Bytes,
+}
+
+impl ChunkReader {
+    fn new(chunks: std::sync::mpsc::Receiver<Bytes>) -> Self {
+        ChunkReader {
+            chunks,
+            current: Bytes::new(),
+        }
+    }
+}
+
+impl io::Read for ChunkReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.current.is_empty() {
+            match self.chunks.recv() {
+                Ok(chunk) => self.current = chunk,
+                // The sender is gone: the transfer ended (or failed); the check sees the end.
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current[..n]);
+        bytes::Buf::advance(&mut self.current, n);
+        Ok(n)
+    }
 }
 
 /// Keys per database of a checked RDB, as the manifest records them.

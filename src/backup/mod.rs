@@ -18,9 +18,9 @@
 //! A crash or error at any step leaves the catalog as it was.
 //!
 //! # Restoring (DESIGN.md "Restore")
-//! Download → check size and both checksums → decompress and parse the whole RDB (together,
-//! on two threads) → stage the data folder beside the destination → rename it into place.
-//! Nothing touches the destination before every check passed.
+//! Download → check size and both checksums → decompress → parse the whole RDB → stage the
+//! data folder beside the destination → rename it into place. Nothing touches the destination
+//! before every check passed.
 
 pub mod catalog;
 pub mod create;
@@ -30,36 +30,3 @@ pub mod schedule;
 pub mod target;
 
 pub use schedule::BackupKind;
-
-use bytes::Bytes;
-
-/// The bytes of a channel of chunks, as one stream (what the streaming check reads).
-pub(crate) struct ChunkReader {
-    chunks: std::sync::mpsc::Receiver<Bytes>,
-    current: Bytes,
-}
-
-impl ChunkReader {
-    pub(crate) fn new(chunks: std::sync::mpsc::Receiver<Bytes>) -> Self {
-        ChunkReader {
-            chunks,
-            current: Bytes::new(),
-        }
-    }
-}
-
-impl std::io::Read for ChunkReader {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        while self.current.is_empty() {
-            match self.chunks.recv() {
-                Ok(chunk) => self.current = chunk,
-                // The sender is gone: the transfer ended (or failed); the check sees the end.
-                Err(_) => return Ok(0),
-            }
-        }
-        let n = buf.len().min(self.current.len());
-        buf[..n].copy_from_slice(&self.current[..n]);
-        bytes::Buf::advance(&mut self.current, n);
-        Ok(n)
-    }
-}

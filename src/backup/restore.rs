@@ -96,8 +96,10 @@ pub async fn download_verified(
         )));
     }
     let expected = manifest.clone();
+    let progress_check = progress.clone();
     tokio::task::spawn_blocking(move || {
-        let verified = decompress_and_check(&compressed, &expected, progress.as_deref())?;
+        let rdb = decompress(&compressed, &expected, progress.as_deref())?;
+        let verified = check_rdb(rdb, &expected.id, progress_check.as_deref())?;
         check_against_manifest(&verified.report, &expected)?;
         Ok(verified)
     })
@@ -105,61 +107,11 @@ pub async fn download_verified(
     .map_err(|e| bad(format!("the verifying thread failed: {e}")))?
 }
 
-/// Decompresses a backup and parses the RDB at once: zstd on this thread, the streaming check
-/// ([`check::check_stream`]) on another, fed as the bytes come, so the two take about as
-/// long as the slower one instead of their sum. The RDB is kept, to be written once all is
-/// verified.
-fn decompress_and_check(
-    compressed: &[u8],
-    manifest: &BackupManifest,
-    progress: Option<&Progress>,
-) -> Result<Verified> {
-    std::thread::scope(|scope| {
-        let (to_check, checked) = std::sync::mpsc::sync_channel::<Bytes>(8);
-        let checker = std::thread::Builder::new()
-            .name("keeper-restore-check".into())
-            .spawn_scoped(scope, move || {
-                check::check_stream(super::ChunkReader::new(checked), &mut |at| {
-                    if let Some(progress) = progress {
-                        progress(Phase::Check, at, manifest.raw_bytes);
-                    }
-                })
-            })
-            .map_err(|e| Error::io("restore check thread", "spawn", e))?;
-        let mut feeding = true;
-        let raw = decompress(compressed, manifest, progress, &mut |piece| {
-            // A check that ended (at an error, or at the RDB's end) takes no more.
-            feeding = feeding && to_check.send(Bytes::copy_from_slice(piece)).is_ok();
-        });
-        drop(to_check);
-        let checked = checker.join();
-        let bad = |reason: String| Error::Backup {
-            id: manifest.id.clone(),
-            reason,
-        };
-        // The decompressor's verdict first: about the object itself, it explains a check
-        // that saw a cut or damaged stream.
-        let raw = raw?;
-        let report = checked
-            .map_err(|_| bad("the checking thread panicked".into()))?
-            .map_err(|e| bad(format!("the RDB does not load: {e}")))?;
-        if let Some(progress) = progress {
-            progress(Phase::Check, raw.len() as u64, raw.len() as u64);
-        }
-        Ok(Verified {
-            rdb: FileView::from_vec(raw),
-            report,
-        })
-    })
-}
-
-/// Decompresses a backup's zstd frame, refusing to produce more than the manifest's size;
-/// `each` sees every piece as it is decompressed.
+/// Decompresses a backup's zstd frame, refusing to produce more than the manifest's size.
 fn decompress(
     compressed: &[u8],
     manifest: &BackupManifest,
     progress: Option<&Progress>,
-    each: &mut dyn FnMut(&[u8]),
 ) -> Result<Vec<u8>> {
     use std::io::Read;
     let bad = |reason: String| Error::Backup {
@@ -191,7 +143,6 @@ fn decompress(
             )));
         }
         hash.update(&buf[..n]);
-        each(&buf[..n]);
         raw.extend_from_slice(&buf[..n]);
         if let Some(progress) = progress {
             progress(Phase::Decompress, raw.len() as u64, limit);
