@@ -18,9 +18,10 @@
 //!
 //! RDB persistence is [`crate::snapshot`]'s: [`Persistence`] holds its bookkeeping
 //! ([`PersistenceState`]: changes since the last save, save points, MISCONF, `INFO
-//! persistence`) and the running [`BackgroundSave`], which writes `store.one_pass_snapshot()` (O(1),
-//! point in time) on its own thread while commands go on; [`Engine::cron`] collects it and
-//! starts the saves that save points ask for. Every file goes through the engine's
+//! persistence`) and the running [`BackgroundSave`], which writes
+//! `store.one_pass_snapshot()` (O(1), point in time, released as it is written) on its own
+//! thread while commands go on; [`Engine::cron`] collects it and starts the saves that save
+//! points ask for. Every file goes through the engine's
 //! [`Storage`].
 
 use std::sync::Arc;

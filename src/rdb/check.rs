@@ -6,6 +6,9 @@
 //! value and LZF string it is handed (listpack, ziplist, intset, zipmap: structure, counts,
 //! duplicates, scores) and computes the CRC-64 as the walk advances. Both sides are exactly as
 //! strict as decoding, and the error reported is the first one in file order.
+//!
+//! [`check_stream`] does the same checks on one thread over a byte stream, for an RDB that
+//! arrives (a live node's, for a backup) and is never held whole.
 
 use std::collections::BTreeMap;
 use std::sync::mpsc;

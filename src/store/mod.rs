@@ -6,9 +6,11 @@
 //! the tree nodes on their path that the snapshot still shares, so a snapshot is an immutable
 //! view of one point of the write stream while writes go on. A snapshot that is written once
 //! ([`Store::one_pass_snapshot`]) lets go of each shard as soon as it is written: writes to
-//! the shards behind it copy nothing any more, and what they replaced is freed. Ordering by a seeded hash gives what Redis users expect
-//! from a hash table — `SCAN` with a numeric cursor that returns every key present for the
-//! whole iteration, and cheap `RANDOMKEY` — on a tree that can be shared.
+//! the shards behind it copy nothing any more, and what they replaced is freed.
+//!
+//! Ordering by a seeded hash gives what Redis users expect from a hash table — `SCAN` with a
+//! numeric cursor that returns every key present for the whole iteration, and cheap
+//! `RANDOMKEY` — on a tree that can be shared.
 //!
 //! Keys and values stored here are compact copies: a command must never store a slice of a
 //! request buffer (it would keep the whole buffer alive); use [`own`].
@@ -116,9 +118,9 @@ pub struct Item {
 /// log2 of [`SHARDS`].
 const SHARD_BITS: u32 = 6;
 /// Number of maps a database is cut into, by the top bits of the slot hash. Why: a snapshot
-/// being written can release what it has written shard by shard ([`OnePassSnapshot`]), so a
-/// `BGSAVE` under writes holds on average a quarter of the copies a whole-keyspace snapshot
-/// held to its end. 64 shards make that release fine-grained enough (a shard is 1/64 of the
+/// being written can release what it has written shard by shard ([`OnePassSnapshot`]), so
+/// the copies a `BGSAVE` under writes keeps alive peak, mid-save, at about a quarter of what a
+/// whole-keyspace snapshot held at its end. 64 shards make that release fine-grained enough (a shard is 1/64 of the
 /// keys) while costing an empty database nothing (an empty `OrdMap` allocates nothing) and a
 /// snapshot 64 reference counts per database.
 pub const SHARDS: usize = 1 << SHARD_BITS;
