@@ -141,31 +141,13 @@ pub(super) fn replconf(call: &mut Call<'_>) {
                 }
                 call.client.repl.rdb_filtered = true;
             }
-            b"keeper-rdb-compression" => match parse_i64(value) {
-                Some(flag @ (0 | 1)) => call.client.repl.rdb_uncompressed = flag == 0,
-                Some(_) => {
-                    return call.client.reply(&Reply::error(
-                        "ERR value is out of range, value must between 0 and 1",
-                    ));
-                }
-                None => {
-                    return call
-                        .client
-                        .reply(&Reply::error(command::errors::NOT_INTEGER));
-                }
+            b"keeper-rdb-compression" => match replconf_flag(value) {
+                Ok(compress) => call.client.repl.rdb_uncompressed = !compress,
+                Err(e) => return call.client.reply(&Reply::error(e)),
             },
-            b"rdb-only" => match parse_i64(value) {
-                Some(flag @ (0 | 1)) => call.client.repl_rdb_only = flag == 1,
-                Some(_) => {
-                    return call.client.reply(&Reply::error(
-                        "ERR value is out of range, value must between 0 and 1",
-                    ));
-                }
-                None => {
-                    return call
-                        .client
-                        .reply(&Reply::error(command::errors::NOT_INTEGER));
-                }
+            b"rdb-only" => match replconf_flag(value) {
+                Ok(only) => call.client.repl_rdb_only = only,
+                Err(e) => return call.client.reply(&Reply::error(e)),
             },
             _ => {
                 return call.client.reply(&Reply::error(format!(
@@ -176,6 +158,15 @@ pub(super) fn replconf(call: &mut Call<'_>) {
         }
     }
     call.client.reply(&Reply::Ok);
+}
+
+/// A `REPLCONF` option's 0/1 value, or Redis's error for anything else.
+fn replconf_flag(value: &[u8]) -> std::result::Result<bool, &'static str> {
+    match parse_i64(value) {
+        Some(flag @ (0 | 1)) => Ok(flag == 1),
+        Some(_) => Err("ERR value is out of range, value must between 0 and 1"),
+        None => Err(command::errors::NOT_INTEGER),
+    }
 }
 
 /// `SYNC`: a full sync without the `+FULLRESYNC` line; the replica sends no ACKs.
