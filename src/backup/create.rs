@@ -277,13 +277,12 @@ fn produce(
                     })
                     .map_err(|e| Error::io("backup check thread", "spawn", e))?;
                 let mut sent = 0u64;
-                let mut overflow = false;
                 while let Some(chunk) = chunks.blocking_recv() {
                     packer.write_all(&chunk).map_err(io_error)?;
                     sent += chunk.len() as u64;
                     if to_check.send(chunk).is_err() {
-                        // The check ended: at an error, or at the RDB's end with bytes left.
-                        overflow = true;
+                        // The check ended: at an error, or at the RDB's end with bytes left
+                        // (then it read fewer than `sent`, caught below).
                         break;
                     }
                 }
@@ -296,7 +295,7 @@ fn produce(
                     .join()
                     .map_err(|_| bad("the checking thread panicked".into()))?
                     .map_err(|e| bad(format!("the RDB does not load: {e}")))?;
-                if overflow || report.rdb_len != sent {
+                if report.rdb_len != sent {
                     return Err(bad(format!(
                         "bytes follow the end of the RDB at offset {}",
                         report.rdb_len
