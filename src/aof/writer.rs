@@ -13,6 +13,14 @@
 //! | [`AppendFsync::EverySec`] | written offset | a process crash loses nothing acknowledged; a power loss up to about a second |
 //! | [`AppendFsync::No`] | written offset | a process crash loses nothing acknowledged; a power loss whatever the OS had not flushed |
 //!
+//! Under `everysec` and `no`, the thread lends its file out while it sleeps with nothing to
+//! do ([`Parked`]): the connection waiting for its write then writes everything queued itself
+//! ([`AckWait::acknowledged`]), as Redis writes its AOF buffer on its own event loop. That
+//! saves two thread hand-offs per batch (waking the thread, and the thread waking the
+//! connection), which on a small machine cost more than the `write(2)`. Whatever nobody
+//! writes that way (an expiry's `DEL` from the cron, a replica's stream) the thread writes
+//! within [`WriterTimings::lent_sweep`], when it also plans the next `everysec` sync.
+//!
 //! `always` is a group commit: the thread takes everything queued, writes it with one
 //! `write_all`, syncs once and acknowledges it all; what arrives during the sync goes in the next
 //! round. `everysec` writes as data comes and syncs at most once per interval on a separate
@@ -223,10 +231,21 @@ impl AckWaiter {
 }
 
 /// A wait for the ack of one offset, taken under the engine lock and awaited without it.
-#[derive(Debug)]
 pub struct AckWait {
     offset: u64,
     waiter: AckWaiter,
+    /// The writer's queue, to write what is queued on the waiting thread when the writer
+    /// lends its file ([`Parked`]).
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for AckWait {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AckWait")
+            .field("offset", &self.offset)
+            .field("waiter", &self.waiter)
+            .finish_non_exhaustive()
+    }
 }
 
 impl AckWait {
@@ -236,7 +255,15 @@ impl AckWait {
     }
 
     /// Waits without blocking a runtime thread; `Err` says why it never will be acknowledged.
+    /// Under `everysec` and `no`, first writes what is queued itself when the writer thread
+    /// lends its file, so the usual wait ends at once. Before that write it yields once, so
+    /// the other connections with commands ready run theirs first and one write covers them
+    /// all, as Redis writes its AOF buffer once per event-loop turn.
     pub async fn acknowledged(self) -> std::result::Result<(), String> {
+        if self.shared.lends() {
+            tokio::task::yield_now().await;
+            self.shared.write_lent();
+        }
         let mut rx = self.waiter.subscribe();
         wait_for_ack(&mut rx, self.offset)
             .await
@@ -245,6 +272,7 @@ impl AckWait {
 
     /// Blocks the calling thread until acknowledged (or never).
     pub fn wait_blocking(self) -> std::result::Result<(), String> {
+        self.shared.write_lent();
         self.waiter.wait(self.offset).map_err(|e| e.to_string())
     }
 
@@ -266,6 +294,10 @@ pub struct WriterTimings {
     /// `everysec`: a sync running this long while data is written counts one
     /// `aof_delayed_fsync` (and then again every such period). Default: 2 s.
     pub delayed_fsync_after: Duration,
+    /// `everysec`/`no`: how often a thread that lent its file out ([`Parked`]) wakes to write
+    /// what no waiting connection wrote, and to plan the next `everysec` sync after such
+    /// writes. Default: 10 ms.
+    pub lent_sweep: Duration,
 }
 
 impl Default for WriterTimings {
@@ -274,6 +306,7 @@ impl Default for WriterTimings {
             fsync_interval: Duration::from_secs(1),
             write_retry_interval: Duration::from_secs(1),
             delayed_fsync_after: Duration::from_secs(2),
+            lent_sweep: Duration::from_millis(10),
         }
     }
 }
@@ -329,6 +362,22 @@ struct NextFile {
     end: u64,
 }
 
+/// The current file, lent out by the sleeping writer thread (`everysec` and `no` only) so
+/// that a connection waiting for its write writes the queue itself ([`Shared::write_lent`]).
+///
+/// Invariants: the thread lends its file only with nothing of its own to do — no bytes taken
+/// and unwritten, no failed write to repair or retry, no sync in flight, no switch, sync
+/// request or close pending, not poisoned; and it takes the file back (waiting while a writer
+/// holds it) as soon as it wakes, before it looks at anything else.
+struct Parked {
+    file: Box<dyn WritableFile>,
+    /// Stream offset at the end of what is written to `file`.
+    written: u64,
+    /// A lent write failed: the file's length before it (to cut back to) and the error. The
+    /// bytes went back to the front of the queue, and the thread repairs and retries.
+    failed: Option<(u64, Error)>,
+}
+
 /// A background sync that finished, posted by the sync thread.
 struct SyncDone {
     sync: Box<dyn FnMut() -> Result<()> + Send>,
@@ -371,6 +420,12 @@ struct Queue {
     abandoned: bool,
     /// The thread sleeps on `work`: the next append must wake it.
     worker_idle: bool,
+    /// The file, while the sleeping thread lends it out.
+    parked: Option<Parked>,
+    /// A lent file is being written to outside the lock; it comes back into `parked`.
+    lent: bool,
+    /// The thread woke and waits on `work` for the lent file to come back.
+    reclaiming: bool,
     sync_done: Option<SyncDone>,
     /// Requests to write and sync everything queued ([`AofWriter::sync_all`]), counted; the
     /// thread serves them in order.
@@ -413,6 +468,73 @@ impl Shared {
     fn lock(&self) -> MutexGuard<'_, Queue> {
         // The queue holds plain data; a panic elsewhere does not make it inconsistent.
         self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// True while the thread lends its file out and has bytes queued.
+    fn lends(&self) -> bool {
+        let queue = self.lock();
+        queue.parked.is_some() && !queue.head.is_empty()
+    }
+
+    /// Writes what is queued for the current file on the calling thread, while the writer
+    /// thread lends its file out ([`Parked`]), and acknowledges it; does nothing otherwise
+    /// (the thread writes). Writes again while others queued more meanwhile, so concurrent
+    /// callers combine into one writer. A failed write gives the bytes and the repair back to
+    /// the thread.
+    fn write_lent(&self) {
+        let mut queue = self.lock();
+        loop {
+            if queue.head.is_empty()
+                || queue.policy == AppendFsync::Always
+                || queue.closing
+                || !queue.next_files.is_empty()
+                || queue.sync_requested > queue.sync_served
+            {
+                return;
+            }
+            let Some(mut parked) = queue.parked.take() else {
+                return;
+            };
+            queue.lent = true;
+            let bytes = std::mem::take(&mut queue.head);
+            let end = queue.head_end;
+            drop(queue);
+            let before = parked.file.len();
+            let result = write_file(parked.file.as_mut(), &bytes);
+            queue = self.lock();
+            queue.lent = false;
+            let mut wake = std::mem::take(&mut queue.reclaiming);
+            match result {
+                Ok(()) => {
+                    parked.written = end;
+                    queue.stats.written = end;
+                    queue.stats.file_len = parked.file.len();
+                    if queue.head.is_empty() {
+                        // Keep the buffer's capacity for the next batch.
+                        let mut buffer = bytes;
+                        buffer.clear();
+                        queue.head = buffer;
+                    }
+                    queue.parked = Some(parked);
+                    self.acks.publish(Ack::Offset(end));
+                }
+                Err(e) => {
+                    let mut returned = bytes;
+                    returned.extend_from_slice(&queue.head);
+                    queue.head = returned;
+                    parked.failed = Some((before, e));
+                    queue.parked = Some(parked);
+                    wake = true;
+                }
+            }
+            if wake {
+                // The thread wants its file back: leave the rest to it.
+                queue.worker_idle = false;
+                drop(queue);
+                self.work.notify_one();
+                return;
+            }
+        }
     }
 }
 
@@ -477,6 +599,9 @@ impl AofWriter {
                 closing: false,
                 abandoned: false,
                 worker_idle: false,
+                parked: None,
+                lent: false,
+                reclaiming: false,
                 sync_done: None,
                 sync_requested: 0,
                 sync_served: 0,
@@ -497,7 +622,7 @@ impl AofWriter {
             shared: shared.clone(),
             storage,
             path,
-            file,
+            file: Some(file),
             generation: 0,
             syncer: None,
             sync_thread: None,
@@ -537,7 +662,7 @@ impl AofWriter {
         let mut queue = self.shared.lock();
         queue.appended = self.appended;
         queue.push(stream_bytes);
-        self.wake(queue);
+        self.wake_unless_lent(queue);
     }
 
     /// Queues an annotation line (`#…\r\n`): written to the file, not counted in the offset.
@@ -551,6 +676,16 @@ impl AofWriter {
     pub fn insert(&mut self, bytes: &[u8]) {
         let mut queue = self.shared.lock();
         queue.push(bytes);
+        self.wake_unless_lent(queue);
+    }
+
+    /// Wakes the thread for new bytes, unless it lent its file out: then the connection
+    /// waiting for them writes them, or the thread's sweep does
+    /// ([`WriterTimings::lent_sweep`]).
+    fn wake_unless_lent(&self, queue: MutexGuard<'_, Queue>) {
+        if queue.parked.is_some() || queue.lent {
+            return;
+        }
         self.wake(queue);
     }
 
@@ -724,6 +859,7 @@ impl AofWriter {
         Some(AckWait {
             offset,
             waiter: self.acks(),
+            shared: self.shared.clone(),
         })
     }
 
@@ -773,7 +909,9 @@ struct Worker {
     shared: Arc<Shared>,
     storage: Arc<dyn Storage>,
     path: PathBuf,
-    file: Box<dyn WritableFile>,
+    /// The current file; `None` only while lent out ([`Parked`]) as the thread sleeps in
+    /// [`Worker::next_round`].
+    file: Option<Box<dyn WritableFile>>,
     /// Counts file handles, so a background sync of a replaced handle does not hand its
     /// syncer back for reuse.
     generation: u64,
@@ -921,7 +1059,25 @@ impl Worker {
                 }
                 return queue.closing;
             }
-            let deadline = [retry_at, sync_at].into_iter().flatten().min();
+            let mut deadline = [retry_at, sync_at].into_iter().flatten().min();
+            let lend = self.policy != AppendFsync::Always
+                && self.unwritten.is_empty()
+                && self.repair_to.is_none()
+                && self.next_retry.is_none()
+                && self.in_flight.is_none();
+            if lend {
+                let file = self
+                    .file
+                    .take()
+                    .expect("the thread holds its file when awake");
+                queue.parked = Some(Parked {
+                    file,
+                    written: self.written,
+                    failed: None,
+                });
+                let sweep = now + self.timings.lent_sweep;
+                deadline = Some(deadline.map_or(sweep, |at| at.min(sweep)));
+            }
             queue.worker_idle = true;
             queue = match deadline {
                 Some(at) => {
@@ -935,7 +1091,51 @@ impl Worker {
                 None => shared.work.wait(queue).unwrap_or_else(|p| p.into_inner()),
             };
             queue.worker_idle = false;
+            queue = self.reclaim(&shared, queue);
         }
+    }
+
+    /// Takes the lent file back ([`Parked`]), waiting while a connection writes to it, with
+    /// what was written meanwhile and a failed write to repair.
+    fn reclaim<'a>(
+        &mut self,
+        shared: &'a Shared,
+        mut queue: MutexGuard<'a, Queue>,
+    ) -> MutexGuard<'a, Queue> {
+        loop {
+            if let Some(parked) = queue.parked.take() {
+                self.file = Some(parked.file);
+                self.written = self.written.max(parked.written);
+                if let Some((len, e)) = parked.failed {
+                    // The bytes are back in the queue: cut the file back and write them again
+                    // as after a failed write of this thread's own.
+                    tracing::warn!("Error writing to the AOF file: {e}");
+                    queue.stats.last_error = Some(e.to_string());
+                    self.repair_to = Some(len);
+                }
+                return queue;
+            }
+            if !queue.lent {
+                return queue;
+            }
+            queue.reclaiming = true;
+            queue = shared.work.wait(queue).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    /// The current file. Only [`Worker::next_round`] lends it out, and takes it back before
+    /// it returns.
+    fn file(&mut self) -> &mut dyn WritableFile {
+        self.file
+            .as_deref_mut()
+            .expect("the thread holds its file when awake")
+    }
+
+    fn file_len(&self) -> u64 {
+        self.file
+            .as_deref()
+            .expect("the thread holds its file when awake")
+            .len()
     }
 
     /// Writes `unwritten` with one `write_all`. On failure the file is cut back to its length
@@ -953,8 +1153,12 @@ impl Worker {
                 );
                 self.shared.lock().stats.delayed_fsync += 1;
             }
-            let before = self.file.len();
-            let result = write_file(self.file.as_mut(), &self.unwritten);
+            let file = self
+                .file
+                .as_deref_mut()
+                .expect("the thread holds its file when awake");
+            let before = file.len();
+            let result = write_file(file, &self.unwritten);
             if result.is_err() {
                 self.repair_to = Some(before);
                 // Remove the partial bytes now, so the file never shows a torn record while
@@ -972,7 +1176,7 @@ impl Worker {
                     let mut queue = self.shared.lock();
                     queue.stats.unwritten = 0;
                     queue.stats.written = self.written;
-                    queue.stats.file_len = self.file.len();
+                    queue.stats.file_len = self.file_len();
                     queue.stats.write_error.take().is_some()
                 };
                 if recovered {
@@ -991,7 +1195,7 @@ impl Worker {
                     let mut queue = self.shared.lock();
                     queue.stats.write_error = Some(strerror(&e));
                     queue.stats.last_error = Some(e.to_string());
-                    queue.stats.file_len = self.file.len();
+                    queue.stats.file_len = self.file_len();
                 }
                 self.update_refusing();
                 Err(e)
@@ -1023,7 +1227,7 @@ impl Worker {
     }
 
     fn replace_file(&mut self, file: Box<dyn WritableFile>) {
-        self.file = file;
+        self.file = Some(file);
         self.generation += 1;
         self.syncer = None;
     }
@@ -1062,7 +1266,7 @@ impl Worker {
         self.repair_to = None;
         let mut queue = self.shared.lock();
         queue.stats.path = self.path.clone();
-        queue.stats.file_len = self.file.len();
+        queue.stats.file_len = self.file_len();
         true
     }
 
@@ -1098,7 +1302,7 @@ impl Worker {
         let covers = self.written;
         let started = Instant::now();
         self.last_sync_start = Some(started);
-        let result = sync_file(self.file.as_mut());
+        let result = sync_file(self.file());
         let elapsed = started.elapsed();
         self.sync_finished(covers, elapsed, result);
         if self.policy == AppendFsync::EverySec && elapsed >= self.timings.delayed_fsync_after {
@@ -1175,7 +1379,7 @@ impl Worker {
     /// background syncer (or the thread cannot start).
     fn start_everysec_sync(&mut self) {
         if self.syncer.is_none() {
-            self.syncer = self.file.background_syncer();
+            self.syncer = self.file().background_syncer();
         }
         if self.syncer.is_some() && self.sync_thread.is_none() {
             self.sync_thread = SyncThread::start(self.shared.clone());

@@ -245,6 +245,7 @@ pub fn run(config: Config, config_file: Option<String>) -> Result<()> {
         load_rdb(&mut engine, started)?
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(engine.config().io_threads)
         .enable_all()
         .thread_name("keeper-io")
         .build()

@@ -18,7 +18,38 @@ fn fast() -> WriterTimings {
         fsync_interval: Duration::from_millis(5),
         write_retry_interval: Duration::from_millis(5),
         delayed_fsync_after: Duration::from_millis(20),
+        lent_sweep: Duration::from_millis(2),
     }
+}
+
+/// Timings under which a thread that lent its file out never sweeps: only the connections
+/// waiting for their writes write.
+fn no_sweep() -> WriterTimings {
+    WriterTimings {
+        lent_sweep: Duration::from_secs(3600),
+        ..fast()
+    }
+}
+
+/// Waits for the ack of everything appended as a connection does, on a thread named `waiter`;
+/// panics after a long bound (so a waiter nobody writes for fails instead of hanging).
+fn wait_as_a_connection(writer: &AofWriter) {
+    let Some(wait) = writer.ack_wait(writer.offset()) else {
+        return;
+    };
+    let end = writer.offset();
+    thread::Builder::new()
+        .name("waiter".into())
+        .spawn(move || wait.wait_blocking())
+        .unwrap();
+    wait_until("the waiter's ack", || writer.ack_offset() >= end);
+}
+
+/// Waits until the thread sleeps with its file lent out.
+fn wait_until_lent(writer: &AofWriter) {
+    wait_until("the thread to lend its file", || {
+        writer.shared.lock().parked.is_some()
+    });
 }
 
 /// Timings under which a failed write is retried only at close.
@@ -133,16 +164,25 @@ struct GatedStorage {
     sim: SimStorage,
     gate: Arc<Gate>,
     background: bool,
+    /// The name of the thread of every write, in order.
+    writers: Arc<Mutex<Vec<String>>>,
 }
 
 struct GatedFile {
     inner: Arc<Mutex<Box<dyn WritableFile>>>,
     gate: Arc<Gate>,
     background: bool,
+    writers: Arc<Mutex<Vec<String>>>,
+}
+
+/// The current thread's name, as [`GatedStorage::writers`] records it.
+fn thread_name() -> String {
+    thread::current().name().unwrap_or("unnamed").to_string()
 }
 
 impl WritableFile for GatedFile {
     fn write_all(&mut self, buf: &[u8]) -> Result<()> {
+        self.writers.lock().unwrap().push(thread_name());
         self.inner.lock().unwrap().write_all(buf)
     }
     fn sync_data(&mut self) -> Result<()> {
@@ -171,6 +211,7 @@ impl GatedStorage {
             inner: Arc::new(Mutex::new(file)),
             gate: self.gate.clone(),
             background: self.background,
+            writers: self.writers.clone(),
         })
     }
 }
@@ -229,6 +270,7 @@ fn gated(seed: u64, gate: Arc<Gate>, background: bool) -> (SimStorage, Arc<Gated
         sim: sim.clone(),
         gate,
         background,
+        writers: Arc::default(),
     });
     (sim, storage)
 }
@@ -657,4 +699,99 @@ fn acks_never_move_back() {
     cell.publish(Ack::Offset(20));
     cell.publish(Ack::Closed { acked: 30 });
     assert!(matches!(*cell.lock(), Ack::Poisoned { acked: 10, .. }));
+}
+
+#[test]
+fn a_waiting_connection_writes_the_queue_itself_while_the_thread_sleeps() {
+    for policy in [AppendFsync::EverySec, AppendFsync::No] {
+        let (sim, storage) = gated(21, Gate::opened(), true);
+        let mut writer = start(storage.clone(), policy, no_sweep());
+        wait_until_lent(&writer);
+        let mut expected = Vec::new();
+        for round in 0..3 {
+            // Two batches queued, then one waiter: it writes both with one write.
+            for i in 0..2 {
+                writer.append(&record(round * 2 + i));
+                expected.extend_from_slice(&record(round * 2 + i));
+            }
+            wait_as_a_connection(&writer);
+            assert_eq!(writer.ack_offset(), writer.offset(), "{policy:?}");
+            assert_eq!(live(storage.as_ref(), "a.1.incr.aof"), expected);
+        }
+        let writers = storage.writers.lock().unwrap().clone();
+        assert_eq!(
+            writers, ["waiter"; 3],
+            "{policy:?}: one write per waiter, by it"
+        );
+        let status = writer.status();
+        assert_eq!(status.written_offset, writer.offset());
+        assert_eq!(status.file_len, expected.len() as u64);
+        assert_eq!(status.pending_bytes, 0);
+        // A switch, a policy change and close take the file back and go on as before.
+        writer.set_policy(AppendFsync::Always);
+        writer.append(&record(9));
+        expected.extend_from_slice(&record(9));
+        wait_as_a_connection(&writer);
+        assert_eq!(writer.status().durable_offset, writer.offset());
+        assert_eq!(
+            storage.writers.lock().unwrap().last().unwrap(),
+            "keeper-aof"
+        );
+        writer.close().unwrap();
+        sim.crash(CrashMode::DropUnsynced);
+        assert_eq!(live(&sim, "a.1.incr.aof"), expected, "{policy:?}");
+    }
+}
+
+#[test]
+fn the_thread_writes_and_syncs_what_no_connection_waits_for() {
+    let (sim, storage) = gated(22, Gate::opened(), true);
+    let mut writer = start(storage.clone(), AppendFsync::EverySec, fast());
+    wait_until_lent(&writer);
+    writer.append(&record(1));
+    // Nobody waits: the sweep writes it, then the everysec sync covers it.
+    let end = writer.offset();
+    wait_until("the sweep's write and sync", || {
+        writer.status().durable_offset == end
+    });
+    assert_eq!(storage.writers.lock().unwrap().as_slice(), ["keeper-aof"]);
+    writer.close().unwrap();
+    sim.crash(CrashMode::DropUnsynced);
+    assert_eq!(live(&sim, "a.1.incr.aof"), record(1));
+}
+
+#[test]
+fn a_lent_write_that_fails_leaves_no_partial_record_and_the_thread_takes_over() {
+    let sim = SimStorage::new(23);
+    let mut writer = start(Arc::new(sim.clone()), AppendFsync::EverySec, no_sweep());
+    let (one, two) = (record(1), record(2));
+    wait_until_lent(&writer);
+    writer.append(&one);
+    wait_as_a_connection(&writer);
+    wait_until_lent(&writer);
+    sim.set_faults(FaultPlan {
+        byte_budget: Some(7),
+        ..FaultPlan::default()
+    });
+    writer.append(&two);
+    // What a waiting connection does first; the write fails part way.
+    writer.shared.write_lent();
+    wait_until("the write error", || !writer.status().last_write_ok);
+    assert_eq!(
+        live(&sim, "a.1.incr.aof"),
+        one,
+        "the 7 bytes that fit were removed"
+    );
+    assert_eq!(
+        writer.writes_refused().as_deref(),
+        Some("MISCONF Errors writing to the AOF file: No space left on device")
+    );
+    assert_eq!(writer.ack_offset(), one.len() as u64);
+    assert_eq!(writer.status().pending_bytes, two.len() as u64);
+    // Space comes back: the thread's retry writes the bytes the failed write gave back.
+    sim.set_faults(FaultPlan::default());
+    writer.acks().wait(writer.offset()).unwrap();
+    wait_until("the status to clear", || writer.status().last_write_ok);
+    assert_eq!(live(&sim, "a.1.incr.aof"), [one, two].concat());
+    writer.close().unwrap();
 }
