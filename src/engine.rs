@@ -738,6 +738,8 @@ impl Engine {
             };
             let names = aof::manifest::AofNames::new(&self.config.appendfilename);
             self.store.set_loading(true);
+            // Nothing sees the store until the load ends: stage its keys (see `Staged`).
+            self.store.set_staging(true);
             let loaded = {
                 let mut target = StartupLoad {
                     load: self.store.bulk_load(),
@@ -748,6 +750,7 @@ impl Engine {
                 target.load.finish();
                 loaded
             };
+            self.store.set_staging(false);
             self.store.set_loading(false);
             let loaded = loaded?;
             if let Some(repl) = &loaded.repl {

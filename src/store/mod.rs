@@ -47,6 +47,62 @@ pub struct Slot {
     key: Bytes,
 }
 
+// Hashes as its seeded hash alone (equal slots have equal hashes), for [`Staged`].
+impl std::hash::Hash for Slot {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hash);
+    }
+}
+
+impl std::hash::Hash for dyn SlotKey + '_ {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u64(self.parts().0);
+    }
+}
+
+/// The keys of a database while a startup load replays commands into it
+/// ([`Store::set_staging`]): a hash table of slots, no tree.
+///
+/// Why: replaying an AOF is a long run of single-key writes in random key order; each one
+/// walks a B-tree of millions of keys (a chain of cache misses, and node copies along the
+/// path), where a hash table finds the key in one or two probes. No snapshot, scan or ordered
+/// walk happens during the load, so nothing needs the order until the load ends; then the
+/// keys go into the tree sorted, as an RDB load puts them ([`BulkLoad`]).
+type Staged = std::collections::HashMap<Slot, Arc<Item>, SlotHashing>;
+
+/// Hashes a [`Slot`] by the seeded hash it already carries: no second hash of the key.
+#[derive(Clone, Copy, Default)]
+struct SlotHashing;
+
+impl BuildHasher for SlotHashing {
+    type Hasher = SlotHasher;
+
+    fn build_hasher(&self) -> SlotHasher {
+        SlotHasher(0)
+    }
+}
+
+struct SlotHasher(u64);
+
+impl std::hash::Hasher for SlotHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is used (the `Hash` impls above); fold anything else in anyway.
+        for &byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(byte);
+        }
+    }
+
+    fn write_u64(&mut self, hash: u64) {
+        self.0 = hash;
+    }
+
+    fn finish(&self) -> u64 {
+        // Slot hashes always have their lowest bit set (see `Store::slot_hash`), and the table
+        // indexes by the low bits: fold high bits in so every bucket is used.
+        self.0 ^ (self.0 >> 32)
+    }
+}
+
 impl Slot {
     /// The key's bytes.
     pub fn key(&self) -> &Bytes {
@@ -140,6 +196,9 @@ pub struct Db {
     shards: Vec<Shard>,
     /// Keys with a TTL, ordered by expiry time: the active expiry cycle pops from the front.
     expires: OrdSet<(i64, Slot)>,
+    /// The keys while a startup load stages them ([`Staged`]). Invariant: while `Some`, every
+    /// shard is empty.
+    staged: Option<Staged>,
 }
 
 impl Default for Db {
@@ -147,6 +206,7 @@ impl Default for Db {
         Db {
             shards: vec![Shard::new(); SHARDS],
             expires: OrdSet::new(),
+            staged: None,
         }
     }
 }
@@ -154,12 +214,76 @@ impl Default for Db {
 impl Db {
     /// Number of keys (including expired keys not yet removed).
     pub fn len(&self) -> usize {
-        self.shards.iter().map(OrdMap::len).sum()
+        self.shards.iter().map(OrdMap::len).sum::<usize>()
+            + self.staged.as_ref().map_or(0, |s| s.len())
     }
 
     /// True when the database holds no key.
     pub fn is_empty(&self) -> bool {
         self.shards.iter().all(OrdMap::is_empty)
+            && self.staged.as_ref().is_none_or(|s| s.is_empty())
+    }
+
+    /// The item of `(hash, key)`, staged or in the tree.
+    fn lookup(&self, hash: u64, key: &[u8]) -> Option<&Arc<Item>> {
+        let probe = &(hash, key) as &dyn SlotKey;
+        match &self.staged {
+            Some(staged) => staged.get(probe),
+            None => self.shard(hash).get(probe),
+        }
+    }
+
+    /// [`Db::lookup`] for modification.
+    fn lookup_mut(&mut self, hash: u64, key: &[u8]) -> Option<&mut Arc<Item>> {
+        let probe = &(hash, key) as &dyn SlotKey;
+        match &mut self.staged {
+            Some(staged) => staged.get_mut(probe),
+            None => self.shards[shard_of(hash)].get_mut(probe),
+        }
+    }
+
+    /// The stored slot and item of `(hash, key)`.
+    fn lookup_key_value(&self, hash: u64, key: &[u8]) -> Option<(&Slot, &Arc<Item>)> {
+        let probe = &(hash, key) as &dyn SlotKey;
+        match &self.staged {
+            Some(staged) => staged.get_key_value(probe),
+            None => self.shard(hash).get_key_value(probe),
+        }
+    }
+
+    /// Stores `item` at `slot`, returning the item it replaced.
+    fn put(&mut self, slot: Slot, item: Arc<Item>) -> Option<Arc<Item>> {
+        match &mut self.staged {
+            Some(staged) => staged.insert(slot, item),
+            None => self.shards[shard_of(slot.hash)].insert(slot, item),
+        }
+    }
+
+    /// Removes `(hash, key)`, returning its slot and item.
+    fn take(&mut self, hash: u64, key: &[u8]) -> Option<(Slot, Arc<Item>)> {
+        let probe = &(hash, key) as &dyn SlotKey;
+        match &mut self.staged {
+            Some(staged) => staged.remove_entry(probe),
+            None => self.shards[shard_of(hash)].remove_with_key(probe),
+        }
+    }
+
+    /// Puts the staged keys into the tree, sorted (see [`Staged`]).
+    fn unstage(&mut self) {
+        let Some(staged) = self.staged.take() else {
+            return;
+        };
+        let mut buckets: Vec<Bucket> = (0..BULK_BUCKETS).map(|_| Vec::new()).collect();
+        for (slot, item) in staged {
+            buckets[bucket_of(slot.hash)].push((slot, item));
+        }
+        let parallel = buckets.iter().map(Vec::len).sum::<usize>() >= PARALLEL_SORT_ENTRIES;
+        // A hash table holds each key once: the sort's dedup finds nothing to drop.
+        for_each_sorted(buckets, parallel, |entries| {
+            insert_interleaved(entries, |(slot, item)| {
+                self.shards[shard_of(slot.hash)].insert(slot, item);
+            });
+        });
     }
 
     fn shard(&self, hash: u64) -> &Shard {
@@ -170,17 +294,29 @@ impl Db {
         &mut self.shards[shard_of(hash)]
     }
 
-    /// Every entry, in slot order.
+    /// Every entry, in slot order (staged entries, which exist only during a startup load,
+    /// come in no order).
     fn iter_slots(&self) -> impl Iterator<Item = (&Slot, &Arc<Item>)> {
-        self.shards.iter().flat_map(OrdMap::iter)
+        self.shards
+            .iter()
+            .flat_map(OrdMap::iter)
+            .chain(self.staged.iter().flatten())
     }
 
-    /// Every entry from slot `start` on, in slot order.
+    /// Every entry from slot `start` on, in slot order (staged entries: those from `start`
+    /// on, in no order).
     fn range_from(&self, start: Slot) -> impl Iterator<Item = (&Slot, &Arc<Item>)> {
         let first = shard_of(start.hash);
+        let staged_from = start.hash;
         self.shards[first]
             .range(start..)
             .chain(self.shards[first + 1..].iter().flat_map(OrdMap::iter))
+            .chain(
+                self.staged
+                    .iter()
+                    .flatten()
+                    .filter(move |(slot, _)| slot.hash >= staged_from),
+            )
     }
 
     /// Number of keys with a TTL.
@@ -208,6 +344,8 @@ pub struct Store {
     /// primary's stream) do not see a key whose TTL passed (Redis's `expireIfNeeded` on a
     /// replica).
     keep_expired: bool,
+    /// A startup load runs: writes to an empty database stage its keys ([`Staged`]).
+    staging: bool,
 }
 
 /// An immutable, point-in-time view of a [`Store`], taken in O(1).
@@ -249,6 +387,7 @@ impl Store {
             expired: Vec::new(),
             loading: false,
             keep_expired: false,
+            staging: false,
         }
     }
 
@@ -264,6 +403,7 @@ impl Store {
 
     /// O(1) point-in-time view of every database.
     pub fn snapshot(&self) -> StoreSnapshot {
+        debug_assert!(!self.staging, "a snapshot during a staged load");
         StoreSnapshot {
             dbs: self.dbs.clone(),
         }
@@ -272,6 +412,10 @@ impl Store {
     /// O(1) point-in-time view of every database, to be written once (a `BGSAVE`, an AOF
     /// rewrite, a full sync, a backup): see [`OnePassSnapshot`].
     pub fn one_pass_snapshot(&self) -> OnePassSnapshot {
+        debug_assert!(
+            self.dbs.iter().all(|db| db.staged.is_none()),
+            "a one-pass snapshot walks the trees only"
+        );
         OnePassSnapshot {
             dbs: self
                 .dbs
@@ -300,8 +444,7 @@ impl Store {
         let hash = self.slot_hash(key);
         let hide = self.hides_expired();
         self.dbs[db]
-            .shard(hash)
-            .get(&(hash, key) as &dyn SlotKey)
+            .lookup(hash, key)
             .map(|item| &**item)
             .filter(|item| !(hide && item.expire_at_ms.is_some_and(|at| at <= now_ms)))
     }
@@ -313,8 +456,7 @@ impl Store {
         let hash = self.slot_hash(key);
         let hide = self.hides_expired();
         self.dbs[db]
-            .shard_mut(hash)
-            .get_mut(&(hash, key) as &dyn SlotKey)
+            .lookup_mut(hash, key)
             .filter(|item| !(hide && item.expire_at_ms.is_some_and(|at| at <= now_ms)))
             .map(Arc::make_mut)
     }
@@ -360,16 +502,19 @@ impl Store {
     /// item comes back from the insert.
     fn insert_slot(&mut self, db: usize, slot: Slot, item: Arc<Item>) {
         let database = &mut self.dbs[db];
+        if self.staging && database.staged.is_none() && database.is_empty() {
+            database.staged = Some(Staged::default());
+        }
         let expire_at_ms = item.expire_at_ms;
         if database.expires.is_empty() && expire_at_ms.is_none() {
             // No key of this database has a TTL, nor will this one: nothing to index. (The
             // slot moves into the map; a clone would turn the key's `Bytes` into a shared one,
             // an allocation per key.)
-            database.shard_mut(slot.hash).insert(slot, item);
+            database.put(slot, item);
             return;
         }
         let indexed = slot.clone();
-        let previous = database.shard_mut(indexed.hash).insert(slot, item);
+        let previous = database.put(slot, item);
         // The previous TTL leaves the expiry index, the new one enters it.
         if let Some(at) = previous.and_then(|old| old.expire_at_ms)
             && Some(at) != expire_at_ms
@@ -391,13 +536,22 @@ impl Store {
         self.loading
     }
 
+    /// Starts (`true`) or ends a startup load's staging: while on, a database that is empty
+    /// when a write reaches it keeps its keys in a hash table ([`Staged`]); turning it off
+    /// puts them into the tree. Only for a load nothing else sees: until it ends, scans and
+    /// walks of a staged database see its keys in no order, and a snapshot copies them.
+    pub fn set_staging(&mut self, staging: bool) {
+        self.staging = staging;
+        if !staging {
+            self.dbs.iter_mut().for_each(Db::unstage);
+        }
+    }
+
     /// Removes `key` (expired or not) and returns its item.
     pub fn remove(&mut self, db: usize, key: &[u8]) -> Option<Item> {
         let hash = self.slot_hash(key);
         let database = &mut self.dbs[db];
-        let (slot, item) = database
-            .shard_mut(hash)
-            .remove_with_key(&(hash, key) as &dyn SlotKey)?;
+        let (slot, item) = database.take(hash, key)?;
         if let Some(at) = item.expire_at_ms {
             database.expires.remove(&(at, slot));
         }
@@ -415,10 +569,7 @@ impl Store {
         self.expire_if_due(db, key, now_ms);
         let hash = self.slot_hash(key);
         let database = &mut self.dbs[db];
-        let Some((slot, item)) = database
-            .shard(hash)
-            .get_key_value(&(hash, key) as &dyn SlotKey)
-        else {
+        let Some((slot, item)) = database.lookup_key_value(hash, key) else {
             return false;
         };
         let slot = slot.clone();
@@ -432,7 +583,7 @@ impl Store {
         if let Some(at) = expire_at_ms {
             database.expires.insert((at, slot.clone()));
         }
-        if let Some(item) = database.shard_mut(hash).get_mut(&slot) {
+        if let Some(item) = database.lookup_mut(hash, &slot.key) {
             Arc::make_mut(item).expire_at_ms = expire_at_ms;
         }
         true
@@ -446,8 +597,7 @@ impl Store {
         }
         let hash = self.slot_hash(key);
         let due = self.dbs[db]
-            .shard(hash)
-            .get(&(hash, key) as &dyn SlotKey)
+            .lookup(hash, key)
             .and_then(|item| item.expire_at_ms)
             .is_some_and(|at| at <= now_ms);
         if due && let Some(_) = self.remove(db, key) {
@@ -579,6 +729,7 @@ impl Store {
         BulkLoad {
             store: self,
             pending: (0..databases).map(|_| Vec::new()).collect(),
+            collected: 0,
             parallel_sort_from: PARALLEL_SORT_ENTRIES,
         }
     }
@@ -605,6 +756,9 @@ pub struct BulkLoad<'a> {
     /// Per database: per bucket, the entries collected since the last flush, in arrival order.
     /// Empty (no buckets) for a database that received nothing.
     pending: Vec<Vec<Bucket>>,
+    /// Entries in `pending`: a flush with none returns at once (an AOF load flushes before
+    /// every command it replays).
+    collected: usize,
     /// Loads of at least this many entries (per database) sort on a helper thread:
     /// [`PARALLEL_SORT_ENTRIES`], lowered by tests to cover that path.
     parallel_sort_from: usize,
@@ -633,6 +787,7 @@ impl BulkLoad<'_> {
                 buckets.resize_with(BULK_BUCKETS, Vec::new);
             }
             buckets[bucket_of(slot.hash)].push((slot, item));
+            self.collected += 1;
         }
     }
 
@@ -648,6 +803,9 @@ impl BulkLoad<'_> {
     }
 
     fn flush(&mut self) {
+        if std::mem::take(&mut self.collected) == 0 {
+            return;
+        }
         for db in 0..self.pending.len() {
             let buckets = std::mem::take(&mut self.pending[db]);
             if buckets.iter().all(Vec::is_empty) {
@@ -657,6 +815,8 @@ impl BulkLoad<'_> {
             let parallel = total >= self.parallel_sort_from;
             let database = &mut self.store.dbs[db];
             if database.is_empty() {
+                // A staged database whose keys were all deleted: back to the tree.
+                database.staged = None;
                 let mut expiring: Vec<(i64, Slot)> = Vec::new();
                 for_each_sorted(buckets, parallel, |entries| {
                     expiring.extend(
@@ -758,6 +918,7 @@ impl crate::dataset::Apply for BulkLoad<'_> {
         for pending in &mut self.pending {
             pending.clear();
         }
+        self.collected = 0;
         self.store.flush_all();
     }
 

@@ -430,3 +430,99 @@ mod small_collections {
         }
     }
 }
+
+#[test]
+fn a_staged_load_ends_with_the_tree_the_same_writes_build() {
+    // The same writes, staged and not: every read along the way and the end state agree.
+    let (mut staged, mut plain) = (Store::new(3), Store::new(3));
+    plain.hasher = staged.hasher.clone();
+    // Database 2 holds a key before the load (an RDB preamble): it stays a tree.
+    for store in [&mut staged, &mut plain] {
+        store.insert(2, own(b"before"), s("x"), None);
+        store.set_loading(true);
+    }
+    staged.set_staging(true);
+    for i in 0..3000u32 {
+        let key = format!("key:{}", i % 1700);
+        let expiry = (i % 7 == 0).then_some(1_000 + i64::from(i));
+        for store in [&mut staged, &mut plain] {
+            store.insert(
+                i as usize % 3,
+                own(key.as_bytes()),
+                s(&i.to_string()),
+                expiry,
+            );
+            match i % 5 {
+                0 => {
+                    store.remove(0, format!("key:{}", i / 2).as_bytes());
+                }
+                1 => {
+                    store.set_expire(1, key.as_bytes(), Some(5_000), 0);
+                }
+                2 => {
+                    store.set_expire(0, key.as_bytes(), None, 0);
+                }
+                _ => {}
+            }
+        }
+        let (a, b) = (
+            staged.get(0, key.as_bytes(), 0),
+            plain.get(0, key.as_bytes(), 0),
+        );
+        assert_eq!(
+            a.map(|item| item.expire_at_ms),
+            b.map(|item| item.expire_at_ms)
+        );
+    }
+    assert!(staged.db(0).staged.is_some() && staged.db(1).staged.is_some());
+    assert!(
+        staged.db(2).staged.is_none(),
+        "a database with keys is not staged"
+    );
+    for db in 0..3 {
+        assert_eq!(staged.db(db).len(), plain.db(db).len());
+    }
+    staged.set_staging(false);
+    for store in [&mut staged, &mut plain] {
+        store.set_loading(false);
+    }
+    for db in 0..3 {
+        assert!(staged.db(db).staged.is_none());
+        assert_eq!(contents(&staged, db), contents(&plain, db), "database {db}");
+        assert_eq!(staged.db(db).expires_len(), plain.db(db).expires_len());
+    }
+    // The expiry index came through: the active cycle removes the same keys.
+    assert_eq!(
+        staged.expire_cycle(3_000, usize::MAX),
+        plain.expire_cycle(3_000, usize::MAX)
+    );
+    assert_eq!(staged.take_expired(), plain.take_expired());
+    assert_eq!(
+        staged.scan(0, 0, 10_000, 0).keys,
+        plain.scan(0, 0, 10_000, 0).keys
+    );
+}
+
+#[test]
+fn a_staged_database_emptied_during_the_load_takes_a_bulk_load() {
+    let mut store = Store::new(1);
+    store.set_loading(true);
+    store.set_staging(true);
+    store.insert(0, own(b"gone"), s("1"), None);
+    store.remove(0, b"gone");
+    {
+        let mut load = store.bulk_load();
+        for i in 0..100 {
+            load.load_entry(entry(0, &format!("k{i}"), "v", None));
+        }
+        // A command after the entries: they are stored first, then it runs.
+        let store = load.store();
+        store.insert(0, own(b"k1"), s("after"), None);
+    }
+    store.set_staging(false);
+    store.set_loading(false);
+    assert_eq!(store.db(0).len(), 100);
+    let keys: Vec<Bytes> = store.db(0).iter().map(|(key, _)| key.clone()).collect();
+    assert!(keys.contains(&own(b"k99")) && !keys.contains(&own(b"gone")));
+    assert!(matches!(&store.get(0, b"k1", 0).unwrap().value, Value::String(v) if v == "after"));
+}
