@@ -27,7 +27,12 @@
 //!   ([`crate::aof::writer`]); after a batch, a connection takes the ack it needs (the end of
 //!   the stream so far) under the lock and awaits it *outside* the lock before writing its
 //!   replies: under `always` the group commit's fdatasync, otherwise the write. Other clients'
-//!   commands keep running meanwhile. A poisoned AOF closes the connection without replies.
+//!   commands keep running meanwhile. Under `everysec` and `no`, while the writer thread
+//!   sleeps, the connection yields once (so every connection with commands ready runs them)
+//!   and then writes everything queued itself: one `write(2)` per turn, as Redis's event loop
+//!   does. A poisoned AOF closes the connection without replies.
+//! - **Threads.** `io-threads` (default 1) runtime workers serve the connections; commands
+//!   run one at a time under the engine lock whatever their number.
 //! - **Replicas** (`replication.rs`): `SYNC`/`PSYNC` decide under the lock (a partial resync
 //!   from the backlog, or a full sync from an O(1) snapshot taken with the replication id and
 //!   offset); the connection then sends the RDB outside the lock, encoded on a blocking thread
