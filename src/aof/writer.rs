@@ -270,7 +270,9 @@ impl AckWait {
             .map_err(|e| e.to_string())
     }
 
-    /// Blocks the calling thread until acknowledged (or never).
+    /// Blocks the calling thread until acknowledged (or never). As
+    /// [`AckWait::acknowledged`], first writes what is queued itself when the writer thread
+    /// lends its file.
     pub fn wait_blocking(self) -> std::result::Result<(), String> {
         self.shared.write_lent();
         self.waiter.wait(self.offset).map_err(|e| e.to_string())
@@ -278,6 +280,7 @@ impl AckWait {
 
     /// As [`AckWait::wait_blocking`], giving up after `timeout` (`None`: still waiting).
     pub fn wait_timeout(&self, timeout: Duration) -> Option<std::result::Result<(), String>> {
+        self.shared.write_lent();
         self.waiter
             .wait_timeout(self.offset, timeout)
             .map(|r| r.map_err(|e| e.to_string()))
