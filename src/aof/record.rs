@@ -187,6 +187,25 @@ impl HeaderError {
 /// `<prefix><digits>\r\n` at `pos`: the number and the offset after the line. A prefix of a
 /// valid header that the data ends in is EOF; anything else that is not one is a format error.
 fn header(data: &[u8], pos: usize, prefix: u8) -> Result<(u64, usize), HeaderError> {
+    // The common case, parsed in place: 1 to 19 digits (no u64 overflow) and "\r\n". Anything
+    // else takes the checked path below, which also finds the error.
+    let mut value = 0u64;
+    let mut at = pos + 1;
+    while at - pos <= 19
+        && let Some(&digit) = data.get(at)
+        && digit.is_ascii_digit()
+    {
+        value = value * 10 + u64::from(digit - b'0');
+        at += 1;
+    }
+    if at > pos + 1 && data.get(at..at + 2) == Some(b"\r\n") {
+        return Ok((value, at + 2));
+    }
+    header_checked(data, pos, prefix)
+}
+
+/// [`header`] line by line, with the reason for anything that is not a valid header.
+fn header_checked(data: &[u8], pos: usize, prefix: u8) -> Result<(u64, usize), HeaderError> {
     let bad = |reason: &str| HeaderError::Format {
         at: pos,
         reason: format!("{reason} in the '{}' line", char::from(prefix)),

@@ -198,7 +198,7 @@ fn set_generic(
         None => None,
     };
     ctx.store
-        .insert(ctx.db, own(key), Value::String(own(value)), ttl);
+        .insert_copied(ctx.db, key, Value::String(own(value)), ttl);
     ctx.changed(1);
     if let Some(at) = expire_at {
         ctx.rewrite(vec![vec![

@@ -47,19 +47,6 @@ pub struct Slot {
     key: Bytes,
 }
 
-// Hashes as its seeded hash alone (equal slots have equal hashes), for [`Staged`].
-impl std::hash::Hash for Slot {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        state.write_u64(self.hash);
-    }
-}
-
-impl std::hash::Hash for dyn SlotKey + '_ {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        state.write_u64(self.parts().0);
-    }
-}
-
 /// The keys of a database while a startup load replays commands into it
 /// ([`Store::set_staging`]): a hash table of slots, no tree.
 ///
@@ -68,39 +55,27 @@ impl std::hash::Hash for dyn SlotKey + '_ {
 /// path), where a hash table finds the key in one or two probes. No snapshot, scan or ordered
 /// walk happens during the load, so nothing needs the order until the load ends; then the
 /// keys go into the tree sorted, as an RDB load puts them ([`BulkLoad`]).
-type Staged = std::collections::HashMap<Slot, Arc<Item>, SlotHashing>;
+///
+/// A `HashTable` rather than a map: it probes with the seeded hash the slot already carries
+/// (no second hash of the key), and finds or inserts in one probe with a borrowed key, so an
+/// overwrite copies no key ([`Store::insert_copied`]).
+type Staged = hashbrown::HashTable<(Slot, Arc<Item>), crate::os::HugePageHint>;
 
-/// Hashes a [`Slot`] by the seeded hash it already carries: no second hash of the key.
-#[derive(Clone, Copy, Default)]
-struct SlotHashing;
-
-impl BuildHasher for SlotHashing {
-    type Hasher = SlotHasher;
-
-    fn build_hasher(&self) -> SlotHasher {
-        SlotHasher(0)
-    }
+/// The [`Staged`] table's hash of a slot hash. Slot hashes always have their lowest bit set
+/// (see `Store::slot_hash`), and the table indexes by the low bits: fold high bits in so
+/// every bucket is used.
+fn staged_hash(hash: u64) -> u64 {
+    hash ^ (hash >> 32)
 }
 
-struct SlotHasher(u64);
+/// Rehashes a [`Staged`] entry when the table grows.
+fn staged_hash_of(entry: &(Slot, Arc<Item>)) -> u64 {
+    staged_hash(entry.0.hash)
+}
 
-impl std::hash::Hasher for SlotHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        // Only `write_u64` is used (the `Hash` impls above); fold anything else in anyway.
-        for &byte in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(byte);
-        }
-    }
-
-    fn write_u64(&mut self, hash: u64) {
-        self.0 = hash;
-    }
-
-    fn finish(&self) -> u64 {
-        // Slot hashes always have their lowest bit set (see `Store::slot_hash`), and the table
-        // indexes by the low bits: fold high bits in so every bucket is used.
-        self.0 ^ (self.0 >> 32)
-    }
+/// Matches the [`Staged`] entry of `(hash, key)`.
+fn staged_is(hash: u64, key: &[u8]) -> impl Fn(&(Slot, Arc<Item>)) -> bool + '_ {
+    move |(slot, _)| slot.hash == hash && *slot.key == *key
 }
 
 impl Slot {
@@ -195,6 +170,8 @@ pub struct Db {
     /// The keys, [`SHARDS`] maps of consecutive slot ranges.
     shards: Vec<Shard>,
     /// Keys with a TTL, ordered by expiry time: the active expiry cycle pops from the front.
+    /// Invariant: empty while the database is staged (no expiry runs during a startup load);
+    /// [`Db::unstage`] builds it from the items' TTLs.
     expires: OrdSet<(i64, Slot)>,
     /// The keys while a startup load stages them ([`Staged`]). Invariant: while `Some`, every
     /// shard is empty.
@@ -226,45 +203,62 @@ impl Db {
 
     /// The item of `(hash, key)`, staged or in the tree.
     fn lookup(&self, hash: u64, key: &[u8]) -> Option<&Arc<Item>> {
-        let probe = &(hash, key) as &dyn SlotKey;
         match &self.staged {
-            Some(staged) => staged.get(probe),
-            None => self.shard(hash).get(probe),
+            Some(staged) => staged
+                .find(staged_hash(hash), staged_is(hash, key))
+                .map(|(_, item)| item),
+            None => self.shard(hash).get(&(hash, key) as &dyn SlotKey),
         }
     }
 
     /// [`Db::lookup`] for modification.
     fn lookup_mut(&mut self, hash: u64, key: &[u8]) -> Option<&mut Arc<Item>> {
-        let probe = &(hash, key) as &dyn SlotKey;
         match &mut self.staged {
-            Some(staged) => staged.get_mut(probe),
-            None => self.shards[shard_of(hash)].get_mut(probe),
+            Some(staged) => staged
+                .find_mut(staged_hash(hash), staged_is(hash, key))
+                .map(|(_, item)| item),
+            None => self.shards[shard_of(hash)].get_mut(&(hash, key) as &dyn SlotKey),
         }
     }
 
     /// The stored slot and item of `(hash, key)`.
     fn lookup_key_value(&self, hash: u64, key: &[u8]) -> Option<(&Slot, &Arc<Item>)> {
-        let probe = &(hash, key) as &dyn SlotKey;
         match &self.staged {
-            Some(staged) => staged.get_key_value(probe),
-            None => self.shard(hash).get_key_value(probe),
+            Some(staged) => staged
+                .find(staged_hash(hash), staged_is(hash, key))
+                .map(|(slot, item)| (slot, item)),
+            None => self.shard(hash).get_key_value(&(hash, key) as &dyn SlotKey),
         }
     }
 
     /// Stores `item` at `slot`, returning the item it replaced.
     fn put(&mut self, slot: Slot, item: Arc<Item>) -> Option<Arc<Item>> {
-        match &mut self.staged {
-            Some(staged) => staged.insert(slot, item),
-            None => self.shards[shard_of(slot.hash)].insert(slot, item),
+        let Some(staged) = &mut self.staged else {
+            return self.shards[shard_of(slot.hash)].insert(slot, item);
+        };
+        match staged.entry(
+            staged_hash(slot.hash),
+            staged_is(slot.hash, &slot.key),
+            staged_hash_of,
+        ) {
+            hashbrown::hash_table::Entry::Occupied(mut found) => {
+                Some(std::mem::replace(&mut found.get_mut().1, item))
+            }
+            hashbrown::hash_table::Entry::Vacant(free) => {
+                free.insert((slot, item));
+                None
+            }
         }
     }
 
     /// Removes `(hash, key)`, returning its slot and item.
     fn take(&mut self, hash: u64, key: &[u8]) -> Option<(Slot, Arc<Item>)> {
-        let probe = &(hash, key) as &dyn SlotKey;
         match &mut self.staged {
-            Some(staged) => staged.remove_entry(probe),
-            None => self.shards[shard_of(hash)].remove_with_key(probe),
+            Some(staged) => staged
+                .find_entry(staged_hash(hash), staged_is(hash, key))
+                .ok()
+                .map(|found| found.remove().0),
+            None => self.shards[shard_of(hash)].remove_with_key(&(hash, key) as &dyn SlotKey),
         }
     }
 
@@ -273,16 +267,62 @@ impl Db {
         let Some(staged) = self.staged.take() else {
             return;
         };
+        debug_assert!(self.expires.is_empty(), "a staged database indexes no TTL");
         let mut buckets: Vec<Bucket> = (0..BULK_BUCKETS).map(|_| Vec::new()).collect();
         for (slot, item) in staged {
             buckets[bucket_of(slot.hash)].push((slot, item));
         }
-        let parallel = buckets.iter().map(Vec::len).sum::<usize>() >= PARALLEL_SORT_ENTRIES;
-        // A hash table holds each key once: the sort's dedup finds nothing to drop.
-        for_each_sorted(buckets, parallel, |entries| {
-            insert_interleaved(entries, |(slot, item)| {
-                self.shards[shard_of(slot.hash)].insert(slot, item);
-            });
+        // Two halves of the slot range, each a run of whole shards (a bucket's slots all fall
+        // in one shard), build their trees on two threads when the load is large: at the end
+        // of a load the decoder thread is idle, and the trees are a good part of its time.
+        let entries = buckets.iter().map(Vec::len).sum::<usize>();
+        let parts = if entries >= PARALLEL_SORT_ENTRIES {
+            2
+        } else {
+            1
+        };
+        let mut buckets = buckets.into_iter();
+        let halves: Vec<TreeBuild<'_>> = self
+            .shards
+            .chunks_mut(SHARDS / parts)
+            .enumerate()
+            .map(|(part, shards)| TreeBuild {
+                buckets: buckets.by_ref().take(BULK_BUCKETS / parts).collect(),
+                shards,
+                first_shard: part * (SHARDS / parts),
+            })
+            .collect();
+        let queue = std::sync::Mutex::new(halves.into_iter());
+        let expiring = std::sync::Mutex::new(Vec::new());
+        let work = || {
+            loop {
+                let next = queue
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .next();
+                let Some(half) = next else { break };
+                let indexed = half.build();
+                expiring
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .extend(indexed);
+            }
+        };
+        std::thread::scope(|scope| {
+            if parts > 1 {
+                // Without the thread (it could not start), this one builds both halves.
+                let _ = std::thread::Builder::new()
+                    .name("keeper-load-tree".into())
+                    .spawn_scoped(scope, work);
+            }
+            work();
+        });
+        let mut expiring = expiring
+            .into_inner()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        expiring.sort_unstable();
+        insert_interleaved(expiring, |key| {
+            self.expires.insert(key);
         });
     }
 
@@ -297,10 +337,12 @@ impl Db {
     /// Every entry, in slot order (staged entries, which exist only during a startup load,
     /// come in no order).
     fn iter_slots(&self) -> impl Iterator<Item = (&Slot, &Arc<Item>)> {
-        self.shards
-            .iter()
-            .flat_map(OrdMap::iter)
-            .chain(self.staged.iter().flatten())
+        self.shards.iter().flat_map(OrdMap::iter).chain(
+            self.staged
+                .iter()
+                .flatten()
+                .map(|(slot, item)| (slot, item)),
+        )
     }
 
     /// Every entry from slot `start` on, in slot order (staged entries: those from `start`
@@ -315,13 +357,21 @@ impl Db {
                 self.staged
                     .iter()
                     .flatten()
-                    .filter(move |(slot, _)| slot.hash >= staged_from),
+                    .filter(move |(slot, _)| slot.hash >= staged_from)
+                    .map(|(slot, item)| (slot, item)),
             )
     }
 
     /// Number of keys with a TTL.
     pub fn expires_len(&self) -> usize {
-        self.expires.len()
+        match &self.staged {
+            // Not indexed while staged: count them (only INFO asks, and never during a load).
+            Some(staged) => staged
+                .iter()
+                .filter(|(_, item)| item.expire_at_ms.is_some())
+                .count(),
+            None => self.expires.len(),
+        }
     }
 
     /// Every key with its item, in slot order.
@@ -498,18 +548,55 @@ impl Store {
         );
     }
 
+    /// [`Store::insert`] of a key the caller only borrows: the store copies it ([`own`])
+    /// unless a staged database already holds it, where an overwrite replaces the item in
+    /// place (a startup load's SETs are mostly overwrites). `value` must be a compact copy.
+    pub fn insert_copied(
+        &mut self,
+        db: usize,
+        key: &[u8],
+        value: Value,
+        expire_at_ms: Option<i64>,
+    ) {
+        let hash = self.slot_hash(key);
+        let item = Arc::new(Item {
+            value,
+            expire_at_ms,
+        });
+        self.stage_if_empty(db);
+        let Some(staged) = &mut self.dbs[db].staged else {
+            let key = own(key);
+            return self.insert_slot(db, Slot { hash, key }, item);
+        };
+        // Staged: no TTL index to keep (see `Db::expires`).
+        match staged.entry(staged_hash(hash), staged_is(hash, key), staged_hash_of) {
+            hashbrown::hash_table::Entry::Occupied(mut found) => found.get_mut().1 = item,
+            hashbrown::hash_table::Entry::Vacant(free) => {
+                let key = own(key);
+                free.insert((Slot { hash, key }, item));
+            }
+        }
+    }
+
+    /// While a startup load stages ([`Store::set_staging`]), a write that reaches an empty
+    /// database starts its [`Staged`] table.
+    fn stage_if_empty(&mut self, db: usize) {
+        let database = &mut self.dbs[db];
+        if self.staging && database.staged.is_none() && database.is_empty() {
+            database.staged = Some(Staged::new_in(crate::os::HugePageHint));
+        }
+    }
+
     /// [`Store::insert`] with the slot and item built. One descent of the map: the previous
     /// item comes back from the insert.
     fn insert_slot(&mut self, db: usize, slot: Slot, item: Arc<Item>) {
+        self.stage_if_empty(db);
         let database = &mut self.dbs[db];
-        if self.staging && database.staged.is_none() && database.is_empty() {
-            database.staged = Some(Staged::default());
-        }
         let expire_at_ms = item.expire_at_ms;
-        if database.expires.is_empty() && expire_at_ms.is_none() {
-            // No key of this database has a TTL, nor will this one: nothing to index. (The
-            // slot moves into the map; a clone would turn the key's `Bytes` into a shared one,
-            // an allocation per key.)
+        if database.staged.is_some() || (database.expires.is_empty() && expire_at_ms.is_none()) {
+            // Staged (TTLs are indexed when the load ends), or no key of this database has a
+            // TTL, nor will this one: nothing to index. (The slot moves into the map; a clone
+            // would turn the key's `Bytes` into a shared one, an allocation per key.)
             database.put(slot, item);
             return;
         }
@@ -552,7 +639,9 @@ impl Store {
         let hash = self.slot_hash(key);
         let database = &mut self.dbs[db];
         let (slot, item) = database.take(hash, key)?;
-        if let Some(at) = item.expire_at_ms {
+        if let Some(at) = item.expire_at_ms
+            && database.staged.is_none()
+        {
             database.expires.remove(&(at, slot));
         }
         Some(Arc::unwrap_or_clone(item))
@@ -577,11 +666,13 @@ impl Store {
         if old == expire_at_ms {
             return true;
         }
-        if let Some(at) = old {
-            database.expires.remove(&(at, slot.clone()));
-        }
-        if let Some(at) = expire_at_ms {
-            database.expires.insert((at, slot.clone()));
+        if database.staged.is_none() {
+            if let Some(at) = old {
+                database.expires.remove(&(at, slot.clone()));
+            }
+            if let Some(at) = expire_at_ms {
+                database.expires.insert((at, slot.clone()));
+            }
         }
         if let Some(item) = database.lookup_mut(hash, &slot.key) {
             Arc::make_mut(item).expire_at_ms = expire_at_ms;
@@ -772,6 +863,8 @@ pub struct BulkLoad<'a> {
 const BULK_BUCKET_BITS: u32 = 9;
 /// Number of buckets of a [`BulkLoad`] (per database that receives entries).
 const BULK_BUCKETS: usize = 1 << BULK_BUCKET_BITS;
+// Every bucket's slots fall in one shard ([`TreeBuild`] relies on it).
+const _: () = assert!(BULK_BUCKET_BITS >= SHARD_BITS);
 
 impl BulkLoad<'_> {
     /// Number of databases of the store.
@@ -845,6 +938,34 @@ impl BulkLoad<'_> {
 
 /// A [`BulkLoad`] bucket: entries in arrival order, or (once sorted) in slot order.
 type Bucket = Vec<(Slot, Arc<Item>)>;
+
+/// A run of a staged database's buckets and the shards their slots fall in ([`Db::unstage`]).
+struct TreeBuild<'a> {
+    buckets: Vec<Bucket>,
+    /// Shards `first_shard..first_shard + shards.len()`.
+    shards: &'a mut [Shard],
+    first_shard: usize,
+}
+
+impl TreeBuild<'_> {
+    /// Sorts each bucket and inserts it into its shard; returns the TTL index entries.
+    fn build(self) -> Vec<(i64, Slot)> {
+        let mut expiring = Vec::new();
+        for mut entries in self.buckets {
+            // A hash table holds each key once: nothing to dedup, and no order to keep.
+            entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+            expiring.extend(
+                entries
+                    .iter()
+                    .filter_map(|(slot, item)| Some((item.expire_at_ms?, slot.clone()))),
+            );
+            insert_interleaved(entries, |(slot, item)| {
+                self.shards[shard_of(slot.hash) - self.first_shard].insert(slot, item);
+            });
+        }
+        expiring
+    }
+}
 
 /// Loads of at least this many entries sort their buckets on a helper thread while the
 /// caller inserts the buckets already sorted; smaller ones are not worth a thread.

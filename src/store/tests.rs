@@ -446,12 +446,17 @@ fn a_staged_load_ends_with_the_tree_the_same_writes_build() {
         let key = format!("key:{}", i % 1700);
         let expiry = (i % 7 == 0).then_some(1_000 + i64::from(i));
         for store in [&mut staged, &mut plain] {
-            store.insert(
-                i as usize % 3,
-                own(key.as_bytes()),
-                s(&i.to_string()),
-                expiry,
-            );
+            // Both ways in: an owned key, and a borrowed one copied only when new.
+            if i % 2 == 0 {
+                store.insert(
+                    i as usize % 3,
+                    own(key.as_bytes()),
+                    s(&i.to_string()),
+                    expiry,
+                );
+            } else {
+                store.insert_copied(i as usize % 3, key.as_bytes(), s(&i.to_string()), expiry);
+            }
             match i % 5 {
                 0 => {
                     store.remove(0, format!("key:{}", i / 2).as_bytes());
@@ -481,6 +486,8 @@ fn a_staged_load_ends_with_the_tree_the_same_writes_build() {
     );
     for db in 0..3 {
         assert_eq!(staged.db(db).len(), plain.db(db).len());
+        // Counted from the items while staged, from the index after.
+        assert_eq!(staged.db(db).expires_len(), plain.db(db).expires_len());
     }
     staged.set_staging(false);
     for store in [&mut staged, &mut plain] {
@@ -501,6 +508,36 @@ fn a_staged_load_ends_with_the_tree_the_same_writes_build() {
         staged.scan(0, 0, 10_000, 0).keys,
         plain.scan(0, 0, 10_000, 0).keys
     );
+}
+
+#[test]
+fn a_large_staged_database_builds_its_tree_on_two_threads_alike() {
+    // Enough keys for the two-thread build (`PARALLEL_SORT_ENTRIES`): both halves of the
+    // slot range end up in their shards, in order, with their TTLs indexed.
+    let (mut staged, mut plain) = (Store::new(1), Store::new(1));
+    plain.hasher = staged.hasher.clone();
+    staged.set_loading(true);
+    staged.set_staging(true);
+    for i in 0..PARALLEL_SORT_ENTRIES + 1000 {
+        let key = format!("k{i}");
+        let expiry = (i % 10 == 0).then_some(i as i64);
+        for store in [&mut staged, &mut plain] {
+            store.insert_copied(0, key.as_bytes(), s("v"), expiry);
+        }
+    }
+    staged.set_staging(false);
+    staged.set_loading(false);
+    assert!(staged.db(0).staged.is_none());
+    assert_eq!(contents(&staged, 0), contents(&plain, 0));
+    let in_shards =
+        |store: &Store| -> Vec<usize> { store.db(0).shards.iter().map(OrdMap::len).collect() };
+    assert_eq!(in_shards(&staged), in_shards(&plain));
+    assert_eq!(staged.db(0).expires_len(), plain.db(0).expires_len());
+    assert_eq!(
+        staged.expire_cycle(5_000, usize::MAX),
+        plain.expire_cycle(5_000, usize::MAX)
+    );
+    assert_eq!(staged.take_expired(), plain.take_expired());
 }
 
 #[test]
