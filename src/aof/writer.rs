@@ -25,7 +25,8 @@
 //! `write_all`, syncs once and acknowledges it all; what arrives during the sync goes in the next
 //! round. `everysec` writes as data comes and syncs at most once per interval on a separate
 //! thread (through [`WritableFile::background_syncer`]; files without one are synced by the
-//! writer thread between writes), so writes go on while a sync runs; a sync still running after
+//! writer thread between writes), so writes go on while a sync runs (the thread lends its file
+//! to the connections meanwhile, as when it sleeps); a sync still running after
 //! 2 s while data is being written counts one `aof_delayed_fsync`, as Redis counts it.
 //!
 //! Failures (issue 5):
@@ -369,9 +370,11 @@ struct NextFile {
 /// that a connection waiting for its write writes the queue itself ([`Shared::write_lent`]).
 ///
 /// Invariants: the thread lends its file only with nothing of its own to do — no bytes taken
-/// and unwritten, no failed write to repair or retry, no sync in flight, no switch, sync
-/// request or close pending, not poisoned; and it takes the file back (waiting while a writer
-/// holds it) as soon as it wakes, before it looks at anything else.
+/// and unwritten, no failed write to repair or retry, no switch, sync request or close
+/// pending, not poisoned; and it takes the file back (waiting while a writer holds it) as
+/// soon as it wakes, before it looks at anything else. An `everysec` sync may be in flight on
+/// the sync thread: writes go on beside it, as Redis's event loop writes while its
+/// background fsync runs, and its end wakes the thread.
 struct Parked {
     file: Box<dyn WritableFile>,
     /// Stream offset at the end of what is written to `file`.
@@ -379,6 +382,10 @@ struct Parked {
     /// A lent write failed: the file's length before it (to cut back to) and the error. The
     /// bytes went back to the front of the queue, and the thread repairs and retries.
     failed: Option<(u64, Error)>,
+    /// The background sync in flight when the file was lent: its [`InFlight::delay_mark`],
+    /// moved on by a lent write that counts a delayed fsync, and the delay that counts one
+    /// ([`WriterTimings::delayed_fsync_after`]).
+    in_flight: Option<(Instant, Duration)>,
 }
 
 /// A background sync that finished, posted by the sync thread.
@@ -498,6 +505,13 @@ impl Shared {
             let Some(mut parked) = queue.parked.take() else {
                 return;
             };
+            if let Some((delay_mark, delayed_after)) = &mut parked.in_flight
+                && delay_mark.elapsed() >= *delayed_after
+            {
+                *delay_mark = Instant::now();
+                warn_delayed_fsync();
+                queue.stats.delayed_fsync += 1;
+            }
             queue.lent = true;
             let bytes = std::mem::take(&mut queue.head);
             let end = queue.head_end;
@@ -1042,7 +1056,7 @@ impl Worker {
             let now = Instant::now();
             let retry_at = self.next_retry.filter(|at| *at > now && !queue.closing);
             let has_data = !queue.head.is_empty() || !queue.next_files.is_empty();
-            let sync_at = self.everysec_sync_at();
+            let sync_at = self.everysec_sync_at(now);
             let work = queue.closing
                 || (retry_at.is_none() && (has_data || !self.unwritten.is_empty()))
                 || queue.sync_requested > queue.sync_served
@@ -1066,8 +1080,7 @@ impl Worker {
             let lend = self.policy != AppendFsync::Always
                 && self.unwritten.is_empty()
                 && self.repair_to.is_none()
-                && self.next_retry.is_none()
-                && self.in_flight.is_none();
+                && self.next_retry.is_none();
             if lend {
                 let file = self
                     .file
@@ -1077,6 +1090,10 @@ impl Worker {
                     file,
                     written: self.written,
                     failed: None,
+                    in_flight: self
+                        .in_flight
+                        .as_ref()
+                        .map(|sync| (sync.delay_mark, self.timings.delayed_fsync_after)),
                 });
                 let sweep = now + self.timings.lent_sweep;
                 deadline = Some(deadline.map_or(sweep, |at| at.min(sweep)));
@@ -1109,6 +1126,10 @@ impl Worker {
             if let Some(parked) = queue.parked.take() {
                 self.file = Some(parked.file);
                 self.written = self.written.max(parked.written);
+                if let (Some(sync), Some((delay_mark, _))) = (&mut self.in_flight, parked.in_flight)
+                {
+                    sync.delay_mark = delay_mark;
+                }
                 if let Some((len, e)) = parked.failed {
                     // The bytes are back in the queue: cut the file back and write them again
                     // as after a failed write of this thread's own.
@@ -1148,12 +1169,8 @@ impl Worker {
             if let Some(in_flight) = &mut self.in_flight
                 && in_flight.delay_mark.elapsed() >= self.timings.delayed_fsync_after
             {
-                // Redis writes anyway after postponing 2 s for a running fsync, and counts it.
                 in_flight.delay_mark = Instant::now();
-                tracing::warn!(
-                    "Asynchronous AOF fsync is taking too long (disk is busy?). Writing the AOF \
-                     buffer without waiting for fsync to complete, this may slow down Redis."
-                );
+                warn_delayed_fsync();
                 self.shared.lock().stats.delayed_fsync += 1;
             }
             let file = self
@@ -1359,8 +1376,11 @@ impl Worker {
         }
     }
 
-    /// When the next `everysec` sync may start, if one is needed.
-    fn everysec_sync_at(&self) -> Option<Instant> {
+    /// When the next `everysec` sync may start, if one is needed: `now` when none ran yet.
+    /// (Never a fresh `Instant::now()`: compared with the caller's `now` it would always lie
+    /// ahead, and a thread whose connections write everything themselves would wait for it
+    /// forever, a zero timeout at a time.)
+    fn everysec_sync_at(&self, now: Instant) -> Option<Instant> {
         if self.policy != AppendFsync::EverySec
             || self.written <= self.synced
             || self.in_flight.is_some()
@@ -1369,13 +1389,13 @@ impl Worker {
         }
         Some(match self.last_sync_start {
             Some(at) => at + self.timings.fsync_interval,
-            None => Instant::now(),
+            None => now,
         })
     }
 
     fn everysec_sync_due(&self) -> bool {
-        self.everysec_sync_at()
-            .is_some_and(|at| at <= Instant::now())
+        let now = Instant::now();
+        self.everysec_sync_at(now).is_some_and(|at| at <= now)
     }
 
     /// Starts an `everysec` sync on the sync thread, or runs it here when the file offers no
@@ -1462,6 +1482,16 @@ impl SyncThread {
             .ok()?;
         Some(SyncThread { requests, thread })
     }
+}
+
+/// Redis's warning when it writes while its background fsync has run for 2 s (it then
+/// writes anyway, and counts an `aof_delayed_fsync`); keeper writes beside a running sync
+/// from the start, and counts and warns as Redis does.
+fn warn_delayed_fsync() {
+    tracing::warn!(
+        "Asynchronous AOF fsync is taking too long (disk is busy?). Writing the AOF buffer \
+         without waiting for fsync to complete, this may slow down Redis."
+    );
 }
 
 fn write_file(file: &mut dyn WritableFile, bytes: &[u8]) -> Result<()> {

@@ -744,6 +744,50 @@ fn a_waiting_connection_writes_the_queue_itself_while_the_thread_sleeps() {
 }
 
 #[test]
+fn a_waiting_connection_writes_beside_a_running_everysec_sync() {
+    let gate = Gate::closed();
+    let (sim, storage) = gated(24, gate.clone(), true);
+    let timings = no_sweep();
+    let mut writer = start(storage.clone(), AppendFsync::No, timings);
+    let _open = OpenOnDrop(gate.clone());
+    let mut expected = record(0);
+    wait_until_lent(&writer);
+    writer.append(&record(0));
+    wait_as_a_connection(&writer);
+    // Switching to everysec wakes the thread: it starts a sync of what is written (held at
+    // the gate), and lends its file again while the sync runs.
+    writer.set_policy(AppendFsync::EverySec);
+    gate.wait_for_syncs(1);
+    wait_until_lent(&writer);
+    writer.append(&record(1));
+    expected.extend_from_slice(&record(1));
+    wait_as_a_connection(&writer);
+    // Past the delay a lent write still goes on, and counts a delayed fsync as Redis does.
+    thread::sleep(timings.delayed_fsync_after * 2);
+    writer.append(&record(2));
+    expected.extend_from_slice(&record(2));
+    wait_as_a_connection(&writer);
+    assert_eq!(storage.writers.lock().unwrap().as_slice(), ["waiter"; 3]);
+    let status = writer.status();
+    assert_eq!(status.delayed_fsync, 1);
+    assert_eq!(
+        (status.fsyncs, status.durable_offset),
+        (0, 0),
+        "the sync still runs"
+    );
+    assert_eq!(writer.ack_offset(), writer.offset());
+    // The sync's end wakes the thread, which takes its file back and syncs the rest.
+    gate.open();
+    let end = writer.offset();
+    wait_until("a sync of everything", || {
+        writer.status().durable_offset == end
+    });
+    writer.close().unwrap();
+    sim.crash(CrashMode::DropUnsynced);
+    assert_eq!(live(&sim, "a.1.incr.aof"), expected);
+}
+
+#[test]
 fn the_thread_writes_and_syncs_what_no_connection_waits_for() {
     let (sim, storage) = gated(22, Gate::opened(), true);
     let mut writer = start(storage.clone(), AppendFsync::EverySec, fast());
