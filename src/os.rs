@@ -112,3 +112,47 @@ fn advise_huge_pages(start: *mut u8, len: usize) {
 
 #[cfg(not(target_os = "linux"))]
 fn advise_huge_pages(_start: *mut u8, _len: usize) {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use allocator_api2::alloc::Allocator;
+    use std::alloc::Layout;
+
+    #[test]
+    fn huge_page_hint_aligns_large_blocks_only_and_serves_a_growing_table() {
+        let small = Layout::from_size_align(4096, 8).unwrap();
+        assert_eq!(
+            HugePageHint::adjusted(small),
+            small,
+            "small blocks are plain"
+        );
+        let large = Layout::from_size_align(HUGE_PAGE_BLOCK, 16).unwrap();
+        let block = HugePageHint.allocate(large).unwrap();
+        let start = block.cast::<u8>().as_ptr();
+        assert_eq!(
+            start as usize % HUGE_PAGE,
+            0,
+            "a large block starts on a huge page"
+        );
+        assert!(block.len() >= HUGE_PAGE_BLOCK);
+        #[allow(unsafe_code)]
+        // SAFETY: the block is ours, `HUGE_PAGE_BLOCK` bytes long, and freed with its layout.
+        unsafe {
+            start.write(1);
+            start.add(HUGE_PAGE_BLOCK - 1).write(2);
+            assert_eq!(start.read() + start.add(HUGE_PAGE_BLOCK - 1).read(), 3);
+            HugePageHint.deallocate(block.cast(), large);
+        }
+        // A table growing through the threshold keeps every entry across each move.
+        let mut table = hashbrown::HashTable::new_in(HugePageHint);
+        let entries = 2 * HUGE_PAGE_BLOCK / std::mem::size_of::<(u64, u64)>();
+        for i in 0..entries as u64 {
+            table.insert_unique(i, (i, !i), |e: &(u64, u64)| e.0);
+        }
+        assert_eq!(table.len(), entries);
+        for i in (0..entries as u64).step_by(997) {
+            assert_eq!(table.find(i, |e| e.0 == i), Some(&(i, !i)));
+        }
+    }
+}
