@@ -43,7 +43,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::io;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -137,6 +137,11 @@ pub async fn wait_for_ack(
 struct AckCell {
     ack: Mutex<Ack>,
     changed: Condvar,
+    /// Threads blocked on `changed` ([`AckWaiter::wait`]). Changed and read only under `ack`'s
+    /// lock, so a publish that reads 0 cannot miss a waiter (it would see the new ack before
+    /// it waits). Why: the futex `Condvar::notify_all` is a system call even with nobody
+    /// waiting, and connections publish once per AOF write (async waiters use `tx`).
+    blocked: AtomicUsize,
     tx: watch::Sender<Ack>,
 }
 
@@ -162,8 +167,11 @@ impl AckCell {
             },
         };
         *ack = next.clone();
+        let blocked = self.blocked.load(Ordering::Relaxed) > 0;
         drop(ack);
-        self.changed.notify_all();
+        if blocked {
+            self.changed.notify_all();
+        }
         self.tx.send_replace(next);
     }
 }
@@ -195,11 +203,13 @@ impl AckWaiter {
             if let Some(outcome) = ack.outcome(offset) {
                 return outcome;
             }
+            self.cell.blocked.fetch_add(1, Ordering::Relaxed);
             ack = self
                 .cell
                 .changed
                 .wait(ack)
                 .unwrap_or_else(|p| p.into_inner());
+            self.cell.blocked.fetch_sub(1, Ordering::Relaxed);
         }
     }
 
@@ -216,12 +226,14 @@ impl AckWaiter {
                 return Some(outcome);
             }
             let left = deadline.checked_duration_since(Instant::now())?;
+            self.cell.blocked.fetch_add(1, Ordering::Relaxed);
             ack = self
                 .cell
                 .changed
                 .wait_timeout(ack, left)
                 .unwrap_or_else(|p| p.into_inner())
                 .0;
+            self.cell.blocked.fetch_sub(1, Ordering::Relaxed);
         }
     }
 
@@ -604,6 +616,7 @@ impl AofWriter {
         let acks = Arc::new(AckCell {
             ack: Mutex::new(Ack::Offset(start_offset)),
             changed: Condvar::new(),
+            blocked: AtomicUsize::new(0),
             tx,
         });
         let shared = Arc::new(Shared {

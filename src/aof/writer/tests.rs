@@ -681,11 +681,53 @@ fn strerror_matches_c() {
 }
 
 #[test]
+fn a_thread_blocked_on_an_ack_is_woken_by_the_publish() {
+    // Publishes skip the condvar's wake while nobody blocks: one that blocks is counted
+    // under the lock, so the publish that reaches its offset wakes it.
+    let (tx, _) = watch::channel(Ack::Offset(0));
+    let waiter = AckWaiter {
+        cell: Arc::new(AckCell {
+            ack: Mutex::new(Ack::Offset(0)),
+            changed: Condvar::new(),
+            blocked: std::sync::atomic::AtomicUsize::new(0),
+            tx,
+        }),
+    };
+    for round in 1..=50u64 {
+        let (blocking, timed) = (waiter.clone(), waiter.clone());
+        let a = thread::spawn(move || blocking.wait(round * 10));
+        let b = thread::spawn(move || timed.wait_timeout(round * 10, Duration::from_secs(60)));
+        if round % 2 == 0 {
+            // Half the rounds publish only once both sleep on the condvar.
+            wait_until("both waiters blocked", || {
+                let _ack = waiter.cell.lock();
+                waiter
+                    .cell
+                    .blocked
+                    .load(std::sync::atomic::Ordering::Relaxed)
+                    == 2
+            });
+        }
+        waiter.cell.publish(Ack::Offset(round * 10));
+        assert_eq!(a.join().unwrap(), Ok(()));
+        assert_eq!(b.join().unwrap(), Some(Ok(())));
+        assert_eq!(
+            waiter
+                .cell
+                .blocked
+                .load(std::sync::atomic::Ordering::Relaxed),
+            0
+        );
+    }
+}
+
+#[test]
 fn acks_never_move_back() {
     let (tx, _) = watch::channel(Ack::Offset(0));
     let cell = AckCell {
         ack: Mutex::new(Ack::Offset(0)),
         changed: Condvar::new(),
+        blocked: std::sync::atomic::AtomicUsize::new(0),
         tx,
     };
     cell.publish(Ack::Offset(10));
