@@ -61,7 +61,7 @@ pub(crate) struct HugePageHint;
 /// Blocks at least this large get the hint: glibc serves them with their own `mmap` (its
 /// mmap threshold never exceeds 32 MiB on 64-bit), so the hint marks no heap shared with
 /// other allocations.
-pub(crate) const HUGE_PAGE_BLOCK: usize = 32 << 20;
+const HUGE_PAGE_BLOCK: usize = 32 << 20;
 
 const HUGE_PAGE: usize = 2 << 20;
 

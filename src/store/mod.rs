@@ -566,7 +566,7 @@ impl Store {
         self.stage_if_empty(db);
         let Some(staged) = &mut self.dbs[db].staged else {
             let key = own(key);
-            return self.insert_slot(db, Slot { hash, key }, item);
+            return self.put_indexed(db, Slot { hash, key }, item);
         };
         // Staged: no TTL index to keep (see `Db::expires`).
         match staged.entry(staged_hash(hash), staged_is(hash, key), staged_hash_of) {
@@ -591,6 +591,12 @@ impl Store {
     /// item comes back from the insert.
     fn insert_slot(&mut self, db: usize, slot: Slot, item: Arc<Item>) {
         self.stage_if_empty(db);
+        self.put_indexed(db, slot, item);
+    }
+
+    /// Stores `item` at `slot` and keeps the TTL index (none while staged). The database's
+    /// staging is already decided ([`Store::stage_if_empty`]).
+    fn put_indexed(&mut self, db: usize, slot: Slot, item: Arc<Item>) {
         let database = &mut self.dbs[db];
         let expire_at_ms = item.expire_at_ms;
         if database.staged.is_some() || (database.expires.is_empty() && expire_at_ms.is_none()) {
