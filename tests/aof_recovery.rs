@@ -18,7 +18,7 @@ use keeper::aof::loader::{self, LoadOptions, LoadReport};
 use keeper::aof::manifest::{self, AofNames};
 use keeper::store::Store;
 use keeper::{Error, OsStorage};
-use support::client::Client;
+use support::client::{Client, Resp};
 use support::{canonical, free_port, keeper, lines, now_ms};
 
 /// A `redis-server` with AOF on in its own directory; killed on drop.
@@ -61,7 +61,9 @@ impl AofRedis {
                 panic!("redis-server exited: {status}\n{}", server.log());
             }
             if let Ok(mut c) = Client::connect(port)
-                && c.try_cmd(&["PING"]).is_ok_and(|r| r.text() == "PONG")
+                // A loading Redis answers -LOADING: keep waiting (`text()` would panic on it).
+                && c.try_cmd(&["PING"])
+                    .is_ok_and(|r| matches!(r, Resp::Simple(ref s) if s == "PONG"))
             {
                 return server;
             }
