@@ -14,7 +14,7 @@
 //! | [`AppendFsync::No`] | written offset | a process crash loses nothing acknowledged; a power loss whatever the OS had not flushed |
 //!
 //! Under `everysec` and `no`, the thread lends its file out while it sleeps with nothing to
-//! do ([`Parked`]): the connection waiting for its write then writes everything queued itself
+//! do (`Parked`): the connection waiting for its write then writes everything queued itself
 //! ([`AckWait::acknowledged`]), as Redis writes its AOF buffer on its own event loop. That
 //! saves two thread hand-offs per batch (waking the thread, and the thread waking the
 //! connection), which on a small machine cost more than the `write(2)`. Whatever nobody
@@ -310,7 +310,7 @@ pub struct WriterTimings {
     /// `everysec`: a sync running this long while data is written counts one
     /// `aof_delayed_fsync` (and then again every such period). Default: 2 s.
     pub delayed_fsync_after: Duration,
-    /// `everysec`/`no`: how often a thread that lent its file out ([`Parked`]) wakes to write
+    /// `everysec`/`no`: how often a thread that lent its file out (`Parked`) wakes to write
     /// what no waiting connection wrote, and to plan the next `everysec` sync after such
     /// writes. Default: 10 ms.
     pub lent_sweep: Duration,

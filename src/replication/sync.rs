@@ -683,7 +683,7 @@ pub async fn send_rdb<W: AsyncWrite + Unpin>(
 /// client gone, or a failure).
 ///
 /// Fan-out and pace: the producing thread hands each chunk (one shared buffer) to every
-/// client's bounded queue of [`CHANNEL_CHUNKS`] chunks and waits while any queue is full, so
+/// client's bounded queue of `CHANNEL_CHUNKS` chunks and waits while any queue is full, so
 /// the transfer goes at the pace of the slowest client, as Redis's diskless transfer does (one
 /// child writing to every socket), and memory stays bounded: never more than
 /// `CHANNEL_CHUNKS` + 1 chunks in flight, however many clients and however slow. A client

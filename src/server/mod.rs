@@ -2,7 +2,7 @@
 //!
 //! # How the pieces fit
 //!
-//! - **Connections.** One tokio task per client ([`conn`]). It reads whatever the socket has
+//! - **Connections.** One tokio task per client (`conn`). It reads whatever the socket has
 //!   into a `BytesMut`, takes every complete command off it with the incremental
 //!   [`RequestParser`](crate::resp::RequestParser) (arguments are zero-copy slices of the read
 //!   buffer), runs them, encodes every reply straight into one output buffer and writes it
@@ -10,7 +10,7 @@
 //!   batch, not per command.
 //! - **The engine lock.** All shared state — the [`Engine`] (store, dirty counter,
 //!   replication offset, persistence state, config) and the server's own registries (clients,
-//!   pub/sub, watched keys) — lives in one [`State`] behind one `std::sync::Mutex`. A
+//!   pub/sub, watched keys) — lives in one `State` behind one `std::sync::Mutex`. A
 //!   connection takes it once per batch (at most [`MAX_BATCH`] commands), computes `now_ms`
 //!   once for the batch, and never holds it across an `.await`. Commands are therefore atomic
 //!   and totally ordered, like Redis's single thread; `MULTI`/`EXEC` runs its queue inside one
@@ -40,21 +40,21 @@
 //!   the engine propagates reaches it through [`crate::replication::primary`]'s sink without
 //!   the lock ever waiting on a replica. rdb-only clients (`redis-cli --rdb`) get the RDB
 //!   alone.
-//! - **As a replica** ([`replica_link`], `REPLICAOF`/`--replicaof`): a task holds the link to
+//! - **As a replica** (`replica_link`, `REPLICAOF`/`--replicaof`): a task holds the link to
 //!   the primary ([`crate::replication::replica`]); a full sync loads into a fresh store off
 //!   the lock and is swapped in under it; the stream's commands run under the lock in
 //!   batches, each batch's bytes fed verbatim to the AOF and the sinks so the offsets stay
 //!   the primary's. Clients' writes get `-READONLY`; no key expires here but by the
 //!   primary's `DEL`.
-//! - **Planned failover** ([`failover`], `FAILOVER`): writes are paused (a paused client
+//! - **Planned failover** (`failover`, `FAILOVER`): writes are paused (a paused client
 //!   waits outside the lock, like `WAIT`), a task waits for the target's ACK, then the node
 //!   turns into the target's replica and its link's `PSYNC … FAILOVER` makes the target
 //!   take over; the target side promotes itself on that PSYNC.
-//! - **The cron** ([`cron`]): `hz` times per second it runs the active expiry cycle (bounded
+//! - **The cron** (`cron`): `hz` times per second it runs the active expiry cycle (bounded
 //!   to a quarter of the period), collects a finished BGSAVE or AOF rewrite, starts one when a
 //!   save point, AOF growth or the AOF disk budget asks for it, and samples
 //!   `instantaneous_ops_per_sec`.
-//! - **Backups** ([`backups`]): with `backup-target` set, a task makes the automatic backup in
+//! - **Backups** (`backups`): with `backup-target` set, a task makes the automatic backup in
 //!   the daily window (or on `backup-cron`), then prunes what `backup-retention-days` lets
 //!   expire; each backup takes an O(1) snapshot under the lock and writes, compresses, uploads
 //!   and verifies outside it. `INFO backup` reports them.

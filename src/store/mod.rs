@@ -630,7 +630,7 @@ impl Store {
     }
 
     /// Starts (`true`) or ends a startup load's staging: while on, a database that is empty
-    /// when a write reaches it keeps its keys in a hash table ([`Staged`]); turning it off
+    /// when a write reaches it keeps its keys in a hash table (`Staged`); turning it off
     /// puts them into the tree. Only for a load nothing else sees: until it ends, scans and
     /// walks of a staged database see its keys in no order, and a snapshot copies them.
     pub fn set_staging(&mut self, staging: bool) {

@@ -50,7 +50,7 @@ pub struct HashValue {
 pub const SMALL_HASH_MAX: usize = 128;
 
 /// A hash's fields: a vector in insertion order while small, a persistent map once it grows
-/// past [`SMALL_HASH_MAX`] (it never shrinks back, as in Redis).
+/// past `SMALL_HASH_MAX` (it never shrinks back, as in Redis).
 #[derive(Clone, Debug)]
 pub enum Fields {
     Small(Vec<(Bytes, HashValue)>),
@@ -181,7 +181,7 @@ impl FromIterator<(Bytes, HashValue)> for Fields {
 pub const SMALL_LIST_MAX: usize = 128;
 
 /// A list's elements: a ring buffer while small, a persistent vector once it grows past
-/// [`SMALL_LIST_MAX`] (it never shrinks back).
+/// `SMALL_LIST_MAX` (it never shrinks back).
 #[derive(Clone, Debug)]
 pub enum Elements {
     Small(VecDeque<Bytes>),
@@ -363,7 +363,7 @@ impl FromIterator<Bytes> for Elements {
 pub const SMALL_SET_MAX: usize = 128;
 
 /// A set's members: a vector while small, a persistent set once it grows past
-/// [`SMALL_SET_MAX`] (it never shrinks back).
+/// `SMALL_SET_MAX` (it never shrinks back).
 #[derive(Clone, Debug)]
 pub enum Members {
     Small(Vec<Bytes>),
