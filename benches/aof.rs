@@ -2,8 +2,8 @@
 //! concurrent writers. Each writer does what a connection does: it appends a SET-sized record
 //! under a mutex shared by all (the engine's lock), releases it, then waits for its ack
 //! (`always`: written and synced; `everysec`/`no`: written, by the waiting thread itself while
-//! the writer thread lends its file, as a connection's wait does). Real files in a temp folder under
-//! the target directory (a real disk, not tmpfs).
+//! the writer thread lends its file, as a connection's wait does). Real files in a temp folder
+//! under the target directory (a real disk, not tmpfs).
 //!
 //! And AOF replay (commands/s): an engine starting on an AOF directory that an engine wrote
 //! (an RDB-preamble base of an empty dataset, then an incr file of 500,000 commands, 5,000

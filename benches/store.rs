@@ -58,7 +58,8 @@ fn bench(c: &mut Criterion) {
     let mut store = Store::new(16);
     let mut reference = std::collections::HashMap::with_capacity(count);
     for key in &keys.keys {
-        store.insert_copied(0, key, Value::String(value.clone()), None);
+        // Each value its own allocation, as SET stores it (`store::own`).
+        store.insert_copied(0, key, Value::String(own(&value)), None);
         reference.insert(key.clone(), value.clone());
     }
 
@@ -75,7 +76,6 @@ fn bench(c: &mut Criterion) {
     });
     group.bench_function("set_overwrite", |b| {
         b.iter(|| {
-            // As SET stores it: a compact copy of the value (`store::own`).
             let key = keys.next().clone();
             store.insert_copied(0, &key, Value::String(own(&value)), None);
         })
