@@ -24,6 +24,9 @@ use keeper::config::{AppendFsync, Config};
 use keeper::engine::Engine;
 use keeper::{OsStorage, Storage};
 
+mod common;
+use common::Rng;
+
 /// `SET key:<16 digits> <64-byte value>` as the propagated stream carries it.
 fn set_record() -> Vec<u8> {
     let key = "key:0000000000000042";
@@ -104,13 +107,11 @@ fn bench(c: &mut Criterion) {
 
 /// The commands of the replay benchmark, in order: 70% SET, then INCR, HSET and RPUSH.
 fn replay_commands(count: u64) -> Vec<Vec<Bytes>> {
-    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let value = Bytes::from("v".repeat(100));
     (0..count)
         .map(|i| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
+            let state = rng.next();
             let key = Bytes::from(format!("key:{:06}", state % 100_000));
             let words: Vec<Bytes> = match i % 10 {
                 0..=6 => vec!["SET".into(), key, value.clone()],

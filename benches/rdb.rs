@@ -7,23 +7,8 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use keeper::rdb::{Event, Reader, WriteOptions, Writer};
 use keeper::{Bytes, Entry, HashField, Value};
 
-/// A deterministic pseudo-random sequence (xorshift), so runs compare.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn text(&mut self, len: usize) -> Bytes {
-        Bytes::from(
-            (0..len)
-                .map(|_| b'a' + (self.next() % 26) as u8)
-                .collect::<Vec<u8>>(),
-        )
-    }
-}
+mod common;
+use common::Rng;
 
 fn mixed(keys: usize) -> Vec<Entry> {
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);

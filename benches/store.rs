@@ -14,16 +14,8 @@ use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
 use keeper::store::{Store, Value, own};
 
-/// A deterministic pseudo-random sequence (xorshift), so runs compare.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
+mod common;
+use common::Rng;
 
 /// The keys, and the order the operations visit them in.
 struct Keys {
