@@ -1,16 +1,18 @@
 //! The reference keyspace: 16 databases of keys with values and expiry, and O(1) snapshots.
 //!
-//! Every database is a persistent ordered map (`imbl::OrdMap`) keyed by `(hash, key)`, cut
-//! into [`SHARDS`] maps by the top bits of the hash (so shard order is key order).
-//! [`Store::snapshot`] clones the maps in O(1) (of the keyspace's size); later writes copy only
-//! the tree nodes on their path that the snapshot still shares, so a snapshot is an immutable
-//! view of one point of the write stream while writes go on. A snapshot that is written once
-//! ([`Store::one_pass_snapshot`]) lets go of each shard as soon as it is written: writes to
-//! the shards behind it copy nothing any more, and what they replaced is freed.
+//! Every database is a persistent map of slots `(hash, key)` in slot order, cut into
+//! [`SHARDS`] shards by the top bits of the hash (so shard order is slot order); a shard finds
+//! a slot by its hash bits as a hash table does, in a directory of small sorted leaves
+//! (`shard::Shard`). [`Store::snapshot`] clones the shards in O(1) (of the keyspace's size);
+//! later writes copy only the directory and the leaf they change that the snapshot still
+//! shares, so a snapshot is an immutable view of one point of the write stream while writes go
+//! on. A snapshot that is written once ([`Store::one_pass_snapshot`]) lets go of each shard as
+//! soon as it is written: writes to the shards behind it copy nothing any more, and what they
+//! replaced is freed.
 //!
 //! Ordering by a seeded hash gives what Redis users expect from a hash table — `SCAN` with a
 //! numeric cursor that returns every key present for the whole iteration, and cheap
-//! `RANDOMKEY` — on a tree that can be shared.
+//! `RANDOMKEY` — on a map that can be shared.
 //!
 //! Keys and values stored here are compact copies: a command must never store a slice of a
 //! request buffer (it would keep the whole buffer alive); use [`own`].
@@ -18,19 +20,21 @@
 //! Keys that expire are removed lazily on access and by [`Store::expire_cycle`]; each removal
 //! is recorded so the engine can propagate a `DEL` exactly as Redis does ([`Store::take_expired`]).
 
+mod shard;
 mod value;
 
 pub use value::{Elements, Fields, HashValue, Members, Score, SortedSet, Value};
 /// The persistent map and set types of hash and set values (the store's hasher).
 pub use value::{HashMap, HashSet};
 
-use std::borrow::Borrow;
 use std::cmp::Ordering;
 use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use imbl::{OrdMap, OrdSet};
+use imbl::OrdSet;
+
+use shard::Shard;
 
 use crate::dataset::{EntryRef, ValueRef};
 use crate::model::Entry;
@@ -48,13 +52,14 @@ pub struct Slot {
 }
 
 /// The keys of a database while a startup load replays commands into it
-/// ([`Store::set_staging`]): a hash table of slots, no tree.
+/// ([`Store::set_staging`]): a hash table of slots, no shards.
 ///
-/// Why: replaying an AOF is a long run of single-key writes in random key order; each one
-/// walks a B-tree of millions of keys (a chain of cache misses, and node copies along the
-/// path), where a hash table finds the key in one or two probes. No snapshot, scan or ordered
-/// walk happens during the load, so nothing needs the order until the load ends; then the
-/// keys go into the tree sorted, as an RDB load puts them ([`BulkLoad`]).
+/// Why: replaying an AOF is a long run of single-key writes in random key order; in the
+/// shards each one reads the directory, a leaf and the key, and shifts the leaf's slots to
+/// insert, where a hash table finds the key in one or two probes (measured when the shards
+/// were B-trees, where the gap was wider). No snapshot, scan or ordered walk happens during
+/// the load, so nothing needs the order until the load ends; then the keys go into the shards
+/// sorted, as an RDB load puts them ([`BulkLoad`]).
 ///
 /// A `HashTable` rather than a map: it probes with the seeded hash the slot already carries
 /// (no second hash of the key), and finds or inserts in one probe with a borrowed key, so an
@@ -85,40 +90,6 @@ impl Slot {
     }
 }
 
-/// A borrowed form of [`Slot`], so lookups need no allocation.
-trait SlotKey {
-    fn parts(&self) -> (u64, &[u8]);
-}
-
-impl SlotKey for Slot {
-    fn parts(&self) -> (u64, &[u8]) {
-        (self.hash, &self.key)
-    }
-}
-
-impl SlotKey for (u64, &[u8]) {
-    fn parts(&self) -> (u64, &[u8]) {
-        (self.0, self.1)
-    }
-}
-
-impl PartialEq for dyn SlotKey + '_ {
-    fn eq(&self, other: &Self) -> bool {
-        self.parts() == other.parts()
-    }
-}
-impl Eq for dyn SlotKey + '_ {}
-impl PartialOrd for dyn SlotKey + '_ {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for dyn SlotKey + '_ {
-    fn cmp(&self, other: &Self) -> Ordering {
-        self.parts().cmp(&other.parts())
-    }
-}
-
 impl PartialOrd for Slot {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         Some(self.cmp(other))
@@ -126,17 +97,11 @@ impl PartialOrd for Slot {
 }
 impl Ord for Slot {
     fn cmp(&self, other: &Self) -> Ordering {
-        self.parts().cmp(&other.parts())
+        (self.hash, &self.key).cmp(&(other.hash, &other.key))
     }
 }
 
-impl<'a> Borrow<dyn SlotKey + 'a> for Slot {
-    fn borrow(&self) -> &(dyn SlotKey + 'a) {
-        self
-    }
-}
-
-/// A key's value and metadata. Shared with snapshots through `Arc`: the tree holds small
+/// A key's value and metadata. Shared with snapshots through `Arc`: the leaves hold small
 /// entries, and a write to a shared item copies only that item (whose collections are
 /// themselves persistent, so the copy is O(1)).
 #[derive(Clone, Debug)]
@@ -152,12 +117,9 @@ const SHARD_BITS: u32 = 6;
 /// being written can release what it has written shard by shard ([`OnePassSnapshot`]), so
 /// the copies a `BGSAVE` under writes keeps alive peak, mid-save, at about a quarter of what a
 /// whole-keyspace snapshot held at its end. 64 shards make that release fine-grained enough (a shard is 1/64 of the
-/// keys) while costing an empty database nothing (an empty `OrdMap` allocates nothing) and a
+/// keys) while costing an empty database nothing (an empty shard allocates nothing) and a
 /// snapshot 64 reference counts per database.
 pub const SHARDS: usize = 1 << SHARD_BITS;
-
-/// One shard of a database: a part of its slots, in order.
-type Shard = OrdMap<Slot, Arc<Item>>;
 
 /// The shard of a slot hash: its top bits, so shard order is slot order.
 fn shard_of(hash: u64) -> usize {
@@ -191,23 +153,22 @@ impl Default for Db {
 impl Db {
     /// Number of keys (including expired keys not yet removed).
     pub fn len(&self) -> usize {
-        self.shards.iter().map(OrdMap::len).sum::<usize>()
+        self.shards.iter().map(Shard::len).sum::<usize>()
             + self.staged.as_ref().map_or(0, |s| s.len())
     }
 
     /// True when the database holds no key.
     pub fn is_empty(&self) -> bool {
-        self.shards.iter().all(OrdMap::is_empty)
-            && self.staged.as_ref().is_none_or(|s| s.is_empty())
+        self.shards.iter().all(Shard::is_empty) && self.staged.as_ref().is_none_or(|s| s.is_empty())
     }
 
-    /// The item of `(hash, key)`, staged or in the tree.
+    /// The item of `(hash, key)`, staged or in its shard.
     fn lookup(&self, hash: u64, key: &[u8]) -> Option<&Arc<Item>> {
         match &self.staged {
             Some(staged) => staged
                 .find(staged_hash(hash), staged_is(hash, key))
                 .map(|(_, item)| item),
-            None => self.shard(hash).get(&(hash, key) as &dyn SlotKey),
+            None => self.shard(hash).get(hash, key),
         }
     }
 
@@ -217,7 +178,7 @@ impl Db {
             Some(staged) => staged
                 .find_mut(staged_hash(hash), staged_is(hash, key))
                 .map(|(_, item)| item),
-            None => self.shards[shard_of(hash)].get_mut(&(hash, key) as &dyn SlotKey),
+            None => self.shards[shard_of(hash)].get_mut(hash, key),
         }
     }
 
@@ -227,7 +188,7 @@ impl Db {
             Some(staged) => staged
                 .find(staged_hash(hash), staged_is(hash, key))
                 .map(|(slot, item)| (slot, item)),
-            None => self.shard(hash).get_key_value(&(hash, key) as &dyn SlotKey),
+            None => self.shard(hash).get_key_value(hash, key),
         }
     }
 
@@ -258,11 +219,11 @@ impl Db {
                 .find_entry(staged_hash(hash), staged_is(hash, key))
                 .ok()
                 .map(|found| found.remove().0),
-            None => self.shards[shard_of(hash)].remove_with_key(&(hash, key) as &dyn SlotKey),
+            None => self.shards[shard_of(hash)].remove(hash, key),
         }
     }
 
-    /// Puts the staged keys into the tree, sorted (see [`Staged`]).
+    /// Puts the staged keys into the shards, sorted (see [`Staged`]).
     fn unstage(&mut self) {
         let Some(staged) = self.staged.take() else {
             return;
@@ -273,8 +234,8 @@ impl Db {
             buckets[bucket_of(slot.hash)].push((slot, item));
         }
         // Two halves of the slot range, each a run of whole shards (a bucket's slots all fall
-        // in one shard), build their trees on two threads when the load is large: at the end
-        // of a load the decoder thread is idle, and the trees are a good part of its time.
+        // in one shard), fill their shards on two threads when the load is large: at the end
+        // of a load the decoder thread is idle, and the shards are a good part of its time.
         let entries = buckets.iter().map(Vec::len).sum::<usize>();
         let parts = if entries >= PARALLEL_SORT_ENTRIES {
             2
@@ -282,11 +243,11 @@ impl Db {
             1
         };
         let mut buckets = buckets.into_iter();
-        let halves: Vec<TreeBuild<'_>> = self
+        let halves: Vec<ShardFill<'_>> = self
             .shards
             .chunks_mut(SHARDS / parts)
             .enumerate()
-            .map(|(part, shards)| TreeBuild {
+            .map(|(part, shards)| ShardFill {
                 buckets: buckets.by_ref().take(BULK_BUCKETS / parts).collect(),
                 shards,
                 first_shard: part * (SHARDS / parts),
@@ -312,7 +273,7 @@ impl Db {
             if parts > 1 {
                 // Without the thread (it could not start), this one builds both halves.
                 let _ = std::thread::Builder::new()
-                    .name("keeper-load-tree".into())
+                    .name("keeper-load-fill".into())
                     .spawn_scoped(scope, work);
             }
             work();
@@ -337,7 +298,7 @@ impl Db {
     /// Every entry, in slot order (staged entries, which exist only during a startup load,
     /// come in no order).
     fn iter_slots(&self) -> impl Iterator<Item = (&Slot, &Arc<Item>)> {
-        self.shards.iter().flat_map(OrdMap::iter).chain(
+        self.shards.iter().flat_map(Shard::iter).chain(
             self.staged
                 .iter()
                 .flatten()
@@ -351,8 +312,8 @@ impl Db {
         let first = shard_of(start.hash);
         let staged_from = start.hash;
         self.shards[first]
-            .range(start..)
-            .chain(self.shards[first + 1..].iter().flat_map(OrdMap::iter))
+            .range_from(&start)
+            .chain(self.shards[first + 1..].iter().flat_map(Shard::iter))
             .chain(
                 self.staged
                     .iter()
@@ -464,7 +425,7 @@ impl Store {
     pub fn one_pass_snapshot(&self) -> OnePassSnapshot {
         debug_assert!(
             self.dbs.iter().all(|db| db.staged.is_none()),
-            "a one-pass snapshot walks the trees only"
+            "a one-pass snapshot walks the shards only"
         );
         OnePassSnapshot {
             dbs: self
@@ -631,7 +592,7 @@ impl Store {
 
     /// Starts (`true`) or ends a startup load's staging: while on, a database that is empty
     /// when a write reaches it keeps its keys in a hash table (`Staged`); turning it off
-    /// puts them into the tree. Only for a load nothing else sees: until it ends, scans and
+    /// puts them into the shards. Only for a load nothing else sees: until it ends, scans and
     /// walks of a staged database see its keys in no order, and a snapshot copies them.
     pub fn set_staging(&mut self, staging: bool) {
         self.staging = staging;
@@ -836,15 +797,15 @@ impl Store {
 /// [`BulkLoad::finish`] (or dropping the loader, so an interrupted load keeps what it read)
 /// puts them in the store, in slot order.
 ///
-/// Why: inserting keys one by one in file order walks the tree along a random path for each
-/// key, a chain of cache misses on a tree of millions of keys; inserting them sorted walks the
-/// same few nodes again and again. Entries are collected into 512 buckets by the
+/// Why: inserting keys one by one in file order reaches a random leaf of a shard for each key,
+/// cache misses on a keyspace of millions of keys; inserting them sorted appends to the same
+/// leaf again and again. Entries are collected into 512 buckets by the
 /// top bits of their slot hash as they arrive (slot order is hash order first, so the buckets
 /// are ordered ranges of slots): at the end each bucket is small enough to sort in cache, and
-/// no sort of millions of entries (with its buffer of the same size) is needed. A bucket goes
-/// in in two passes (every other key, then the keys in between) so that the leaves come out
-/// full: ascending inserts alone split every leaf in half and leave it half empty; the second
-/// pass finds the bucket's leaves still in cache.
+/// no sort of millions of entries (with its buffer of the same size) is needed. The expiry
+/// index, a B-tree, takes its entries in two passes (every other key, then the keys in
+/// between) so that its leaves come out full: ascending inserts alone split every leaf in half
+/// and leave it half empty.
 ///
 /// The result is the same as [`Store::load_entry`] for each entry in order: when a key comes
 /// twice, the later entry wins.
@@ -869,7 +830,7 @@ pub struct BulkLoad<'a> {
 const BULK_BUCKET_BITS: u32 = 9;
 /// Number of buckets of a [`BulkLoad`] (per database that receives entries).
 const BULK_BUCKETS: usize = 1 << BULK_BUCKET_BITS;
-// Every bucket's slots fall in one shard ([`TreeBuild`] relies on it).
+// Every bucket's slots fall in one shard ([`ShardFill`] relies on it).
 const _: () = assert!(BULK_BUCKET_BITS >= SHARD_BITS);
 
 impl BulkLoad<'_> {
@@ -914,7 +875,7 @@ impl BulkLoad<'_> {
             let parallel = total >= self.parallel_sort_from;
             let database = &mut self.store.dbs[db];
             if database.is_empty() {
-                // A staged database whose keys were all deleted: back to the tree.
+                // A staged database whose keys were all deleted: back to the shards.
                 database.staged = None;
                 let mut expiring: Vec<(i64, Slot)> = Vec::new();
                 for_each_sorted(buckets, parallel, |entries| {
@@ -923,9 +884,9 @@ impl BulkLoad<'_> {
                             .iter()
                             .filter_map(|(slot, item)| Some((item.expire_at_ms?, slot.clone()))),
                     );
-                    insert_interleaved(entries, |(slot, item)| {
+                    for (slot, item) in entries {
                         database.shard_mut(slot.hash).insert(slot, item);
-                    });
+                    }
                 });
                 expiring.sort_unstable();
                 insert_interleaved(expiring, |key| {
@@ -935,7 +896,9 @@ impl BulkLoad<'_> {
                 // Keys may already be present, with TTLs to unindex: the general path.
                 let store = &mut *self.store;
                 for_each_sorted(buckets, parallel, |entries| {
-                    insert_interleaved(entries, |(slot, item)| store.insert_slot(db, slot, item));
+                    for (slot, item) in entries {
+                        store.insert_slot(db, slot, item);
+                    }
                 });
             }
         }
@@ -946,14 +909,14 @@ impl BulkLoad<'_> {
 type Bucket = Vec<(Slot, Arc<Item>)>;
 
 /// A run of a staged database's buckets and the shards their slots fall in ([`Db::unstage`]).
-struct TreeBuild<'a> {
+struct ShardFill<'a> {
     buckets: Vec<Bucket>,
     /// Shards `first_shard..first_shard + shards.len()`.
     shards: &'a mut [Shard],
     first_shard: usize,
 }
 
-impl TreeBuild<'_> {
+impl ShardFill<'_> {
     /// Sorts each bucket and inserts it into its shard; returns the TTL index entries.
     fn build(self) -> Vec<(i64, Slot)> {
         let mut expiring = Vec::new();
@@ -965,9 +928,9 @@ impl TreeBuild<'_> {
                     .iter()
                     .filter_map(|(slot, item)| Some((item.expire_at_ms?, slot.clone()))),
             );
-            insert_interleaved(entries, |(slot, item)| {
+            for (slot, item) in entries {
                 self.shards[shard_of(slot.hash) - self.first_shard].insert(slot, item);
-            });
+            }
         }
         expiring
     }
@@ -1060,8 +1023,8 @@ impl crate::dataset::Apply for BulkLoad<'_> {
 }
 
 /// Hands the items of a sorted vector to `insert`, every other one first (indexes 0, 2, 4, …),
-/// then the rest (1, 3, 5, …): the insertion order that fills a B-tree's leaves (see
-/// [`BulkLoad`]).
+/// then the rest (1, 3, 5, …): the insertion order that fills the leaves of a B-tree (the
+/// expiry index; see [`BulkLoad`]).
 fn insert_interleaved<T>(items: Vec<T>, mut insert: impl FnMut(T)) {
     let mut odds = Vec::with_capacity(items.len() / 2);
     for (i, item) in items.into_iter().enumerate() {
@@ -1181,7 +1144,7 @@ fn owned_entry(db: usize, entry: EntryRef<'_>) -> Entry {
 /// each database can be walked once, and the walk lets go of each shard as soon as it has
 /// handed out its entries.
 ///
-/// Why: a snapshot keeps alive every tree node and value that writes replace after it was
+/// Why: a snapshot keeps alive every leaf and value that writes replace after it was
 /// taken, which is what a `BGSAVE` under writes costs in memory (Redis's is the pages its
 /// parent copies after the fork). Held whole to the end, that grows with every write of the
 /// save; released shard by shard, the writes to shards already written copy nothing and what
@@ -1239,7 +1202,7 @@ impl crate::dataset::DatasetSnapshot for OnePassSnapshot {
                 )));
             };
             walk_shard(&shard, visit)?;
-            // `shard` drops here: the nodes and values only this snapshot still held are
+            // `shard` drops here: the leaves and values only this snapshot still held are
             // freed, and the live keyspace owns the rest alone again.
         }
         Ok(())

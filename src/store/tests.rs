@@ -100,13 +100,7 @@ fn a_walked_shard_is_released_and_writes_to_it_copy_nothing() {
     }
     let item_of = |store: &Store, key: &[u8]| -> *const Item {
         let hash = store.slot_hash(key);
-        Arc::as_ptr(
-            store
-                .db(0)
-                .shard(hash)
-                .get(&(hash, key) as &dyn SlotKey)
-                .unwrap(),
-        )
+        Arc::as_ptr(store.db(0).shard(hash).get(hash, key).unwrap())
     };
     // A whole-store snapshot held: the first write copies the shared item.
     let held = store.snapshot();
@@ -530,7 +524,7 @@ fn a_large_staged_database_builds_its_tree_on_two_threads_alike() {
     assert!(staged.db(0).staged.is_none());
     assert_eq!(contents(&staged, 0), contents(&plain, 0));
     let in_shards =
-        |store: &Store| -> Vec<usize> { store.db(0).shards.iter().map(OrdMap::len).collect() };
+        |store: &Store| -> Vec<usize> { store.db(0).shards.iter().map(Shard::len).collect() };
     assert_eq!(in_shards(&staged), in_shards(&plain));
     assert_eq!(staged.db(0).expires_len(), plain.db(0).expires_len());
     assert_eq!(

@@ -1,0 +1,430 @@
+//! One shard of a database: a persistent map of slots, in slot order, that finds a slot by its
+//! hash bits as a hash table does.
+//!
+//! Why not a B-tree (the shards were `imbl::OrdMap`s): a lookup in a tree of a million keys
+//! walks four or five nodes and binary-searches each, a cache miss per step, where a hash table
+//! goes straight to the key. Measured (`cargo bench --bench store`, 1M keys): a `get` cost
+//! three `std::collections::HashMap` lookups, and the tree was most of the user time keeper's
+//! `SET` spent beyond Redis's. This map keeps what the tree gave the store — a clone that costs
+//! O(1) and shares everything with the original until one of them writes (snapshots), and one
+//! order over the slots for `SCAN`'s cursor — at the cost of a lookup that touches only the
+//! directory, one leaf and the key.
+//!
+//! # Shape
+//!
+//! Extendible hashing ordered by hash. The slots are cut by their hash bits (below the bits
+//! that chose the shard) into *leaves* of at most [`LEAF_CAP`] slots, each a sorted run of
+//! consecutive slots that share a prefix of `depth` bits. The *directory* has `2^d` entries
+//! indexed by the next `d` hash bits; a leaf of depth `l <= d` owns `2^(d - l)` consecutive
+//! entries. Invariants:
+//! - the first entry of a leaf's range holds the leaf, the others `None`, and every entry of
+//!   the range records the leaf's depth, so a lookup reads the directory at its index, then
+//!   at the start of that range;
+//! - so walking the directory in order and skipping `None` visits the leaves in slot order;
+//! - leaves and the directory are shared (`Arc`) between clones and copied on write, each the
+//!   first time a clone writes to it. A leaf's reference count is the number of directories
+//!   holding it, so `Arc::make_mut` copies exactly when a snapshot shares it.
+//!
+//! A full leaf splits in two by its next hash bit (doubling the directory when the leaf is as
+//! deep as it is); a leaf that, after a removal, fits with its buddy in half a leaf merges
+//! with it. The directory never shrinks (Redis's dict shrinks; a shard whose last key goes
+//! drops its directory).
+//!
+//! The cost of the first write to a shard after a snapshot: a copy of the directory, which
+//! touches every leaf's reference count (about one per 20 keys), besides the leaf written.
+
+use std::cmp::Ordering;
+use std::sync::Arc;
+
+use super::{Item, SHARD_BITS, Slot};
+
+/// A slot and its item.
+type Entry = (Slot, Arc<Item>);
+
+/// A leaf: consecutive slots, sorted.
+///
+/// A `Vec` rather than slots inline in the leaf's allocation (`SmallVec`): a lookup reads the
+/// leaf's header and one line of its slots either way, and measured, inline was no faster.
+type Leaf = Vec<Entry>;
+
+/// Slots per leaf before it splits. Small enough that an insert's shift within the leaf and a
+/// leaf's copy after a snapshot stay cheap, large enough that the directory stays small (a
+/// leaf is on average about two thirds full).
+const LEAF_CAP: usize = 32;
+
+/// The deepest a leaf splits: 2^20 directory entries (16 MiB) per shard at most. Beyond, a
+/// leaf grows past [`LEAF_CAP`]: with a seeded hash that takes more than 32 keys agreeing on
+/// 26 bits, or a billion keys in a database.
+const MAX_DEPTH: u32 = 20;
+
+/// A directory entry: the leaf, at the first entry of its range, and the leaf's depth.
+#[derive(Clone)]
+struct DirEntry {
+    leaf: Option<Arc<Leaf>>,
+    depth: u32,
+}
+
+/// A shard's map (see the module docs). `Clone` is O(1).
+#[derive(Clone, Default)]
+pub(super) struct Shard {
+    /// `None` while empty: an empty shard allocates nothing. Its length is a power of two.
+    dir: Option<Arc<[DirEntry]>>,
+    len: usize,
+}
+
+/// The hash bits below those that chose the shard, at the top of the word.
+fn bits(hash: u64) -> u64 {
+    hash << SHARD_BITS
+}
+
+/// The depth of a directory of `entries` entries.
+fn dir_depth(entries: usize) -> u32 {
+    entries.trailing_zeros()
+}
+
+/// Where a slot's leaf is: the first directory entry of its range, and its depth.
+fn locate(dir: &[DirEntry], bits: u64) -> (usize, u32) {
+    let d = dir_depth(dir.len());
+    let index = if d == 0 {
+        0
+    } else {
+        (bits >> (64 - d)) as usize
+    };
+    let depth = dir[index].depth;
+    let first = index & !((1usize << (d - depth)) - 1);
+    (first, depth)
+}
+
+/// The leaf held at directory entry `first` (the first of its range).
+fn leaf_at(dir: &[DirEntry], first: usize) -> &Leaf {
+    dir[first]
+        .leaf
+        .as_deref()
+        .expect("the first directory entry of a leaf's range holds the leaf")
+}
+
+/// Where `(hash, key)` is in `leaf` (of depth `depth`): `Ok` at its index, or `Err` at the
+/// index it would be inserted at.
+///
+/// The hashes of a leaf are spread evenly over its range, so the search starts at the index
+/// the hash's place in the range predicts and steps from there: about one cache line of the
+/// leaf read, where a binary search reads four or five.
+fn position(leaf: &Leaf, depth: u32, hash: u64, key: &[u8]) -> Result<usize, usize> {
+    let target = (hash, key);
+    let order = |(slot, _): &Entry| (slot.hash, &slot.key[..]).cmp(&target);
+    // The hash bits below the leaf's prefix, scaled to the leaf's length.
+    let within = bits(hash) << depth;
+    let mut at = (((within >> 32) * leaf.len() as u64) >> 32) as usize;
+    while at > 0 && order(&leaf[at - 1]) != Ordering::Less {
+        at -= 1;
+    }
+    while at < leaf.len() && order(&leaf[at]) == Ordering::Less {
+        at += 1;
+    }
+    match leaf.get(at).map(order) {
+        Some(Ordering::Equal) => Ok(at),
+        _ => Err(at),
+    }
+}
+
+impl Shard {
+    /// An empty shard.
+    pub(super) fn new() -> Self {
+        Shard::default()
+    }
+
+    /// Number of slots.
+    pub(super) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when the shard holds no slot.
+    pub(super) fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The leaf that holds or would hold `(hash, key)`, where it starts in the directory, its
+    /// depth, and the slot's position in it.
+    fn find(&self, hash: u64, key: &[u8]) -> Option<(usize, u32, Result<usize, usize>)> {
+        let dir = self.dir.as_deref()?;
+        let (first, depth) = locate(dir, bits(hash));
+        Some((
+            first,
+            depth,
+            position(leaf_at(dir, first), depth, hash, key),
+        ))
+    }
+
+    /// The stored slot and item of `(hash, key)`.
+    pub(super) fn get_key_value(&self, hash: u64, key: &[u8]) -> Option<(&Slot, &Arc<Item>)> {
+        let dir = self.dir.as_deref()?;
+        let (first, depth) = locate(dir, bits(hash));
+        let leaf = leaf_at(dir, first);
+        let at = position(leaf, depth, hash, key).ok()?;
+        let (slot, item) = &leaf[at];
+        Some((slot, item))
+    }
+
+    /// The item of `(hash, key)`.
+    pub(super) fn get(&self, hash: u64, key: &[u8]) -> Option<&Arc<Item>> {
+        self.get_key_value(hash, key).map(|(_, item)| item)
+    }
+
+    /// The item of `(hash, key)` for modification; its leaf (and the directory) are copied
+    /// first if a clone shares them. Nothing is copied for a key that is not there.
+    pub(super) fn get_mut(&mut self, hash: u64, key: &[u8]) -> Option<&mut Arc<Item>> {
+        let (first, _, Ok(at)) = self.find(hash, key)? else {
+            return None;
+        };
+        Some(&mut self.leaf_mut(first)[at].1)
+    }
+
+    /// Stores `item` at `slot`, returning the item it replaced.
+    pub(super) fn insert(&mut self, slot: Slot, item: Arc<Item>) -> Option<Arc<Item>> {
+        loop {
+            let Some((first, depth, found)) = self.find(slot.hash, &slot.key) else {
+                self.dir = Some(Arc::new([DirEntry {
+                    leaf: Some(Arc::new(Leaf::new())),
+                    depth: 0,
+                }]));
+                continue;
+            };
+            match found {
+                Ok(at) => {
+                    return Some(std::mem::replace(&mut self.leaf_mut(first)[at].1, item));
+                }
+                Err(at) => {
+                    if self.should_split(first, depth, slot.hash) {
+                        self.split(first, depth);
+                        continue;
+                    }
+                    self.leaf_mut(first).insert(at, (slot, item));
+                    self.len += 1;
+                    return None;
+                }
+            }
+        }
+    }
+
+    /// Removes `(hash, key)`, returning its slot and item.
+    pub(super) fn remove(&mut self, hash: u64, key: &[u8]) -> Option<(Slot, Arc<Item>)> {
+        let (first, depth, Ok(at)) = self.find(hash, key)? else {
+            return None;
+        };
+        let leaf = self.leaf_mut(first);
+        let removed = leaf.remove(at);
+        if leaf.is_empty() {
+            // Give the allocation back: an empty leaf may stay a while (its buddy split).
+            *leaf = Leaf::new();
+        }
+        self.len -= 1;
+        if self.len == 0 {
+            self.dir = None;
+        } else {
+            self.merge(first, depth);
+        }
+        Some(removed)
+    }
+
+    /// Every slot and item, in slot order.
+    pub(super) fn iter(&self) -> impl Iterator<Item = (&Slot, &Arc<Item>)> {
+        self.dir
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|entry| entry.leaf.as_deref())
+            .flatten()
+            .map(|(slot, item)| (slot, item))
+    }
+
+    /// Every slot and item from `start` on, in slot order.
+    pub(super) fn range_from<'a>(
+        &'a self,
+        start: &Slot,
+    ) -> impl Iterator<Item = (&'a Slot, &'a Arc<Item>)> + use<'a> {
+        let dir = self.dir.as_deref().unwrap_or_default();
+        let (head, rest): (&[Entry], &[DirEntry]) = if dir.is_empty() {
+            (&[], &[])
+        } else {
+            let (first, depth) = locate(dir, bits(start.hash));
+            let leaf = leaf_at(dir, first);
+            let at = position(leaf, depth, start.hash, &start.key).unwrap_or_else(|at| at);
+            let end = first + (1 << (dir_depth(dir.len()) - depth));
+            (&leaf[at..], &dir[end..])
+        };
+        head.iter()
+            .chain(
+                rest.iter()
+                    .filter_map(|entry| entry.leaf.as_deref())
+                    .flatten(),
+            )
+            .map(|(slot, item)| (slot, item))
+    }
+
+    /// The directory, copied first if a clone shares it.
+    fn dir_mut(&mut self) -> &mut [DirEntry] {
+        Arc::make_mut(
+            self.dir
+                .as_mut()
+                .expect("a shard with slots has a directory"),
+        )
+    }
+
+    /// The leaf at directory entry `first`, copied first (with the directory) if a clone
+    /// shares it.
+    fn leaf_mut(&mut self, first: usize) -> &mut Leaf {
+        Arc::make_mut(
+            self.dir_mut()[first]
+                .leaf
+                .as_mut()
+                .expect("the first directory entry of a leaf's range holds the leaf"),
+        )
+    }
+
+    /// True when the leaf at `first` (of depth `depth`) is full and a split would separate
+    /// its slots and one of hash `hash` within [`MAX_DEPTH`].
+    fn should_split(&self, first: usize, depth: u32, hash: u64) -> bool {
+        let Some(dir) = self.dir.as_deref() else {
+            return false;
+        };
+        let leaf = leaf_at(dir, first);
+        if leaf.len() < LEAF_CAP || depth >= MAX_DEPTH {
+            return false;
+        }
+        // Sorted: the extremes bound what every slot of the leaf shares.
+        let (low, high) = (leaf[0].0.hash, leaf[leaf.len() - 1].0.hash);
+        let spread = (bits(low.min(hash)) ^ bits(high.max(hash))).leading_zeros();
+        spread < MAX_DEPTH
+    }
+
+    /// Splits the leaf at `first` (of depth `depth`) in two by its next hash bit, doubling
+    /// the directory first when the leaf is as deep as it.
+    fn split(&mut self, mut first: usize, depth: u32) {
+        let dir = self.dir.as_mut().expect("a leaf to split has a directory");
+        if dir_depth(dir.len()) == depth {
+            // Each entry becomes two, the leaf moving to the first of them: no leaf's
+            // reference count is touched (unless a clone shares the directory).
+            let old = Arc::make_mut(dir);
+            *dir = old
+                .iter_mut()
+                .flat_map(|entry| {
+                    let depth = entry.depth;
+                    [
+                        DirEntry {
+                            leaf: entry.leaf.take(),
+                            depth,
+                        },
+                        DirEntry { leaf: None, depth },
+                    ]
+                })
+                .collect();
+            first *= 2;
+        }
+        let dir = self.dir_mut();
+        let span = 1usize << (dir_depth(dir.len()) - depth);
+        let leaf = dir[first]
+            .leaf
+            .take()
+            .expect("the first directory entry of a leaf's range holds the leaf");
+        let mut entries = Arc::unwrap_or_clone(leaf);
+        // The bit below the leaf's prefix: 0 for the first half of the range.
+        let cut = entries.partition_point(|(slot, _)| (bits(slot.hash) << depth) >> 63 == 0);
+        // Both halves room for a full leaf: they fill up to it before they split again.
+        let mut high = Leaf::with_capacity(LEAF_CAP);
+        high.extend(entries.drain(cut..));
+        if entries.is_empty() {
+            entries = Leaf::new();
+        }
+        for entry in &mut dir[first..first + span] {
+            entry.depth = depth + 1;
+        }
+        dir[first].leaf = Some(Arc::new(entries));
+        dir[first + span / 2].leaf = Some(Arc::new(high));
+    }
+
+    /// After a removal from the leaf at `first` (of depth `depth`): merges it with its buddy
+    /// while both are as deep and fit in half a leaf together (half, so that a key added and
+    /// removed at the boundary does not split and merge every time).
+    fn merge(&mut self, mut first: usize, mut depth: u32) {
+        let dir = self.dir_mut();
+        let d = dir_depth(dir.len());
+        while depth > 0 {
+            let span = 1usize << (d - depth);
+            let buddy = first ^ span;
+            if dir[buddy].depth != depth {
+                break;
+            }
+            let (low, high) = (first.min(buddy), first.max(buddy));
+            if leaf_at(dir, low).len() + leaf_at(dir, high).len() > LEAF_CAP / 2 {
+                break;
+            }
+            let taken = dir[high]
+                .leaf
+                .take()
+                .expect("the first directory entry of a leaf's range holds the leaf");
+            let tail = Arc::unwrap_or_clone(taken);
+            let head = Arc::make_mut(
+                dir[low]
+                    .leaf
+                    .as_mut()
+                    .expect("the first directory entry of a leaf's range holds the leaf"),
+            );
+            head.extend(tail);
+            for entry in &mut dir[low..low + 2 * span] {
+                entry.depth = depth - 1;
+            }
+            first = low;
+            depth -= 1;
+        }
+    }
+
+    /// Checks the invariants of the module docs (tests).
+    #[cfg(test)]
+    fn check(&self) {
+        let Some(dir) = self.dir.as_deref() else {
+            assert_eq!(self.len, 0);
+            return;
+        };
+        assert!(dir.len().is_power_of_two());
+        let d = dir_depth(dir.len());
+        let mut index = 0;
+        let mut count = 0;
+        let mut previous: Option<&Slot> = None;
+        while index < dir.len() {
+            let depth = dir[index].depth;
+            assert!(depth <= d);
+            let span = 1usize << (d - depth);
+            assert_eq!(index % span, 0, "a leaf's range is aligned");
+            let leaf = dir[index].leaf.as_deref().expect("leaf at its first entry");
+            for entry in &dir[index + 1..index + span] {
+                assert!(entry.leaf.is_none());
+                assert_eq!(entry.depth, depth);
+            }
+            assert!(
+                leaf.len() <= LEAF_CAP || depth >= MAX_DEPTH || {
+                    let spread =
+                        (bits(leaf[0].0.hash) ^ bits(leaf[leaf.len() - 1].0.hash)).leading_zeros();
+                    spread >= MAX_DEPTH
+                }
+            );
+            for (slot, _) in leaf {
+                let prefix = if depth == 0 {
+                    0
+                } else {
+                    (bits(slot.hash) >> (64 - depth)) as usize
+                };
+                assert_eq!(prefix, index >> (d - depth), "a slot is in its leaf");
+                if let Some(previous) = previous {
+                    assert!(previous < slot, "slot order");
+                }
+                previous = Some(slot);
+            }
+            count += leaf.len();
+            index += span;
+        }
+        assert_eq!(count, self.len);
+    }
+}
+
+#[cfg(test)]
+mod tests;
