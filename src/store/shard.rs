@@ -52,10 +52,11 @@ type Leaf = Vec<Entry>;
 /// leaf is on average about two thirds full).
 const LEAF_CAP: usize = 32;
 
-/// The deepest a leaf splits: 2^20 directory entries (16 MiB) per shard at most. Beyond, a
-/// leaf grows past [`LEAF_CAP`]: with a seeded hash that takes more than 32 keys agreeing on
-/// 26 bits, or a billion keys in a database.
-const MAX_DEPTH: u32 = 20;
+/// The deepest a leaf splits: 2^16 directory entries (1 MiB) per shard at most, room for
+/// about a billion keys per database in full leaves. Beyond, a leaf grows past [`LEAF_CAP`]
+/// (as it does when more than 32 keys agree on all the hash bits the shard and the maximum
+/// depth use, which a seeded hash makes vanishingly rare).
+const MAX_DEPTH: u32 = 16;
 
 /// A directory entry: the leaf, at the first entry of its range, and the leaf's depth.
 #[derive(Clone)]
@@ -261,7 +262,9 @@ impl Shard {
             .map(|(slot, item)| (slot, item))
     }
 
-    /// The directory, copied first if a clone shares it.
+    /// The directory, copied first if a clone shares it. (Prefetching the leaves' reference
+    /// counts during the copy was tried: no faster, `first_set_after_snapshot` in
+    /// `benches/store.rs`.)
     fn dir_mut(&mut self) -> &mut [DirEntry] {
         Arc::make_mut(
             self.dir

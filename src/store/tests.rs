@@ -225,7 +225,7 @@ fn bulk_load_sorting_on_a_helper_thread_stores_the_same() {
 }
 
 fn bulk_load_matches_one_by_one(parallel_sort_from: usize) {
-    // Enough keys for a tree several levels deep, duplicates (the later entry wins, TTL
+    // Enough keys for leaves that split many times, duplicates (the later entry wins, TTL
     // included), TTLs, two databases, an out-of-range database and an empty collection.
     let mut entries = Vec::new();
     for i in 0..5000 {
@@ -426,11 +426,11 @@ mod small_collections {
 }
 
 #[test]
-fn a_staged_load_ends_with_the_tree_the_same_writes_build() {
+fn a_staged_load_ends_with_the_shards_the_same_writes_build() {
     // The same writes, staged and not: every read along the way and the end state agree.
     let (mut staged, mut plain) = (Store::new(3), Store::new(3));
     plain.hasher = staged.hasher.clone();
-    // Database 2 holds a key before the load (an RDB preamble): it stays a tree.
+    // Database 2 holds a key before the load (an RDB preamble): it is not staged.
     for store in [&mut staged, &mut plain] {
         store.insert(2, own(b"before"), s("x"), None);
         store.set_loading(true);
@@ -505,7 +505,7 @@ fn a_staged_load_ends_with_the_tree_the_same_writes_build() {
 }
 
 #[test]
-fn a_large_staged_database_builds_its_tree_on_two_threads_alike() {
+fn a_large_staged_database_fills_its_shards_on_two_threads_alike() {
     // Enough keys for the two-thread build (`PARALLEL_SORT_ENTRIES`): both halves of the
     // slot range end up in their shards, in order, with their TTLs indexed.
     let (mut staged, mut plain) = (Store::new(1), Store::new(1));

@@ -43,7 +43,9 @@ fn hash_of(spread: Spread, id: u32) -> u64 {
     let rest = match spread {
         Spread::Uniform => mix(id.into()),
         Spread::Colliding => mix((id % 5).into()),
-        Spread::Clustered if id.is_multiple_of(3) => (0x2bad_beef_u64 << 34) | (mix(id.into()) >> 30),
+        Spread::Clustered if id.is_multiple_of(3) => {
+            (0x2bad_beef_u64 << 34) | (mix(id.into()) >> 30)
+        }
         Spread::Clustered => mix(id.into()),
     };
     (37 << (64 - SHARD_BITS)) | (rest >> SHARD_BITS) | 1
@@ -216,7 +218,8 @@ fn leaves_stop_splitting_at_the_maximum_depth() {
     let mut shard = Shard::new();
     let mut model = Model::new();
     for id in 0..100u32 {
-        let rest = (0x5u64 << (58 - MAX_DEPTH + 1)) | (mix(id.into()) >> (MAX_DEPTH + 5));
+        let below = 64 - SHARD_BITS - (MAX_DEPTH - 1);
+        let rest = (0x5u64 << below) | (mix(id.into()) >> (64 - below));
         let slot = Slot {
             hash: (3 << (64 - SHARD_BITS)) | rest | 1,
             key: Bytes::from(format!("k{id}")),
