@@ -153,24 +153,20 @@ impl Shard {
         self.len == 0
     }
 
-    /// The leaf that holds or would hold `(hash, key)`, where it starts in the directory, its
-    /// depth, and the slot's position in it.
-    fn find(&self, hash: u64, key: &[u8]) -> Option<(usize, u32, Result<usize, usize>)> {
+    /// The leaf that holds or would hold `(hash, key)`: where it starts in the directory, its
+    /// depth, the leaf, and the slot's position in it.
+    fn find(&self, hash: u64, key: &[u8]) -> Option<(usize, u32, &Leaf, Result<usize, usize>)> {
         let dir = self.dir.as_deref()?;
         let (first, depth) = locate(dir, bits(hash));
-        Some((
-            first,
-            depth,
-            position(leaf_at(dir, first), depth, hash, key),
-        ))
+        let leaf = leaf_at(dir, first);
+        Some((first, depth, leaf, position(leaf, depth, hash, key)))
     }
 
     /// The stored slot and item of `(hash, key)`.
     pub(super) fn get_key_value(&self, hash: u64, key: &[u8]) -> Option<(&Slot, &Arc<Item>)> {
-        let dir = self.dir.as_deref()?;
-        let (first, depth) = locate(dir, bits(hash));
-        let leaf = leaf_at(dir, first);
-        let at = position(leaf, depth, hash, key).ok()?;
+        let (_, _, leaf, Ok(at)) = self.find(hash, key)? else {
+            return None;
+        };
         let (slot, item) = &leaf[at];
         Some((slot, item))
     }
@@ -183,7 +179,7 @@ impl Shard {
     /// The item of `(hash, key)` for modification; its leaf (and the directory) are copied
     /// first if a clone shares them. Nothing is copied for a key that is not there.
     pub(super) fn get_mut(&mut self, hash: u64, key: &[u8]) -> Option<&mut Arc<Item>> {
-        let (first, _, Ok(at)) = self.find(hash, key)? else {
+        let (first, _, _, Ok(at)) = self.find(hash, key)? else {
             return None;
         };
         Some(&mut self.leaf_mut(first)[at].1)
@@ -192,7 +188,7 @@ impl Shard {
     /// Stores `item` at `slot`, returning the item it replaced.
     pub(super) fn insert(&mut self, slot: Slot, item: Arc<Item>) -> Option<Arc<Item>> {
         loop {
-            let Some((first, depth, found)) = self.find(slot.hash, &slot.key) else {
+            let Some((first, depth, _, found)) = self.find(slot.hash, &slot.key) else {
                 self.dir = Some(Arc::new([DirEntry {
                     leaf: Some(Arc::new(Leaf::new())),
                     depth: 0,
@@ -218,7 +214,7 @@ impl Shard {
 
     /// Removes `(hash, key)`, returning its slot and item.
     pub(super) fn remove(&mut self, hash: u64, key: &[u8]) -> Option<(Slot, Arc<Item>)> {
-        let (first, depth, Ok(at)) = self.find(hash, key)? else {
+        let (first, depth, _, Ok(at)) = self.find(hash, key)? else {
             return None;
         };
         let leaf = self.leaf_mut(first);
