@@ -77,6 +77,15 @@ pub(super) struct Shard {
     len: usize,
 }
 
+/// The invariant every read of a leaf at the start of its range relies on (module docs).
+const LEAF_AT_FIRST: &str = "the first directory entry of a leaf's range holds the leaf";
+
+/// How many leading hash bits below the shard's two slot hashes share: every slot between
+/// them shares those too, so no split at that depth or above separates them.
+fn shared_bits(low: u64, high: u64) -> u32 {
+    (bits(low) ^ bits(high)).leading_zeros()
+}
+
 /// The hash bits below those that chose the shard, at the top of the word.
 fn bits(hash: u64) -> u64 {
     hash << SHARD_BITS
@@ -102,10 +111,7 @@ fn locate(dir: &[DirEntry], bits: u64) -> (usize, u32) {
 
 /// The leaf held at directory entry `first` (the first of its range).
 fn leaf_at(dir: &[DirEntry], first: usize) -> &Leaf {
-    dir[first]
-        .leaf
-        .as_deref()
-        .expect("the first directory entry of a leaf's range holds the leaf")
+    dir[first].leaf.as_deref().expect(LEAF_AT_FIRST)
 }
 
 /// Where `(hash, key)` is in `leaf` (of depth `depth`): `Ok` at its index, or `Err` at the
@@ -281,12 +287,7 @@ impl Shard {
     /// The leaf at directory entry `first`, copied first (with the directory) if a clone
     /// shares it.
     fn leaf_mut(&mut self, first: usize) -> &mut Leaf {
-        Arc::make_mut(
-            self.dir_mut()[first]
-                .leaf
-                .as_mut()
-                .expect("the first directory entry of a leaf's range holds the leaf"),
-        )
+        Arc::make_mut(self.dir_mut()[first].leaf.as_mut().expect(LEAF_AT_FIRST))
     }
 
     /// True when the leaf at `first` (of depth `depth`) is full and a split would separate
@@ -301,8 +302,7 @@ impl Shard {
         }
         // Sorted: the extremes bound what every slot of the leaf shares.
         let (low, high) = (leaf[0].0.hash, leaf[leaf.len() - 1].0.hash);
-        let spread = (bits(low.min(hash)) ^ bits(high.max(hash))).leading_zeros();
-        spread < MAX_DEPTH
+        shared_bits(low.min(hash), high.max(hash)) < MAX_DEPTH
     }
 
     /// Splits the leaf at `first` (of depth `depth`) in two by its next hash bit, doubling
@@ -330,10 +330,7 @@ impl Shard {
         }
         let dir = self.dir_mut();
         let span = 1usize << (dir_depth(dir.len()) - depth);
-        let leaf = dir[first]
-            .leaf
-            .take()
-            .expect("the first directory entry of a leaf's range holds the leaf");
+        let leaf = dir[first].leaf.take().expect(LEAF_AT_FIRST);
         let mut entries = Arc::unwrap_or_clone(leaf);
         // The bit below the leaf's prefix: 0 for the first half of the range.
         let cut = entries.partition_point(|(slot, _)| (bits(slot.hash) << depth) >> 63 == 0);
@@ -366,17 +363,9 @@ impl Shard {
             if leaf_at(dir, low).len() + leaf_at(dir, high).len() > LEAF_CAP / 2 {
                 break;
             }
-            let taken = dir[high]
-                .leaf
-                .take()
-                .expect("the first directory entry of a leaf's range holds the leaf");
+            let taken = dir[high].leaf.take().expect(LEAF_AT_FIRST);
             let tail = Arc::unwrap_or_clone(taken);
-            let head = Arc::make_mut(
-                dir[low]
-                    .leaf
-                    .as_mut()
-                    .expect("the first directory entry of a leaf's range holds the leaf"),
-            );
+            let head = Arc::make_mut(dir[low].leaf.as_mut().expect(LEAF_AT_FIRST));
             head.extend(tail);
             for entry in &mut dir[low..low + 2 * span] {
                 entry.depth = depth - 1;
@@ -409,11 +398,9 @@ impl Shard {
                 assert_eq!(entry.depth, depth);
             }
             assert!(
-                leaf.len() <= LEAF_CAP || depth >= MAX_DEPTH || {
-                    let spread =
-                        (bits(leaf[0].0.hash) ^ bits(leaf[leaf.len() - 1].0.hash)).leading_zeros();
-                    spread >= MAX_DEPTH
-                }
+                leaf.len() <= LEAF_CAP
+                    || depth >= MAX_DEPTH
+                    || shared_bits(leaf[0].0.hash, leaf[leaf.len() - 1].0.hash) >= MAX_DEPTH
             );
             for (slot, _) in leaf {
                 let prefix = if depth == 0 {
