@@ -23,7 +23,14 @@
 //!
 //! `always` is a group commit: the thread takes everything queued, writes it with one
 //! `write_all`, syncs once and acknowledges it all; what arrives during the sync goes in the next
-//! round. `everysec` writes as data comes and syncs at most once per interval on a separate
+//! round. Rounds are *paced* (`GroupPace`): after a sync that covered a busy group, the next
+//! one waits until as many appends are queued again, or for as long as that sync took (at most
+//! [`WriterTimings::pace_max`]), whichever comes first. An `fdatasync` costs CPU as well as
+//! time (about 100 µs of system time each on the virtual disk BENCHMARKS.md was measured on),
+//! and a thread that syncs as soon as the last sync returns splits a steady load into many
+//! small groups, each paying it; paced, the groups stay as large as the load makes them.
+//!
+//! `everysec` writes as data comes and syncs at most once per interval on a separate
 //! thread (through [`WritableFile::background_syncer`]; files without one are synced by the
 //! writer thread between writes), so writes go on while a sync runs (the thread lends its file
 //! to the connections meanwhile, as when it sleeps); a sync still running after
@@ -60,6 +67,34 @@ use crate::storage::{Storage, WritableFile};
 /// How Redis 7.0 starts the error that refuses writes after an AOF write error
 /// (`writeCommandsGetDiskErrorMessage`), without the leading `-`.
 pub const MISCONF_AOF_PREFIX: &str = "MISCONF Errors writing to the AOF file: ";
+
+/// The smallest group whose size paces the next `always` commit: below it, a commit starts as
+/// soon as there is something to sync, so a lone client never waits for siblings.
+const PACE_MIN_GROUP: u64 = 4;
+
+/// The last `always` commit, which paces the next (module docs): how many appends it covered,
+/// when it ended and how long its sync took.
+#[derive(Debug, Clone, Copy)]
+struct GroupPace {
+    group: u64,
+    ended: Instant,
+    took: Duration,
+}
+
+impl GroupPace {
+    /// When the next commit may start with `queued` appends waiting: `None` at once, else
+    /// the time to start even if no more come. A group as large as the last one goes at once
+    /// (the load is as steady as before); a smaller one waits at most one sync's duration
+    /// (bounded by `pace_max`) after the last commit ended, so the wait a paced write adds
+    /// is never more than one sync.
+    fn next_start(&self, queued: u64, now: Instant, pace_max: Duration) -> Option<Instant> {
+        if self.group < PACE_MIN_GROUP || queued >= self.group {
+            return None;
+        }
+        let due = self.ended + self.took.min(pace_max);
+        (due > now).then_some(due)
+    }
+}
 
 /// What a connection waiting for its write learns from the writer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -314,6 +349,9 @@ pub struct WriterTimings {
     /// what no waiting connection wrote, and to plan the next `everysec` sync after such
     /// writes. Default: 10 ms.
     pub lent_sweep: Duration,
+    /// `always`: the longest a commit waits for its group to fill after a busy one
+    /// (it waits at most as long as the last sync took: module docs). Default: 2 ms.
+    pub pace_max: Duration,
 }
 
 impl Default for WriterTimings {
@@ -323,6 +361,7 @@ impl Default for WriterTimings {
             write_retry_interval: Duration::from_secs(1),
             delayed_fsync_after: Duration::from_secs(2),
             lent_sweep: Duration::from_millis(10),
+            pace_max: Duration::from_millis(2),
         }
     }
 }
@@ -453,6 +492,11 @@ struct Queue {
     /// thread serves them in order.
     sync_requested: u64,
     sync_served: u64,
+    /// Appends in `head` (commands, not annotations), for pacing `always` commits.
+    head_appends: u64,
+    /// While an `always` commit is paced ([`GroupPace`]): appends do not wake the thread
+    /// until `head` holds this many.
+    pace_wake_at: Option<u64>,
     stats: Stats,
 }
 
@@ -525,6 +569,7 @@ impl Shared {
                 queue.stats.delayed_fsync += 1;
             }
             queue.lent = true;
+            queue.head_appends = 0;
             let bytes = std::mem::take(&mut queue.head);
             let end = queue.head_end;
             drop(queue);
@@ -635,6 +680,8 @@ impl AofWriter {
                 sync_done: None,
                 sync_requested: 0,
                 sync_served: 0,
+                head_appends: 0,
+                pace_wake_at: None,
                 stats: Stats {
                     written: start_offset,
                     durable: start_offset,
@@ -665,6 +712,8 @@ impl AofWriter {
             synced: start_offset,
             repair_to: None,
             next_retry: None,
+            group: 0,
+            pace: None,
             last_sync_start: None,
             poison: None,
         };
@@ -692,6 +741,16 @@ impl AofWriter {
         let mut queue = self.shared.lock();
         queue.appended = self.appended;
         queue.push(stream_bytes);
+        if queue.next_files.is_empty() {
+            queue.head_appends += 1;
+        }
+        if queue
+            .pace_wake_at
+            .is_some_and(|wake_at| queue.head_appends < wake_at)
+        {
+            // A paced commit waits for its group; its deadline wakes the thread otherwise.
+            return;
+        }
         self.wake_unless_lent(queue);
     }
 
@@ -961,6 +1020,10 @@ struct Worker {
     repair_to: Option<u64>,
     /// After a failed write: when to try again.
     next_retry: Option<Instant>,
+    /// Appends taken from the queue since the last inline sync.
+    group: u64,
+    /// The last inline sync, which paces the next `always` commit.
+    pace: Option<GroupPace>,
     last_sync_start: Option<Instant>,
     /// The failed sync that poisoned the writer.
     poison: Option<Error>,
@@ -1070,12 +1133,22 @@ impl Worker {
             let retry_at = self.next_retry.filter(|at| *at > now && !queue.closing);
             let has_data = !queue.head.is_empty() || !queue.next_files.is_empty();
             let sync_at = self.everysec_sync_at(now);
+            let paced = self.paced_until(&queue, now);
+            queue.pace_wake_at = paced.map(|(_, group)| group);
+            let paced = paced.map(|(until, _)| until);
             let work = queue.closing
-                || (retry_at.is_none() && (has_data || !self.unwritten.is_empty()))
+                || (retry_at.is_none()
+                    && paced.is_none()
+                    && (has_data || !self.unwritten.is_empty()))
                 || queue.sync_requested > queue.sync_served
                 || (self.policy == AppendFsync::Always && self.written > self.synced)
                 || sync_at.is_some_and(|at| at <= now);
             if work {
+                queue.pace_wake_at = None;
+                let taken = std::mem::take(&mut queue.head_appends);
+                if self.policy == AppendFsync::Always {
+                    self.group += taken;
+                }
                 if !queue.head.is_empty() {
                     if self.unwritten.is_empty() {
                         // Swap buffers: the queue keeps the capacity of the last batch.
@@ -1089,7 +1162,7 @@ impl Worker {
                 }
                 return queue.closing;
             }
-            let mut deadline = [retry_at, sync_at].into_iter().flatten().min();
+            let mut deadline = [retry_at, sync_at, paced].into_iter().flatten().min();
             let lend = self.policy != AppendFsync::Always
                 && self.unwritten.is_empty()
                 && self.repair_to.is_none()
@@ -1126,6 +1199,25 @@ impl Worker {
             queue.worker_idle = false;
             queue = self.reclaim(&shared, queue);
         }
+    }
+
+    /// Until when the next `always` commit waits for its group to fill ([`GroupPace`]) and
+    /// how many appends fill it, or `None` to go now. Only a plain round is paced: not one
+    /// that closes, serves a [`AofWriter::sync_all`], moves to the next file or holds bytes a
+    /// failed write left.
+    fn paced_until(&self, queue: &Queue, now: Instant) -> Option<(Instant, u64)> {
+        if self.policy != AppendFsync::Always
+            || queue.head.is_empty()
+            || queue.closing
+            || !queue.next_files.is_empty()
+            || queue.sync_requested > queue.sync_served
+            || !self.unwritten.is_empty()
+        {
+            return None;
+        }
+        let pace = self.pace?;
+        let until = pace.next_start(queue.head_appends, now, self.timings.pace_max)?;
+        Some((until, pace.group))
     }
 
     /// Takes the lent file back ([`Parked`]), waiting while a connection writes to it, with
@@ -1297,6 +1389,8 @@ impl Worker {
         self.path = path;
         self.replace_file(file);
         self.repair_to = None;
+        // The new file's first bytes were counted in no group: start it unpaced.
+        self.pace = None;
         let mut queue = self.shared.lock();
         queue.stats.path = self.path.clone();
         queue.stats.file_len = self.file_len();
@@ -1337,6 +1431,11 @@ impl Worker {
         self.last_sync_start = Some(started);
         let result = sync_file(self.file());
         let elapsed = started.elapsed();
+        self.pace = Some(GroupPace {
+            group: std::mem::take(&mut self.group),
+            ended: Instant::now(),
+            took: elapsed,
+        });
         self.sync_finished(covers, elapsed, result);
         if self.policy == AppendFsync::EverySec && elapsed >= self.timings.delayed_fsync_after {
             // Writes waited for this sync as they wait for a delayed background one.

@@ -19,6 +19,7 @@ fn fast() -> WriterTimings {
         write_retry_interval: Duration::from_millis(5),
         delayed_fsync_after: Duration::from_millis(20),
         lent_sweep: Duration::from_millis(2),
+        pace_max: Duration::from_millis(2),
     }
 }
 
@@ -102,12 +103,21 @@ fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
-/// A gate syncs must pass: closed, it holds every sync until opened (a slow disk without
-/// timing). Counts the syncs that reached it.
+/// A gate syncs must pass: closed, it holds every sync until opened or let through one by
+/// one (a slow disk without timing). Counts the syncs that reached it.
 #[derive(Debug, Default)]
 struct Gate {
-    state: Mutex<(bool, u64)>,
+    state: Mutex<GateState>,
     changed: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct GateState {
+    open: bool,
+    /// Syncs that reached the gate.
+    arrived: u64,
+    /// Syncs a closed gate still lets through.
+    let_through: u64,
 }
 
 impl Gate {
@@ -123,25 +133,34 @@ impl Gate {
 
     fn pass(&self) {
         let mut state = self.state.lock().unwrap();
-        state.1 += 1;
+        state.arrived += 1;
         self.changed.notify_all();
-        while !state.0 {
+        while !state.open && state.let_through == 0 {
             state = self.changed.wait(state).unwrap();
+        }
+        if !state.open {
+            state.let_through -= 1;
         }
     }
 
     fn open(&self) {
-        self.state.lock().unwrap().0 = true;
+        self.state.lock().unwrap().open = true;
+        self.changed.notify_all();
+    }
+
+    /// Lets one more sync through a closed gate (the one waiting, or the next to come).
+    fn let_one_through(&self) {
+        self.state.lock().unwrap().let_through += 1;
         self.changed.notify_all();
     }
 
     fn syncs(&self) -> u64 {
-        self.state.lock().unwrap().1
+        self.state.lock().unwrap().arrived
     }
 
     fn wait_for_syncs(&self, n: u64) {
         let mut state = self.state.lock().unwrap();
-        while state.1 < n {
+        while state.arrived < n {
             state = self.changed.wait(state).unwrap();
         }
     }
@@ -390,6 +409,100 @@ fn always_groups_what_arrives_during_a_sync_into_one_commit() {
         "one sync for the first command, one for the 100"
     );
     assert_eq!(writer.status().fsyncs, 2);
+    writer.close().unwrap();
+}
+
+#[test]
+fn a_group_commit_is_paced_by_the_last_group_and_its_sync() {
+    let now = Instant::now();
+    let took = Duration::from_micros(300);
+    let cap = Duration::from_millis(2);
+    let busy = GroupPace {
+        group: 20,
+        ended: now,
+        took,
+    };
+    assert_eq!(
+        busy.next_start(3, now, cap),
+        Some(now + took),
+        "fewer appends than the last group wait up to one sync's duration"
+    );
+    assert_eq!(
+        busy.next_start(20, now, cap),
+        None,
+        "a full group goes at once"
+    );
+    assert_eq!(
+        busy.next_start(3, now + took, cap),
+        None,
+        "the wait is over"
+    );
+    let slow = GroupPace {
+        took: Duration::from_secs(1),
+        ..busy
+    };
+    assert_eq!(
+        slow.next_start(1, now, cap),
+        Some(now + cap),
+        "the wait is bounded"
+    );
+    for group in 0..PACE_MIN_GROUP {
+        let quiet = GroupPace { group, ..busy };
+        assert_eq!(
+            quiet.next_start(1, now, cap),
+            None,
+            "after a group of {group}: a lone client never waits for siblings"
+        );
+    }
+}
+
+#[test]
+fn always_waits_for_a_busy_group_to_fill_before_its_next_commit() {
+    let gate = Gate::closed();
+    let (_sim, storage) = gated(31, gate.clone(), false);
+    // A paced commit waits at most as long as the last sync took: no cap here, and the gate
+    // holds the paced-by sync long enough that this thread's appends all come within it.
+    let timings = WriterTimings {
+        pace_max: Duration::from_secs(3600),
+        ..fast()
+    };
+    let mut writer = start(storage, AppendFsync::Always, timings);
+    let _open = OpenOnDrop(gate.clone());
+    let hold = Duration::from_secs(1);
+    writer.append(&record(0));
+    gate.wait_for_syncs(1);
+    for i in 1..=8 {
+        writer.append(&record(i));
+    }
+    gate.let_one_through();
+    // The 8 that came during the first sync: a group of 8, synced slowly.
+    gate.wait_for_syncs(2);
+    thread::sleep(hold);
+    gate.let_one_through();
+    writer.acks().wait(writer.offset()).unwrap();
+    // One append would start a commit at once without pacing; paced, the next commit waits
+    // for 8 appends (or for as long as the last sync took), and takes them all.
+    for i in 9..=15 {
+        writer.append(&record(i));
+        thread::sleep(Duration::from_millis(10));
+        assert_eq!(gate.syncs(), 2, "no commit before the group of 8 is full");
+    }
+    writer.append(&record(16));
+    gate.wait_for_syncs(3);
+    thread::sleep(hold);
+    gate.let_one_through();
+    writer.acks().wait(writer.offset()).unwrap();
+    assert_eq!(
+        gate.syncs(),
+        3,
+        "the 8 appends after the group of 8 make one commit"
+    );
+    // Fewer than the last group never come: the commit goes when its wait is over.
+    writer.append(&record(17));
+    gate.open();
+    writer.acks().wait(writer.offset()).unwrap();
+    assert_eq!(gate.syncs(), 4);
+    assert_eq!(writer.status().fsyncs, 4);
     writer.close().unwrap();
 }
 
