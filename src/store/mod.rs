@@ -517,8 +517,9 @@ impl Store {
     }
 
     /// [`Store::insert`] of a key the caller only borrows: the store copies it ([`own`])
-    /// unless a staged database already holds it, where an overwrite replaces the item in
-    /// place (a startup load's SETs are mostly overwrites). `value` must be a compact copy.
+    /// only for a new key (an overwrite replaces the item in place, keeping the stored key)
+    /// while no TTL is indexed, and in a staged database (a startup load's SETs are mostly
+    /// overwrites). `value` must be a compact copy.
     pub fn insert_copied(
         &mut self,
         db: usize,
@@ -532,7 +533,18 @@ impl Store {
             expire_at_ms,
         });
         self.stage_if_empty(db);
-        let Some(staged) = &mut self.dbs[db].staged else {
+        let database = &mut self.dbs[db];
+        let Some(staged) = &mut database.staged else {
+            if database.expires.is_empty() && expire_at_ms.is_none() {
+                // No TTL to index (see `Store::put_indexed`): an overwrite keeps the stored
+                // key, so only a new key is copied.
+                let slot = || Slot {
+                    hash,
+                    key: own(key),
+                };
+                database.shards[shard_of(hash)].insert_borrowed(hash, key, slot, item);
+                return;
+            }
             let key = own(key);
             return self.put_indexed(db, Slot { hash, key }, item);
         };

@@ -69,6 +69,15 @@ struct DirEntry {
     depth: u32,
 }
 
+/// Where a slot is or goes ([`Shard::spot`]): the first directory entry of its leaf's range
+/// and its index in the leaf.
+enum Spot {
+    /// The slot is there.
+    Taken { first: usize, at: usize },
+    /// The slot is not there; its leaf has room for it at `at`.
+    Free { first: usize, at: usize },
+}
+
 /// A shard's map (see the module docs). `Clone` is O(1).
 #[derive(Clone, Default)]
 pub(super) struct Shard {
@@ -193,8 +202,38 @@ impl Shard {
 
     /// Stores `item` at `slot`, returning the item it replaced.
     pub(super) fn insert(&mut self, slot: Slot, item: Arc<Item>) -> Option<Arc<Item>> {
+        match self.spot(slot.hash, &slot.key) {
+            Spot::Taken { first, at } => Some(self.replace_at(first, at, item)),
+            Spot::Free { first, at } => {
+                self.insert_at(first, at, slot, item);
+                None
+            }
+        }
+    }
+
+    /// [`Shard::insert`] of a key the caller only borrows: an overwrite keeps the stored slot
+    /// (no copy of the key); a new key is copied by `slot` into the slot to store.
+    pub(super) fn insert_borrowed(
+        &mut self,
+        hash: u64,
+        key: &[u8],
+        slot: impl FnOnce() -> Slot,
+        item: Arc<Item>,
+    ) -> Option<Arc<Item>> {
+        match self.spot(hash, key) {
+            Spot::Taken { first, at } => Some(self.replace_at(first, at, item)),
+            Spot::Free { first, at } => {
+                self.insert_at(first, at, slot(), item);
+                None
+            }
+        }
+    }
+
+    /// Where `(hash, key)` is, or where it goes with room made for it (the first directory,
+    /// or a split of its full leaf).
+    fn spot(&mut self, hash: u64, key: &[u8]) -> Spot {
         loop {
-            let Some((first, depth, _, found)) = self.find(slot.hash, &slot.key) else {
+            let Some((first, depth, _, found)) = self.find(hash, key) else {
                 self.dir = Some(Arc::new([DirEntry {
                     leaf: Some(Arc::new(Leaf::new())),
                     depth: 0,
@@ -202,20 +241,27 @@ impl Shard {
                 continue;
             };
             match found {
-                Ok(at) => {
-                    return Some(std::mem::replace(&mut self.leaf_mut(first)[at].1, item));
-                }
+                Ok(at) => return Spot::Taken { first, at },
                 Err(at) => {
-                    if self.should_split(first, depth, slot.hash) {
+                    if self.should_split(first, depth, hash) {
                         self.split(first, depth);
                         continue;
                     }
-                    self.leaf_mut(first).insert(at, (slot, item));
-                    self.len += 1;
-                    return None;
+                    return Spot::Free { first, at };
                 }
             }
         }
+    }
+
+    /// Replaces the item of the slot at `at` in the leaf at `first`, returning the old one.
+    fn replace_at(&mut self, first: usize, at: usize, item: Arc<Item>) -> Arc<Item> {
+        std::mem::replace(&mut self.leaf_mut(first)[at].1, item)
+    }
+
+    /// Inserts a new slot at a [`Spot::Free`].
+    fn insert_at(&mut self, first: usize, at: usize, slot: Slot, item: Arc<Item>) {
+        self.leaf_mut(first).insert(at, (slot, item));
+        self.len += 1;
     }
 
     /// Removes `(hash, key)`, returning its slot and item.

@@ -128,10 +128,23 @@ proptest! {
         let mut snapshots: Vec<(Shard, Model)> = Vec::new();
         for op in ops {
             match op {
-                Op::Insert(id, value) => {
+                Op::Insert(id, value) if value % 2 == 0 => {
                     let slot = slot_of(spread, id % keys);
                     let previous = shard.insert(slot.clone(), item(value));
                     let expected = model.insert((slot.hash, slot.key), value);
+                    prop_assert_eq!(previous.map(|item| value_of(&item)), expected);
+                }
+                Op::Insert(id, value) => {
+                    // The borrowed-key insert: the slot is built only for a new key.
+                    let slot = slot_of(spread, id % keys);
+                    let built = std::cell::Cell::new(false);
+                    let make = || {
+                        built.set(true);
+                        slot.clone()
+                    };
+                    let previous = shard.insert_borrowed(slot.hash, &slot.key, make, item(value));
+                    let expected = model.insert((slot.hash, slot.key.clone()), value);
+                    prop_assert_eq!(built.get(), expected.is_none());
                     prop_assert_eq!(previous.map(|item| value_of(&item)), expected);
                 }
                 Op::Remove(id) => {
