@@ -291,6 +291,15 @@ fn run_batch(client: &mut Client, state: &mut State, shared: &Shared, batch: &mu
         client.close = true;
         return;
     }
+    if batch.len() > 1 {
+        // A pipelined batch: start the keyspace's cache misses of all its keys (most
+        // commands' first key is their first argument) before running the first.
+        let keys = batch
+            .iter()
+            .filter_map(|argv| argv.get(1))
+            .map(|key| &key[..]);
+        state.engine.store().prefetch_keys(client.db, keys);
+    }
     let now_ms = crate::engine::unix_now_ms();
     client.auth_required = !state.engine.config().requirepass.is_empty();
     let mut ran = 0;

@@ -129,6 +129,10 @@ const SHARD_BITS: u32 = 10;
 pub const SHARDS: usize = 1 << SHARD_BITS;
 
 /// The shard of a slot hash: its top bits, so shard order is slot order.
+/// The most keys [`Store::prefetch_keys`] prefetches at once: enough for a deep pipeline,
+/// few enough that the first lines asked for are still in the L1 cache when used.
+pub const PREFETCH_KEYS: usize = 32;
+
 fn shard_of(hash: u64) -> usize {
     (hash >> (u64::BITS - SHARD_BITS)) as usize
 }
@@ -454,6 +458,31 @@ impl Store {
     fn slot_hash(&self, key: &[u8]) -> u64 {
         // Never 0: a SCAN cursor of 0 means "start" and "done".
         self.hasher.hash_one(key) | 1
+    }
+
+    /// Asks the CPU for the memory that looking up `keys` in `db` will touch, in steps across
+    /// all of them (the directory entries, then the leaves, then the slots, then their keys
+    /// and items), so that their cache misses overlap instead of following one another: for a
+    /// pipelined batch of commands, before it runs. A hint only: nothing changes, and at most
+    /// [`PREFETCH_KEYS`] keys are looked at.
+    pub fn prefetch_keys<'a>(&self, db: usize, keys: impl IntoIterator<Item = &'a [u8]>) {
+        let Some(database) = self.dbs.get(db) else {
+            return;
+        };
+        if database.staged.is_some() {
+            return;
+        }
+        let mut hashes = [0u64; PREFETCH_KEYS];
+        let mut count = 0;
+        for key in keys.into_iter().take(PREFETCH_KEYS) {
+            hashes[count] = self.slot_hash(key);
+            count += 1;
+        }
+        for step in 0..4 {
+            for &hash in &hashes[..count] {
+                database.shard(hash).prefetch(hash, step);
+            }
+        }
     }
 
     /// The live item of `key`, removing it first if it has expired (lazy expiry).

@@ -41,6 +41,7 @@ use std::cmp::Ordering;
 use std::sync::Arc;
 
 use super::{Item, SHARD_BITS, Slot};
+use crate::os::prefetch;
 
 /// A slot and its item.
 type Entry = (Slot, Arc<Item>);
@@ -105,17 +106,30 @@ fn dir_depth(entries: usize) -> u32 {
     entries.trailing_zeros()
 }
 
-/// Where a slot's leaf is: the first directory entry of its range, and its depth.
-fn locate(dir: &[DirEntry], bits: u64) -> (usize, u32) {
+/// The directory entry a slot's hash bits index.
+fn dir_index(dir: &[DirEntry], bits: u64) -> usize {
     let d = dir_depth(dir.len());
-    let index = if d == 0 {
+    if d == 0 {
         0
     } else {
         (bits >> (64 - d)) as usize
-    };
+    }
+}
+
+/// Where a slot's leaf is: the first directory entry of its range, and its depth.
+fn locate(dir: &[DirEntry], bits: u64) -> (usize, u32) {
+    let d = dir_depth(dir.len());
+    let index = dir_index(dir, bits);
     let depth = dir[index].depth;
     let first = index & !((1usize << (d - depth)) - 1);
     (first, depth)
+}
+
+/// Where in `leaf` (of depth `depth`) the slot of `hash` should be: the hash bits below the
+/// leaf's prefix, scaled to the leaf's length (at most `leaf.len()`).
+fn predicted_index(leaf: &Leaf, depth: u32, hash: u64) -> usize {
+    let within = bits(hash) << depth;
+    (((within >> 32) * leaf.len() as u64) >> 32) as usize
 }
 
 /// The leaf held at directory entry `first` (the first of its range).
@@ -137,9 +151,7 @@ fn position(leaf: &Leaf, depth: u32, hash: u64, key: &[u8]) -> Result<usize, usi
         // (see `MAX_DEPTH`): stepping could walk all of it.
         return leaf.binary_search_by(order);
     }
-    // The hash bits below the leaf's prefix, scaled to the leaf's length.
-    let within = bits(hash) << depth;
-    let mut at = (((within >> 32) * leaf.len() as u64) >> 32) as usize;
+    let mut at = predicted_index(leaf, depth, hash);
     while at > 0 && order(&leaf[at - 1]) != Ordering::Less {
         at -= 1;
     }
@@ -175,6 +187,44 @@ impl Shard {
         let (first, depth) = locate(dir, bits(hash));
         let leaf = leaf_at(dir, first);
         Some((first, depth, leaf, position(leaf, depth, hash, key)))
+    }
+
+    /// One step of a batch's prefetch for the slot of `hash` (`Store::prefetch_keys`):
+    /// step 0 asks for the directory entry, 1 for the leaf, 2 for the slot the hash predicts,
+    /// 3 for that slot's key and item. Each step reads what the step before asked for (by
+    /// then, likely in the cache); a hint only, it changes nothing.
+    pub(super) fn prefetch(&self, hash: u64, step: u8) {
+        let Some(dir) = self.dir.as_deref() else {
+            return;
+        };
+        if step == 0 {
+            prefetch(&dir[dir_index(dir, bits(hash))]);
+            return;
+        }
+        let (first, depth) = locate(dir, bits(hash));
+        let leaf = leaf_at(dir, first);
+        if step == 1 {
+            prefetch(leaf);
+            return;
+        }
+        let at = predicted_index(leaf, depth, hash).min(leaf.len().saturating_sub(1));
+        let Some(entry) = leaf.get(at) else {
+            return;
+        };
+        if step == 2 {
+            // An entry may straddle two cache lines.
+            prefetch(entry);
+            prefetch(
+                std::ptr::from_ref(entry)
+                    .wrapping_add(1)
+                    .cast::<u8>()
+                    .wrapping_sub(1),
+            );
+            return;
+        }
+        let (slot, item) = entry;
+        prefetch(slot.key.as_ptr());
+        prefetch(Arc::as_ptr(item));
     }
 
     /// The stored slot and item of `(hash, key)`.

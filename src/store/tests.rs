@@ -38,6 +38,30 @@ fn shards_together_keep_every_key_in_slot_order() {
     assert_eq!(tail, slots[1234..]);
 }
 
+#[test]
+fn prefetching_a_batch_of_keys_changes_nothing() {
+    let mut store = Store::new(2);
+    for i in 0..2000 {
+        store.insert(0, own(format!("key:{i}").as_bytes()), s("v"), None);
+    }
+    let keys: Vec<String> = (1990..2010).map(|i| format!("key:{i}")).collect();
+    let before = contents(&store, 0);
+    // Present and missing keys, an empty database, a database that does not exist, and
+    // more keys than one prefetch takes.
+    for db in [0, 1, 7] {
+        store.prefetch_keys(db, keys.iter().map(|key| key.as_bytes()));
+    }
+    let many: Vec<String> = (0..PREFETCH_KEYS * 3).map(|i| format!("key:{i}")).collect();
+    store.prefetch_keys(0, many.iter().map(|key| key.as_bytes()));
+    // A staged database (a startup load) is skipped.
+    store.set_staging(true);
+    store.insert(1, own(b"staged"), s("v"), None);
+    store.prefetch_keys(1, [&b"staged"[..]]);
+    store.set_staging(false);
+    assert_eq!(contents(&store, 0), before);
+    assert_eq!(store.db(1).len(), 1);
+}
+
 /// The contents of database `db` of a snapshot, as `(key, string value)`, in walk order.
 fn walked(snapshot: &dyn crate::dataset::DatasetSnapshot, db: usize) -> Vec<(Bytes, Bytes)> {
     let mut seen = Vec::new();
