@@ -128,11 +128,11 @@ const SHARD_BITS: u32 = 10;
 /// 1024 reference counts per database.
 pub const SHARDS: usize = 1 << SHARD_BITS;
 
-/// The shard of a slot hash: its top bits, so shard order is slot order.
 /// The most keys [`Store::prefetch_keys`] prefetches at once: enough for a deep pipeline,
 /// few enough that the first lines asked for are still in the L1 cache when used.
 pub const PREFETCH_KEYS: usize = 32;
 
+/// The shard of a slot hash: its top bits, so shard order is slot order.
 fn shard_of(hash: u64) -> usize {
     (hash >> (u64::BITS - SHARD_BITS)) as usize
 }

@@ -252,13 +252,8 @@ impl Shard {
 
     /// Stores `item` at `slot`, returning the item it replaced.
     pub(super) fn insert(&mut self, slot: Slot, item: Arc<Item>) -> Option<Arc<Item>> {
-        match self.spot(slot.hash, &slot.key) {
-            Spot::Taken { first, at } => Some(self.replace_at(first, at, item)),
-            Spot::Free { first, at } => {
-                self.insert_at(first, at, slot, item);
-                None
-            }
-        }
+        let spot = self.spot(slot.hash, &slot.key);
+        self.store_at(spot, || slot, item)
     }
 
     /// [`Shard::insert`] of a key the caller only borrows: an overwrite keeps the stored slot
@@ -270,13 +265,8 @@ impl Shard {
         slot: impl FnOnce() -> Slot,
         item: Arc<Item>,
     ) -> Option<Arc<Item>> {
-        match self.spot(hash, key) {
-            Spot::Taken { first, at } => Some(self.replace_at(first, at, item)),
-            Spot::Free { first, at } => {
-                self.insert_at(first, at, slot(), item);
-                None
-            }
-        }
+        let spot = self.spot(hash, key);
+        self.store_at(spot, slot, item)
     }
 
     /// Where `(hash, key)` is, or where it goes with room made for it (the first directory,
@@ -303,15 +293,24 @@ impl Shard {
         }
     }
 
-    /// Replaces the item of the slot at `at` in the leaf at `first`, returning the old one.
-    fn replace_at(&mut self, first: usize, at: usize, item: Arc<Item>) -> Arc<Item> {
-        std::mem::replace(&mut self.leaf_mut(first)[at].1, item)
-    }
-
-    /// Inserts a new slot at a [`Spot::Free`].
-    fn insert_at(&mut self, first: usize, at: usize, slot: Slot, item: Arc<Item>) {
-        self.leaf_mut(first).insert(at, (slot, item));
-        self.len += 1;
+    /// Stores `item` at `spot`: replacing the item there (returned), or inserting a new slot
+    /// built by `slot`.
+    fn store_at(
+        &mut self,
+        spot: Spot,
+        slot: impl FnOnce() -> Slot,
+        item: Arc<Item>,
+    ) -> Option<Arc<Item>> {
+        match spot {
+            Spot::Taken { first, at } => {
+                Some(std::mem::replace(&mut self.leaf_mut(first)[at].1, item))
+            }
+            Spot::Free { first, at } => {
+                self.leaf_mut(first).insert(at, (slot(), item));
+                self.len += 1;
+                None
+            }
+        }
     }
 
     /// Removes `(hash, key)`, returning its slot and item.
