@@ -24,11 +24,13 @@
 //! `always` is a group commit: the thread takes everything queued, writes it with one
 //! `write_all`, syncs once and acknowledges it all; what arrives during the sync goes in the next
 //! round. Rounds are *paced* (`GroupPace`): after a sync that covered a busy group, the next
-//! one waits until as many appends are queued again, or for as long as that sync took (at most
-//! [`WriterTimings::pace_max`]), whichever comes first. An `fdatasync` costs CPU as well as
-//! time (about 100 µs of system time each on the virtual disk BENCHMARKS.md was measured on),
-//! and a thread that syncs as soon as the last sync returns splits a steady load into many
-//! small groups, each paying it; paced, the groups stay as large as the load makes them.
+//! one waits until as many appends are queued again, or for twice as long as that sync took
+//! (at most [`WriterTimings::pace_max`]), whichever comes first. An `fdatasync` costs CPU as
+//! well as time (about 100 µs of system time each on the virtual disk BENCHMARKS.md was
+//! measured on), and a thread that syncs as soon as the last sync returns splits a steady load
+//! into many small groups, each paying it; paced, the groups stay as large as the load makes
+//! them. Twice, not once: measured, a wait of one sync still cut a `-P 16` load's groups short
+//! (BENCHMARKS.md, "Pacing by twice the last sync").
 //!
 //! `everysec` writes as data comes and syncs at most once per interval on a separate
 //! thread (through [`WritableFile::background_syncer`]; files without one are synced by the
@@ -72,6 +74,9 @@ pub const MISCONF_AOF_PREFIX: &str = "MISCONF Errors writing to the AOF file: ";
 /// soon as there is something to sync, so a lone client never waits for siblings.
 const PACE_MIN_GROUP: u64 = 4;
 
+/// How many of the last sync's durations a paced commit waits at most for its group to fill.
+const PACE_SYNCS: u32 = 2;
+
 /// The last `always` commit, which paces the next (module docs): how many appends it covered,
 /// when it ended and how long its sync took.
 #[derive(Debug, Clone, Copy)]
@@ -84,14 +89,14 @@ struct GroupPace {
 impl GroupPace {
     /// When the next commit may start with `queued` appends waiting: `None` at once, else
     /// the time to start even if no more come. A group as large as the last one goes at once
-    /// (the load is as steady as before); a smaller one waits at most one sync's duration
-    /// (bounded by `pace_max`) after the last commit ended, so the wait a paced write adds
-    /// is never more than one sync.
+    /// (the load is as steady as before); a smaller one waits at most [`PACE_SYNCS`] times the
+    /// last sync's duration (bounded by `pace_max`) after the last commit ended, so the wait a
+    /// paced write adds is never more than two syncs.
     fn next_start(&self, queued: u64, now: Instant, pace_max: Duration) -> Option<Instant> {
         if self.group < PACE_MIN_GROUP || queued >= self.group {
             return None;
         }
-        let due = self.ended + self.took.min(pace_max);
+        let due = self.ended + (self.took * PACE_SYNCS).min(pace_max);
         (due > now).then_some(due)
     }
 }
@@ -350,7 +355,7 @@ pub struct WriterTimings {
     /// writes. Default: 10 ms.
     pub lent_sweep: Duration,
     /// `always`: the longest a commit waits for its group to fill after a busy one
-    /// (it waits at most as long as the last sync took: module docs). Default: 2 ms.
+    /// (it waits at most twice as long as the last sync took: module docs). Default: 2 ms.
     pub pace_max: Duration,
 }
 

@@ -424,8 +424,8 @@ fn a_group_commit_is_paced_by_the_last_group_and_its_sync() {
     };
     assert_eq!(
         busy.next_start(3, now, cap),
-        Some(now + took),
-        "fewer appends than the last group wait up to one sync's duration"
+        Some(now + took * PACE_SYNCS),
+        "fewer appends than the last group wait up to two syncs' duration"
     );
     assert_eq!(
         busy.next_start(20, now, cap),
@@ -433,7 +433,7 @@ fn a_group_commit_is_paced_by_the_last_group_and_its_sync() {
         "a full group goes at once"
     );
     assert_eq!(
-        busy.next_start(3, now + took, cap),
+        busy.next_start(3, now + took * PACE_SYNCS, cap),
         None,
         "the wait is over"
     );
@@ -460,7 +460,7 @@ fn a_group_commit_is_paced_by_the_last_group_and_its_sync() {
 fn always_waits_for_a_busy_group_to_fill_before_its_next_commit() {
     let gate = Gate::closed();
     let (_sim, storage) = gated(31, gate.clone(), false);
-    // A paced commit waits at most as long as the last sync took: no cap here, and the gate
+    // A paced commit waits at most twice as long as the last sync took: no cap here, and the gate
     // holds the paced-by sync long enough that this thread's appends all come within it.
     let timings = WriterTimings {
         pace_max: Duration::from_secs(3600),
@@ -468,7 +468,7 @@ fn always_waits_for_a_busy_group_to_fill_before_its_next_commit() {
     };
     let mut writer = start(storage, AppendFsync::Always, timings);
     let _open = OpenOnDrop(gate.clone());
-    let hold = Duration::from_secs(1);
+    let hold = Duration::from_millis(500);
     writer.append(&record(0));
     gate.wait_for_syncs(1);
     for i in 1..=8 {
@@ -481,7 +481,7 @@ fn always_waits_for_a_busy_group_to_fill_before_its_next_commit() {
     gate.let_one_through();
     writer.acks().wait(writer.offset()).unwrap();
     // One append would start a commit at once without pacing; paced, the next commit waits
-    // for 8 appends (or for as long as the last sync took), and takes them all.
+    // for 8 appends (or for twice as long as the last sync took), and takes them all.
     for i in 9..=15 {
         writer.append(&record(i));
         thread::sleep(Duration::from_millis(10));
