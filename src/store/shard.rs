@@ -57,6 +57,12 @@ type Leaf = Vec<Entry>;
 /// leaf is on average about two thirds full).
 const LEAF_CAP: usize = 32;
 
+/// How many slots on each side of the predicted one a batch's prefetch asks for
+/// ([`Shard::prefetch`]).
+const PREFETCH_AROUND: usize = 2;
+/// The cache line size the prefetch steps over.
+const CACHE_LINE: usize = 64;
+
 /// The deepest a leaf splits: 2^16 directory entries (1 MiB) per shard at most, room for
 /// about a billion keys per database in full leaves. Beyond, a leaf grows past [`LEAF_CAP`]
 /// (as it does when more than 32 keys agree on all the hash bits the shard and the maximum
@@ -190,9 +196,15 @@ impl Shard {
     }
 
     /// One step of a batch's prefetch for the slot of `hash` (`Store::prefetch_keys`):
-    /// step 0 asks for the directory entry, 1 for the leaf, 2 for the slot the hash predicts,
-    /// 3 for that slot's key and item. Each step reads what the step before asked for (by
-    /// then, likely in the cache); a hint only, it changes nothing.
+    /// step 0 asks for the directory entry, 1 for the leaf, 2 for the slots around the one
+    /// the hash predicts, 3 for the key and item of the slot holding `hash` among them. Each
+    /// step reads what the step before asked for (by then, likely in the cache); a hint only,
+    /// it changes nothing.
+    ///
+    /// Why a neighbourhood and a search by hash: the prediction is often a slot or two off
+    /// (a leaf's hashes are spread evenly only on average), and the key of the predicted slot
+    /// is then not the one the lookup compares; measured, the key compare stayed the largest
+    /// miss when step 3 took the predicted slot.
     pub(super) fn prefetch(&self, hash: u64, step: u8) {
         let Some(dir) = self.dir.as_deref() else {
             return;
@@ -207,24 +219,26 @@ impl Shard {
             prefetch(leaf);
             return;
         }
-        let at = predicted_index(leaf, depth, hash).min(leaf.len().saturating_sub(1));
-        let Some(entry) = leaf.get(at) else {
-            return;
-        };
-        if step == 2 {
-            // An entry may straddle two cache lines.
-            prefetch(entry);
-            prefetch(
-                std::ptr::from_ref(entry)
-                    .wrapping_add(1)
-                    .cast::<u8>()
-                    .wrapping_sub(1),
-            );
+        if leaf.is_empty() {
             return;
         }
-        let (slot, item) = entry;
-        prefetch(slot.key.as_ptr());
-        prefetch(Arc::as_ptr(item));
+        let predicted = predicted_index(leaf, depth, hash).min(leaf.len() - 1);
+        let around = predicted.saturating_sub(PREFETCH_AROUND)
+            ..(predicted + PREFETCH_AROUND + 1).min(leaf.len());
+        if step == 2 {
+            let span = &leaf[around];
+            let start = span.as_ptr().cast::<u8>();
+            for line in (0..size_of_val(span)).step_by(CACHE_LINE) {
+                prefetch(start.wrapping_add(line));
+            }
+            prefetch(start.wrapping_add(size_of_val(span) - 1));
+            return;
+        }
+        // Only hashes are read here: the key is what this step asks for.
+        if let Some((slot, item)) = leaf[around].iter().find(|(slot, _)| slot.hash == hash) {
+            prefetch(slot.key.as_ptr());
+            prefetch(Arc::as_ptr(item));
+        }
     }
 
     /// The stored slot and item of `(hash, key)`.
