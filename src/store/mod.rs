@@ -478,7 +478,7 @@ impl Store {
             hashes[count] = self.slot_hash(key);
             count += 1;
         }
-        for step in 0..4 {
+        for step in 0..shard::PREFETCH_STEPS {
             for &hash in &hashes[..count] {
                 database.shard(hash).prefetch(hash, step);
             }

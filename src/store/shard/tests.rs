@@ -132,7 +132,7 @@ proptest! {
                     let slot = slot_of(spread, id % keys);
                     // A batch's prefetch reads the map as a lookup does: it must hold up
                     // whatever the shape (an empty shard, a leaf past the cap, a new key).
-                    for step in 0..4 {
+                    for step in 0..PREFETCH_STEPS {
                         shard.prefetch(slot.hash, step);
                     }
                     let previous = shard.insert(slot.clone(), item(value));
