@@ -462,7 +462,8 @@ impl Store {
 
     /// Asks the CPU for the memory that looking up `keys` in `db` will touch, in steps across
     /// all of them (the directory entries, then the leaves, then the slots, then their keys
-    /// and items), so that their cache misses overlap instead of following one another: for a
+    /// and items, then the items' string buffers, which an overwrite frees), so that their
+    /// cache misses overlap instead of following one another: for a
     /// pipelined batch of commands, before it runs. A hint only: nothing changes, and at most
     /// [`PREFETCH_KEYS`] keys are looked at.
     pub fn prefetch_keys<'a>(&self, db: usize, keys: impl IntoIterator<Item = &'a [u8]>) {
