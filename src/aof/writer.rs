@@ -30,7 +30,7 @@
 //! measured on), and a thread that syncs as soon as the last sync returns splits a steady load
 //! into many small groups, each paying it; paced, the groups stay as large as the load makes
 //! them. Twice, not once: measured, a wait of one sync still cut a `-P 16` load's groups short
-//! (BENCHMARKS.md, "Pacing by twice the last sync").
+//! (BENCHMARKS.md, "A pipelined batch's keys prefetched").
 //!
 //! `everysec` writes as data comes and syncs at most once per interval on a separate
 //! thread (through [`WritableFile::background_syncer`]; files without one are synced by the
@@ -91,7 +91,7 @@ impl GroupPace {
     /// the time to start even if no more come. A group as large as the last one goes at once
     /// (the load is as steady as before); a smaller one waits at most [`PACE_SYNCS`] times the
     /// last sync's duration (bounded by `pace_max`) after the last commit ended, so the wait a
-    /// paced write adds is never more than two syncs.
+    /// paced write adds is never more than [`PACE_SYNCS`] syncs.
     fn next_start(&self, queued: u64, now: Instant, pace_max: Duration) -> Option<Instant> {
         if self.group < PACE_MIN_GROUP || queued >= self.group {
             return None;
