@@ -275,7 +275,9 @@ impl KeeperServer {
                         "keeper server did not start: {e}\n--- log ---\n{}",
                         server.log()
                     );
-                    if !server.log().contains("Address already in use") {
+                    if !server.log().contains("Address already in use")
+                        && !e.contains("another process")
+                    {
                         return Err(last);
                     }
                 }
@@ -290,14 +292,15 @@ impl KeeperServer {
             if let Some(status) = self.child.try_wait().map_err(|e| e.to_string())? {
                 return Err(format!("exited with {status}"));
             }
+            // Connection errors mean "not yet": a reset can come from a listener that is
+            // going away (ours failing to start, or another test's server).
             if let Ok(mut client) = Client::connect(self.port)
-                && let Ok(reply) = {
-                    client.send(&["PING"]);
-                    client.try_read()
-                }
+                && let Ok(reply) = client.try_cmd(&["PING"])
             {
                 return match reply {
-                    Resp::Simple(ref s) if s == "PONG" => Ok(()),
+                    Resp::Simple(ref s) if s == "PONG" => self.check_own_port(&mut client),
+                    // A password-protected node: its INFO needs AUTH, so it cannot be asked
+                    // for its pid; our child still running is the best evidence.
                     Resp::Error(ref e) if e.starts_with("NOAUTH") => Ok(()),
                     other => Err(format!("unexpected PING reply {other:?}")),
                 };
@@ -306,6 +309,20 @@ impl KeeperServer {
                 return Err("no reply within 60 s".into());
             }
             sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The port may belong to another test's server when ours failed to bind it (two
+    /// tests picked the same free port): the server that answered must be our child.
+    fn check_own_port(&self, client: &mut Client) -> Result<(), String> {
+        let info = client
+            .try_cmd(&["INFO", "server"])
+            .map_err(|e| format!("INFO server: {e}"))?;
+        let pid = self.child.id().to_string();
+        if info_fields(&info).get("process_id") == Some(&pid) {
+            Ok(())
+        } else {
+            Err("port answered by another process".into())
         }
     }
 
