@@ -25,6 +25,28 @@ pub(crate) fn disable_malloc_fastbins() {
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 pub(crate) fn disable_malloc_fastbins() {}
 
+/// Has every thread allocate from glibc malloc's main arena (`M_ARENA_MAX` = 1).
+///
+/// Why: with `malloc-huge-pages` (glibc's `glibc.malloc.hugetlb=1`, set by the `keeper
+/// server` binary), glibc backs only its main arena, the `brk` heap, with huge pages; the
+/// arenas it makes for other threads stay on small pages. The keyspace is allocated by the
+/// I/O thread, so without this it would never see a huge page after the startup load. Small
+/// allocations still go through each thread's cache (tcache) without taking the arena's
+/// lock. Measured (`tools/ab-set`, 1M pipelined SETs at `-P 16` over a prefilled keyspace,
+/// no persistence): 524k SETs/s against 443k, 1.9 µs of server CPU per SET against 2.2.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)]
+pub(crate) fn use_one_malloc_arena() {
+    // SAFETY: mallopt only changes glibc's allocator parameters; M_ARENA_MAX = 1 is a
+    // documented value. Called before the server starts its threads.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+pub(crate) fn use_one_malloc_arena() {}
+
 /// Hints the CPU to start loading the cache line at `ptr` (for reading), so that a traversal
 /// that will touch it a few steps later does not wait for memory then. A hint only: any
 /// address is allowed, nothing is dereferenced, and it does nothing off x86-64.

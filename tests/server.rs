@@ -982,3 +982,76 @@ fn info_persistence_has_redis_fields_in_order() {
     ours.remove(at);
     assert_eq!(ours, real);
 }
+
+/// `name`'s value in the environment of process `pid`.
+fn environ_var(pid: u32, name: &str) -> Option<String> {
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    environ
+        .split(|&b| b == 0)
+        .filter_map(|pair| std::str::from_utf8(pair).ok()?.split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value.to_string())
+}
+
+/// `AnonHugePages` of process `pid`, in kB.
+fn anon_huge_pages_kb(pid: u32) -> u64 {
+    let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap();
+    rollup
+        .lines()
+        .find_map(|l| l.strip_prefix("AnonHugePages:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn malloc_heap_goes_on_huge_pages_where_the_system_leaves_it_to_programs() {
+    let thp =
+        std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled").unwrap_or_default();
+    let theirs = std::env::var("GLIBC_TUNABLES").ok();
+    let tmp = tempfile::tempdir().unwrap();
+
+    let on = KeeperServer::start(tmp.path(), &["--save", ""]);
+    let mut c = on.client();
+    assert_eq!(
+        c.cmd(&["CONFIG", "GET", "malloc-huge-pages"]),
+        Resp::Array(vec![
+            Resp::Bulk(b"malloc-huge-pages".to_vec()),
+            Resp::Bulk(b"yes".to_vec())
+        ])
+    );
+    if !thp.contains("[madvise]") || theirs.as_deref().is_some_and(|t| t.contains("hugetlb")) {
+        eprintln!("transparent huge pages {thp:?}, GLIBC_TUNABLES {theirs:?}: nothing to check");
+        return;
+    }
+    // The restart kept the pid (the harness checked INFO's process_id against the child's).
+    let tunables = environ_var(on.pid(), "GLIBC_TUNABLES").expect("GLIBC_TUNABLES set");
+    assert!(tunables.ends_with("glibc.malloc.hugetlb=1"), "{tunables}");
+    assert!(
+        on.log().contains("malloc's heap on transparent huge pages"),
+        "{}",
+        on.log()
+    );
+    // 64 MB of values: the heap grows in huge pages.
+    let value = "v".repeat(1024);
+    for batch in 0..64 {
+        let mut out = Vec::new();
+        for i in 0..1024 {
+            let key = format!("key:{batch}:{i}");
+            support::client::encode(&mut out, &["SET", &key, &value]);
+        }
+        c.send_raw(&out);
+        for _ in 0..1024 {
+            assert_eq!(c.read(), ok());
+        }
+    }
+    assert!(
+        anon_huge_pages_kb(on.pid()) >= 2048,
+        "no huge page in the heap"
+    );
+
+    let off_dir = tmp.path().join("off");
+    std::fs::create_dir_all(&off_dir).unwrap();
+    let off = KeeperServer::start(&off_dir, &["--save", "", "--malloc-huge-pages", "no"]);
+    assert_eq!(environ_var(off.pid(), "GLIBC_TUNABLES"), theirs);
+    assert!(!off.log().contains("huge pages"), "{}", off.log());
+}

@@ -4,6 +4,7 @@ mod backup;
 mod check;
 mod check_aof;
 mod convert;
+mod huge_pages;
 mod inspect;
 mod json;
 mod progress;

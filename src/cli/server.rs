@@ -15,7 +15,10 @@ pub fn run(args: &[String]) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Before anything else runs: this may replace the process by a restarted one.
+    let huge_pages = super::huge_pages::restart_if_needed(config.malloc_huge_pages);
     init_logging(config.loglevel);
+    huge_pages.log();
     let config_file = args
         .iter()
         .position(|a| a == "--config")

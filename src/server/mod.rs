@@ -240,6 +240,9 @@ impl Shared {
 /// and reason), or the port cannot be bound.
 pub fn run(config: Config, config_file: Option<String>) -> Result<()> {
     crate::os::disable_malloc_fastbins();
+    if config.malloc_huge_pages {
+        crate::os::use_one_malloc_arena();
+    }
     let storage = crate::storage::from_env()?;
     storage.create_dir_all(&config.dir)?;
     let mut engine = Engine::new(config, storage);
