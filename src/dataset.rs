@@ -101,4 +101,12 @@ pub trait Apply {
     /// Applies one write command in database `db` at `now_ms` (unix milliseconds). A
     /// command the dataset cannot apply is an error naming it.
     fn apply_command(&mut self, db: usize, argv: &[Bytes], now_ms: i64) -> Result<()>;
+
+    /// A hint from a replay that reads ahead: a command on `key` in database `db` comes
+    /// `distance` commands from now (1 = the next one). A dataset may start fetching what
+    /// that command will touch, so that its cache misses overlap the commands before it; it
+    /// must change nothing. The default ignores it.
+    fn coming(&self, db: usize, key: &[u8], distance: usize) {
+        let _ = (db, key, distance);
+    }
 }

@@ -740,7 +740,7 @@ impl Engine {
             self.store.set_loading(true);
             // Nothing sees the store until the load ends: stage its keys (see `Staged`).
             self.store.set_staging(true);
-            let loaded = {
+            let loaded = with_prefault(|| {
                 let mut target = StartupLoad {
                     load: self.store.bulk_load(),
                     path: &path,
@@ -749,7 +749,7 @@ impl Engine {
                     aof::loader::load(&*storage, &path, &names, manifest, &mut target, &options);
                 target.load.finish();
                 loaded
-            };
+            });
             self.store.set_staging(false);
             self.store.set_loading(false);
             let loaded = loaded?;
@@ -1070,18 +1070,20 @@ impl Engine {
     pub fn load_rdb(&mut self) -> Result<LoadOutcome> {
         let path = self.config.rdb_path();
         let storage = Arc::clone(&self.persistence.storage);
-        let mut target = StartupLoad {
-            load: self.store.bulk_load(),
-            path: &path,
-        };
-        let outcome = snapshot::load_rdb(
-            &*storage,
-            &path,
-            &mut target,
-            ExpiredKeys::SkipAt(unix_now_ms()),
-        );
-        target.load.finish();
-        let outcome = outcome?;
+        let outcome = with_prefault(|| {
+            let mut target = StartupLoad {
+                load: self.store.bulk_load(),
+                path: &path,
+            };
+            let outcome = snapshot::load_rdb(
+                &*storage,
+                &path,
+                &mut target,
+                ExpiredKeys::SkipAt(unix_now_ms()),
+            );
+            target.load.finish();
+            outcome
+        })?;
         if let LoadOutcome::Loaded(stats) = &outcome {
             self.persistence.state.loaded(stats);
             if !stats.functions.is_empty() {
@@ -1127,6 +1129,27 @@ impl Apply for StartupLoad<'_> {
     fn apply_command(&mut self, db: usize, argv: &[Bytes], now_ms: i64) -> Result<()> {
         Apply::apply_command(&mut self.load, db, argv, now_ms)
     }
+
+    fn coming(&self, db: usize, key: &[u8], distance: usize) {
+        self.load.coming(db, key, distance);
+    }
+}
+
+/// Runs a startup load with a [`crate::os::Prefault`] faulting in its memory on another core
+/// (the load fills gigabytes of fresh memory on one thread while nothing else runs), and logs
+/// what the prefault covered.
+fn with_prefault<T>(load: impl FnOnce() -> T) -> T {
+    let prefault = crate::os::Prefault::start();
+    let loaded = load();
+    if let Some(prefault) = prefault {
+        let done = prefault.finish();
+        tracing::info!(
+            "Memory populated on another core during the load: {} MB of heap, {} MB of tables",
+            done.heap >> 20,
+            done.blocks >> 20
+        );
+    }
+    loaded
 }
 
 /// Unix time in milliseconds.

@@ -300,3 +300,62 @@ fn everysec_syncs_a_write_within_about_a_second_when_nothing_else_happens() {
         thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// Linux's version as (major, minor).
+fn kernel_version() -> (u32, u32) {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let mut parts = release
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|p| p.parse().unwrap_or(0));
+    (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
+}
+
+#[test]
+fn a_startup_load_faults_its_heap_in_on_another_core() {
+    let dir = tempfile::tempdir().unwrap();
+    let aof_dir = dir.path().join("appendonlydir");
+    std::fs::create_dir_all(&aof_dir).unwrap();
+    std::fs::write(
+        aof_dir.join("appendonly.aof.manifest"),
+        "file appendonly.aof.1.base.aof seq 1 type b\nfile appendonly.aof.1.incr.aof seq 1 type i\n",
+    )
+    .unwrap();
+    std::fs::write(aof_dir.join("appendonly.aof.1.base.aof"), b"").unwrap();
+    // 100,000 SETs of 200-byte values: the heap grows by tens of MB while they load.
+    let keys = 100_000;
+    let value = "v".repeat(200);
+    let mut incr = Vec::new();
+    for i in 0..keys {
+        support::client::encode(&mut incr, &["SET", &format!("key:{i}"), &value]);
+    }
+    std::fs::write(aof_dir.join("appendonly.aof.1.incr.aof"), &incr).unwrap();
+
+    let server = KeeperServer::start(dir.path(), &aof_args("everysec"));
+    let mut client = server.client();
+    assert_eq!(client.cmd(&["DBSIZE"]), Resp::Int(keys));
+    assert_eq!(client.cmd(&["GET", "key:99999"]), Resp::bulk(&value));
+
+    let log = server.log();
+    let cores = thread::available_parallelism().map_or(1, usize::from);
+    if cores < 2 || kernel_version() < (5, 14) {
+        eprintln!(
+            "{cores} CPU(s), Linux {:?}: no prefault expected",
+            kernel_version()
+        );
+        return;
+    }
+    let line = log
+        .lines()
+        .find(|l| l.contains("populated on another core during the load"))
+        .unwrap_or_else(|| panic!("no prefault in the log:\n{log}"));
+    let heap_mb: u64 = line
+        .split("the load: ")
+        .nth(1)
+        .and_then(|rest| rest.split(" MB of heap").next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{line}"));
+    assert!(
+        heap_mb >= 2,
+        "the heap grew, the prefault covered none of it: {line}"
+    );
+}

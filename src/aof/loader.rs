@@ -218,6 +218,76 @@ impl StreamPosition {
     }
 }
 
+/// How many records the loader parses ahead of the one it applies, telling the target what
+/// comes ([`Apply::coming`]): a replay of single-key writes in random key order waits on a
+/// cache miss or more per command, and a hint for the commands ahead lets those misses
+/// overlap the commands before them.
+const READ_AHEAD: usize = 3;
+
+/// The records after the one being applied ([`READ_AHEAD`] of them), parsed.
+struct ReadAhead<'a> {
+    data: &'a [u8],
+    /// Where the next parse starts; `None` once a parse found anything but a record (the end
+    /// of the data, a torn or bad record): the loader stops there.
+    pos: Option<usize>,
+    /// The database after the records parsed so far (they follow `SELECT`s).
+    db: usize,
+    /// Parsed records, each with the database and key its hint names.
+    queue: std::collections::VecDeque<(ParseResult<'a>, Option<Hint<'a>>)>,
+}
+
+/// What `next_record` returns.
+type ParseResult<'a> = std::result::Result<Option<Parsed<'a>>, RecordError>;
+
+/// The database and key a command is about ([`Apply::coming`]).
+type Hint<'a> = (usize, &'a [u8]);
+
+impl<'a> ReadAhead<'a> {
+    fn new(data: &'a [u8], pos: usize, db: usize) -> ReadAhead<'a> {
+        ReadAhead {
+            data,
+            pos: Some(pos),
+            db,
+            queue: std::collections::VecDeque::with_capacity(READ_AHEAD + 1),
+        }
+    }
+
+    /// The next record, exactly as `next_record` at its position would return it; before
+    /// returning it, parses ahead and tells `target` about each command ahead once at every
+    /// distance from [`READ_AHEAD`] down to 1.
+    fn next(&mut self, target: &dyn Apply) -> ParseResult<'a> {
+        while self.queue.len() <= READ_AHEAD {
+            let Some(pos) = self.pos else { break };
+            let parsed = next_record(self.data, pos);
+            let mut hint = None;
+            match &parsed {
+                Ok(Some(Parsed {
+                    record: Record::Command(argv),
+                    end,
+                    ..
+                })) => {
+                    self.pos = Some(*end);
+                    if argv[0].eq_ignore_ascii_case(b"SELECT") {
+                        self.db = parse_db(argv).unwrap_or(self.db);
+                    } else if let Some(key) = argv.get(1) {
+                        hint = Some((self.db, *key));
+                    }
+                }
+                Ok(Some(Parsed { end, .. })) => self.pos = Some(*end),
+                _ => self.pos = None,
+            }
+            self.queue.push_back((parsed, hint));
+        }
+        let (current, _) = self.queue.pop_front().unwrap_or((Ok(None), None));
+        for (distance, (_, hint)) in self.queue.iter().enumerate() {
+            if let Some((db, key)) = hint {
+                target.coming(*db, key, distance + 1);
+            }
+        }
+        current
+    }
+}
+
 /// A `MULTI` block being read: where it started, the database before it, and its commands
 /// (with their database and offset) waiting for `EXEC`.
 struct OpenMulti {
@@ -284,8 +354,9 @@ fn load_file(
     let mut db = 0usize; // Redis's AOF client starts every file in database 0
     let mut ok_up_to = pos; // end of the last complete record outside MULTI
     let mut multi: Option<OpenMulti> = None;
+    let mut ahead = ReadAhead::new(data, pos, db);
     let torn_at = loop {
-        let Parsed { record, start, end } = match next_record(data, pos) {
+        let Parsed { record, start, end } = match ahead.next(&*target) {
             Ok(Some(parsed)) => parsed,
             Ok(None) => match &multi {
                 None => break None,
@@ -298,7 +369,6 @@ fn load_file(
                 return Err(corrupt(at, format!("bad AOF format: {reason}")));
             }
         };
-        pos = end;
         let argv = match record {
             Record::Annotation(text) => {
                 note_annotation(text, report, stream).map_err(|why| corrupt(start, why))?;
@@ -584,6 +654,89 @@ mod tests {
         cmd(&mut out, &["INCR", "b"]);
         cmd(&mut out, &["EXEC"]);
         out
+    }
+
+    /// Applies to a store and records, in order, the loader's hints and the commands applied.
+    struct Recorder {
+        store: Store,
+        /// `(db, key, distance)` for a hint, `(db, key, 0)` for a command applied.
+        events: std::cell::RefCell<Vec<(usize, Vec<u8>, usize)>>,
+    }
+
+    impl Apply for Recorder {
+        fn clear(&mut self) {
+            self.store.flush_all();
+        }
+
+        fn load_entry(&mut self, entry: crate::model::Entry) -> Result<()> {
+            self.store.load_entry(entry);
+            Ok(())
+        }
+
+        fn apply_command(&mut self, db: usize, argv: &[Bytes], now_ms: i64) -> Result<()> {
+            self.events.get_mut().push((db, argv[1].to_vec(), 0));
+            self.store.apply_command(db, argv, now_ms)
+        }
+
+        fn coming(&self, db: usize, key: &[u8], distance: usize) {
+            self.events.borrow_mut().push((db, key.to_vec(), distance));
+        }
+    }
+
+    #[test]
+    fn the_replay_tells_the_target_of_each_command_three_two_and_one_commands_ahead() {
+        let d = Dir::new();
+        let mut incr = Vec::new();
+        for key in ["k0", "k1", "k2", "k3"] {
+            cmd(&mut incr, &["SET", key, "v"]);
+        }
+        cmd(&mut incr, &["SELECT", "5"]);
+        cmd(&mut incr, &["SET", "k5", "v"]);
+        incr.extend_from_slice(b"#TS:1700000000\r\n");
+        cmd(&mut incr, &["SET", "k7", "v"]);
+        d.write("i1.aof", &incr);
+        let mut target = Recorder {
+            store: Store::new(16),
+            events: Default::default(),
+        };
+        load(
+            &d.storage,
+            &d.dir,
+            &d.names,
+            &d.manifest(None, &["i1.aof"]),
+            &mut target,
+            &LoadOptions {
+                load_truncated: false,
+                now_ms: NOW,
+            },
+        )
+        .unwrap();
+        let events = target.events.into_inner();
+        // Every record counts as a step of distance; each key's events end with its command.
+        let of = |key: &str| -> Vec<(usize, usize)> {
+            events
+                .iter()
+                .filter(|(_, k, _)| k == key.as_bytes())
+                .map(|(db, _, distance)| (*db, *distance))
+                .collect()
+        };
+        assert_eq!(of("k0"), [(0, 0)], "the first record comes unannounced");
+        assert_eq!(of("k1"), [(0, 1), (0, 0)]);
+        assert_eq!(of("k2"), [(0, 2), (0, 1), (0, 0)]);
+        assert_eq!(of("k3"), [(0, 3), (0, 2), (0, 1), (0, 0)]);
+        assert_eq!(of("k5"), [(5, 3), (5, 2), (5, 1), (5, 0)], "after SELECT 5");
+        assert_eq!(of("k7"), [(5, 3), (5, 2), (5, 1), (5, 0)]);
+        assert_eq!(of("5"), [], "SELECT names no key");
+        // The hints changed nothing: every key is where its command put it.
+        assert_eq!(target.store.snapshot().len(), 6);
+        assert_eq!(
+            string(&mut target.store, 0, "k3").as_deref(),
+            Some(&b"v"[..])
+        );
+        assert_eq!(
+            string(&mut target.store, 5, "k7").as_deref(),
+            Some(&b"v"[..])
+        );
     }
 
     #[test]

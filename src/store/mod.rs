@@ -486,6 +486,65 @@ impl Store {
         }
     }
 
+    /// Asks the CPU for what a command on `key` in `db`, `distance` commands from now, will
+    /// touch in a staged database (see [`Store::set_staging`]; a startup load's replay reads
+    /// ahead and calls this through [`crate::dataset::Apply::coming`]). One step per command
+    /// of distance, each using what the previous one fetched (so each finds its lines in the
+    /// cache):
+    /// - from 3 on: the control bytes the key's probe starts at;
+    /// - at 2: the slots those control bytes say may hold the key;
+    /// - at 1: the table is probed by hash alone, and the key's bytes and its item, which
+    ///   comparing the key and replacing the item read, are asked for.
+    ///
+    /// A hint only: nothing changes, and a database that is not staged is left alone.
+    pub fn prefetch_staged(&self, db: usize, key: &[u8], distance: usize) {
+        let Some(staged) = self
+            .dbs
+            .get(db)
+            .and_then(|database| database.staged.as_ref())
+        else {
+            return;
+        };
+        let hash = self.slot_hash(key);
+        let size = std::mem::size_of::<(Slot, Arc<Item>)>();
+        match distance {
+            3.. => {
+                // Where the probe starts: hashbrown's table keeps slot `i` just below its
+                // control bytes, at `ctrl - (i + 1) * size`, and starts probing at
+                // `hash & mask`, reading 16 control bytes from there (0.17's layout; a
+                // different one would only make this prefetch miss).
+                let Some(first) = staged.iter_buckets().next() else {
+                    return;
+                };
+                let Some(entry) = staged.get_bucket(first) else {
+                    return;
+                };
+                let ctrl = (entry as *const (Slot, Arc<Item>) as usize) + (first + 1) * size;
+                let start = staged_hash(hash) as usize & (staged.num_buckets() - 1);
+                crate::os::prefetch((ctrl + start) as *const u8);
+                crate::os::prefetch((ctrl + start + 15) as *const u8);
+            }
+            2 => {
+                // Reads only control bytes: the slots whose tag matches the key's.
+                for bucket in staged.iter_hash_buckets(staged_hash(hash)).take(2) {
+                    if let Some(entry) = staged.get_bucket(bucket) {
+                        let at = entry as *const (Slot, Arc<Item>) as *const u8;
+                        crate::os::prefetch(at);
+                        crate::os::prefetch(at.wrapping_add(size - 1));
+                    }
+                }
+            }
+            _ => {
+                if let Some((slot, item)) =
+                    staged.find(staged_hash(hash), |(slot, _)| slot.hash == hash)
+                {
+                    crate::os::prefetch(slot.key.as_ptr());
+                    crate::os::prefetch(Arc::as_ptr(item));
+                }
+            }
+        }
+    }
+
     /// The live item of `key`, removing it first if it has expired (lazy expiry).
     pub fn get(&mut self, db: usize, key: &[u8], now_ms: i64) -> Option<&Item> {
         self.expire_if_due(db, key, now_ms);
@@ -1070,6 +1129,10 @@ impl crate::dataset::Apply for BulkLoad<'_> {
     fn apply_command(&mut self, db: usize, argv: &[Bytes], now_ms: i64) -> crate::Result<()> {
         crate::dataset::Apply::apply_command(self.store(), db, argv, now_ms)
     }
+
+    fn coming(&self, db: usize, key: &[u8], distance: usize) {
+        self.store.prefetch_staged(db, key, distance);
+    }
 }
 
 /// Hands the items of a sorted vector to `insert`, every other one first (indexes 0, 2, 4, …),
@@ -1287,6 +1350,10 @@ impl crate::dataset::Apply for Store {
             ))),
             _ => Ok(()),
         }
+    }
+
+    fn coming(&self, db: usize, key: &[u8], distance: usize) {
+        self.prefetch_staged(db, key, distance);
     }
 }
 

@@ -62,6 +62,33 @@ fn prefetching_a_batch_of_keys_changes_nothing() {
     assert_eq!(store.db(1).len(), 1);
 }
 
+#[test]
+fn a_loads_prefetch_of_staged_keys_changes_nothing() {
+    let mut store = Store::new(3);
+    store.set_staging(true);
+    for i in 0..5000 {
+        store.insert(0, own(format!("key:{i}").as_bytes()), s("v"), None);
+    }
+    // An empty staged table, keys present and missing, every distance, a database that is
+    // not staged and one that does not exist.
+    store.insert(1, own(b"gone"), s("v"), None);
+    store.remove(1, b"gone");
+    for db in [0, 1, 2, 7] {
+        for key in ["key:0", "key:4999", "key:5000", "other"] {
+            for distance in 0..5 {
+                store.prefetch_staged(db, key.as_bytes(), distance);
+            }
+        }
+    }
+    store.set_staging(false);
+    assert_eq!(store.db(0).len(), 5000);
+    assert_eq!(store.db(1).len(), 0);
+    assert!(matches!(
+        store.get(0, b"key:4999", 0).map(|item| &item.value),
+        Some(Value::String(v)) if v.as_ref() == b"v"
+    ));
+}
+
 /// The contents of database `db` of a snapshot, as `(key, string value)`, in walk order.
 fn walked(snapshot: &dyn crate::dataset::DatasetSnapshot, db: usize) -> Vec<(Bytes, Bytes)> {
     let mut seen = Vec::new();

@@ -2,6 +2,10 @@
 //! function (the crate is otherwise free of `unsafe`). All are best effort: a failure leaves
 //! the process as it was, only less tuned.
 
+mod prefault;
+
+pub(crate) use prefault::Prefault;
+
 /// Turns off glibc malloc's fastbins for the whole process.
 ///
 /// Why: a background save ends by dropping its snapshot, which frees at once every tree node
@@ -31,12 +35,12 @@ pub(crate) fn use_one_malloc_arena() {
     mallopt(libc::M_ARENA_MAX, 1);
 }
 
-/// Sets one of glibc malloc's parameters (`mallopt`), before the server starts its threads.
+/// Sets one of glibc malloc's parameters (`mallopt`).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[allow(unsafe_code)]
 fn mallopt(param: libc::c_int, value: libc::c_int) {
-    // SAFETY: mallopt only changes glibc's allocator parameters; the callers pass documented
-    // parameters and values, before the server starts its threads.
+    // SAFETY: mallopt only changes glibc's allocator parameters (under the allocator's own
+    // lock); the callers pass documented parameters and values.
     unsafe {
         libc::mallopt(param, value);
     }
@@ -105,6 +109,7 @@ unsafe impl allocator_api2::alloc::Allocator for HugePageHint {
         let block = allocator_api2::alloc::Global.allocate(adjusted)?;
         if adjusted.align() >= HUGE_PAGE {
             advise_huge_pages(block.cast::<u8>().as_ptr(), adjusted.size());
+            prefault::fault_in_later(block.cast::<u8>().as_ptr(), adjusted.size());
         }
         Ok(block)
     }
