@@ -10,7 +10,7 @@ mod support;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
@@ -18,66 +18,28 @@ use keeper::aof::loader::{self, LoadOptions, LoadReport};
 use keeper::aof::manifest::{self, AofNames};
 use keeper::store::Store;
 use keeper::{Error, OsStorage};
-use support::client::{Client, Resp};
-use support::{canonical, free_port, keeper, lines, now_ms};
+use support::client::Client;
+use support::{RedisServer, canonical, keeper, lines, now_ms};
 
-/// A `redis-server` with AOF on in its own directory; killed on drop.
+/// A `redis-server` with AOF on in its own directory (`support::RedisServer`: a port of its
+/// own, readiness checked against its pid); stopped on drop.
 struct AofRedis {
-    child: Child,
-    port: u16,
+    server: RedisServer,
     dir: PathBuf,
 }
 
 impl AofRedis {
     fn start(dir: &Path, extra: &[&str]) -> AofRedis {
-        let port = free_port();
-        let log = fs::File::create(dir.join("redis.log")).unwrap();
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-            ])
-            .args(["--appendonly", "yes", "--appendfsync", "always"])
-            .arg("--dir")
-            .arg(dir)
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("cannot run redis-server");
-        let mut server = AofRedis {
-            child,
-            port,
+        let mut options = vec!["--appendonly", "yes", "--appendfsync", "always"];
+        options.extend_from_slice(extra);
+        AofRedis {
+            server: RedisServer::start_with(dir, "dump.rdb", &options),
             dir: dir.to_path_buf(),
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(Some(status)) = server.child.try_wait() {
-                panic!("redis-server exited: {status}\n{}", server.log());
-            }
-            if let Ok(mut c) = Client::connect(port)
-                // A loading Redis answers -LOADING: keep waiting (`text()` would panic on it).
-                && c.try_cmd(&["PING"])
-                    .is_ok_and(|r| matches!(r, Resp::Simple(ref s) if s == "PONG"))
-            {
-                return server;
-            }
-            assert!(Instant::now() < deadline, "no PONG\n{}", server.log());
-            sleep(Duration::from_millis(50));
         }
     }
 
-    fn log(&self) -> String {
-        fs::read_to_string(self.dir.join("redis.log")).unwrap_or_default()
-    }
-
     fn client(&self) -> Client {
-        Client::connect(self.port).unwrap()
+        Client::connect(self.server.port()).unwrap()
     }
 
     fn info_field(&self, field: &str) -> String {
@@ -100,19 +62,13 @@ impl AofRedis {
     }
 
     /// SAVE a dump.rdb (the reference), then SHUTDOWN NOSAVE.
-    fn save_and_stop(mut self) -> PathBuf {
+    fn save_and_stop(self) -> PathBuf {
         let mut c = self.client();
         assert_eq!(c.cmd(&["SAVE"]).text(), "OK");
         let _ = c.try_cmd(&["SHUTDOWN", "NOSAVE"]);
-        let _ = self.child.wait();
+        let mut server = self.server;
+        server.wait_exit();
         self.dir.join("dump.rdb")
-    }
-}
-
-impl Drop for AofRedis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -210,7 +166,7 @@ fn redis_dir(extra: &[&str], rewrite: bool) -> (tempfile::TempDir, PathBuf) {
     }
     write_mix(&mut c, "two");
     let _ = c.try_cmd(&["SHUTDOWN", "NOSAVE"]);
-    let _ = redis.child.wait();
+    redis.server.wait_exit();
     drop(redis);
     let dump = AofRedis::start(tmp.path(), extra).save_and_stop();
     (tmp, dump)

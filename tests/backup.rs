@@ -477,38 +477,24 @@ fn backups_go_to_s3_and_restore_from_it_and_damage_there_is_refused() {
     // A keeper node backs itself up into S3 at shutdown (the server reads AWS_* too).
     let data = tmp.path().join("data");
     std::fs::create_dir_all(&data).unwrap();
-    let port = support::free_port();
-    let log = std::fs::File::create(tmp.path().join("server.log")).unwrap();
-    let mut child = keeper()
-        .args(["server", "--port", &port.to_string(), "--dir", path(&data)])
-        .args([
+    let mut server = KeeperServer::start_with_env(
+        &data,
+        &[
             "--save",
             "",
             "--backup-on-shutdown",
             "yes",
             "--backup-target",
             &target,
-        ])
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let mut c = loop {
-        if let Ok(c) = Client::connect(port) {
-            break c;
-        }
-        thread::sleep(Duration::from_millis(20));
-    };
-    populate(&mut c, 300);
-    let before = dump(port);
-    c.send(&["SHUTDOWN", "NOSAVE"]);
-    let status = child.wait().unwrap();
-    assert!(
-        status.success(),
-        "{}",
-        std::fs::read_to_string(tmp.path().join("server.log")).unwrap()
+        ],
+        &env,
     );
+    let mut c = server.client();
+    populate(&mut c, 300);
+    let before = dump(server.port);
+    c.send(&["SHUTDOWN", "NOSAVE"]);
+    let status = server.wait_exit();
+    assert!(status.success(), "{}", server.log());
 
     let listed = run_env_ok(&["backup", "list", "--target", &target, "--json"], &env);
     let json: serde_json::Value = serde_json::from_str(&listed).unwrap();

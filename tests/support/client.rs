@@ -226,18 +226,24 @@ impl KeeperServer {
 
     /// Like [`KeeperServer::start`]; `Err` has the reason and the server's log.
     pub fn try_start(dir: &Path, extra: &[&str]) -> Result<KeeperServer, String> {
-        Self::try_start_on(dir, None, extra)
+        Self::try_start_on(dir, None, extra, &[])
     }
 
     /// Starts it again on `port` (a restart that replicas find where they left it).
     pub fn start_on(dir: &Path, port: u16, extra: &[&str]) -> KeeperServer {
-        Self::try_start_on(dir, Some(port), extra).unwrap_or_else(|e| panic!("{e}"))
+        Self::try_start_on(dir, Some(port), extra, &[]).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Like [`KeeperServer::start`], with `env` added to the server's environment.
+    pub fn start_with_env(dir: &Path, extra: &[&str], env: &[(String, String)]) -> KeeperServer {
+        Self::try_start_on(dir, None, extra, env).unwrap_or_else(|e| panic!("{e}"))
     }
 
     fn try_start_on(
         dir: &Path,
         fixed: Option<u16>,
         extra: &[&str],
+        env: &[(String, String)],
     ) -> Result<KeeperServer, String> {
         let mut last = String::new();
         for _ in 0..5 {
@@ -257,6 +263,7 @@ impl KeeperServer {
                 .arg(dir)
                 .args(delay)
                 .args(extra)
+                .envs(env.iter().map(|(k, v)| (k, v)))
                 .stdin(Stdio::null())
                 .stdout(out)
                 .stderr(err)

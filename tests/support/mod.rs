@@ -203,6 +203,11 @@ impl RedisServer {
         self.port
     }
 
+    /// Waits for the server to exit by itself (after `SHUTDOWN`).
+    pub fn wait_exit(&mut self) {
+        let _ = self.child.wait();
+    }
+
     /// The dataset as JSON lines, from `tools/redis_dump.py` (already canonical).
     pub fn dump(&self) -> Vec<String> {
         dump_port(self.port)
