@@ -315,12 +315,19 @@ fn a_startup_load_faults_its_heap_in_on_another_core() {
     let dir = tempfile::tempdir().unwrap();
     let aof_dir = dir.path().join("appendonlydir");
     std::fs::create_dir_all(&aof_dir).unwrap();
-    std::fs::write(
-        aof_dir.join("appendonly.aof.manifest"),
-        "file appendonly.aof.1.base.aof seq 1 type b\nfile appendonly.aof.1.incr.aof seq 1 type i\n",
-    )
-    .unwrap();
-    std::fs::write(aof_dir.join("appendonly.aof.1.base.aof"), b"").unwrap();
+    // Through the node's storage: the suite's second run (`KEEPER_STORAGE=scrambled`) reads
+    // every file through a byte-transforming backend.
+    let storage = keeper::storage::from_env().expect("KEEPER_STORAGE");
+    let write = |name: &str, bytes: &[u8]| {
+        let mut file = storage.create(&aof_dir.join(name)).unwrap();
+        file.write_all(bytes).unwrap();
+        file.sync_data().unwrap();
+    };
+    write(
+        "appendonly.aof.manifest",
+        b"file appendonly.aof.1.base.aof seq 1 type b\nfile appendonly.aof.1.incr.aof seq 1 type i\n",
+    );
+    write("appendonly.aof.1.base.aof", b"");
     // 100,000 SETs of 200-byte values: the heap grows by tens of MB while they load.
     let keys = 100_000;
     let value = "v".repeat(200);
@@ -328,7 +335,7 @@ fn a_startup_load_faults_its_heap_in_on_another_core() {
     for i in 0..keys {
         support::client::encode(&mut incr, &["SET", &format!("key:{i}"), &value]);
     }
-    std::fs::write(aof_dir.join("appendonly.aof.1.incr.aof"), &incr).unwrap();
+    write("appendonly.aof.1.incr.aof", &incr);
 
     let server = KeeperServer::start(dir.path(), &aof_args("everysec"));
     let mut client = server.client();
