@@ -737,10 +737,22 @@ impl Engine {
                 now_ms: unix_now_ms(),
             };
             let names = aof::manifest::AofNames::new(&self.config.appendfilename);
+            let bytes = manifest
+                .base
+                .iter()
+                .chain(&manifest.incrs)
+                .map(|file| {
+                    storage
+                        .len(&path.join(&file.name))
+                        .ok()
+                        .flatten()
+                        .unwrap_or(0)
+                })
+                .sum();
             self.store.set_loading(true);
             // Nothing sees the store until the load ends: stage its keys (see `Staged`).
             self.store.set_staging(true);
-            let loaded = with_prefault(|| {
+            let loaded = with_prefault(bytes, || {
                 let mut target = StartupLoad {
                     load: self.store.bulk_load(),
                     path: &path,
@@ -1070,7 +1082,8 @@ impl Engine {
     pub fn load_rdb(&mut self) -> Result<LoadOutcome> {
         let path = self.config.rdb_path();
         let storage = Arc::clone(&self.persistence.storage);
-        let outcome = with_prefault(|| {
+        let bytes = storage.len(&path).ok().flatten().unwrap_or(0);
+        let outcome = with_prefault(bytes, || {
             let mut target = StartupLoad {
                 load: self.store.bulk_load(),
                 path: &path,
@@ -1135,11 +1148,18 @@ impl Apply for StartupLoad<'_> {
     }
 }
 
-/// Runs a startup load with a [`crate::os::Prefault`] faulting in its memory on another core
-/// (the load fills gigabytes of fresh memory on one thread while nothing else runs), and logs
-/// what the prefault covered.
-fn with_prefault<T>(load: impl FnOnce() -> T) -> T {
-    let prefault = crate::os::Prefault::start();
+/// The smallest startup load (bytes of files) that gets a [`crate::os::Prefault`]: a smaller
+/// one is over in a fraction of a second, and the process keeps glibc's malloc defaults
+/// (the prefault's pad turns off its dynamic mmap threshold for good).
+const PREFAULT_MIN_BYTES: u64 = 16 << 20;
+
+/// Runs a startup load of `bytes` bytes of files with a [`crate::os::Prefault`] faulting in
+/// its memory on another core (a large load fills gigabytes of fresh memory on one thread
+/// while nothing else runs), and logs what the prefault covered.
+fn with_prefault<T>(bytes: u64, load: impl FnOnce() -> T) -> T {
+    let prefault = (bytes >= PREFAULT_MIN_BYTES)
+        .then(crate::os::Prefault::start)
+        .flatten();
     let loaded = load();
     if let Some(prefault) = prefault {
         let done = prefault.finish();

@@ -23,7 +23,8 @@
 //! A side effect, accepted: setting `M_TOP_PAD` also turns off glibc's dynamic mmap
 //! threshold for the rest of the process (mallopt(3)), so blocks of 128 KiB and more keep
 //! their own `mmap` instead of moving into the heap once one has been freed. The server's
-//! steady-state buffers are smaller, and its large tables are mapped either way.
+//! steady-state buffers are smaller, and its large tables are mapped either way; and the
+//! engine runs a prefault only for loads of 16 MiB of files and more.
 
 use std::sync::Mutex;
 use std::sync::mpsc;
