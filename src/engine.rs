@@ -738,9 +738,7 @@ impl Engine {
             };
             let names = aof::manifest::AofNames::new(&self.config.appendfilename);
             let bytes = manifest
-                .base
-                .iter()
-                .chain(&manifest.incrs)
+                .load_order()
                 .map(|file| {
                     storage
                         .len(&path.join(&file.name))
