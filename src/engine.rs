@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use crate::aof::writer::IdleCommit;
 use crate::aof::{self, Aof, RewriteTrigger};
 use crate::command::{self, CommandSpec, Propagate, Rng};
 use crate::config::Config;
@@ -159,6 +160,9 @@ pub struct Engine {
     persistence: Persistence,
     /// The AOF when `appendonly` is on and [`Engine::open_aof`] opened it.
     aof: Option<Aof>,
+    /// The server's idle I/O threads, which commit `always` groups of every AOF writer this
+    /// engine starts ([`Engine::commit_when_idle`]).
+    idle_commit: Option<IdleCommit>,
     pub stats: Stats,
     started: Instant,
 }
@@ -193,6 +197,7 @@ impl Engine {
                 bgsave_scheduled: false,
             },
             aof: None,
+            idle_commit: None,
             stats: Stats::default(),
             started: Instant::now(),
         }
@@ -611,7 +616,7 @@ impl Engine {
                 &self.replid,
                 self.repl_offset,
             ) {
-                Ok(aof) => self.aof = Some(aof),
+                Ok(aof) => self.install_aof(aof),
                 Err(e) => {
                     // Redis too turns the AOF off when it cannot restart it after a sync.
                     tracing::error!(
@@ -716,6 +721,27 @@ impl Engine {
         self.aof.as_mut()
     }
 
+    /// Lets the server's I/O threads commit `always` groups when they go idle
+    /// ([`IdleCommit`]): the AOF writer running now and every one started later.
+    pub fn commit_when_idle(&mut self, idle: IdleCommit) {
+        if let Some(aof) = &self.aof {
+            idle.attach(aof.writer());
+        }
+        self.idle_commit = Some(idle);
+    }
+
+    /// The idle I/O threads' committer, when the server set one ([`Engine::commit_when_idle`]).
+    pub fn idle_commit(&self) -> Option<&IdleCommit> {
+        self.idle_commit.as_ref()
+    }
+
+    fn install_aof(&mut self, aof: Aof) {
+        if let Some(idle) = &self.idle_commit {
+            idle.attach(aof.writer());
+        }
+        self.aof = Some(aof);
+    }
+
     /// Loads the AOF directory at start (upgrading an old single-file AOF, truncating a torn
     /// tail when `aof-load-truncated` allows it), takes the replication position it records,
     /// and opens it for appending (see [`Aof::open`]). As Redis, `dump.rdb` is not read when
@@ -777,7 +803,7 @@ impl Engine {
             &self.replid,
             self.repl_offset,
         )?;
-        self.aof = Some(aof);
+        self.install_aof(aof);
         self.propagated_db = None;
         Ok(report)
     }
@@ -843,7 +869,7 @@ impl Engine {
                     self.repl_offset,
                 ) {
                     Ok(aof) => {
-                        self.aof = Some(aof);
+                        self.install_aof(aof);
                         self.propagated_db = None;
                     }
                     Err(e) => {

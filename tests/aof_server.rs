@@ -372,3 +372,37 @@ fn a_startup_load_faults_its_heap_in_on_another_core() {
         "the heap grew, the prefault covered none of it: {line}"
     );
 }
+
+#[test]
+fn a_lone_clients_writes_under_always_are_committed_by_the_idle_io_thread_and_survive_kill() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = KeeperServer::start(dir.path(), &aof_args("always"));
+    let mut client = server.client();
+    // The first writes start the lone-writer watch; after 100 ms alone, the I/O thread
+    // commits this client's writes itself.
+    let mut i = 0;
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_millis(300) || i < 200 {
+        assert_eq!(
+            client.cmd(&["SET", &format!("k{i}"), &i.to_string()]),
+            Resp::Simple("OK".into())
+        );
+        i += 1;
+    }
+    let fields = persistence(&mut client);
+    let idle: u64 = fields["aof_idle_commits"].parse().unwrap();
+    let fsyncs: u64 = fields["aof_fsyncs"].parse().unwrap();
+    assert!(idle > 0 && idle <= fsyncs, "idle {idle}, fsyncs {fsyncs}");
+    assert_eq!(fields["aof_durable_offset"], fields["aof_written_offset"]);
+    drop(client);
+    server.signal("KILL");
+    drop(server);
+
+    let server = KeeperServer::start(dir.path(), &aof_args("always"));
+    let mut client = server.client();
+    assert_eq!(client.cmd(&["DBSIZE"]), Resp::Int(i));
+    assert_eq!(
+        client.cmd(&["GET", &format!("k{}", i - 1)]),
+        Resp::bulk(&(i - 1).to_string())
+    );
+}

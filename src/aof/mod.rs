@@ -794,7 +794,7 @@ impl Aof {
         let stats = &self.rewrite_stats;
         let flag = |on: bool| u8::from(on).to_string();
         let ok = |ok: bool| if ok { "ok" } else { "err" }.to_string();
-        let fields: [(&str, String); 27] = [
+        let fields: [(&str, String); 28] = [
             ("aof_rewrite_in_progress", flag(self.rewrite.is_some())),
             ("aof_rewrite_scheduled", flag(self.rewrite_scheduled)),
             (
@@ -831,6 +831,7 @@ impl Aof {
             ("aof_written_offset", status.written_offset.to_string()),
             ("aof_durable_offset", status.durable_offset.to_string()),
             ("aof_fsyncs", status.fsyncs.to_string()),
+            ("aof_idle_commits", status.idle_commits.to_string()),
             ("aof_last_fsync_usec", status.last_fsync_micros.to_string()),
             ("aof_max_fsync_usec", status.max_fsync_micros.to_string()),
             ("aof_poisoned", flag(status.poisoned.is_some())),

@@ -32,6 +32,19 @@
 //! them. Twice, not once: measured, a wait of one sync still cut a `-P 16` load's groups short
 //! (BENCHMARKS.md, "A pipelined batch's keys prefetched").
 //!
+//! A lone client's `always` commit runs on the server's I/O thread instead, when that thread
+//! has nothing else to do ([`IdleCommit`]): about to sleep with the client waiting for its
+//! ack, the thread writes and syncs the write itself, as Redis does in `beforeSleep`, and the
+//! two hand-offs between threads (waking the writer, then the writer waking the connection)
+//! drop out of the write's latency: on the 2-core virtual machine of BENCHMARKS.md a lone
+//! client's `SET`s went from 2,470 to 2,844 a second. For that the thread lends its file out
+//! between commits while one client alone writes, one write per commit, and sleeps at most as
+//! long as a paced commit would wait (twice the last sync, at most
+//! [`WriterTimings::pace_max`]): if no I/O thread went idle by then, it commits the write
+//! itself. With two writers or more it keeps its file, as before: a commit on the I/O thread
+//! would hold the other writers' commands behind the sync, which the writer thread overlaps
+//! with them. A load that stops ends the lending; the next write wakes the thread as before.
+//!
 //! `everysec` writes as data comes and syncs at most once per interval on a separate
 //! thread (through [`WritableFile::background_syncer`]; files without one are synced by the
 //! writer thread between writes), so writes go on while a sync runs (the thread lends its file
@@ -52,7 +65,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::io;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -73,6 +86,11 @@ pub const MISCONF_AOF_PREFIX: &str = "MISCONF Errors writing to the AOF file: ";
 /// The smallest group whose size paces the next `always` commit: below it, a commit starts as
 /// soon as there is something to sync, so a lone client never waits for siblings.
 const PACE_MIN_GROUP: u64 = 4;
+
+/// The largest group an idle I/O thread commits itself ([`IdleCommit`]): a lone writer's one
+/// write. A larger group means more writers, whose commands the writer thread's commit lets
+/// run beside the sync.
+const IDLE_COMMIT_MAX_GROUP: u64 = 1;
 
 /// How many of the last sync's durations a paced commit waits at most for its group to fill.
 const PACE_SYNCS: u32 = 2;
@@ -396,6 +414,8 @@ pub struct WriterStatus {
     pub ack_offset: u64,
     /// Successful `fdatasync` calls.
     pub fsyncs: u64,
+    /// Of those, `always` commits an idle I/O thread made ([`IdleCommit`]).
+    pub idle_commits: u64,
     /// Duration of the last successful `fdatasync`, microseconds.
     pub last_fsync_micros: u64,
     /// Longest successful `fdatasync`, microseconds.
@@ -442,6 +462,11 @@ struct Parked {
     /// moved on by a lent write that counts a delayed fsync, and the delay that counts one
     /// ([`WriterTimings::delayed_fsync_after`]).
     in_flight: Option<(Instant, Duration)>,
+    /// Stream offset at the end of what is synced in `file`: moved on by an [`IdleCommit`].
+    synced: u64,
+    /// An [`IdleCommit`]'s sync failed: the thread poisons the writer when it takes the file
+    /// back (nothing that sync covered was acknowledged).
+    sync_failed: Option<Error>,
 }
 
 /// A background sync that finished, posted by the sync thread.
@@ -463,6 +488,7 @@ struct Stats {
     written: u64,
     durable: u64,
     fsyncs: u64,
+    idle_commits: u64,
     last_fsync_micros: u64,
     max_fsync_micros: u64,
     file_len: u64,
@@ -502,7 +528,17 @@ struct Queue {
     /// While an `always` commit is paced ([`GroupPace`]): appends do not wake the thread
     /// until `head` holds this many.
     pace_wake_at: Option<u64>,
+    /// The idle I/O threads that commit for a lone writer, when attached ([`IdleCommit`]).
+    idle: Option<Arc<IdleInner>>,
     stats: Stats,
+}
+
+impl Queue {
+    /// Under `always`, whether the thread lends its file out between commits: an
+    /// [`IdleCommit`] is attached and one connection alone is writing.
+    fn lone_writer(&self) -> bool {
+        self.policy == AppendFsync::Always && self.idle.as_ref().is_some_and(|i| i.lone_writer())
+    }
 }
 
 impl Queue {
@@ -541,10 +577,109 @@ impl Shared {
         self.queue.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Writes and syncs what is queued for the current file on the calling thread while the
+    /// writer thread lends its file out under `always`, and acknowledges it ([`IdleCommit`]).
+    /// Returns whether it committed. Unless `lone_writer` and the group is a single write, it
+    /// wakes the thread to commit instead. A failed write gives the bytes back, a failed sync
+    /// the poisoning, to the thread.
+    fn commit_lent(&self, lone_writer: bool) -> bool {
+        let mut queue = self.lock();
+        if queue.head.is_empty()
+            || queue.policy != AppendFsync::Always
+            || queue.closing
+            || !queue.next_files.is_empty()
+            || queue.sync_requested > queue.sync_served
+            || queue.parked.is_none()
+        {
+            return false;
+        }
+        if queue.head_appends > IDLE_COMMIT_MAX_GROUP || !lone_writer {
+            // More than one client writes: hand the group over at once.
+            Self::hand_over(&self.work, queue);
+            return false;
+        }
+        let Some(mut parked) = queue.parked.take() else {
+            return false;
+        };
+        queue.lent = true;
+        queue.head_appends = 0;
+        queue.pace_wake_at = None;
+        let bytes = std::mem::take(&mut queue.head);
+        let end = queue.head_end;
+        drop(queue);
+        let before = parked.file.len();
+        let written = write_file(parked.file.as_mut(), &bytes);
+        let started = Instant::now();
+        let synced = match written {
+            Ok(()) => Ok(sync_file(parked.file.as_mut())),
+            Err(e) => Err(e),
+        };
+        let elapsed = started.elapsed();
+        let mut queue = self.lock();
+        queue.lent = false;
+        let mut wake = std::mem::take(&mut queue.reclaiming);
+        let committed = matches!(synced, Ok(Ok(())));
+        match synced {
+            Ok(sync) => {
+                parked.written = end;
+                queue.stats.written = end;
+                queue.stats.file_len = parked.file.len();
+                if queue.head.is_empty() {
+                    // Keep the buffer's capacity for the next group.
+                    let mut buffer = bytes;
+                    buffer.clear();
+                    queue.head = buffer;
+                }
+                match sync {
+                    Ok(()) => {
+                        parked.synced = end;
+                        let stats = &mut queue.stats;
+                        stats.durable = end;
+                        stats.fsyncs += 1;
+                        stats.idle_commits += 1;
+                        let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+                        stats.last_fsync_micros = micros;
+                        stats.max_fsync_micros = stats.max_fsync_micros.max(micros);
+                    }
+                    Err(e) => {
+                        parked.sync_failed = Some(e);
+                        wake = true;
+                    }
+                }
+            }
+            Err(e) => {
+                let mut returned = bytes;
+                returned.extend_from_slice(&queue.head);
+                queue.head = returned;
+                parked.failed = Some((before, e));
+                wake = true;
+            }
+        }
+        queue.parked = Some(parked);
+        if committed {
+            // Published under the queue lock, so the thread taking the file back next sees
+            // the ack and the file's state together.
+            self.acks.publish(Ack::Offset(end));
+        }
+        if wake {
+            queue.worker_idle = false;
+            drop(queue);
+            self.work.notify_one();
+        }
+        committed
+    }
+
+    /// Wakes the thread to commit what is queued, also while it lends its file out.
+    fn hand_over(work: &Condvar, mut queue: MutexGuard<'_, Queue>) {
+        queue.worker_idle = false;
+        drop(queue);
+        work.notify_one();
+    }
+
     /// True while the thread lends its file out and has bytes queued.
     fn lends(&self) -> bool {
         let queue = self.lock();
-        queue.parked.is_some() && !queue.head.is_empty()
+        queue.parked.is_some() && !queue.head.is_empty() && queue.policy != AppendFsync::Always
     }
 
     /// Writes what is queued for the current file on the calling thread, while the writer
@@ -614,6 +749,132 @@ impl Shared {
                 return;
             }
         }
+    }
+}
+
+/// Lets a server's I/O threads commit `always` groups themselves when they have nothing else to
+/// do (module docs). The server calls [`IdleCommit::thread_parking`] from its runtime's
+/// `on_thread_park` hook and [`IdleCommit::thread_unparked`] from `on_thread_unpark`; the
+/// engine attaches each AOF writer it starts ([`IdleCommit::attach`]). Clones share state.
+#[derive(Clone)]
+pub struct IdleCommit {
+    inner: Arc<IdleInner>,
+}
+
+struct IdleInner {
+    writer: Mutex<std::sync::Weak<Shared>>,
+    /// I/O threads not parked. Only the last one to park commits: while another runs, the
+    /// connections it serves may still add to the group.
+    awake: std::sync::atomic::AtomicIsize,
+    /// The connection that last waited for an ack ([`IdleCommit::waiting`]).
+    last_waiter: AtomicU64,
+    /// When another connection than the one before last waited, in microseconds since
+    /// `epoch`: idle commits stay off for [`LONE_WRITER_QUIET`] after it.
+    other_waiter_at: AtomicU64,
+    epoch: Instant,
+}
+
+/// How long after a second connection waited for an ack idle commits stay off (module docs:
+/// a second writer's commands would wait behind a sync on the I/O thread).
+const LONE_WRITER_QUIET: Duration = Duration::from_millis(100);
+
+impl IdleInner {
+    fn micros_now(&self) -> u64 {
+        // At least 1, so that 0 in `other_waiter_at` means "never" (see `lone_writer`).
+        u64::try_from(self.epoch.elapsed().as_micros())
+            .unwrap_or(u64::MAX)
+            .max(1)
+    }
+
+    /// True when one connection alone waited for acks for [`LONE_WRITER_QUIET`].
+    fn lone_writer(&self) -> bool {
+        let other = self.other_waiter_at.load(Ordering::Relaxed);
+        let quiet = u64::try_from(LONE_WRITER_QUIET.as_micros()).unwrap_or(u64::MAX);
+        // The first waiter also stores a time: a writer is lone once it wrote alone that long.
+        other != 0 && self.micros_now().saturating_sub(other) >= quiet
+    }
+}
+
+impl fmt::Debug for IdleCommit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IdleCommit")
+            .field("awake", &self.inner.awake.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+impl IdleCommit {
+    /// For a runtime of `io_threads` worker threads, all running at first.
+    pub fn new(io_threads: usize) -> Self {
+        IdleCommit {
+            inner: Arc::new(IdleInner {
+                writer: Mutex::new(std::sync::Weak::new()),
+                awake: std::sync::atomic::AtomicIsize::new(
+                    isize::try_from(io_threads).unwrap_or(isize::MAX),
+                ),
+                last_waiter: AtomicU64::new(0),
+                other_waiter_at: AtomicU64::new(0),
+                epoch: Instant::now(),
+            }),
+        }
+    }
+
+    /// Commits for `writer` from now on (replacing the writer attached before), which starts
+    /// lending its file out between `always` commits.
+    pub fn attach(&self, writer: &AofWriter) {
+        writer.shared.lock().idle = Some(self.inner.clone());
+        *self.inner.writer.lock().unwrap_or_else(|p| p.into_inner()) =
+            Arc::downgrade(&writer.shared);
+    }
+
+    /// Connection `client` (any id unique among the server's connections) waits for the ack
+    /// of its writes. Idle commits serve one lone writer only.
+    pub fn waiting(&self, client: u64) {
+        let inner = &*self.inner;
+        // `client + 1`: 0 stands for "nobody yet".
+        let client = client.wrapping_add(1);
+        if inner.last_waiter.swap(client, Ordering::Relaxed) != client {
+            let was_lone = inner.lone_writer();
+            inner
+                .other_waiter_at
+                .store(inner.micros_now(), Ordering::Relaxed);
+            if was_lone {
+                // The lone writer's last write may wait in a lent file for an idle moment
+                // that a second client's commands put off: hand it to the thread now.
+                let writer = inner
+                    .writer
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .upgrade();
+                if let Some(shared) = writer {
+                    let queue = shared.lock();
+                    if queue.parked.is_some() && !queue.head.is_empty() {
+                        Shared::hand_over(&shared.work, queue);
+                    }
+                }
+            }
+        }
+    }
+
+    /// An I/O thread is about to sleep. The last one to do so writes and syncs the queued
+    /// `always` group when the writer thread lends its file and one connection alone has
+    /// been writing; returns whether it did.
+    pub fn thread_parking(&self) -> bool {
+        if self.inner.awake.fetch_sub(1, Ordering::AcqRel) > 1 {
+            return false;
+        }
+        let writer = self
+            .inner
+            .writer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .upgrade();
+        writer.is_some_and(|shared| shared.commit_lent(self.inner.lone_writer()))
+    }
+
+    /// An I/O thread woke.
+    pub fn thread_unparked(&self) {
+        self.inner.awake.fetch_add(1, Ordering::AcqRel);
     }
 }
 
@@ -687,6 +948,7 @@ impl AofWriter {
                 sync_served: 0,
                 head_appends: 0,
                 pace_wake_at: None,
+                idle: None,
                 stats: Stats {
                     written: start_offset,
                     durable: start_offset,
@@ -721,6 +983,7 @@ impl AofWriter {
             pace: None,
             last_sync_start: None,
             poison: None,
+            lending_always: false,
         };
         let thread = std::thread::Builder::new()
             .name("keeper-aof".into())
@@ -749,14 +1012,21 @@ impl AofWriter {
         if queue.next_files.is_empty() {
             queue.head_appends += 1;
         }
-        if queue
-            .pace_wake_at
-            .is_some_and(|wake_at| queue.head_appends < wake_at)
-        {
+        match queue.pace_wake_at {
             // A paced commit waits for its group; its deadline wakes the thread otherwise.
-            return;
+            Some(wake_at) if queue.head_appends < wake_at => {}
+            // The group is full: the thread commits it now, also when it lent its file.
+            Some(_) => self.wake(queue),
+            // Under `always`, a lent file waits for an idle I/O thread only while groups stay
+            // small ([`IdleCommit`]); past that the thread takes the load back.
+            None if queue.parked.is_some()
+                && queue.policy == AppendFsync::Always
+                && (queue.head_appends > IDLE_COMMIT_MAX_GROUP || !queue.lone_writer()) =>
+            {
+                self.wake(queue)
+            }
+            None => self.wake_unless_lent(queue),
         }
-        self.wake_unless_lent(queue);
     }
 
     /// Queues an annotation line (`#…\r\n`): written to the file, not counted in the offset.
@@ -920,6 +1190,7 @@ impl AofWriter {
             durable_offset: stats.durable,
             ack_offset,
             fsyncs: stats.fsyncs,
+            idle_commits: stats.idle_commits,
             last_fsync_micros: stats.last_fsync_micros,
             max_fsync_micros: stats.max_fsync_micros,
             file_len: stats.file_len,
@@ -1032,6 +1303,10 @@ struct Worker {
     last_sync_start: Option<Instant>,
     /// The failed sync that poisoned the writer.
     poison: Option<Error>,
+    /// Under `always` with an [`IdleCommit`] attached: writes keep coming, so the thread lends
+    /// its file out between commits. Set by every commit; cleared when a lent period ends
+    /// with nothing written, so an idle server's thread sleeps until the next write.
+    lending_always: bool,
 }
 
 struct SyncThread {
@@ -1168,7 +1443,11 @@ impl Worker {
                 return queue.closing;
             }
             let mut deadline = [retry_at, sync_at, paced].into_iter().flatten().min();
-            let lend = self.policy != AppendFsync::Always
+            let lend_always = self.policy == AppendFsync::Always
+                && self.lending_always
+                && self.written == self.synced
+                && queue.lone_writer();
+            let lend = (self.policy != AppendFsync::Always || lend_always)
                 && self.unwritten.is_empty()
                 && self.repair_to.is_none()
                 && self.next_retry.is_none();
@@ -1185,8 +1464,20 @@ impl Worker {
                         .in_flight
                         .as_ref()
                         .map(|sync| (sync.delay_mark, self.timings.delayed_fsync_after)),
+                    synced: self.synced,
+                    sync_failed: None,
                 });
-                let sweep = now + self.timings.lent_sweep;
+                // Under `always`, appends do not wake a thread that lent its file: an idle
+                // I/O thread commits them, or this thread does when it wakes, no later than
+                // a paced commit would.
+                let sweep = now
+                    + if lend_always {
+                        self.pace.map_or(self.timings.pace_max, |pace| {
+                            (pace.took * PACE_SYNCS).min(self.timings.pace_max)
+                        })
+                    } else {
+                        self.timings.lent_sweep
+                    };
                 deadline = Some(deadline.map_or(sweep, |at| at.min(sweep)));
             }
             queue.worker_idle = true;
@@ -1236,6 +1527,17 @@ impl Worker {
             if let Some(parked) = queue.parked.take() {
                 self.file = Some(parked.file);
                 self.written = self.written.max(parked.written);
+                if self.policy == AppendFsync::Always && self.lending_always {
+                    // An idle commit since the file was lent keeps the lending on; a lent
+                    // period with none, and nothing queued, ends it.
+                    self.lending_always = parked.synced > self.synced || !queue.head.is_empty();
+                }
+                self.synced = self.synced.max(parked.synced);
+                if let Some(e) = parked.sync_failed {
+                    drop(queue);
+                    self.poison(e);
+                    return shared.lock();
+                }
                 if let (Some(sync), Some((delay_mark, _))) = (&mut self.in_flight, parked.in_flight)
                 {
                     sync.delay_mark = delay_mark;
@@ -1436,11 +1738,19 @@ impl Worker {
         self.last_sync_start = Some(started);
         let result = sync_file(self.file());
         let elapsed = started.elapsed();
+        let group = std::mem::take(&mut self.group);
         self.pace = Some(GroupPace {
-            group: std::mem::take(&mut self.group),
+            group,
             ended: Instant::now(),
             took: elapsed,
         });
+        if self.policy == AppendFsync::Always {
+            // A lone writer: one write in the group, and none came while it was synced (a
+            // client waiting for its reply sends nothing). Its next commits go to an idle I/O
+            // thread ([`IdleCommit`]).
+            let arrived = self.shared.lock().head_appends > 0;
+            self.lending_always = result.is_ok() && group <= IDLE_COMMIT_MAX_GROUP && !arrived;
+        }
         self.sync_finished(covers, elapsed, result);
         if self.policy == AppendFsync::EverySec && elapsed >= self.timings.delayed_fsync_after {
             // Writes waited for this sync as they wait for a delayed background one.

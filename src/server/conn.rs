@@ -148,6 +148,9 @@ pub(crate) async fn serve(mut stream: TcpStream, addr: SocketAddr, shared: Arc<S
                                     // Replies wait until the AOF acknowledges everything
                                     // propagated so far (group commit under `always`).
                                     if let Some(wait) = state.engine.aof_ack_wait() {
+                                        if let Some(idle) = state.engine.idle_commit() {
+                                            idle.waiting(client.id);
+                                        }
                                         ack_wait = Some(wait);
                                     }
                                 }

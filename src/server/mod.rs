@@ -83,6 +83,7 @@ use bytes::Bytes;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
+use crate::aof::writer::IdleCommit;
 use crate::config::Config;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
@@ -252,10 +253,19 @@ pub fn run(config: Config, config_file: Option<String>) -> Result<()> {
     } else {
         load_rdb(&mut engine, started)?
     };
+    // An I/O thread with nothing left to do commits the queued `always` group itself
+    // (`IdleCommit`), saving a write two thread hand-offs.
+    let idle = IdleCommit::new(engine.config().io_threads);
+    engine.commit_when_idle(idle.clone());
+    let unparked = idle.clone();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(engine.config().io_threads)
         .enable_all()
         .thread_name("keeper-io")
+        .on_thread_park(move || {
+            idle.thread_parking();
+        })
+        .on_thread_unpark(move || unparked.thread_unparked())
         .build()
         .map_err(|e| Error::io("tokio runtime", "start", e))?;
     let result = runtime.block_on(serve(engine, config_file, restored));

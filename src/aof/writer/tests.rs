@@ -994,3 +994,125 @@ fn a_lent_write_that_fails_leaves_no_partial_record_and_the_thread_takes_over() 
     assert_eq!(live(&sim, "a.1.incr.aof"), [one, two].concat());
     writer.close().unwrap();
 }
+
+/// An `always` writer lending its file to an [`IdleCommit`] for the lone client 7: the
+/// writer's own first commit is held at the gate for a while, so its lent periods (twice
+/// that sync) outlast the test's steps.
+fn lending_to_idle_io_thread(seed: u64) -> (SimStorage, Arc<GatedStorage>, AofWriter, IdleCommit) {
+    let gate = Gate::closed();
+    let (sim, storage) = gated(seed, gate.clone(), false);
+    let timings = WriterTimings {
+        pace_max: Duration::from_secs(3600),
+        ..fast()
+    };
+    let mut writer = start(storage.clone(), AppendFsync::Always, timings);
+    let idle = IdleCommit::new(1);
+    idle.attach(&writer);
+    idle.waiting(7);
+    wait_until("a lone writer", || idle.inner.lone_writer());
+    writer.append(&record(0));
+    gate.wait_for_syncs(1);
+    thread::sleep(Duration::from_millis(300));
+    gate.open();
+    writer.acks().wait(writer.offset()).unwrap();
+    wait_until_lent(&writer);
+    (sim, storage, writer, idle)
+}
+
+#[test]
+fn an_idle_io_thread_commits_a_lone_writers_write_itself() {
+    let (sim, storage, mut writer, idle) = lending_to_idle_io_thread(31);
+    let mut expected = record(0);
+    let mut inline = 0;
+    for i in 1..=50 {
+        wait_until_lent(&writer);
+        writer.append(&record(i));
+        expected.extend_from_slice(&record(i));
+        let end = writer.offset();
+        idle.waiting(7);
+        if idle.thread_parking() {
+            inline += 1;
+            // Written, synced and acknowledged before the hook returned, by this thread.
+            assert_eq!(writer.ack_offset(), end);
+            assert_eq!(writer.status().durable_offset, end);
+            assert_eq!(
+                storage.writers.lock().unwrap().last().unwrap(),
+                &thread_name()
+            );
+        } else {
+            // The thread's lent period ended just then: it commits the write itself.
+            writer.acks().wait(end).unwrap();
+        }
+        idle.thread_unparked();
+    }
+    assert!(
+        inline >= 40,
+        "only {inline} of 50 writes committed on the idle thread"
+    );
+    let status = writer.status();
+    assert_eq!(status.fsyncs, 51);
+    assert_eq!(status.idle_commits, inline);
+    assert_eq!(status.file_len, expected.len() as u64);
+    writer.close().unwrap();
+    sim.crash(CrashMode::DropUnsynced);
+    assert_eq!(live(&sim, "a.1.incr.aof"), expected);
+}
+
+#[test]
+fn a_second_writer_gets_the_commits_back_to_the_writer_thread() {
+    let (sim, storage, mut writer, idle) = lending_to_idle_io_thread(32);
+    // The lone writer's write waits in the lent file for an idle moment; a second client
+    // waiting for an ack hands it to the thread at once.
+    writer.append(&record(1));
+    let end = writer.offset();
+    idle.waiting(8);
+    writer.acks().wait(end).unwrap();
+    assert_eq!(
+        storage.writers.lock().unwrap().last().unwrap(),
+        "keeper-aof"
+    );
+    // With two writers the thread keeps its file: an idle I/O thread commits nothing.
+    for i in 2..10 {
+        writer.append(&record(i));
+        idle.waiting(7 + i as u64 % 2);
+        assert!(!idle.thread_parking());
+        idle.thread_unparked();
+        writer.acks().wait(writer.offset()).unwrap();
+    }
+    let writers = storage.writers.lock().unwrap().clone();
+    assert!(
+        writers[1..].iter().all(|w| w == "keeper-aof"),
+        "{writers:?}"
+    );
+    writer.close().unwrap();
+    sim.crash(CrashMode::DropUnsynced);
+    let expected: Vec<u8> = (0..10).flat_map(record).collect();
+    assert_eq!(live(&sim, "a.1.incr.aof"), expected);
+}
+
+#[test]
+fn a_failed_sync_on_the_idle_io_thread_poisons_the_writer() {
+    let (sim, _storage, mut writer, idle) = lending_to_idle_io_thread(33);
+    let first = writer.offset();
+    sim.set_faults(FaultPlan {
+        fail_nth: Some((1, Some(OpKind::SyncData), FaultError::Io)),
+        ..FaultPlan::default()
+    });
+    writer.append(&record(1));
+    let second = writer.offset();
+    idle.waiting(7);
+    // Not committed: the sync failed. Nothing it covered is acknowledged, ever.
+    let committed = idle.thread_parking();
+    idle.thread_unparked();
+    assert!(!committed);
+    assert!(matches!(
+        writer.acks().wait(second),
+        Err(AckError::Poisoned(_))
+    ));
+    assert_eq!(writer.ack_offset(), first);
+    let status = writer.status();
+    assert_eq!(status.poisoned.as_deref(), Some("Input/output error"));
+    assert_eq!(status.durable_offset, first);
+    assert!(writer.writes_refused().is_some());
+    assert!(writer.close().is_err());
+}
