@@ -569,6 +569,10 @@ struct Shared {
     acks: Arc<AckCell>,
     /// Wakes [`AofWriter::sync_all`] callers: a request served.
     sync_served: Condvar,
+    /// Set while the thread lends its file out under `always` for a lone writer, so the idle
+    /// I/O threads' hook ([`IdleCommit::thread_parking`]) does not take the queue's lock at
+    /// every park of a busy server.
+    lent_always: AtomicBool,
 }
 
 impl Shared {
@@ -583,6 +587,9 @@ impl Shared {
     /// wakes the thread to commit instead. A failed write gives the bytes back, a failed sync
     /// the poisoning, to the thread.
     fn commit_lent(&self, lone_writer: bool) -> bool {
+        if !self.lent_always.load(Ordering::Acquire) {
+            return false;
+        }
         let mut queue = self.lock();
         if queue.head.is_empty()
             || queue.policy != AppendFsync::Always
@@ -961,6 +968,7 @@ impl AofWriter {
             refusing: AtomicBool::new(false),
             acks,
             sync_served: Condvar::new(),
+            lent_always: AtomicBool::new(false),
         });
         let worker = Worker {
             shared: shared.clone(),
@@ -1467,6 +1475,9 @@ impl Worker {
                     synced: self.synced,
                     sync_failed: None,
                 });
+                if lend_always {
+                    shared.lent_always.store(true, Ordering::Release);
+                }
                 // Under `always`, appends do not wake a thread that lent its file: an idle
                 // I/O thread commits them, or this thread does when it wakes, no later than
                 // a paced commit would.
@@ -1525,6 +1536,7 @@ impl Worker {
     ) -> MutexGuard<'a, Queue> {
         loop {
             if let Some(parked) = queue.parked.take() {
+                shared.lent_always.store(false, Ordering::Release);
                 self.file = Some(parked.file);
                 self.written = self.written.max(parked.written);
                 if self.policy == AppendFsync::Always && self.lending_always {
