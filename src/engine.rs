@@ -160,8 +160,8 @@ pub struct Engine {
     persistence: Persistence,
     /// The AOF when `appendonly` is on and [`Engine::open_aof`] opened it.
     aof: Option<Aof>,
-    /// The server's idle I/O threads, which commit `always` groups of every AOF writer this
-    /// engine starts ([`Engine::commit_when_idle`]).
+    /// The server's idle I/O threads, which commit a lone client's `always` writes for every
+    /// AOF writer this engine starts ([`Engine::commit_when_idle`]).
     idle_commit: Option<IdleCommit>,
     pub stats: Stats,
     started: Instant,
@@ -721,8 +721,8 @@ impl Engine {
         self.aof.as_mut()
     }
 
-    /// Lets the server's I/O threads commit `always` groups when they go idle
-    /// ([`IdleCommit`]): the AOF writer running now and every one started later.
+    /// Lets the server's I/O threads commit a lone client's `always` writes when they go idle
+    /// ([`IdleCommit`]): for the AOF writer running now and every one started later.
     pub fn commit_when_idle(&mut self, idle: IdleCommit) {
         if let Some(aof) = &self.aof {
             idle.attach(aof.writer());

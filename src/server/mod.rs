@@ -253,8 +253,8 @@ pub fn run(config: Config, config_file: Option<String>) -> Result<()> {
     } else {
         load_rdb(&mut engine, started)?
     };
-    // An I/O thread with nothing left to do commits the queued `always` group itself
-    // (`IdleCommit`), saving a write two thread hand-offs.
+    // An I/O thread with nothing left to do commits a lone client's `always` write itself
+    // (`IdleCommit`), saving the write two thread hand-offs.
     let idle = IdleCommit::new(engine.config().io_threads);
     engine.commit_when_idle(idle.clone());
     let unparked = idle.clone();
