@@ -1312,9 +1312,11 @@ struct Worker {
     last_sync_start: Option<Instant>,
     /// The failed sync that poisoned the writer.
     poison: Option<Error>,
-    /// Under `always` with an [`IdleCommit`] attached: writes keep coming, so the thread lends
-    /// its file out between commits. Set by every commit; cleared when a lent period ends
-    /// with nothing written, so an idle server's thread sleeps until the next write.
+    /// Under `always`: the last commit looked like a lone writer's (one write, and none came
+    /// during its sync), so the thread lends its file out between commits while the
+    /// [`IdleCommit`] also sees one connection alone waiting. Set or cleared by each of the
+    /// thread's commits; kept by a lent period in which an idle I/O thread committed, cleared
+    /// by one with nothing written, so an idle server's thread sleeps until the next write.
     lending_always: bool,
 }
 
