@@ -686,14 +686,13 @@ impl Shared {
             self.acks.publish(Ack::Offset(end));
         }
         if wake {
-            queue.worker_idle = false;
-            drop(queue);
-            self.work.notify_one();
+            Self::hand_over(&self.work, queue);
         }
         committed
     }
 
-    /// Wakes the thread to commit what is queued, also while it lends its file out.
+    /// Wakes the thread to take over: to commit what is queued while it lends its file out,
+    /// or to take the file back when it waits for it (`reclaiming`) or a lent write failed.
     fn hand_over(work: &Condvar, mut queue: MutexGuard<'_, Queue>) {
         queue.worker_idle = false;
         drop(queue);
@@ -751,9 +750,7 @@ impl Shared {
             }
             if wake {
                 // The thread wants its file back: leave the rest to it.
-                queue.worker_idle = false;
-                drop(queue);
-                self.work.notify_one();
+                Self::hand_over(&self.work, queue);
                 return;
             }
         }
