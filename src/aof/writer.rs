@@ -38,11 +38,10 @@
 //! two hand-offs between threads (waking the writer, then the writer waking the connection)
 //! drop out of the write's latency: on the 2-core virtual machine of BENCHMARKS.md a lone
 //! client's `SET`s went from about 2,500 to 2,700–2,850 a second ("A lone client's commit on
-//! the idle I/O thread"). For that the thread lends its file out
-//! between commits while one client alone writes, one write per commit, and sleeps at most as
-//! long as a paced commit would wait (twice the last sync, at most
-//! [`WriterTimings::pace_max`]): if no I/O thread went idle by then, it commits the write
-//! itself. With two writers or more it keeps its file, as before: a commit on the I/O thread
+//! the idle I/O thread"). For that the thread lends its file out between commits while one
+//! client alone writes, one write per commit, and sleeps at most as long as a paced commit
+//! would wait (twice the last sync, at most [`WriterTimings::pace_max`]): if no I/O thread
+//! went idle by then, it commits the write itself. With two writers or more it keeps its file, as before: a commit on the I/O thread
 //! would hold the other writers' commands behind the sync, which the writer thread overlaps
 //! with them. A load that stops ends the lending; the next write wakes the thread as before.
 //!
@@ -66,9 +65,9 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::io;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -540,9 +539,7 @@ impl Queue {
     fn lone_writer(&self) -> bool {
         self.policy == AppendFsync::Always && self.idle.as_ref().is_some_and(|i| i.lone_writer())
     }
-}
 
-impl Queue {
     /// Takes in the outcome of a write of `bytes` (ending at stream offset `end`) to the lent
     /// file `parked`, made outside the lock: written, the file's end moves on and the buffer's
     /// capacity is kept for the next batch; failed, the bytes go back to the front of the
@@ -767,10 +764,10 @@ pub struct IdleCommit {
 }
 
 struct IdleInner {
-    writer: Mutex<std::sync::Weak<Shared>>,
+    writer: Mutex<Weak<Shared>>,
     /// I/O threads not parked. Only the last one to park commits: while another runs, the
     /// connections it serves may still add to the group.
-    awake: std::sync::atomic::AtomicIsize,
+    awake: AtomicIsize,
     /// The connection that last waited for an ack ([`IdleCommit::waiting`]).
     last_waiter: AtomicU64,
     /// When another connection than the one before last waited, in microseconds since
@@ -813,10 +810,8 @@ impl IdleCommit {
     pub fn new(io_threads: usize) -> Self {
         IdleCommit {
             inner: Arc::new(IdleInner {
-                writer: Mutex::new(std::sync::Weak::new()),
-                awake: std::sync::atomic::AtomicIsize::new(
-                    isize::try_from(io_threads).unwrap_or(isize::MAX),
-                ),
+                writer: Mutex::new(Weak::new()),
+                awake: AtomicIsize::new(isize::try_from(io_threads).unwrap_or(isize::MAX)),
                 last_waiter: AtomicU64::new(0),
                 other_waiter_at: AtomicU64::new(0),
                 epoch: Instant::now(),
