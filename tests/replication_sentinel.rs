@@ -63,17 +63,11 @@ fn config_text(node: &KeeperServer) -> String {
     std::fs::read_to_string(node.dir.join("node.conf")).unwrap()
 }
 
-/// The dataset of the node on `port` (`tools/redis_dump.py`), taken again once if the server
-/// closes the connection mid-dump: Sentinel closes a node's normal connections each time it
-/// reconfigures it (`CLIENT KILL TYPE normal` after every `REPLICAOF` it sends), and real
-/// clients reconnect. Seen once in CI (stop 19: the dump of the promoted node, after the other
-/// replica had caught up; which command cut it was not established). A second failure panics
-/// with every log.
-fn dump_retried(port: u16, logs: impl Fn() -> String) -> Vec<String> {
-    support::dump_port(port).unwrap_or_else(|first| {
-        eprintln!("the dump of port {port} was cut ({first}); taking it again");
-        support::dump_port(port).unwrap_or_else(|e| panic!("{e}\n{}", logs()))
-    })
+/// The dataset of the node on `port` (`tools/redis_dump.py`). Nothing may cut it: once the
+/// one failover is over, Sentinel has no reason to reconfigure a node (which closes its
+/// normal connections with `CLIENT KILL TYPE normal`).
+fn dump(port: u16, logs: impl Fn() -> String) -> Vec<String> {
+    support::dump_port(port).unwrap_or_else(|e| panic!("dump of port {port}: {e}\n{}", logs()))
 }
 
 #[test]
@@ -267,10 +261,10 @@ fn sentinel_promotes_the_replica_with_most_data_and_the_other_continues_partiall
         stats["sync_partial_ok"].parse::<u64>().unwrap() >= 1,
         "B did not continue partially: {stats:?}"
     );
-    let a_data = dump_retried(a.port, || all_logs(&sentinels));
+    let a_data = dump(a.port, || all_logs(&sentinels));
     assert_eq!(
         a_data,
-        dump_retried(b.port, || all_logs(&sentinels)),
+        dump(b.port, || all_logs(&sentinels)),
         "B's data differs from A's"
     );
     // Every write the new primary acknowledged is on both nodes.
@@ -294,8 +288,19 @@ fn sentinel_promotes_the_replica_with_most_data_and_the_other_continues_partiall
     let b_conf = config_text(&b);
     assert!(
         b_conf.contains(&format!("replicaof 127.0.0.1 {}\n", a.port)),
-        "B's config:\n{b_conf}"
+        "B's config:\n{b_conf}\n{}",
+        all_logs(&sentinels)
     );
+    // One failover: no sentinel switched the primary twice (a second failover would have
+    // promoted B).
+    for (i, s) in sentinels.iter().enumerate() {
+        assert_eq!(
+            s.log().matches("+switch-master").count(),
+            1,
+            "sentinel {i} switched the primary more than once\n{}",
+            all_logs(&sentinels)
+        );
+    }
 }
 
 /// What Sentinel's hello messages rely on: as Redis 7.0 outside cluster mode, a PUBLISH on a

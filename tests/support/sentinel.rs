@@ -17,6 +17,7 @@ pub struct SentinelOptions {
     pub name: String,
     pub quorum: u32,
     /// `down-after-milliseconds`: how long without a valid reply makes the primary down.
+    /// Keep it above Sentinel's ping period (1 s) with a margin: see the default.
     pub down_after_ms: u64,
     /// `failover-timeout`; also how long Sentinel leaves a replica pointed elsewhere before
     /// it reconfigures it (`+fix-slave-config`).
@@ -28,7 +29,18 @@ impl Default for SentinelOptions {
         SentinelOptions {
             name: "mymaster".into(),
             quorum: 2,
-            down_after_ms: 1000,
+            // Not 1000: redis-sentinel 7.0 has a window that makes a new primary look down.
+            // At `+switch-master` a sentinel that did not lead the failover resets the
+            // primary's link, starting the down clock (`act_ping_time`) at once, but keeps the
+            // link's `last_reconn_time` from its once-a-second reconnects to the dead primary,
+            // so it connects to the new one up to 1 s (its ping period) plus a timer tick
+            // later. With `down-after-milliseconds 1000` the new primary can be `+sdown`
+            // before its first PONG arrives, and the other sentinels' "is down" answers,
+            // stale from the first failover, make it `+odown` at once: a second failover
+            // promotes the lagging replica (sentinel.c `sentinelResetMaster`,
+            // `sentinelReconnectInstance`; seen in CI, stop 20). Twice the ping period leaves
+            // a second of margin.
+            down_after_ms: 2000,
             failover_timeout_ms: 20_000,
         }
     }
