@@ -41,9 +41,10 @@
 //! the idle I/O thread"). For that the thread lends its file out between commits while one
 //! client alone writes, one write per commit, and sleeps at most as long as a paced commit
 //! would wait (twice the last sync, at most [`WriterTimings::pace_max`]): if no I/O thread
-//! went idle by then, it commits the write itself. With two writers or more it keeps its file, as before: a commit on the I/O thread
-//! would hold the other writers' commands behind the sync, which the writer thread overlaps
-//! with them. A load that stops ends the lending; the next write wakes the thread as before.
+//! went idle by then, it commits the write itself. With two writers or more it keeps its
+//! file, as before: a commit on the I/O thread would hold the other writers' commands behind
+//! the sync, which the writer thread overlaps with them. A load that stops ends the lending;
+//! the next write wakes the thread as before.
 //!
 //! `everysec` writes as data comes and syncs at most once per interval on a separate
 //! thread (through [`WritableFile::background_syncer`]; files without one are synced by the
@@ -754,10 +755,11 @@ impl Shared {
     }
 }
 
-/// Lets a server's I/O threads commit a lone client's `always` writes themselves when they have
-/// nothing else to do (module docs). The server calls [`IdleCommit::thread_parking`] from its runtime's
-/// `on_thread_park` hook and [`IdleCommit::thread_unparked`] from `on_thread_unpark`; the
-/// engine attaches each AOF writer it starts ([`IdleCommit::attach`]). Clones share state.
+/// Lets a server's I/O threads commit a lone client's `always` writes themselves when they
+/// have nothing else to do (module docs). The server calls [`IdleCommit::thread_parking`] from
+/// its runtime's `on_thread_park` hook and [`IdleCommit::thread_unparked`] from
+/// `on_thread_unpark`; the engine attaches each AOF writer it starts ([`IdleCommit::attach`]).
+/// Clones share state.
 #[derive(Clone)]
 pub struct IdleCommit {
     inner: Arc<IdleInner>,
